@@ -1,0 +1,13 @@
+//! Placeholder: being written.
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Placeholder: being written.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageVerification {}
+
+/// Placeholder: being written (validate.manifests).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Manifests {}

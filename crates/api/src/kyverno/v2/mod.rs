@@ -1,0 +1,1 @@
+//! `kyverno.io/v2`.
