@@ -1,4 +1,7 @@
 //! Rust types for the Kyverno API.
 pub mod crds;
 pub mod kyverno;
+pub mod load;
+pub mod policy_report;
+pub mod reports;
 pub mod schema;

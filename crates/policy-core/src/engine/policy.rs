@@ -1,0 +1,67 @@
+//! A ClusterPolicy or Policy ready for evaluation: checked, with its autogen rules computed.
+use std::collections::BTreeMap;
+
+use kyverno_api::kyverno::v1::policy::{ClusterPolicy, Policy, Spec};
+use kyverno_api::kyverno::v1::rule::Rule;
+
+/// Why a policy cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyLoadError {
+    /// A field of the policy is invalid.
+    #[error("policy {policy}: {path}: {message}")]
+    Invalid {
+        /// The policy's name.
+        policy: String,
+        /// The offending field, such as `spec.rules[0].validate.pattern`.
+        path: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+/// A policy ready for evaluation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoadedPolicy {
+    /// The policy's name.
+    pub name: String,
+    /// The namespace of a (namespaced) Policy; `None` for a ClusterPolicy.
+    pub namespace: Option<String>,
+    /// The policy's annotations (autogen controllers, categories, severity...).
+    pub annotations: BTreeMap<String, String>,
+    /// The policy's spec as written.
+    pub spec: Spec,
+    /// The rules to evaluate: the spec's rules followed by the autogen rules.
+    pub rules: Vec<Rule>,
+}
+
+impl LoadedPolicy {
+    /// Loads a ClusterPolicy.
+    pub fn from_cluster_policy(policy: ClusterPolicy) -> Result<Self, PolicyLoadError> {
+        Self::new(policy.metadata, None, policy.spec.0)
+    }
+
+    /// Loads a namespaced Policy.
+    pub fn from_policy(policy: Policy) -> Result<Self, PolicyLoadError> {
+        let namespace = policy.metadata.namespace.clone().unwrap_or_else(|| "default".to_owned());
+        Self::new(policy.metadata, Some(namespace), policy.spec.0)
+    }
+
+    fn new(
+        metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+        namespace: Option<String>,
+        spec: Spec,
+    ) -> Result<Self, PolicyLoadError> {
+        let name = metadata.name.unwrap_or_default();
+        let annotations = metadata.annotations.unwrap_or_default();
+        let rules = spec.rules.clone();
+        Ok(Self { name, namespace, annotations, spec, rules })
+    }
+
+    /// How test files and reports name the policy: `name`, or `namespace/name` for a Policy.
+    pub fn key(&self) -> String {
+        match &self.namespace {
+            Some(namespace) => format!("{namespace}/{}", self.name),
+            None => self.name.clone(),
+        }
+    }
+}

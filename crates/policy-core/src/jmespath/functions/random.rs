@@ -1,0 +1,4 @@
+//! TODO
+use super::FunctionSpec;
+
+pub(super) const FUNCTIONS: &[FunctionSpec] = &[];

@@ -1,0 +1,535 @@
+//! Matching one resource value against a scalar pattern: booleans, numbers, `null`, and
+//! strings with wildcards, `|` / `&`, the operators `!` `<` `>` `<=` `>=`, ranges `a-b` /
+//! `a!-b`, and duration and Kubernetes quantity comparisons (Kyverno's `pkg/engine/pattern`).
+
+use std::borrow::Cow;
+use std::cmp::Ordering;
+use std::sync::LazyLock;
+
+use regex::Regex;
+use serde_json::Value;
+
+use crate::duration::parse_duration;
+use crate::quantity::Quantity;
+use crate::wildcard;
+
+/// A comparison operator at the start of a string pattern.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Operator {
+    Equal,
+    NotEqual,
+    More,
+    Less,
+    MoreEqual,
+    LessEqual,
+}
+
+/// One `|`/`&`-free string pattern, classified like Kyverno's `GetOperatorFromStringPattern`.
+enum StringCondition<'a> {
+    Compare(Operator, &'a str),
+    InRange(&'a str, &'a str),
+    NotInRange(&'a str, &'a str),
+}
+
+static IN_RANGE: LazyLock<Regex> = LazyLock::new(|| range_regex("-"));
+static NOT_IN_RANGE: LazyLock<Regex> = LazyLock::new(|| range_regex("!-"));
+
+/// `^(bound)<separator>(bound)$` where a bound is a signed decimal with an optional unit.
+fn range_regex(separator: &str) -> Regex {
+    let bound = r"[-|\+]?\d+(?:\.\d+)?[A-Za-z]*";
+    Regex::new(&format!("^({bound}){separator}({bound})$"))
+        .unwrap_or_else(|error| unreachable!("constant range regex is valid: {error}"))
+}
+
+/// Whether `value` matches the scalar `pattern` (a string, number, boolean or `null`),
+/// with Kyverno's conversions between strings, numbers and booleans.
+///
+/// Array patterns never match; an object pattern only requires the value to be an object.
+pub fn value_matches(value: &Value, pattern: &Value) -> bool {
+    match pattern {
+        Value::Bool(expected) => value.as_bool() == Some(*expected),
+        // Kyverno decodes every pattern number as a float64.
+        Value::Number(number) => number
+            .as_f64()
+            .is_some_and(|expected| matches_number(value, expected)),
+        Value::Null => is_zero_value(value),
+        Value::String(pattern) => matches_string_pattern(value, pattern),
+        Value::Object(_) => value.is_object(),
+        Value::Array(_) => false,
+    }
+}
+
+fn matches_number(value: &Value, expected: f64) -> bool {
+    match value {
+        Value::Number(number) => match number.as_i64() {
+            Some(integer) => expected.fract() == 0.0 && expected as i64 == integer,
+            None => number.as_f64() == Some(expected),
+        },
+        Value::String(text) => text.parse::<f64>().ok() == Some(expected),
+        _ => false,
+    }
+}
+
+/// What a `null` pattern accepts: `null`, `0`, `""` and `false`.
+fn is_zero_value(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::Bool(flag) => !flag,
+        Value::Number(number) => number.as_f64() == Some(0.0),
+        Value::String(text) => text.is_empty(),
+        Value::Array(_) | Value::Object(_) => false,
+    }
+}
+
+/// A string pattern: alternatives separated by `|`, each a conjunction separated by `&`.
+fn matches_string_pattern(value: &Value, pattern: &str) -> bool {
+    if value.as_str() == Some(pattern) {
+        return true;
+    }
+    pattern.split('|').any(|alternative| {
+        alternative
+            .trim_matches(' ')
+            .split('&')
+            .all(|condition| matches_condition(value, condition.trim_matches(' ')))
+    })
+}
+
+fn matches_condition(value: &Value, condition: &str) -> bool {
+    match classify(condition) {
+        StringCondition::Compare(operator, operand) => compare(value, operand, operator),
+        StringCondition::InRange(low, high) => {
+            compare(value, low, Operator::MoreEqual) && compare(value, high, Operator::LessEqual)
+        }
+        StringCondition::NotInRange(low, high) => {
+            compare(value, low, Operator::Less) || compare(value, high, Operator::More)
+        }
+    }
+}
+
+fn classify(condition: &str) -> StringCondition<'_> {
+    if condition.len() < 2 {
+        return StringCondition::Compare(Operator::Equal, condition.trim());
+    }
+    let prefixed = [
+        (">=", Operator::MoreEqual),
+        ("<=", Operator::LessEqual),
+        (">", Operator::More),
+        ("<", Operator::Less),
+        ("!", Operator::NotEqual),
+    ];
+    for (prefix, operator) in prefixed {
+        if let Some(operand) = condition.strip_prefix(prefix) {
+            return StringCondition::Compare(operator, operand.trim());
+        }
+    }
+    // Ranges start with a digit or a sign; checking first avoids running the regexes on
+    // ordinary strings.
+    if condition.starts_with(|c: char| c.is_ascii_digit() || matches!(c, '-' | '+')) {
+        if let Some((low, high)) = range_bounds(&NOT_IN_RANGE, condition) {
+            return StringCondition::NotInRange(low, high);
+        }
+        if let Some((low, high)) = range_bounds(&IN_RANGE, condition) {
+            return StringCondition::InRange(low, high);
+        }
+    }
+    StringCondition::Compare(Operator::Equal, condition.trim())
+}
+
+fn range_bounds<'a>(regex: &Regex, condition: &'a str) -> Option<(&'a str, &'a str)> {
+    let captures = regex.captures(condition)?;
+    Some((captures.get(1)?.as_str(), captures.get(2)?.as_str()))
+}
+
+/// Compares as durations if both sides are durations, else as quantities if both are
+/// quantities, else as strings (wildcards; only `=` and `!`).
+fn compare(value: &Value, operand: &str, operator: Operator) -> bool {
+    if let Some(ordering) = numeric_ordering(value, operand) {
+        return operator_holds(operator, ordering);
+    }
+    let negate = match operator {
+        Operator::Equal => false,
+        Operator::NotEqual => true,
+        Operator::More | Operator::Less | Operator::MoreEqual | Operator::LessEqual => return false,
+    };
+    comparable_text(value).is_some_and(|text| wildcard::matches(operand, &text) != negate)
+}
+
+/// How the value orders against `operand` when both are durations or both are quantities.
+fn numeric_ordering(value: &Value, operand: &str) -> Option<Ordering> {
+    let expected_duration = parse_duration(operand);
+    let expected_quantity = Quantity::parse(operand);
+    if expected_duration.is_none() && expected_quantity.is_none() {
+        return None;
+    }
+    let text = numeric_text(value)?;
+    if let (Some(expected), Some(actual)) = (expected_duration, parse_duration(&text)) {
+        return Some(actual.cmp(&expected));
+    }
+    Some(Quantity::parse(&text)?.cmp(&expected_quantity?))
+}
+
+fn operator_holds(operator: Operator, ordering: Ordering) -> bool {
+    match operator {
+        Operator::Equal => ordering == Ordering::Equal,
+        Operator::NotEqual => ordering != Ordering::Equal,
+        Operator::More => ordering == Ordering::Greater,
+        Operator::Less => ordering == Ordering::Less,
+        Operator::MoreEqual => ordering != Ordering::Less,
+        Operator::LessEqual => ordering != Ordering::Greater,
+    }
+}
+
+/// The value as text for duration and quantity parsing (Kyverno's `convertNumberToString`):
+/// `null` is `"0"`, floats are printed with six decimals.
+fn numeric_text(value: &Value) -> Option<Cow<'_, str>> {
+    match value {
+        Value::Null => Some(Cow::Borrowed("0")),
+        Value::String(text) => Some(Cow::Borrowed(text)),
+        Value::Number(number) => Some(Cow::Owned(match number.as_f64() {
+            Some(float) if number.is_f64() => format!("{float:.6}"),
+            _ => number.to_string(),
+        })),
+        Value::Bool(_) | Value::Array(_) | Value::Object(_) => None,
+    }
+}
+
+/// The value as text for wildcard matching: floats in Go's `%E` form (`1.5E+00`).
+fn comparable_text(value: &Value) -> Option<Cow<'_, str>> {
+    match value {
+        Value::String(text) => Some(Cow::Borrowed(text)),
+        Value::Bool(flag) => Some(Cow::Borrowed(if *flag { "true" } else { "false" })),
+        Value::Number(number) if number.is_i64() || number.is_u64() => {
+            Some(Cow::Owned(number.to_string()))
+        }
+        Value::Number(number) => number
+            .as_f64()
+            .map(|float| Cow::Owned(go_exponent_format(float, 'E'))),
+        Value::Null | Value::Array(_) | Value::Object(_) => None,
+    }
+}
+
+/// Shortest decimal digits and exponent of `float`: `(digits, exponent)` meaning
+/// `d.ddd × 10^exponent`.
+fn shortest_digits(float: f64) -> (String, i32) {
+    let formatted = format!("{:e}", float.abs());
+    let (mantissa, exponent) = formatted.split_once('e').unwrap_or((&formatted, "0"));
+    (mantissa.replace('.', ""), exponent.parse().unwrap_or(0))
+}
+
+/// Go's `strconv.FormatFloat(f, 'e' | 'E', -1, 64)`: shortest digits, two-digit signed exponent.
+fn go_exponent_format(float: f64, letter: char) -> String {
+    if !float.is_finite() {
+        return float.to_string();
+    }
+    let (digits, exponent) = shortest_digits(float);
+    let sign = if float.is_sign_negative() { "-" } else { "" };
+    let (first, rest) = digits.split_at(1);
+    let fraction = if rest.is_empty() { String::new() } else { format!(".{rest}") };
+    let exponent_sign = if exponent < 0 { '-' } else { '+' };
+    format!("{sign}{first}{fraction}{letter}{exponent_sign}{:02}", exponent.unsigned_abs())
+}
+
+/// Go's `%v` of a float64 (`strconv.FormatFloat(f, 'g', -1, 64)`): shortest digits, in
+/// exponent form when the decimal exponent is below -4 or at least 6.
+fn go_general_format(float: f64) -> String {
+    if !float.is_finite() {
+        return float.to_string();
+    }
+    let (_, exponent) = shortest_digits(float);
+    if exponent < -4 || exponent >= 6 {
+        go_exponent_format(float, 'e')
+    } else {
+        // Rust's `Display` is the shortest round-trip form without an exponent.
+        float.to_string()
+    }
+}
+
+/// Go's `%v` of a decoded JSON value, as Kyverno prints values in error messages
+/// (`map[a:1]`, `[x y]`, `<nil>`).
+pub(crate) fn go_format(value: &Value) -> String {
+    let mut text = String::new();
+    write_go_format(&mut text, value);
+    text
+}
+
+fn write_go_format(out: &mut String, value: &Value) {
+    match value {
+        Value::Null => out.push_str("<nil>"),
+        Value::Bool(flag) => out.push_str(if *flag { "true" } else { "false" }),
+        Value::Number(number) if number.is_i64() || number.is_u64() => {
+            out.push_str(&number.to_string());
+        }
+        Value::Number(number) => out.push_str(&go_general_format(number.as_f64().unwrap_or(0.0))),
+        Value::String(text) => out.push_str(text),
+        Value::Array(items) => {
+            out.push('[');
+            for (index, item) in items.iter().enumerate() {
+                if index > 0 {
+                    out.push(' ');
+                }
+                write_go_format(out, item);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_unstable_by(|(left, _), (right, _)| left.cmp(right));
+            out.push_str("map[");
+            for (index, (key, item)) in entries.into_iter().enumerate() {
+                if index > 0 {
+                    out.push(' ');
+                }
+                out.push_str(key);
+                out.push(':');
+                write_go_format(out, item);
+            }
+            out.push(']');
+        }
+    }
+}
+
+/// Go's `%T` of a decoded JSON value.
+pub(crate) fn go_type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "<nil>",
+        Value::Bool(_) => "bool",
+        Value::Number(number) if number.is_i64() || number.is_u64() => "int64",
+        Value::Number(_) => "float64",
+        Value::String(_) => "string",
+        Value::Array(_) => "[]interface {}",
+        Value::Object(_) => "map[string]interface {}",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn matches(value: Value, pattern: Value) -> bool {
+        value_matches(&value, &pattern)
+    }
+
+    #[test]
+    fn scalar_patterns_from_upstream_validate_tests() {
+        let cases = [
+            (json!(true), json!(true), true),
+            (json!(true), json!(false), false),
+            (json!(false), json!(true), false),
+            (json!(false), json!(false), true),
+            (json!("value"), Value::Null, false),
+            (json!(""), Value::Null, true),
+            (json!(0.0), Value::Null, true),
+            (json!(0), Value::Null, true),
+            (json!(false), Value::Null, true),
+            (Value::Null, Value::Null, true),
+            (json!({}), Value::Null, false),
+            (json!([]), Value::Null, false),
+            (json!(1), Value::Null, false),
+            (json!(true), Value::Null, false),
+            (json!("10.100.11.54"), json!("192.168.88.1 | 10.100.11.*"), true),
+            (json!("10"), json!(">1 & <20"), true),
+            (json!("10"), json!(">1 & <20 | >31 & <33"), true),
+            (json!("32"), json!(">1 & <20 | >31 & <33"), true),
+            (json!("21"), json!(">1 & <20 | >31 & <33"), false),
+            (json!(7.0), json!(7.000), true),
+            (json!(10), json!(10), true),
+            (json!(8), json!(10), false),
+            (Value::Null, json!([]), false),
+            (json!({"a": true}), json!({"b": false}), true),
+            (Value::Null, json!(false), false),
+            (json!(8.0), json!(8), true),
+            (json!(8.1), json!(8), false),
+            (json!("8"), json!(8), true),
+            (json!("8.1"), json!(8), false),
+            (json!(false), json!(8), false),
+            (json!(8), json!(8.0), true),
+            (json!(8), json!(8.1), false),
+            (json!("8.1"), json!(8.1), true),
+            (json!("abc"), json!(8.1), false),
+            (json!(7.9914), json!(7.9914), true),
+            (json!(7.9914), json!(7.99141), false),
+            (json!(7.000001), json!(7), false),
+        ];
+        for (value, pattern, expected) in cases {
+            assert_eq!(
+                matches(value.clone(), pattern.clone()),
+                expected,
+                "{value} against {pattern}"
+            );
+        }
+    }
+
+    #[test]
+    fn negations_and_conjunctions() {
+        let cases = [
+            ("5.16.5-arch1-1", "!5.10.84-1", true),
+            ("5.10.84-1", "5.10.84-1", true),
+            ("!5.10.84-1", "!5.10.84-1", true),
+            ("5.10.84-1", "!5.10.84-1", false),
+            ("5.16.5-arch1-1", "!5.10.84-1 & !5.15.2-1", true),
+            ("5.10.84-1", "!5.10.84-1 & !5.15.2-1", false),
+            ("5.15.2-1", "!5.10.84-1 & !5.15.2-1", false),
+            ("nginx:latest", "!*:latest", false),
+            ("nginx:1.2", "!*:latest", true),
+            ("nginx", "*:latest | !*:*", true),
+        ];
+        for (value, pattern, expected) in cases {
+            assert_eq!(matches(json!(value), json!(pattern)), expected, "{value} against {pattern}");
+        }
+    }
+
+    #[test]
+    fn ranges() {
+        let cases = [
+            (json!(0), "0-2", true),
+            (json!(1), "0-2", true),
+            (json!(2), "0-2", true),
+            (json!(3), "0-2", false),
+            (json!(0), "10!-20", true),
+            (json!(15), "10!-20", false),
+            (json!(25), "10!-20", true),
+            (json!(0), "0.00001-2.00001", false),
+            (json!(1), "0.00001-2.00001", true),
+            (json!(2), "0.00001-2.00001", true),
+            (json!(2.0001), "0.00001-2.00001", false),
+            (json!(0), "0.00001!-2.00001", true),
+            (json!(1), "0.00001!-2.00001", false),
+            (json!(2.0001), "0.00001!-2.00001", true),
+            (json!(2), "2-2", true),
+            (json!(2), "2!-2", false),
+            (json!(2.99999), "2.99998-3", true),
+            (json!(2.99997), "2.99998!-3", true),
+            (json!(3.00001), "2.99998!-3", true),
+            (json!("256Mi"), "128Mi-512Mi", true),
+            (json!("1024Mi"), "128Mi-512Mi", false),
+            (json!("64Mi"), "128Mi-512Mi", false),
+            (json!("256Mi"), "128Mi!-512Mi", false),
+            (json!("1024Mi"), "128Mi!-512Mi", true),
+            (json!("64Mi"), "128Mi!-512Mi", true),
+            (json!(-9), "-10-8", true),
+            (json!(9), "-10--8", false),
+            (json!(9), "-10!--8", true),
+            (json!("9Mi"), "-10Mi!--8Mi", true),
+            (json!(-9), "-10!--8", false),
+            (json!("-9Mi"), "-10Mi-8Mi", true),
+            (json!("9Mi"), "-10Mi!-8Mi", true),
+            (json!(0), "-10-+8", true),
+            (json!("7Mi"), "-10Mi-+8Mi", true),
+            (json!(10), "-10!-+8", true),
+            (json!("10Mi"), "-10Mi!-+8Mi", true),
+            (json!(0), "+0-+1", true),
+            (json!("10Mi"), "+0Mi-+1024Mi", true),
+            (json!(10), "+0!-+1", true),
+            (json!("1025Mi"), "+0Mi!-+1024Mi", true),
+        ];
+        for (value, pattern, expected) in cases {
+            assert_eq!(matches(value.clone(), json!(pattern)), expected, "{value} against {pattern}");
+        }
+    }
+
+    #[test]
+    fn numeric_and_quantity_operators() {
+        let cases = [
+            (json!(4), ">= 3", true),
+            (json!(7.00001), ">7.000001", true),
+            (json!(7.00001), "!7", true),
+            (json!(7.0), "7", true),
+            (json!(6.000000001), "<6", false),
+            (json!("1024Gi"), "1024Gi", true),
+            (json!("1024Mi"), "1Gi", true),
+            (json!("0.2"), "200m", true),
+            (json!("2048"), "1024", false),
+            (json!(1024), "1024", true),
+            (json!("1Gi"), ">1000Mi", true),
+            (json!("1G"), "<1Gi", true),
+            (json!("500m"), ">=0.5", true),
+            (json!("1"), ">=500m", true),
+            (json!("0.5"), "<=.5", true),
+            (json!("0.2"), "!.5", true),
+            (json!("500m"), ">=0.6", false),
+            (json!("gii"), "1024Gi", false),
+            (json!("1024Gi"), "", false),
+            (Value::Null, "<1", true),
+            (json!("abc"), ">1", false),
+            (json!(true), ">1", false),
+        ];
+        for (value, pattern, expected) in cases {
+            assert_eq!(matches(value.clone(), json!(pattern)), expected, "{value} against {pattern}");
+        }
+    }
+
+    #[test]
+    fn durations_compare_before_quantities() {
+        let cases = [
+            ("12s", "12s", true),
+            ("12s", "!15s", true),
+            ("12s", "<15s", true),
+            ("12s", "<=15s", true),
+            ("12s", "<=12s", true),
+            ("15s", "<12s", false),
+            ("15s", "<=12s", false),
+            ("15s", ">12s", true),
+            ("15s", ">=12s", true),
+            ("12s", ">=12s", true),
+            ("12s", ">15s", false),
+            ("12s", ">=15s", false),
+            // `m` is minutes for durations, not milli
+            ("5m", "<10m", true),
+            ("1h", ">59m", true),
+            ("90s", "1m30s", true),
+        ];
+        for (value, pattern, expected) in cases {
+            assert_eq!(matches(json!(value), json!(pattern)), expected, "{value} against {pattern}");
+        }
+    }
+
+    #[test]
+    fn string_comparisons_use_wildcards() {
+        let cases = [
+            (json!("anything"), "*", true),
+            (json!(""), "*", true),
+            (json!("leftright"), "*right", true),
+            (json!("right"), "*right", true),
+            (json!("leftmiddle"), "*right", false),
+            (json!("abbeba"), "ab*ba", true),
+            (json!("abbca"), "ab*ba", false),
+            (json!("abbba"), "ab?ba", true),
+            (json!("abbbba"), "ab?ba", false),
+            (Value::Null, "ab?ba", false),
+            (json!(""), "ab?ba", false),
+            (json!(""), "", true),
+            (json!(1), "1", true),
+            (json!(1.5), "1.5E+*", true),
+            (json!(true), "true", true),
+            (json!(false), "!true", true),
+            (Value::Null, "?*", false),
+            (json!(""), "?*", false),
+            (json!("x"), "?*", true),
+            (json!("abc"), ">abc", false),
+        ];
+        for (value, pattern, expected) in cases {
+            assert_eq!(matches(value.clone(), json!(pattern)), expected, "{value} against {pattern}");
+        }
+    }
+
+    #[test]
+    fn go_formatting() {
+        assert_eq!(go_exponent_format(1.0, 'E'), "1E+00");
+        assert_eq!(go_exponent_format(1.5, 'E'), "1.5E+00");
+        assert_eq!(go_exponent_format(-0.00125, 'E'), "-1.25E-03");
+        assert_eq!(go_exponent_format(1e100, 'e'), "1e+100");
+        assert_eq!(go_general_format(1000000.0), "1e+06");
+        assert_eq!(go_general_format(123456.0), "123456");
+        assert_eq!(go_general_format(0.5), "0.5");
+        assert_eq!(go_general_format(0.00001), "1e-05");
+        assert_eq!(
+            go_format(&json!({"b": [1, "x", null], "a": 1.5, "c": {"d": true}})),
+            "map[a:1.5 b:[1 x <nil>] c:map[d:true]]"
+        );
+        assert_eq!(go_type_name(&json!(1)), "int64");
+        assert_eq!(go_type_name(&json!(1.5)), "float64");
+        assert_eq!(go_type_name(&json!({})), "map[string]interface {}");
+    }
+}
