@@ -26,14 +26,54 @@ struct OlderVersion {
 }
 
 const OLDER_VERSIONS: &[OlderVersion] = &[
-    OlderVersion { crd: "clusterpolicies.kyverno.io", version: "v2beta1", served: true, deprecated: false },
-    OlderVersion { crd: "policies.kyverno.io", version: "v2beta1", served: true, deprecated: false },
-    OlderVersion { crd: "policyexceptions.kyverno.io", version: "v2beta1", served: true, deprecated: true },
-    OlderVersion { crd: "cleanuppolicies.kyverno.io", version: "v2beta1", served: true, deprecated: true },
-    OlderVersion { crd: "clustercleanuppolicies.kyverno.io", version: "v2beta1", served: true, deprecated: true },
-    OlderVersion { crd: "updaterequests.kyverno.io", version: "v1beta1", served: false, deprecated: true },
-    OlderVersion { crd: "globalcontextentries.kyverno.io", version: "v2", served: true, deprecated: false },
-    OlderVersion { crd: "globalcontextentries.kyverno.io", version: "v2alpha1", served: true, deprecated: true },
+    OlderVersion {
+        crd: "clusterpolicies.kyverno.io",
+        version: "v2beta1",
+        served: true,
+        deprecated: false,
+    },
+    OlderVersion {
+        crd: "policies.kyverno.io",
+        version: "v2beta1",
+        served: true,
+        deprecated: false,
+    },
+    OlderVersion {
+        crd: "policyexceptions.kyverno.io",
+        version: "v2beta1",
+        served: true,
+        deprecated: true,
+    },
+    OlderVersion {
+        crd: "cleanuppolicies.kyverno.io",
+        version: "v2beta1",
+        served: true,
+        deprecated: true,
+    },
+    OlderVersion {
+        crd: "clustercleanuppolicies.kyverno.io",
+        version: "v2beta1",
+        served: true,
+        deprecated: true,
+    },
+    OlderVersion {
+        crd: "updaterequests.kyverno.io",
+        version: "v1beta1",
+        served: false,
+        deprecated: true,
+    },
+    OlderVersion {
+        crd: "globalcontextentries.kyverno.io",
+        version: "v2",
+        served: true,
+        deprecated: false,
+    },
+    OlderVersion {
+        crd: "globalcontextentries.kyverno.io",
+        version: "v2alpha1",
+        served: true,
+        deprecated: true,
+    },
 ];
 
 /// Every CRD of the API, in a stable order, with upstream's older versions added.
@@ -67,14 +107,22 @@ fn add_object_fields(crd: &mut CustomResourceDefinition) {
         ..JSONSchemaProps::default()
     };
     for version in &mut crd.spec.versions {
-        let Some(schema) = version.schema.as_mut().and_then(|s| s.open_api_v3_schema.as_mut())
+        let Some(schema) = version
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
         else {
             continue;
         };
         let properties = schema.properties.get_or_insert_with(Default::default);
-        properties.entry("apiVersion".to_owned()).or_insert_with(|| {
-            field("string", "The versioned schema of this representation of an object.")
-        });
+        properties
+            .entry("apiVersion".to_owned())
+            .or_insert_with(|| {
+                field(
+                    "string",
+                    "The versioned schema of this representation of an object.",
+                )
+            });
         properties
             .entry("kind".to_owned())
             .or_insert_with(|| field("string", "The REST resource this object represents."));

@@ -49,12 +49,18 @@ pub struct Document {
 impl Document {
     /// The document's `apiVersion`, or `""`.
     pub fn api_version(&self) -> &str {
-        self.value.get("apiVersion").and_then(Value::as_str).unwrap_or_default()
+        self.value
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
     }
 
     /// The document's `kind`, or `""`.
     pub fn kind(&self) -> &str {
-        self.value.get("kind").and_then(Value::as_str).unwrap_or_default()
+        self.value
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
     }
 
     /// Decodes the document into a typed resource. The error names the source, the document's
@@ -119,7 +125,9 @@ spec:
         let docs = documents("policies.yaml", TWO_POLICIES).expect("valid YAML");
         assert_eq!(docs.len(), 2);
         assert!(docs[0].decode::<ClusterPolicy>().is_ok());
-        let error = docs[1].decode::<ClusterPolicy>().expect_err("kinds must be a list");
+        let error = docs[1]
+            .decode::<ClusterPolicy>()
+            .expect_err("kinds must be a list");
         let text = error.to_string();
         assert!(
             text.starts_with(
@@ -131,7 +139,8 @@ spec:
 
     #[test]
     fn empty_documents_are_not_counted() {
-        let docs = documents("x.yaml", "---\n---\nkind: A\n---\n---\nkind: B\n").expect("valid YAML");
+        let docs =
+            documents("x.yaml", "---\n---\nkind: A\n---\n---\nkind: B\n").expect("valid YAML");
         assert_eq!(docs.len(), 2);
         assert_eq!((docs[1].position, docs[1].kind()), (2, "B"));
     }
@@ -139,6 +148,9 @@ spec:
     #[test]
     fn invalid_yaml_names_the_source() {
         let error = documents("bad.yaml", "a: [1, 2\n").expect_err("unclosed list");
-        assert!(error.to_string().starts_with("bad.yaml: invalid YAML"), "{error}");
+        assert!(
+            error.to_string().starts_with("bad.yaml: invalid YAML"),
+            "{error}"
+        );
     }
 }

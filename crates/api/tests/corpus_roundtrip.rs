@@ -62,10 +62,17 @@ fn first_difference(path: &str, before: &Value, after: &Value) -> Option<String>
     }
 }
 
-fn round_trip<T: DeserializeOwned + Serialize>(doc: &Document) -> Result<Option<String>, LoadError> {
+fn round_trip<T: DeserializeOwned + Serialize>(
+    doc: &Document,
+) -> Result<Option<String>, LoadError> {
     let typed: T = doc.decode()?;
     let mut after = serde_json::to_value(&typed).expect("typed resources serialize");
-    let group = |v: &Value| v["apiVersion"].as_str().and_then(|a| a.split_once('/')).map(|(g, _)| g.to_owned());
+    let group = |v: &Value| {
+        v["apiVersion"]
+            .as_str()
+            .and_then(|a| a.split_once('/'))
+            .map(|(g, _)| g.to_owned())
+    };
     if group(&after) == group(&doc.value) {
         after["apiVersion"] = doc.value["apiVersion"].clone();
     }
@@ -86,25 +93,30 @@ fn round_trip_known(doc: &Document) -> Option<(&'static str, Result<Option<Strin
     let outcome = match (group, doc.kind()) {
         ("kyverno.io", "ClusterPolicy") => ("ClusterPolicy", round_trip::<ClusterPolicy>(doc)),
         ("kyverno.io", "Policy") => ("Policy", round_trip::<Policy>(doc)),
-        ("kyverno.io", "PolicyException") => ("PolicyException", round_trip::<PolicyException>(doc)),
+        ("kyverno.io", "PolicyException") => {
+            ("PolicyException", round_trip::<PolicyException>(doc))
+        }
         ("kyverno.io", "UpdateRequest") => ("UpdateRequest", round_trip::<UpdateRequest>(doc)),
         ("kyverno.io", "CleanupPolicy") => ("CleanupPolicy", round_trip::<CleanupPolicy>(doc)),
-        ("kyverno.io", "ClusterCleanupPolicy") => {
-            ("ClusterCleanupPolicy", round_trip::<ClusterCleanupPolicy>(doc))
-        }
+        ("kyverno.io", "ClusterCleanupPolicy") => (
+            "ClusterCleanupPolicy",
+            round_trip::<ClusterCleanupPolicy>(doc),
+        ),
         ("kyverno.io", "GlobalContextEntry") => {
             ("GlobalContextEntry", round_trip::<GlobalContextEntry>(doc))
         }
         ("wgpolicyk8s.io", "PolicyReport") => ("PolicyReport", round_trip::<PolicyReport>(doc)),
-        ("wgpolicyk8s.io", "ClusterPolicyReport") => {
-            ("ClusterPolicyReport", round_trip::<ClusterPolicyReport>(doc))
-        }
+        ("wgpolicyk8s.io", "ClusterPolicyReport") => (
+            "ClusterPolicyReport",
+            round_trip::<ClusterPolicyReport>(doc),
+        ),
         ("reports.kyverno.io", "EphemeralReport") => {
             ("EphemeralReport", round_trip::<EphemeralReport>(doc))
         }
-        ("reports.kyverno.io", "ClusterEphemeralReport") => {
-            ("ClusterEphemeralReport", round_trip::<ClusterEphemeralReport>(doc))
-        }
+        ("reports.kyverno.io", "ClusterEphemeralReport") => (
+            "ClusterEphemeralReport",
+            round_trip::<ClusterEphemeralReport>(doc),
+        ),
         _ => return None,
     };
     Some(outcome)
@@ -113,7 +125,8 @@ fn round_trip_known(doc: &Document) -> Option<(&'static str, Result<Option<Strin
 /// Chainsaw's status assertions (`policy-ready.yaml`) are partial policies without a spec;
 /// upstream's schema requires `spec` for these kinds, and so do we.
 fn is_spec_less_policy(kind: &str, doc: &Document) -> bool {
-    matches!(kind, "ClusterPolicy" | "Policy" | "PolicyException") && doc.value.get("spec").is_none()
+    matches!(kind, "ClusterPolicy" | "Policy" | "PolicyException")
+        && doc.value.get("spec").is_none()
 }
 
 #[test]
@@ -123,11 +136,19 @@ fn every_corpus_resource_round_trips() {
     let mut counts = std::collections::BTreeMap::<&str, usize>::new();
     for file in common::yaml_files(&corpus) {
         let text = std::fs::read_to_string(&file).expect("readable corpus file");
-        let name = file.strip_prefix(&corpus).unwrap_or(&file).display().to_string();
+        let name = file
+            .strip_prefix(&corpus)
+            .unwrap_or(&file)
+            .display()
+            .to_string();
         // Some corpus files are not YAML streams at all (templates, fixtures of other tools).
-        let Ok(docs) = kyverno_api::load::documents(&name, &text) else { continue };
+        let Ok(docs) = kyverno_api::load::documents(&name, &text) else {
+            continue;
+        };
         for doc in &docs {
-            let Some((kind, outcome)) = round_trip_known(doc) else { continue };
+            let Some((kind, outcome)) = round_trip_known(doc) else {
+                continue;
+            };
             if is_spec_less_policy(kind, doc) {
                 *counts.entry("without spec, rejected").or_default() += 1;
                 match outcome {
@@ -150,13 +171,22 @@ fn every_corpus_resource_round_trips() {
         }
     }
     eprintln!("round-tripped: {counts:?}");
-    for (kind, at_least) in [("ClusterPolicy", 350), ("PolicyException", 4), ("PolicyReport", 1)] {
+    for (kind, at_least) in [
+        ("ClusterPolicy", 350),
+        ("PolicyException", 4),
+        ("PolicyReport", 1),
+    ] {
         assert!(
             counts.get(kind).copied().unwrap_or(0) >= at_least,
             "the corpus holds at least {at_least} {kind} documents; found {counts:?}"
         );
     }
-    assert!(failures.is_empty(), "{} documents do not round-trip:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} documents do not round-trip:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -164,8 +194,17 @@ fn first_difference_reports_lost_and_changed_fields() {
     let before = serde_json::json!({"a": {"b": [1, {"c": true}]}, "d": "x"});
     let lost = serde_json::json!({"a": {"b": [1, {}]}, "d": "x"});
     let changed = serde_json::json!({"a": {"b": [1, {"c": true}]}, "d": "y"});
-    assert_eq!(first_difference("", &before, &lost).as_deref(), Some(".a.b[1].c: lost (was true)"));
-    assert_eq!(first_difference("", &before, &changed).as_deref(), Some(".d: \"x\" became \"y\""));
+    assert_eq!(
+        first_difference("", &before, &lost).as_deref(),
+        Some(".a.b[1].c: lost (was true)")
+    );
+    assert_eq!(
+        first_difference("", &before, &changed).as_deref(),
+        Some(".d: \"x\" became \"y\"")
+    );
     assert_eq!(first_difference("", &before, &before), None);
-    assert_eq!(without_empty(serde_json::json!({"a": [], "b": {}, "c": null, "d": 0})), serde_json::json!({"d": 0}));
+    assert_eq!(
+        without_empty(serde_json::json!({"a": [], "b": {}, "c": null, "d": 0})),
+        serde_json::json!({"d": 0})
+    );
 }

@@ -66,7 +66,14 @@ fn differences(upstream: &Value, ours: &Value) -> Vec<String> {
     };
     same("group", &upstream["spec"]["group"], &ours["spec"]["group"]);
     same("scope", &upstream["spec"]["scope"], &ours["spec"]["scope"]);
-    for field in ["kind", "listKind", "plural", "singular", "shortNames", "categories"] {
+    for field in [
+        "kind",
+        "listKind",
+        "plural",
+        "singular",
+        "shortNames",
+        "categories",
+    ] {
         let theirs = &upstream["spec"]["names"][field];
         let mine = &ours["spec"]["names"][field];
         // kube fills listKind only when asked; the API server derives `<Kind>List` itself.
@@ -85,11 +92,17 @@ fn differences(upstream: &Value, ours: &Value) -> Vec<String> {
         ));
     }
     for (name, theirs) in &upstream_versions {
-        let Some(mine) = our_versions.get(name) else { continue };
+        let Some(mine) = our_versions.get(name) else {
+            continue;
+        };
         for field in ["served", "storage"] {
             let flag = |v: &Value| v[field].as_bool().unwrap_or(false);
             if flag(theirs) != flag(mine) {
-                diffs.push(format!("{name}.{field}: upstream {}, ours {}", flag(theirs), flag(mine)));
+                diffs.push(format!(
+                    "{name}.{field}: upstream {}, ours {}",
+                    flag(theirs),
+                    flag(mine)
+                ));
             }
         }
         if !theirs["served"].as_bool().unwrap_or(false) {
@@ -98,7 +111,10 @@ fn differences(upstream: &Value, ours: &Value) -> Vec<String> {
         }
         // An absent `subresources` and an empty one mean the same: none.
         let subresources = |v: &Value| {
-            v["subresources"].as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()).unwrap_or_default()
+            v["subresources"]
+                .as_object()
+                .map(|o| o.keys().cloned().collect::<Vec<_>>())
+                .unwrap_or_default()
         };
         if subresources(theirs) != subresources(mine) {
             diffs.push(format!(
@@ -131,7 +147,11 @@ fn differences(upstream: &Value, ours: &Value) -> Vec<String> {
             ));
         }
         let mut upstream_paths = BTreeSet::new();
-        property_paths(&theirs["schema"]["openAPIV3Schema"], "", &mut upstream_paths);
+        property_paths(
+            &theirs["schema"]["openAPIV3Schema"],
+            "",
+            &mut upstream_paths,
+        );
         let mut our_paths = BTreeSet::new();
         property_paths(&mine["schema"]["openAPIV3Schema"], "", &mut our_paths);
         for path in upstream_paths.iter().filter(|p| !p.ends_with('*')) {
@@ -157,7 +177,10 @@ fn generated_crds_match_upstream() {
     let mut compared = 0;
     for file in common::yaml_files(&reference) {
         for upstream in common::read_yaml_documents(&file) {
-            let name = upstream["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+            let name = upstream["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
             let group = upstream["spec"]["group"].as_str().unwrap_or_default();
             if NOT_YET_MODELLED_GROUPS.contains(&group) {
                 continue;
@@ -166,13 +189,23 @@ fn generated_crds_match_upstream() {
             match ours.get(&name) {
                 None => report.push(format!("{name}: no such CRD generated")),
                 Some(mine) => report.extend(
-                    differences(&upstream, mine).into_iter().map(|d| format!("{name}: {d}")),
+                    differences(&upstream, mine)
+                        .into_iter()
+                        .map(|d| format!("{name}: {d}")),
                 ),
             }
         }
     }
-    assert!(compared >= 11, "expected the kyverno.io, reports and policy report CRDs, found {compared}");
-    assert!(report.is_empty(), "{} differences:\n{}", report.len(), report.join("\n"));
+    assert!(
+        compared >= 11,
+        "expected the kyverno.io, reports and policy report CRDs, found {compared}"
+    );
+    assert!(
+        report.is_empty(),
+        "{} differences:\n{}",
+        report.len(),
+        report.join("\n")
+    );
 }
 
 #[test]

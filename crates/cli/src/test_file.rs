@@ -1,9 +1,10 @@
 //! The `kyverno-test.yaml` document (`cli.kyverno.io/v1alpha1` Test) and the files it points at:
-//! Values and UserInfo.
+//! Values, UserInfo and ClusterResource.
 //!
 //! Upstream matches field names case-insensitively and rejects unknown fields; so do we.
 use std::collections::BTreeMap;
 
+use kyverno_api::policy_report::v1alpha2::PolicyResult;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -11,9 +12,12 @@ use serde_json::{Map, Value};
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Test {
-    /// `cli.kyverno.io/v1alpha1` (older files say `kyverno.io/v1`).
+    /// `cli.kyverno.io/v1alpha1` (older files say `kyverno.io/v1`); required, but checked after
+    /// parsing so that its absence is reported as the deprecated schema.
+    #[serde(default)]
     pub api_version: String,
-    /// `Test`.
+    /// `Test`; required as `apiVersion` is.
+    #[serde(default)]
     pub kind: String,
     /// Object metadata; `name` names the test in reports.
     #[serde(default)]
@@ -65,42 +69,107 @@ pub struct Test {
     pub envoy_payloads: Vec<String>,
     /// Mocked responses of API calls.
     #[serde(default)]
-    pub api_call_responses: Vec<Value>,
+    pub api_call_responses: Vec<ApiCallResponse>,
     /// Mocked GlobalContextEntries.
     #[serde(default)]
-    pub global_context_entries: Vec<Value>,
+    pub global_context_entries: Vec<GlobalContextEntryValue>,
     /// The expected results.
     #[serde(default)]
     pub results: Vec<TestResult>,
+    /// Assertions on rule responses (kyverno-json style); not supported yet.
+    #[serde(default)]
+    pub checks: Vec<Value>,
 }
 
-/// The outcome of one (policy, rule, resource).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Outcome {
-    /// The resource satisfies the rule.
-    Pass,
-    /// The resource violates an enforcing or auditing rule.
-    Fail,
-    /// The resource violates a rule that only warns.
-    Warn,
-    /// The rule could not be evaluated.
-    Error,
-    /// The rule does not apply to the resource.
-    Skip,
+/// A mocked response of an API call, matched by URL or URL path and, optionally, method.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApiCallResponse {
+    /// An absolute URL (service calls).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// A path on the Kubernetes API server (`/api/v1/namespaces`).
+    #[serde(default)]
+    pub url_path: Option<String>,
+    /// `GET` or `POST`; empty matches any method.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// The response returned.
+    pub response: MockResponse,
 }
 
-impl Outcome {
-    /// The lowercase name, as in test files and reports.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Pass => "pass",
-            Outcome::Fail => "fail",
-            Outcome::Warn => "warn",
-            Outcome::Error => "error",
-            Outcome::Skip => "skip",
-        }
-    }
+/// The static response of a mocked API call.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MockResponse {
+    /// The HTTP status code (200 when absent).
+    #[serde(default)]
+    pub status_code: Option<u16>,
+    /// The response body.
+    pub body: Value,
+}
+
+/// Static data for a named GlobalContextEntry.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GlobalContextEntryValue {
+    /// The GlobalContextEntry's name.
+    pub name: String,
+    /// Arbitrary data, the root of the entry.
+    #[serde(default)]
+    pub data: Option<Value>,
+    /// Kubernetes resources given inline; the root is their list.
+    #[serde(default)]
+    pub resources: Vec<Value>,
+    /// Files of Kubernetes resources, relative to the test file; the root is their list.
+    #[serde(default)]
+    pub resource_files: Vec<String>,
+    /// A JMESPath expression applied to the root first.
+    #[serde(default)]
+    pub field_path: Option<String>,
+    /// Named JMESPath extracts; when given, the entry is an object of them.
+    #[serde(default)]
+    pub projections: Vec<Projection>,
+}
+
+/// One named extract of a mocked GlobalContextEntry.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Projection {
+    /// The key policies see.
+    pub name: String,
+    /// A JMESPath expression evaluated against the entry's root.
+    pub path: String,
+}
+
+/// The resources of the simulated cluster (`kind: ClusterResource`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClusterResource {
+    /// `cli.kyverno.io/v1alpha1`.
+    #[serde(default)]
+    pub api_version: Option<String>,
+    /// `ClusterResource`.
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// Object metadata.
+    #[serde(default)]
+    pub metadata: Option<Value>,
+    /// The CRDs and resources.
+    #[serde(default)]
+    pub spec: ClusterResourceSpec,
+}
+
+/// The content of a ClusterResource file.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClusterResourceSpec {
+    /// CustomResourceDefinition files, relative to the test file.
+    #[serde(default)]
+    pub crds: Vec<String>,
+    /// Resources given inline.
+    #[serde(default)]
+    pub resources: Vec<Value>,
 }
 
 /// One expected result: a policy (and rule) applied to resources.
@@ -122,7 +191,7 @@ pub struct TestResult {
     #[serde(default)]
     pub resource_specs: Vec<ResourceSpec>,
     /// The expected outcome.
-    pub result: Outcome,
+    pub result: PolicyResult,
     /// The admission operation to simulate (CREATE by default).
     #[serde(default)]
     pub operation: Option<String>,
@@ -215,7 +284,36 @@ pub struct Values {
     pub namespaces: Vec<Value>,
     /// Subresources and their parent resources.
     #[serde(default)]
-    pub subresources: Vec<Value>,
+    pub subresources: Vec<Subresource>,
+}
+
+/// A subresource kind and the resource it belongs to (`deployments/scale` of `Deployment`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Subresource {
+    /// The subresource's API resource.
+    pub subresource: ApiResource,
+    /// The parent's API resource.
+    pub parent_resource: ApiResource,
+}
+
+/// The parts of a Kubernetes `APIResource` that identify a kind; the others are accepted and
+/// ignored.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiResource {
+    /// Plural resource name, `deployments/scale` for a subresource.
+    #[serde(default)]
+    pub name: String,
+    /// API group.
+    #[serde(default)]
+    pub group: String,
+    /// API version.
+    #[serde(default)]
+    pub version: String,
+    /// Kind.
+    #[serde(default)]
+    pub kind: String,
 }
 
 /// Variables of one policy.
@@ -271,7 +369,7 @@ pub struct NamespaceLabels {
 /// The requester of simulated admission requests (`kind: UserInfo`).
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RequestInfo {
+pub struct UserInfo {
     /// `cli.kyverno.io/v1alpha1`.
     #[serde(default)]
     pub api_version: Option<String>,
@@ -295,18 +393,63 @@ pub struct RequestInfo {
     pub synchronize: Option<bool>,
 }
 
+impl UserInfo {
+    /// The requester as the engine sees it.
+    pub fn into_request_info(self) -> Result<kyverno_policy_core::request::RequestInfo, serde_json::Error> {
+        Ok(kyverno_policy_core::request::RequestInfo {
+            roles: self.roles,
+            cluster_roles: self.cluster_roles,
+            user_info: match self.user_info {
+                Some(value) => serde_json::from_value(value)?,
+                None => Default::default(),
+            },
+        })
+    }
+}
+
 /// Field names of every struct above, for case-insensitive matching.
 const TEST_FIELDS: &[&str] = &[
-    "apiVersion", "kind", "metadata", "name", "policies", "resources", "targetResources",
-    "paramResources", "clusterResources", "exceptions", "variables", "values", "userinfo",
-    "context", "jsonPayload", "jsonPayloads", "httpPayloads", "envoyPayloads",
-    "apiCallResponses", "globalContextEntries", "results",
+    "apiVersion",
+    "kind",
+    "metadata",
+    "name",
+    "policies",
+    "resources",
+    "targetResources",
+    "paramResources",
+    "clusterResources",
+    "exceptions",
+    "variables",
+    "values",
+    "userinfo",
+    "context",
+    "jsonPayload",
+    "jsonPayloads",
+    "httpPayloads",
+    "envoyPayloads",
+    "apiCallResponses",
+    "globalContextEntries",
+    "results",
 ];
 const RESULT_FIELDS: &[&str] = &[
-    "policy", "rule", "kind", "resources", "resourceSpecs", "result", "operation",
-    "patchedResources", "generatedResource", "generatedResources", "cloneSourceResource",
-    "failOnMissingResources", "isValidatingPolicy", "isMutatingPolicy", "isGeneratingPolicy",
-    "isDeletingPolicy", "isImageValidatingPolicy", "isValidatingAdmissionPolicy",
+    "policy",
+    "rule",
+    "kind",
+    "resources",
+    "resourceSpecs",
+    "result",
+    "operation",
+    "patchedResources",
+    "generatedResource",
+    "generatedResources",
+    "cloneSourceResource",
+    "failOnMissingResources",
+    "isValidatingPolicy",
+    "isMutatingPolicy",
+    "isGeneratingPolicy",
+    "isDeletingPolicy",
+    "isImageValidatingPolicy",
+    "isValidatingAdmissionPolicy",
     "isMutatingAdmissionPolicy",
 ];
 
@@ -331,7 +474,9 @@ fn canonical_keys(object: &mut Map<String, Value>, fields: &[&str]) {
 /// Puts a Test document's field names into canonical spelling (upstream reads them
 /// case-insensitively), including those of its results.
 pub fn canonicalize_test(document: &mut Value) {
-    let Some(object) = document.as_object_mut() else { return };
+    let Some(object) = document.as_object_mut() else {
+        return;
+    };
     canonical_keys(object, TEST_FIELDS);
     if let Some(results) = object.get_mut("results").and_then(Value::as_array_mut) {
         for result in results.iter_mut().filter_map(Value::as_object_mut) {
@@ -364,6 +509,20 @@ mod tests {
     fn unknown_fields_are_errors() {
         let error = parse("apiVersion: v\nkind: Test\nresultz: []\n").expect_err("unknown field");
         assert!(error.to_string().contains("resultz"), "{error}");
+    }
+
+    #[test]
+    fn user_infos_become_request_infos() {
+        let user_info: UserInfo = serde_saphyr::from_str(
+            "apiVersion: cli.kyverno.io/v1alpha1\nkind: UserInfo\nclusterRoles: [admin]\nuserInfo:\n  username: alice\n  groups: [devs]\n",
+        )
+        .expect("valid");
+        let info = user_info.into_request_info().expect("converts");
+        assert_eq!(info.cluster_roles, ["admin"]);
+        assert_eq!(info.user_info.username, "alice");
+        assert_eq!(info.user_info.groups, ["devs"]);
+        let bad: UserInfo = serde_saphyr::from_str("userInfo:\n  groups: admin\n").expect("valid yaml");
+        assert!(bad.into_request_info().is_err());
     }
 
     #[test]

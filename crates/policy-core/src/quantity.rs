@@ -77,7 +77,8 @@ impl Quantity {
         if base_is_two {
             let unscaled = digits.checked_mul(1i128 << exponent)?;
             let fits_int64_fast_path = literal.fraction.is_empty()
-                && 15 - literal.integer.len() as i64 - i64::from(exponent) * 3 / 10 - 1 >= 0
+                // Kubernetes' estimate of the decimal digits a 2^exponent multiple needs.
+                && literal.integer.len() as i64 + i64::from(exponent) * 3 / 10 <= 14
                 && i64::try_from(unscaled).is_ok();
             let quantity = Quantity {
                 unscaled,

@@ -256,7 +256,10 @@ impl ResourceRequest {
 
 /// The string field `field` of `object`, empty when absent or not a string.
 fn str_field<'a>(object: &'a Value, field: &str) -> &'a str {
-    object.get(field).and_then(Value::as_str).unwrap_or_default()
+    object
+        .get(field)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

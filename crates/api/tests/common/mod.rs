@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 /// `KYVERNO_SHARED_DIR` overrides it. A missing folder fails the test: these tests must never pass
 /// by skipping.
 pub fn shared_dir() -> PathBuf {
-    let dir = std::env::var_os("KYVERNO_SHARED_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared")
-    });
+    let dir = std::env::var_os("KYVERNO_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
     assert!(
         dir.join("reference").is_dir() && dir.join("conformance").is_dir(),
         "shared folder not found at {} (set KYVERNO_SHARED_DIR)",
@@ -30,7 +30,10 @@ pub fn yaml_files(dir: &Path) -> Vec<PathBuf> {
             let path = entry.expect("directory entry").path();
             if path.is_dir() {
                 pending.push(path);
-            } else if matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+            } else if matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml")
+            ) {
                 files.push(path);
             }
         }

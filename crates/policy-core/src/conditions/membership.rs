@@ -8,14 +8,13 @@
 //! deprecated operators on list keys, which need exact equality.
 
 use std::borrow::Cow;
-use std::cmp::Ordering;
+use std::sync::LazyLock;
 
+use regex::Regex;
 use serde_json::Value;
 
 use super::go_fmt::sprint;
-use crate::duration::parse_duration;
-use crate::quantity::Quantity;
-use crate::wildcard;
+use crate::{pattern, wildcard};
 
 /// One of the set operators.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -177,50 +176,48 @@ fn parse_string_list(text: &str) -> StringList {
     }
 }
 
-/// A range value `low-high`, e.g. `1-10`, `0.5-2` or `1Mi-1Gi`: both ends start with a digit and
-/// there is exactly one `-` (so `a!-b`, upstream's "not in range" form, is not one).
+/// A range value such as `1-10`, `-5-5` or `1Mi-1Gi`, recognized as upstream's
+/// `GetOperatorFromStringPattern` does; keys are checked against it by the pattern matcher, as
+/// upstream's `handleRange` does.
 struct Range<'a> {
     text: &'a str,
-    low: &'a str,
-    high: &'a str,
+}
+
+/// A range bound: a signed decimal with an optional unit.
+const RANGE_BOUND: &str = r"[-|\+]?\d+(?:\.\d+)?[A-Za-z]*";
+static IN_RANGE: LazyLock<Option<Regex>> = LazyLock::new(|| range_regex("-"));
+static NOT_IN_RANGE: LazyLock<Option<Regex>> = LazyLock::new(|| range_regex("!-"));
+
+/// `^(bound)<separator>(bound)$`; constant, so always `Some` (checked by the tests).
+fn range_regex(separator: &str) -> Option<Regex> {
+    Regex::new(&format!("^({RANGE_BOUND}){separator}({RANGE_BOUND})$")).ok()
+}
+
+fn is_match(regex: &LazyLock<Option<Regex>>, text: &str) -> bool {
+    regex.as_ref().is_some_and(|regex| regex.is_match(text))
 }
 
 impl<'a> Range<'a> {
     fn parse(text: &'a str) -> Option<Self> {
-        let (low, high) = text.split_once('-')?;
-        let starts_with_digit = |s: &str| s.as_bytes().first().is_some_and(u8::is_ascii_digit);
-        if high.contains('-') || !starts_with_digit(low) || !starts_with_digit(high) || low.ends_with('!') {
-            return None;
-        }
-        Some(Range {
-            text,
-            low: low.trim(),
-            high: high.trim(),
-        })
+        (!is_match(&NOT_IN_RANGE, text) && is_match(&IN_RANGE, text)).then_some(Range { text })
     }
 
-    /// `low <= key <= high`, comparing durations or quantities (a key equal to the range text
-    /// also counts, as upstream's pattern matcher has it).
+    /// Whether `key` lies within the range.
     fn contains(&self, key: &str) -> bool {
-        key == self.text
-            || (compare_to_bound(key, self.low).is_some_and(Ordering::is_ge)
-                && compare_to_bound(key, self.high).is_some_and(Ordering::is_le))
+        pattern::value_matches(
+            &Value::String(key.to_owned()),
+            &Value::String(self.text.to_owned()),
+        )
     }
 
-    /// `key < low || key > high`; false when the key is not comparable with the bounds.
+    /// Whether `key` lies outside the range: upstream turns `a-b` into the pattern `a!-b` by
+    /// replacing the first `-` (so a key not comparable with the bounds is neither in nor out).
     fn excludes(&self, key: &str) -> bool {
-        compare_to_bound(key, self.low).is_some_and(Ordering::is_lt)
-            || compare_to_bound(key, self.high).is_some_and(Ordering::is_gt)
+        pattern::value_matches(
+            &Value::String(key.to_owned()),
+            &Value::String(self.text.replacen('-', "!-", 1)),
+        )
     }
-}
-
-/// Compares `key` with a range bound as upstream's pattern matcher does: as Go durations when both
-/// are durations, else as quantities when both are quantities.
-fn compare_to_bound(key: &str, bound: &str) -> Option<Ordering> {
-    if let (Some(bound), Some(key)) = (parse_duration(bound), parse_duration(key)) {
-        return Some(key.cmp(&bound));
-    }
-    Some(Quantity::parse(key)?.cmp(&Quantity::parse(bound)?))
 }
 
 #[cfg(test)]
@@ -250,15 +247,27 @@ mod tests {
                 (json!(64), json!("64"), true),
                 (json!(1), json!([1, 2, 3]), true),
                 (json!(64), json!("default"), false),
-                (json!(3.14), json!("3.14"), true),
+                (json!(3.25), json!("3.25"), true),
                 (json!(2.2), json!([1.1, 2.2, 3.3]), true),
-                (json!(3.14), json!("default"), false),
+                (json!(3.25), json!("default"), false),
                 (json!(true), json!("true"), true),
                 (json!(["kube-system", "kube-public"]), json!("kube-*"), true),
-                (json!(["kube-system", "default"]), json!("kube-system"), true),
+                (
+                    json!(["kube-system", "default"]),
+                    json!("kube-system"),
+                    true,
+                ),
                 (json!(["default", "kyverno"]), json!("kube-*"), false),
-                (json!(["default", "kyverno"]), json!(["kube-*", "ky*"]), true),
-                (json!(["default", "kyverno"]), json!(["kube-*", "kube-system"]), false),
+                (
+                    json!(["default", "kyverno"]),
+                    json!(["kube-*", "ky*"]),
+                    true,
+                ),
+                (
+                    json!(["default", "kyverno"]),
+                    json!(["kube-*", "kube-system"]),
+                    false,
+                ),
                 (json!([]), json!(["default", "kyverno"]), false),
                 (json!(""), json!(["default", "kyverno"]), false),
                 (json!({"foo": "bar"}), json!("test"), false),
@@ -268,8 +277,16 @@ mod tests {
                 (json!(["0", "20"]), json!("1-10"), false),
                 (json!("apple"), json!(r#"["apple", "banana"]"#), true),
                 (json!("cherry"), json!(r#"["apple", "banana"]"#), false),
-                (json!(["apple", "cherry"]), json!(r#"["apple", "banana"]"#), true),
-                (json!(["cherry", "date"]), json!(r#"["apple", "banana"]"#), false),
+                (
+                    json!(["apple", "cherry"]),
+                    json!(r#"["apple", "banana"]"#),
+                    true,
+                ),
+                (
+                    json!(["cherry", "date"]),
+                    json!(r#"["apple", "banana"]"#),
+                    false,
+                ),
             ],
         );
     }
@@ -285,12 +302,20 @@ mod tests {
                 (json!(64), json!("64"), false),
                 (json!(1), json!([1, 2, 3]), false),
                 (json!(64), json!("default"), true),
-                (json!(3.14), json!("3.14"), false),
+                (json!(3.25), json!("3.25"), false),
                 (json!(2.2), json!([1.1, 2.2, 3.3]), false),
-                (json!(3.14), json!("default"), true),
+                (json!(3.25), json!("default"), true),
                 (json!(true), json!(true), false),
-                (json!(["kube-system", "kube-public"]), json!("kube-*"), false),
-                (json!(["kube-system", "default"]), json!("kube-system"), true),
+                (
+                    json!(["kube-system", "kube-public"]),
+                    json!("kube-*"),
+                    false,
+                ),
+                (
+                    json!(["kube-system", "default"]),
+                    json!("kube-system"),
+                    true,
+                ),
                 (json!(["default", "kyverno"]), json!("kube-*"), true),
                 (json!([1, 2, 3]), json!(2), true),
                 (json!([1, 2, 3]), json!(4), true),
@@ -299,8 +324,16 @@ mod tests {
                 (json!([true, false]), json!(true), true),
                 (json!([true]), json!(false), true),
                 (json!([2]), json!(2), false),
-                (json!(["default", "kyverno"]), json!(["kube-*", "kube-system"]), true),
-                (json!(["default", "kyverno"]), json!(["kube-*", "ky*"]), true),
+                (
+                    json!(["default", "kyverno"]),
+                    json!(["kube-*", "kube-system"]),
+                    true,
+                ),
+                (
+                    json!(["default", "kyverno"]),
+                    json!(["kube-*", "ky*"]),
+                    true,
+                ),
                 (json!([]), json!(["default", "kyverno"]), false),
                 (json!(""), json!(["default", "kyverno"]), true),
             ],
@@ -317,11 +350,27 @@ mod tests {
                 (json!("kyverno"), json!("default"), true),
                 (json!(64), json!("64"), false),
                 (json!(64), json!("default"), true),
-                (json!(["kube-system", "kube-public"]), json!("kube-*"), false),
-                (json!(["kube-system", "default"]), json!("kube-system"), false),
+                (
+                    json!(["kube-system", "kube-public"]),
+                    json!("kube-*"),
+                    false,
+                ),
+                (
+                    json!(["kube-system", "default"]),
+                    json!("kube-system"),
+                    false,
+                ),
                 (json!(["default", "kyverno"]), json!("kube-*"), true),
-                (json!(["default", "kyverno"]), json!(["kube-*", "kube-system"]), true),
-                (json!(["default", "kyverno"]), json!(["kube-*", "ky*"]), false),
+                (
+                    json!(["default", "kyverno"]),
+                    json!(["kube-*", "kube-system"]),
+                    true,
+                ),
+                (
+                    json!(["default", "kyverno"]),
+                    json!(["kube-*", "ky*"]),
+                    false,
+                ),
                 (json!(["kube-system"]), json!("kube-system"), false),
             ],
         );
@@ -365,7 +414,11 @@ mod tests {
             SetOperator::In,
             &[
                 (json!("1.1.1.1"), json!(["1*"]), true),
-                (json!(["1.1.1.1", "2.2.2.2"]), json!(["1.1.1.1", "2.2.2.2", "3.3.3.3"]), true),
+                (
+                    json!(["1.1.1.1", "2.2.2.2"]),
+                    json!(["1.1.1.1", "2.2.2.2", "3.3.3.3"]),
+                    true,
+                ),
                 (json!(["1.1.1.1"]), json!(["1*"]), false),
                 (json!(["a"]), json!([1, "a"]), false),
                 (json!(["a", "b"]), json!(r#"["a", "b", "c"]"#), true),
@@ -427,7 +480,22 @@ mod tests {
     }
 
     #[test]
+    fn signed_ranges_and_upstream_not_in_rewrite() {
+        check(
+            SetOperator::AnyIn,
+            &[
+                (json!(-3), json!("-5-5"), true),
+                (json!(6), json!("-5-5"), false),
+            ],
+        );
+        // Upstream checks "not in -5-5" with the pattern `!-5-5` (its first `-` replaced), which
+        // means "not the string -5-5": every other key is "not in".
+        check(SetOperator::AnyNotIn, &[(json!([0]), json!("-5-5"), true)]);
+    }
+
+    #[test]
     fn range_shapes() {
+        assert!(range_regex("-").is_some() && range_regex("!-").is_some());
         assert!(Range::parse("1-10").is_some());
         assert!(Range::parse("0Mi-1024Mi").is_some());
         assert!(Range::parse("1.5-2.5").is_some());
@@ -436,6 +504,8 @@ mod tests {
         assert!(Range::parse("test-value").is_none());
         assert!(Range::parse("value-*").is_none());
         assert!(Range::parse("1-2-3").is_none());
-        assert!(Range::parse("-1-2").is_none());
+        assert!(Range::parse("-1-2").is_some());
+        assert!(Range::parse("1a-2b").is_some());
+        assert!(Range::parse("1.5.0-2").is_none());
     }
 }

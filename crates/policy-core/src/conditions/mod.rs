@@ -4,7 +4,8 @@
 //! Conditions are written either as `{any: [...], all: [...]}` or, deprecated, as a plain list
 //! that must all hold. Each condition is `{key, operator, value, message?}`; key and value may
 //! hold variables, which the caller resolves through the `substitute` closure given to
-//! [`Conditions::evaluate`]. Operator semantics are in [`operators`] and [`membership`].
+//! [`Conditions::evaluate`]. Operator semantics are described in the `operators` and `membership`
+//! submodules.
 //!
 //! Upstream behaviours kept on purpose:
 //! - `any` holds when one of its conditions holds; an explicitly empty `any: []` never holds (only
@@ -40,13 +41,25 @@ const OPERATOR_NAMES: [(&str, ConditionOperator); 18] = [
     ("NotIn", ConditionOperator::NotIn),
     ("AnyNotIn", ConditionOperator::AnyNotIn),
     ("AllNotIn", ConditionOperator::AllNotIn),
-    ("GreaterThanOrEquals", ConditionOperator::GreaterThanOrEquals),
+    (
+        "GreaterThanOrEquals",
+        ConditionOperator::GreaterThanOrEquals,
+    ),
     ("GreaterThan", ConditionOperator::GreaterThan),
     ("LessThanOrEquals", ConditionOperator::LessThanOrEquals),
     ("LessThan", ConditionOperator::LessThan),
-    ("DurationGreaterThanOrEquals", ConditionOperator::DurationGreaterThanOrEquals),
-    ("DurationGreaterThan", ConditionOperator::DurationGreaterThan),
-    ("DurationLessThanOrEquals", ConditionOperator::DurationLessThanOrEquals),
+    (
+        "DurationGreaterThanOrEquals",
+        ConditionOperator::DurationGreaterThanOrEquals,
+    ),
+    (
+        "DurationGreaterThan",
+        ConditionOperator::DurationGreaterThan,
+    ),
+    (
+        "DurationLessThanOrEquals",
+        ConditionOperator::DurationLessThanOrEquals,
+    ),
     ("DurationLessThan", ConditionOperator::DurationLessThan),
 ];
 
@@ -156,18 +169,11 @@ pub struct Verdict {
 pub fn parse_conditions(conditions: &Value) -> Result<Conditions, ConditionError> {
     match conditions {
         Value::Null => Ok(Conditions::List(Vec::new())),
-        Value::Array(items) => {
-            let list = parse_list(items, "")?;
-            for (index, condition) in list.iter().enumerate() {
-                if let Err(name) = &condition.operator {
-                    return Err(invalid(
-                        format!("[{index}].operator"),
-                        format!("invalid condition operator: {name}"),
-                    ));
-                }
-            }
-            Ok(Conditions::List(list))
-        }
+        Value::Array(items) => Ok(Conditions::List(parse_list(
+            items,
+            "",
+            OperatorNames::Exact,
+        )?)),
         Value::Object(fields) => parse_any_all(fields).map(Conditions::AnyAll),
         _ => Err(invalid(
             "",
@@ -180,11 +186,14 @@ fn parse_any_all(fields: &Map<String, Value>) -> Result<AnyAllConditions, Condit
     let mut conditions = AnyAllConditions::default();
     for (name, field) in fields {
         if name != "any" && name != "all" {
-            return Err(invalid(name.as_str(), "unknown field, expected `any` or `all`"));
+            return Err(invalid(
+                name.as_str(),
+                "unknown field, expected `any` or `all`",
+            ));
         }
         let list = match field {
             Value::Null => None,
-            Value::Array(items) => Some(parse_list(items, name)?),
+            Value::Array(items) => Some(parse_list(items, name, OperatorNames::AnyCase)?),
             _ => return Err(invalid(name.as_str(), "must be a list of conditions")),
         };
         if name == "any" {
@@ -196,18 +205,36 @@ fn parse_any_all(fields: &Map<String, Value>) -> Result<AnyAllConditions, Condit
     Ok(conditions)
 }
 
-fn parse_list(items: &[Value], path: &str) -> Result<Vec<Condition>, ConditionError> {
+/// How operator names are checked while parsing.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OperatorNames {
+    /// The list form: only exact names are accepted.
+    Exact,
+    /// The `any`/`all` form: any case is accepted, unknown names fail when evaluated.
+    AnyCase,
+}
+
+fn parse_list(
+    items: &[Value],
+    path: &str,
+    names: OperatorNames,
+) -> Result<Vec<Condition>, ConditionError> {
     items
         .iter()
         .enumerate()
-        .map(|(index, item)| parse_condition(item, &format!("{path}[{index}]")))
+        .map(|(index, item)| parse_condition(item, &format!("{path}[{index}]"), names))
         .collect()
 }
 
-fn parse_condition(item: &Value, path: &str) -> Result<Condition, ConditionError> {
+fn parse_condition(
+    item: &Value,
+    path: &str,
+    names: OperatorNames,
+) -> Result<Condition, ConditionError> {
+    let empty = Map::new();
     let fields = match item {
-        // Go decodes `null` into an empty condition, whose empty operator fails later.
-        Value::Null => return Ok(condition_from_parts(None, None, None, None)),
+        // Go decodes `null` into an empty condition, whose empty operator is invalid.
+        Value::Null => &empty,
         Value::Object(fields) => fields,
         _ => return Err(invalid(path, "a condition must be an object")),
     };
@@ -227,27 +254,19 @@ fn parse_condition(item: &Value, path: &str) -> Result<Condition, ConditionError
         Some(Value::String(text)) => Ok(Some(text.clone())),
         Some(_) => Err(invalid(format!("{path}.{name}"), "must be a string")),
     };
-    Ok(condition_from_parts(
-        field("key").cloned(),
-        text("operator")?,
-        field("value").cloned(),
-        text("message")?,
-    ))
-}
-
-fn condition_from_parts(
-    key: Option<Value>,
-    operator: Option<String>,
-    value: Option<Value>,
-    message: Option<String>,
-) -> Condition {
-    let operator = operator.unwrap_or_default();
-    Condition {
-        key: key.unwrap_or(Value::Null),
-        operator: operator_named(&operator).ok_or(operator),
-        value: value.unwrap_or(Value::Null),
-        message: message.unwrap_or_default(),
+    let operator = text("operator")?.unwrap_or_default();
+    if names == OperatorNames::Exact && !OPERATOR_NAMES.iter().any(|(name, _)| *name == operator) {
+        return Err(invalid(
+            format!("{path}.operator"),
+            format!("invalid condition operator: {operator}"),
+        ));
     }
+    Ok(Condition {
+        key: field("key").cloned().unwrap_or(Value::Null),
+        operator: operator_named(&operator).ok_or(operator),
+        value: field("value").cloned().unwrap_or(Value::Null),
+        message: text("message")?.unwrap_or_default(),
+    })
 }
 
 impl From<&ApiCondition> for Condition {
@@ -276,7 +295,9 @@ impl From<&ApiAnyAllConditions> for Conditions {
 /// A condition whose key, value and message have been substituted.
 struct Resolved<'a> {
     condition: &'a Condition,
-    path: String,
+    /// Where the condition is: its list (`any`, `all`, or `""` for the list form) and index.
+    list: &'static str,
+    index: usize,
     key: Value,
     value: Value,
     message: Cow<'a, str>,
@@ -287,7 +308,7 @@ impl Resolved<'_> {
         match &self.condition.operator {
             Ok(operator) => Ok(operators::evaluate(*operator, &self.key, &self.value)),
             Err(name) => Err(ConditionError::UnknownOperator {
-                path: format!("{}.operator", self.path),
+                path: format!("{}[{}].operator", self.list, self.index),
                 operator: name.clone(),
             }),
         }
@@ -299,10 +320,15 @@ impl Conditions {
     /// validating a policy when it is loaded.
     pub fn check_operators(&self) -> Result<(), ConditionError> {
         let (any, all, all_path) = match self {
-            Conditions::AnyAll(conditions) => (conditions.any.as_deref(), &conditions.all[..], "all"),
+            Conditions::AnyAll(conditions) => {
+                (conditions.any.as_deref(), &conditions.all[..], "all")
+            }
             Conditions::List(list) => (None, &list[..], ""),
         };
-        let lists = any.map(|any| ("any", any)).into_iter().chain([(all_path, all)]);
+        let lists = any
+            .map(|any| ("any", any))
+            .into_iter()
+            .chain([(all_path, all)]);
         for (path, list) in lists {
             for (index, condition) in list.iter().enumerate() {
                 if let Err(name) = &condition.operator {
@@ -369,7 +395,7 @@ where
 
 fn resolve<'a, E>(
     conditions: &'a [Condition],
-    path: &str,
+    list: &'static str,
     substitute: &mut impl FnMut(&Value) -> Result<Value, E>,
 ) -> Result<Vec<Resolved<'a>>, E>
 where
@@ -379,13 +405,18 @@ where
         .iter()
         .enumerate()
         .map(|(index, condition)| {
-            let path = format!("{path}[{index}]");
             let message = if condition.message.is_empty() {
                 Cow::Borrowed(condition.message.as_str())
             } else {
                 match substitute(&Value::String(condition.message.clone()))? {
                     Value::String(message) => Cow::Owned(message),
-                    _ => return Err(invalid(format!("{path}.message"), "must be a string").into()),
+                    _ => {
+                        return Err(invalid(
+                            format!("{list}[{index}].message"),
+                            "must be a string",
+                        )
+                        .into());
+                    }
                 }
             };
             Ok(Resolved {
@@ -393,7 +424,8 @@ where
                 key: substitute(&condition.key)?,
                 value: substitute(&condition.value)?,
                 message,
-                path,
+                list,
+                index,
             })
         })
         .collect()
@@ -461,4 +493,659 @@ fn join_non_empty(messages: &[impl AsRef<str>], separator: &str) -> String {
         joined.push_str(message);
     }
     joined
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// Upstream's `TestEvaluate` table (pkg/engine/variables/evaluate_test.go), one case per line:
+    /// `key | operator | value | expected`, operands in JSON (Go's `int64` cases are the same JSON).
+    const UPSTREAM_EVALUATE_CASES: &str = r#"
+        "string" | Equals | "string" | true
+        1 | Equals | 1 | true
+        1.0 | Equals | 1.0 | true
+        true | Equals | true | true
+        false | Equals | false | true
+        "1024" | Equals | "1Ki" | true
+        "1Ki" | Equals | "1024" | true
+        "1Gi" | Equals | "1Gi" | true
+        "1Gi" | Equals | "1024Mi" | true
+        "1h" | Equals | "1h" | true
+        "1h" | Equals | "60m" | true
+        {"foo": "bar"} | Equals | {"foo": "bar"} | true
+        ["foo", "bar"] | Equals | ["foo", "bar"] | true
+        [{"foo": "bar"}] | Equals | [{"foo": "bar"}] | true
+        "string" | Equals | "not string" | false
+        1 | Equals | 2 | false
+        1.0 | Equals | 2.0 | false
+        true | Equals | false | false
+        false | Equals | true | false
+        "1Gi" | Equals | "10Gi" | false
+        "10Gi" | Equals | "1024Mi" | false
+        "1h" | Equals | "5h" | false
+        "1h" | Equals | "30m" | false
+        "string" | Equals | 1 | false
+        1 | Equals | "2" | false
+        1.0 | Equals | "2.0" | false
+        true | Equals | "false" | false
+        false | Equals | "true" | false
+        {"foo": "bar"} | Equals | {"bar": "foo"} | false
+        ["foo", "bar"] | Equals | ["bar", "foo"] | false
+        [{"foo": "bar"}] | Equals | [{"bar": "foo"}] | false
+        "1h" | Equals | 3600 | true
+        "2h" | Equals | 3600 | false
+        "1.5.2" | Equals | "1.5.2" | true
+        "1.5.2" | Equals | "1.5.*" | true
+        "1.5.0" | Equals | "1.5.5" | false
+
+        "string" | NotEquals | "string" | false
+        1 | NotEquals | 1 | false
+        1.0 | NotEquals | 1.0 | false
+        true | NotEquals | false | true
+        false | NotEquals | false | false
+        "1024" | NotEquals | "1Ki" | false
+        "1Ki" | NotEquals | "1024" | false
+        "1023" | NotEquals | "1Ki" | true
+        "1Ki" | NotEquals | "1023" | true
+        "1Gi" | NotEquals | "1Gi" | false
+        "10Gi" | NotEquals | "1024Mi" | true
+        "1h" | NotEquals | "1h" | false
+        "1h" | NotEquals | "60m" | false
+        {"foo": "bar"} | NotEquals | {"foo": "bar"} | false
+        ["foo", "bar"] | NotEquals | ["foo", "bar"] | false
+        [{"foo": "bar"}] | NotEquals | [{"foo": "bar"}] | false
+        "string" | NotEquals | "not string" | true
+        1 | NotEquals | 2 | true
+        1.0 | NotEquals | 2.0 | true
+        true | NotEquals | true | false
+        false | NotEquals | true | true
+        "1Gi" | NotEquals | "10Gi" | true
+        "1Gi" | NotEquals | "1024Mi" | false
+        "1h" | NotEquals | "5h" | true
+        "1h" | NotEquals | "30m" | true
+        "string" | NotEquals | 1 | true
+        1 | NotEquals | "2" | true
+        1.0 | NotEquals | "2.0" | true
+        true | NotEquals | "false" | true
+        false | NotEquals | "true" | true
+        {"foo": "bar"} | NotEquals | {"bar": "foo"} | true
+        ["foo", "bar"] | NotEquals | ["bar", "foo"] | true
+        [{"foo": "bar"}] | NotEquals | [{"bar": "foo"}] | true
+        "1h" | NotEquals | 3600 | false
+        "2h" | NotEquals | 3600 | true
+        "1.5.2" | NotEquals | "1.5.5" | true
+        "1.5.2" | NotEquals | "1.5.*" | false
+        "1.5.0" | NotEquals | "1.5.0" | false
+
+        10 | GreaterThan | 1 | true
+        1.5 | GreaterThan | 1.0 | true
+        1.5 | GreaterThan | 1 | true
+        1 | GreaterThan | 10 | false
+        1.0 | GreaterThan | 1.5 | false
+        1 | GreaterThan | 1.5 | false
+        1 | GreaterThan | 1 | false
+        1.0 | GreaterThan | 1.0 | false
+        "1025" | GreaterThan | "1Ki" | true
+        "1Ki" | GreaterThan | "1023" | true
+        "10Gi" | GreaterThan | "1Gi" | true
+        "1Gi" | GreaterThan | "1Mi" | true
+        "1Gi" | GreaterThan | "10Gi" | false
+        "10Mi" | GreaterThan | "10Mi" | false
+        "10h" | GreaterThan | "1h" | true
+        "1h" | GreaterThan | "30m" | true
+        "1h" | GreaterThan | "1h" | false
+        "1Gi" | GreaterThan | "1Gi" | false
+        "10" | GreaterThan | 1 | true
+        100 | GreaterThan | "10" | true
+        "100" | GreaterThan | "10" | true
+        "10" | GreaterThan | "10" | false
+        "1" | GreaterThan | "10" | false
+        "1" | GreaterThan | 10 | false
+        1 | GreaterThan | "10" | false
+        "1h" | GreaterThan | 3600 | false
+        "2h" | GreaterThan | 3600 | true
+        3600 | GreaterThan | "1h" | false
+        3600 | GreaterThan | "30m" | true
+        -5 | GreaterThan | 1 | false
+        -5 | GreaterThan | -10 | true
+        1 | GreaterThan | -10 | true
+        "1.5.5" | GreaterThan | "1.5.0" | true
+        "1.5.0" | GreaterThan | "1.5.5" | false
+
+        10 | LessThan | 1 | false
+        1.5 | LessThan | 1.0 | false
+        1.5 | LessThan | 1 | false
+        1 | LessThan | 10 | true
+        1.0 | LessThan | 1.5 | true
+        1 | LessThan | 1.5 | true
+        1 | LessThan | 1 | false
+        1.0 | LessThan | 1.0 | false
+        "1023" | LessThan | "1Ki" | true
+        "1Ki" | LessThan | "1025" | true
+        "10Gi" | LessThan | "1Gi" | false
+        "1Gi" | LessThan | "10Gi" | true
+        "1Gi" | LessThan | "1Mi" | false
+        "1Mi" | LessThan | "1Gi" | true
+        "10h" | LessThan | "1h" | false
+        "1h" | LessThan | "30m" | false
+        "1h" | LessThan | "1h" | false
+        "1Gi" | LessThan | "1Gi" | false
+        "10" | LessThan | 1 | false
+        100 | LessThan | "10" | false
+        "100" | LessThan | "10" | false
+        "10" | LessThan | "10" | false
+        "1" | LessThan | "10" | true
+        "1" | LessThan | 10 | true
+        1 | LessThan | "10" | true
+        "1h" | LessThan | 3600 | false
+        "30m" | LessThan | 3600 | true
+        3600 | LessThan | "1h" | false
+        3600 | LessThan | "30m" | false
+        -5 | LessThan | 1 | true
+        -5 | LessThan | -10 | false
+        1 | LessThan | -10 | false
+        "1.5.5" | LessThan | "1.5.0" | false
+        "1.5.0" | LessThan | "1.5.5" | true
+
+        10 | GreaterThanOrEquals | 1 | true
+        1.5 | GreaterThanOrEquals | 1.0 | true
+        1.5 | GreaterThanOrEquals | 1 | true
+        1 | GreaterThanOrEquals | 10 | false
+        1.0 | GreaterThanOrEquals | 1.5 | false
+        1 | GreaterThanOrEquals | 1.5 | false
+        1 | GreaterThanOrEquals | 1 | true
+        1.0 | GreaterThanOrEquals | 1.0 | true
+        1.0 | GreaterThanOrEquals | 1 | true
+        "1025" | GreaterThanOrEquals | "1Ki" | true
+        "1024" | GreaterThanOrEquals | "1Ki" | true
+        "1Ki" | GreaterThanOrEquals | "1023" | true
+        "1Ki" | GreaterThanOrEquals | "1024" | true
+        "10Gi" | GreaterThanOrEquals | "1Gi" | true
+        "1Gi" | GreaterThanOrEquals | "1Mi" | true
+        "1Gi" | GreaterThanOrEquals | "10Gi" | false
+        "10h" | GreaterThanOrEquals | "1h" | true
+        "1h" | GreaterThanOrEquals | "30m" | true
+        "1h" | GreaterThanOrEquals | "1h" | true
+        "1Gi" | GreaterThanOrEquals | "1Gi" | true
+        "10" | GreaterThanOrEquals | 1 | true
+        100 | GreaterThanOrEquals | "10" | true
+        "100" | GreaterThanOrEquals | "10" | true
+        "10" | GreaterThanOrEquals | "10" | true
+        "1" | GreaterThanOrEquals | "10" | false
+        "1" | GreaterThanOrEquals | 10 | false
+        1 | GreaterThanOrEquals | "10" | false
+        "1h" | GreaterThanOrEquals | 3600 | true
+        "2h" | GreaterThanOrEquals | 3600 | true
+        "1.5.5" | GreaterThanOrEquals | "1.5.5" | true
+        "1.5.5" | GreaterThanOrEquals | "1.5.0" | true
+        "1.5.0" | GreaterThanOrEquals | "1.5.5" | false
+
+        10 | LessThanOrEquals | 1 | false
+        1.5 | LessThanOrEquals | 1.0 | false
+        1.5 | LessThanOrEquals | 1 | false
+        1 | LessThanOrEquals | 10 | true
+        1.0 | LessThanOrEquals | 1.5 | true
+        1 | LessThanOrEquals | 1.5 | true
+        1 | LessThanOrEquals | 1 | true
+        1.0 | LessThanOrEquals | 1.0 | true
+        "1Ki" | LessThanOrEquals | "1024" | true
+        "1024" | LessThanOrEquals | "1Ki" | true
+        "1Ki" | LessThanOrEquals | "1025" | true
+        "1023" | LessThanOrEquals | "1Ki" | true
+        "10Gi" | LessThanOrEquals | "1Gi" | false
+        "1Gi" | LessThanOrEquals | "10Gi" | true
+        "1Gi" | LessThanOrEquals | "1Mi" | false
+        "1Mi" | LessThanOrEquals | "1Gi" | true
+        "10h" | LessThanOrEquals | "1h" | false
+        "1h" | LessThanOrEquals | "30m" | false
+        "1h" | LessThanOrEquals | "1h" | true
+        "1Gi" | LessThanOrEquals | "1Gi" | true
+        "10" | LessThanOrEquals | 1 | false
+        100 | LessThanOrEquals | "10" | false
+        "100" | LessThanOrEquals | "10" | false
+        "10" | LessThanOrEquals | "10" | true
+        "1" | LessThanOrEquals | "10" | true
+        "1" | LessThanOrEquals | 10 | true
+        1 | LessThanOrEquals | "10" | true
+        "1h" | LessThanOrEquals | 3600 | true
+        "2h" | LessThanOrEquals | 3600 | false
+        "1.5.5" | LessThanOrEquals | "1.5.5" | true
+        "1.5.0" | LessThanOrEquals | "1.5.5" | true
+        "1.5.5" | LessThanOrEquals | "1.5.0" | false
+
+        1 | In | [1, 2, 3] | true
+        1.5 | In | [1, 1.5, 2, 3] | true
+        "1" | In | ["1", "2", "3"] | true
+        ["1.1.1.1", "2.2.2.2"] | In | ["1.1.1.1", "2.2.2.2", "3.3.3.3"] | true
+        5 | In | [1, 2, 3] | false
+        5.5 | In | [1, 1.5, 2, 3] | false
+        "5" | In | ["1", "2", "3"] | false
+        "1.1.1.1" | In | ["1*"] | true
+        ["1.1.1.1", "4.4.4.4"] | In | ["1.1.1.1", "2.2.2.2", "3.3.3.3"] | false
+
+        1 | NotIn | [1, 2, 3] | false
+        1.5 | NotIn | [1, 1.5, 2, 3] | false
+        "1" | NotIn | ["1", "2", "3"] | false
+        ["1.1.1.1", "2.2.2.2"] | NotIn | ["1.1.1.1", "2.2.2.2", "3.3.3.3"] | false
+        5 | NotIn | [1, 2, 3] | true
+        5.5 | NotIn | [1, 1.5, 2, 3] | true
+        "5" | NotIn | ["1", "2", "3"] | true
+        ["1.1.1.1", "4.4.4.4"] | NotIn | ["1.1.1.1", "2.2.2.2", "3.3.3.3"] | true
+
+        ["1.1.1.1", "5.5.5.5"] | AnyIn | ["1.1.1.1", "2.2.2.2", "3.3.3.3"] | true
+        ["1.1.1.1", "5.5.5.5"] | AnyIn | "1.1.1.1" | true
+        ["4.4.4.4", "5.5.5.5"] | AnyIn | ["1.1.1.1", "2.2.2.2", "3.3.3.3"] | false
+        ["1.1.1.1", "5.5.5.5"] | AnyIn | ["1.1.1.1"] | true
+        [1, 2] | AnyIn | [1, 2, 3, 4] | true
+        [1, 5] | AnyIn | [1, 2, 3, 4] | true
+        [5] | AnyIn | [1, 2, 3, 4] | false
+        ["1*"] | AnyIn | ["1.1.1.1", "2.2.2.2", "3.3.3.3"] | true
+        ["5*"] | AnyIn | ["1.1.1.1", "2.2.2.2", "3.3.3.3"] | false
+        ["1.1.1.1", "2.2.2.2", "5.5.5.5"] | AnyIn | ["2*"] | true
+        ["1.1.1.1", "2.2.2.2", "5.5.5.5"] | AnyIn | ["4*"] | false
+        ["5"] | AnyIn | "1-3" | false
+        "1.1.1.1" | AnyIn | ["1*"] | true
+        "5" | AnyIn | "1-10" | true
+        5 | AnyIn | "1-10" | true
+        [1, 5] | AnyIn | "7-10" | false
+        [1, 5] | AnyIn | "0-10" | true
+        [1.002, 1.222] | AnyIn | "1.001-10" | true
+
+        ["1.1.1.1", "2.2.2.2"] | AllIn | ["1.1.1.1", "2.2.2.2", "3.3.3.3"] | true
+        ["1.1.1.1", "5.5.5.5"] | AllIn | ["1.1.1.1", "2.2.2.2", "3.3.3.3"] | false
+        ["4.4.4.4", "5.5.5.5"] | AllIn | ["1.1.1.1", "2.2.2.2", "3.3.3.3"] | false
+        ["1.1.1.1", "5.5.5.5"] | AllIn | ["1.1.1.1"] | false
+        [1, 2] | AllIn | [1, 2, 3, 4] | true
+        [1, 5] | AllIn | [1, 2, 3, 4] | false
+        [5] | AllIn | [1, 2, 3, 4] | false
+        ["1*"] | AllIn | ["1.1.1.1", "2.2.2.2", "3.3.3.3"] | true
+        ["5*"] | AllIn | ["1.1.1.1", "2.2.2.2", "3.3.3.3"] | false
+        ["2.1.1.1", "2.2.2.2", "2.5.5.5"] | AllIn | ["2*"] | true
+        ["1.1.1.1", "2.2.2.2", "5.5.5.5"] | AllIn | ["4*"] | false
+        ["1.1.1.1", "5.5.5.5"] | AllIn | "5.5.5.5" | false
+        5 | AllIn | "1-10" | true
+        [3, 2] | AllIn | "1-10" | true
+        [3, 2] | AllIn | "5-10" | false
+
+        1 | AllNotIn | [1, 2, 3] | false
+        1.5 | AllNotIn | [1, 1.5, 2, 3] | false
+        "1" | AllNotIn | ["1", "2", "3"] | false
+        ["1.1.1.1", "2.2.2.2"] | AllNotIn | ["1.1.1.1", "2.2.2.2", "3.3.3.3"] | false
+        5 | AllNotIn | [1, 2, 3] | true
+        5.5 | AllNotIn | [1, 1.5, 2, 3] | true
+        "5" | AllNotIn | ["1", "2", "3"] | true
+        ["1.1.1.1", "4.4.4.4"] | AllNotIn | ["1.1.1.1", "2.2.2.2", "3.3.3.3"] | false
+        ["1.1.1.1", "4.4.4.4"] | AllNotIn | ["1.1.1.1", "2.2.2.2", "3.3.3.3", "1.1.1.1"] | false
+        ["1.1.1.1", "4.4.4.4", "1.1.1.1"] | AllNotIn | ["1.1.1.1", "2.2.2.2", "3.3.3.3", "1.1.1.1", "4.4.4.4"] | false
+        ["5.5.5.5", "4.4.4.4"] | AllNotIn | ["1.1.1.1", "2.2.2.2", "3.3.3.3"] | true
+        ["7*", "6*", "5*"] | AllNotIn | ["1.1.1.1", "2.2.2.2", "3.3.3.3"] | true
+        ["1*", "2*"] | AllNotIn | ["1.1.1.1", "2.2.2.2", "3.3.3.3"] | false
+        ["1.1.1.1", "3.3.3.3", "5.5.5.5"] | AllNotIn | ["2*"] | true
+        ["4.1.1.1", "4.2.2.2", "4.5.5.5"] | AllNotIn | ["4*"] | false
+        ["1.1.1.1", "4.4.4.4"] | AllNotIn | "2.2.2.2" | true
+        5.5 | AllNotIn | "6-10" | true
+        "5" | AllNotIn | "1-6" | false
+        [3, 2] | AllNotIn | "5-10" | true
+        [2, 6] | AllNotIn | "5-10" | false
+
+        1 | AnyNotIn | [1, 2, 3] | false
+        1.5 | AnyNotIn | [1, 1.5, 2, 3] | false
+        "1" | AnyNotIn | ["1", "2", "3"] | false
+        ["1.1.1.1", "2.2.2.2"] | AnyNotIn | ["1.1.1.1", "2.2.2.2", "3.3.3.3"] | false
+        5 | AnyNotIn | [1, 2, 3] | true
+        5.5 | AnyNotIn | [1, 1.5, 2, 3] | true
+        "5" | AnyNotIn | ["1", "2", "3"] | true
+        ["1.1.1.1", "4.4.4.4"] | AnyNotIn | ["1.1.1.1", "2.2.2.2", "3.3.3.3"] | true
+        ["5.5.5.5", "4.4.4.4"] | AnyNotIn | "4.4.4.4" | true
+        ["5.5.5.5", "4.4.4.4"] | AnyNotIn | ["1.1.1.1", "2.2.2.2", "3.3.3.3"] | true
+        ["1*", "3*", "5*"] | AnyNotIn | ["1.1.1.1", "2.2.2.2", "3.3.3.3"] | true
+        ["1.1.1.1", "2.2.2.2", "5.5.5.5"] | AnyNotIn | ["2*"] | true
+        ["2.2*"] | AnyNotIn | ["2.2.2.2"] | false
+        "5" | AnyNotIn | "1-3" | true
+        [1, 5, 11] | AnyNotIn | "0-10" | true
+        [1, 5, 7] | AnyNotIn | "0-10" | false
+    "#;
+
+    #[test]
+    fn upstream_evaluate_table() {
+        let mut count = 0;
+        for line in UPSTREAM_EVALUATE_CASES
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+        {
+            let fields: Vec<&str> = line.split(" | ").collect();
+            let [key, operator, value, expected] = fields[..] else {
+                panic!("malformed case {line:?}");
+            };
+            let key: Value = serde_json::from_str(key).expect("key JSON");
+            let value: Value = serde_json::from_str(value).expect("value JSON");
+            let expected: bool = expected.parse().expect("expected bool");
+            let got = evaluate_condition(&key, operator, &value).expect("known operator");
+            assert_eq!(got, expected, "{line}");
+            count += 1;
+        }
+        assert_eq!(count, 292);
+    }
+
+    /// Resolves the few variables the tests use, like a precondition substitution would.
+    fn substitute(value: &Value) -> Result<Value, ConditionError> {
+        Ok(match value.as_str() {
+            Some("{{request.object.metadata.name}}") => json!("temp"),
+            Some("{{request.object.spec.foo}}") => json!("bar"),
+            Some("{{ bad }}") => {
+                return Err(invalid("", "variable bad not found"));
+            }
+            Some(text) => json!(text.replace("{{ name }}", "temp")),
+            None => value.clone(),
+        })
+    }
+
+    fn parse(conditions: Value) -> Conditions {
+        parse_conditions(&conditions).expect("valid conditions")
+    }
+
+    fn verdict(conditions: Value) -> Verdict {
+        parse(conditions).evaluate(substitute).expect("evaluates")
+    }
+
+    fn name_is(value: &str, message: &str) -> Value {
+        json!({"key": "{{request.object.metadata.name}}", "operator": "Equal", "value": value,
+               "message": message})
+    }
+
+    fn foo_is(value: &str, message: &str) -> Value {
+        json!({"key": "{{request.object.spec.foo}}", "operator": "Equal", "value": value,
+               "message": message})
+    }
+
+    #[test]
+    fn condition_messages_as_upstream() {
+        // Upstream's Test_Condition_Messages, step by step.
+        let blocks = |conditions: Value| [parse(conditions)];
+        let failed = evaluate_blocks(
+            &blocks(
+                json!({"any": [name_is("temp2", "invalid name"), foo_is("bar2", "invalid foo")]}),
+            ),
+            substitute,
+        );
+        assert_eq!(
+            failed,
+            Ok(Verdict {
+                holds: false,
+                message: "invalid name; invalid foo".into()
+            })
+        );
+        let passed = evaluate_blocks(
+            &blocks(
+                json!({"any": [name_is("temp", "invalid name"), foo_is("bar", "invalid foo")]}),
+            ),
+            substitute,
+        );
+        assert_eq!(
+            passed,
+            Ok(Verdict {
+                holds: true,
+                message: "invalid name".into()
+            })
+        );
+        let all_fails = evaluate_blocks(
+            &blocks(json!({
+                "any": [name_is("temp", "invalid name"), foo_is("bar", "invalid foo")],
+                "all": [name_is("temp", "invalid name"), foo_is("bar2", "invalid foo")],
+            })),
+            substitute,
+        );
+        assert_eq!(
+            all_fails,
+            Ok(Verdict {
+                holds: false,
+                message: "invalid foo".into()
+            })
+        );
+        let both_fail = evaluate_blocks(
+            &blocks(json!({
+                "any": [name_is("temp1", "invalid name"), foo_is("bar2", "invalid foo")],
+                "all": [name_is("temp", "invalid name"), foo_is("bar2", "invalid foo2")],
+            })),
+            substitute,
+        );
+        assert_eq!(
+            both_fail,
+            Ok(Verdict {
+                holds: false,
+                message: "invalid name; invalid foo; invalid foo2".into()
+            })
+        );
+    }
+
+    #[test]
+    fn passing_messages_join_and_skip_empty_ones() {
+        let conditions =
+            json!({"all": [name_is("temp", "a"), name_is("temp", ""), foo_is("bar", "b")]});
+        assert_eq!(
+            verdict(conditions),
+            Verdict {
+                holds: true,
+                message: "a; b".into()
+            }
+        );
+        let list = json!([
+            name_is("temp", "a"),
+            name_is("temp", ""),
+            foo_is("bar", "b")
+        ]);
+        assert_eq!(
+            verdict(list),
+            Verdict {
+                holds: true,
+                message: "a;b".into()
+            }
+        );
+        let list = json!([name_is("temp", "a"), foo_is("x", "b"), foo_is("y", "c")]);
+        assert_eq!(
+            verdict(list),
+            Verdict {
+                holds: false,
+                message: "b".into()
+            }
+        );
+        let blocks = [
+            parse(json!({"all": [name_is("temp", "a")]})),
+            parse(json!({"all": [foo_is("bar", "b")]})),
+        ];
+        assert_eq!(
+            evaluate_blocks(&blocks, substitute),
+            Ok(Verdict {
+                holds: true,
+                message: "a;b".into()
+            })
+        );
+    }
+
+    #[test]
+    fn messages_are_substituted() {
+        let conditions = json!({"any": [foo_is("x", "name {{ name }} is wrong")]});
+        assert_eq!(
+            verdict(conditions),
+            Verdict {
+                holds: false,
+                message: "name temp is wrong".into()
+            }
+        );
+        let to_number = |_: &Value| -> Result<Value, ConditionError> { Ok(json!(1)) };
+        let conditions = parse(json!({"any": [foo_is("x", "{{ n }}")]}));
+        assert!(matches!(
+            conditions.evaluate(to_number),
+            Err(ConditionError::Invalid { path, .. }) if path == "any[0].message"
+        ));
+    }
+
+    #[test]
+    fn any_and_all_combine_as_upstream() {
+        let yes = || name_is("temp", "");
+        let no = || name_is("other", "");
+        let holds = |conditions: Value| verdict(conditions).holds;
+        assert!(holds(json!({})));
+        assert!(holds(json!(null)));
+        assert!(holds(json!([])));
+        assert!(holds(json!({"any": null, "all": null})));
+        assert!(holds(json!({"any": [no(), yes()]})));
+        assert!(!holds(json!({"any": [no(), no()]})));
+        assert!(holds(json!({"all": [yes(), yes()]})));
+        assert!(!holds(json!({"all": [yes(), no()]})));
+        assert!(!holds(json!({"any": [yes()], "all": [no()]})));
+        assert!(!holds(json!({"any": [no()], "all": [yes()]})));
+        assert!(holds(json!({"any": [yes()], "all": [yes()]})));
+        // An explicitly empty `any` never holds upstream (only an absent one is ignored).
+        assert!(!holds(json!({"any": []})));
+        assert!(holds(json!({"all": []})));
+        assert!(holds(json!([yes(), yes()])));
+        assert!(!holds(json!([yes(), no()])));
+    }
+
+    #[test]
+    fn any_all_operators_are_case_insensitive_and_checked_when_reached() {
+        let lower = json!({"all": [{"key": "a", "operator": "equals", "value": "a"}]});
+        assert!(verdict(lower).holds);
+        // The unknown operator is never reached: `any` stops at the first passing condition.
+        let unreached = parse(json!({"any": [
+            {"key": "a", "operator": "Equals", "value": "a"},
+            {"key": "a", "operator": "Matches", "value": "a"},
+        ]}));
+        assert!(unreached.evaluate(substitute).expect("evaluates").holds);
+        assert_eq!(
+            unreached.check_operators(),
+            Err(ConditionError::UnknownOperator {
+                path: "any[1].operator".into(),
+                operator: "Matches".into()
+            })
+        );
+        let reached = parse(json!({"all": [{"key": "a", "value": "a"}]}));
+        let error = reached.evaluate(substitute).expect_err("unknown operator");
+        assert_eq!(
+            error,
+            ConditionError::UnknownOperator {
+                path: "all[0].operator".into(),
+                operator: String::new()
+            }
+        );
+        assert_eq!(
+            error.to_string(),
+            r#"unknown condition operator "" at all[0].operator"#
+        );
+        assert_eq!(
+            parse(json!({"all": [name_is("temp", "")]})).check_operators(),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn list_form_needs_exact_operator_names() {
+        assert!(
+            parse_conditions(&json!([{"key": "a", "operator": "Equal", "value": "a"}])).is_ok()
+        );
+        assert_eq!(
+            parse_conditions(&json!([
+                {"key": "a", "operator": "Equals", "value": "a"},
+                {"key": "a", "operator": "equals", "value": "a"},
+            ])),
+            Err(invalid(
+                "[1].operator",
+                "invalid condition operator: equals"
+            ))
+        );
+        assert!(parse_conditions(&json!([null])).is_err());
+    }
+
+    #[test]
+    fn malformed_conditions_are_rejected_with_their_path() {
+        let cases = [
+            (json!("Equals"), ""),
+            (json!(5), ""),
+            (json!({"any": [], "none": []}), "none"),
+            (json!({"Any": []}), "Any"),
+            (json!({"all": {"key": "a"}}), "all"),
+            (json!({"all": ["a"]}), "all[0]"),
+            (
+                json!({"any": [{"key": "a", "operator": 1}]}),
+                "any[0].operator",
+            ),
+            (
+                json!([{"key": "a", "operator": "Equals", "message": ["m"]}]),
+                "[0].message",
+            ),
+        ];
+        for (conditions, path) in cases {
+            match parse_conditions(&conditions) {
+                Err(ConditionError::Invalid { path: got, .. }) => {
+                    assert_eq!(got, path, "{conditions}");
+                }
+                other => panic!("{conditions}: expected an error, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn fields_are_matched_case_insensitively_and_absent_operands_are_null() {
+        let conditions = parse(json!({"all": [{"Key": "a", "OPERATOR": "Equals", "Value": "a"}]}));
+        assert!(conditions.evaluate(substitute).expect("evaluates").holds);
+        let Conditions::AnyAll(AnyAllConditions { all, .. }) =
+            parse(json!({"all": [{"operator": "NotEquals"}]}))
+        else {
+            panic!("any/all form expected");
+        };
+        assert_eq!(all[0].key, Value::Null);
+        assert_eq!(all[0].value, Value::Null);
+        assert_eq!(all[0].message, "");
+    }
+
+    #[test]
+    fn every_operand_is_substituted_before_evaluation() {
+        // The first `any` condition decides, yet the failing substitution of the second is an
+        // error, as upstream substitutes the whole block first.
+        let conditions = parse(json!({"any": [
+            name_is("temp", ""),
+            {"key": "{{ bad }}", "operator": "Equals", "value": "x"},
+        ]}));
+        assert_eq!(
+            conditions.evaluate(substitute),
+            Err(invalid("", "variable bad not found"))
+        );
+    }
+
+    #[test]
+    fn typed_foreach_preconditions_convert() {
+        let typed: ApiAnyAllConditions = serde_json::from_value(json!({
+            "any": [],
+            "all": [{"key": "{{request.object.spec.foo}}", "operator": "Equal", "value": "bar",
+                     "message": "foo"}],
+        }))
+        .expect("typed conditions");
+        let conditions = Conditions::from(&typed);
+        assert_eq!(
+            conditions.evaluate(substitute),
+            Ok(Verdict {
+                holds: true,
+                message: "foo".into()
+            })
+        );
+    }
+
+    #[test]
+    fn lone_conditions_report_unknown_operators() {
+        assert_eq!(
+            evaluate_condition(&json!(1), "GREATERTHAN", &json!(0)),
+            Ok(true)
+        );
+        assert_eq!(
+            evaluate_condition(&json!("a"), "notequal", &json!("b")),
+            Ok(true)
+        );
+        let error = evaluate_condition(&json!(1), "Exists", &json!(0)).expect_err("unknown");
+        assert_eq!(error.to_string(), r#"unknown condition operator "Exists""#);
+    }
 }

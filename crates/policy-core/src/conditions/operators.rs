@@ -9,7 +9,7 @@
 //!   number of seconds against a duration), quantities (`1Gi`), numbers and numeric strings, and
 //!   semantic versions (`1.5.0`).
 //! - The deprecated `Duration*` operators: durations or numbers of seconds.
-//! - The set operators, see [`super::membership`].
+//! - The set operators, see the `membership` module.
 //!
 //! Type mismatches and unparsable operands make a condition false, never an error.
 
@@ -221,9 +221,9 @@ mod tests {
                 (json!(42), json!(42.5), false),
                 (json!(42), json!("42"), true),
                 (json!(42), json!("invalid"), false),
-                (json!(3.14), json!("3.14"), true),
-                (json!(3.14), json!("invalid"), false),
-                (json!(3.14), json!(true), false),
+                (json!(3.25), json!("3.25"), true),
+                (json!(3.25), json!("invalid"), false),
+                (json!(3.25), json!(true), false),
                 (json!("hello"), json!("hello"), true),
                 (json!("hello"), json!("world"), false),
                 (json!("hello-world"), json!("hello-*"), true),
@@ -322,7 +322,7 @@ mod tests {
             ConditionOperator::GreaterThanOrEquals,
             &[
                 (json!(10.5), json!(10), true),
-                (json!(3.14), json!(3.14), true),
+                (json!(3.25), json!(3.25), true),
                 (json!(5.5), json!("4.5"), true),
                 (json!(2.5), json!(5.0), false),
                 (json!("500m"), json!("500m"), true),
@@ -359,15 +359,24 @@ mod tests {
         );
         check(
             ConditionOperator::DurationGreaterThanOrEquals,
-            &[(json!("1h"), json!("60m"), true), (json!("0"), json!(0), true)],
+            &[
+                (json!("1h"), json!("60m"), true),
+                (json!("0"), json!(0), true),
+            ],
         );
         check(
             ConditionOperator::DurationLessThan,
-            &[(json!("1m"), json!("1h"), true), (json!("1h"), json!("1h"), false)],
+            &[
+                (json!("1m"), json!("1h"), true),
+                (json!("1h"), json!("1h"), false),
+            ],
         );
         check(
             ConditionOperator::DurationLessThanOrEquals,
-            &[(json!("1h"), json!("1h"), true), (json!("2h"), json!(3600), false)],
+            &[
+                (json!("1h"), json!("1h"), true),
+                (json!("2h"), json!(3600), false),
+            ],
         );
     }
 

@@ -42,7 +42,11 @@ impl LoadedPolicy {
 
     /// Loads a namespaced Policy.
     pub fn from_policy(policy: Policy) -> Result<Self, PolicyLoadError> {
-        let namespace = policy.metadata.namespace.clone().unwrap_or_else(|| "default".to_owned());
+        let namespace = policy
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".to_owned());
         Self::new(policy.metadata, Some(namespace), policy.spec.0)
     }
 
@@ -53,8 +57,14 @@ impl LoadedPolicy {
     ) -> Result<Self, PolicyLoadError> {
         let name = metadata.name.unwrap_or_default();
         let annotations = metadata.annotations.unwrap_or_default();
-        let rules = spec.rules.clone();
-        Ok(Self { name, namespace, annotations, spec, rules })
+        let rules = crate::autogen::compute_rules(&spec, &annotations);
+        Ok(Self {
+            name,
+            namespace,
+            annotations,
+            spec,
+            rules,
+        })
     }
 
     /// How test files and reports name the policy: `name`, or `namespace/name` for a Policy.

@@ -21,9 +21,19 @@ pub trait ContextProvider: Send + Sync {
     /// The `data` of a ConfigMap.
     fn config_map(&self, namespace: &str, name: &str) -> Result<Lookup, ProviderError>;
     /// The response of a Kubernetes API call (`urlPath`), decoded from JSON.
-    fn api_call(&self, method: &str, url_path: &str, body: Option<&Value>) -> Result<Lookup, ProviderError>;
+    fn api_call(
+        &self,
+        method: &str,
+        url_path: &str,
+        body: Option<&Value>,
+    ) -> Result<Lookup, ProviderError>;
     /// The response of a call to an external service.
-    fn service_call(&self, method: &str, url: &str, body: Option<&Value>) -> Result<Lookup, ProviderError>;
+    fn service_call(
+        &self,
+        method: &str,
+        url: &str,
+        body: Option<&Value>,
+    ) -> Result<Lookup, ProviderError>;
     /// The data of a GlobalContextEntry.
     fn global_context(&self, name: &str) -> Result<Lookup, ProviderError>;
     /// Image metadata (config, manifest, digest) from its registry.

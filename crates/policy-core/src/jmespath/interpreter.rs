@@ -50,7 +50,7 @@ impl<'r> Interpreter<'r> {
     }
 
     /// Evaluates `node` with `value` as the current node.
-    pub(crate) fn eval<'v>(&self, node: &Node, value: &'v Value) -> Evaluated<'v> {
+    pub(crate) fn eval<'v>(&self, node: &'v Node, value: &'v Value) -> Evaluated<'v> {
         match node {
             Node::Field(name) => match value {
                 Value::Object(map) => map
@@ -59,7 +59,7 @@ impl<'r> Interpreter<'r> {
                     .ok_or_else(|| JmesPathError::NotFound(name.clone())),
                 _ => Ok(Cow::Borrowed(&NULL)),
             },
-            Node::Literal(literal) => Ok(Cow::Owned(literal.clone())),
+            Node::Literal(literal) => Ok(Cow::Borrowed(literal)),
             Node::Current => Ok(Cow::Borrowed(value)),
             Node::Root => Ok(Cow::Owned(self.root.clone())),
             Node::Index(index) => Ok(match value {
@@ -84,7 +84,7 @@ impl<'r> Interpreter<'r> {
                 let Value::Object(map) = source.as_ref() else {
                     return Ok(Cow::Borrowed(&NULL));
                 };
-                self.project(map.values(), right)
+                self.project(map.values(), right).map(Cow::Owned)
             }
             Node::FilterProjection {
                 source,
@@ -161,9 +161,9 @@ impl<'r> Interpreter<'r> {
             }
             Node::Pipe(left, right) => match or_null(self.eval(left, value))? {
                 Cow::Borrowed(inner) => or_null(self.eval(right, inner)),
-                Cow::Owned(inner) => Ok(Cow::Owned(
-                    or_null(self.eval(right, &inner))?.into_owned(),
-                )),
+                Cow::Owned(inner) => {
+                    Ok(Cow::Owned(or_null(self.eval(right, &inner))?.into_owned()))
+                }
             },
             Node::Comparison(comparator, left, right) => {
                 let left = or_null(self.eval(left, value))?;
@@ -201,22 +201,23 @@ impl<'r> Interpreter<'r> {
         }
     }
 
-    fn projection<'v>(&self, left: &Node, right: &Node, value: &'v Value) -> Evaluated<'v> {
+    fn projection<'v>(&self, left: &'v Node, right: &'v Node, value: &'v Value) -> Evaluated<'v> {
         // Slicing a string (`'abc'[0:2]`) is the only projection of a non-array.
-        let allows_string = matches!(left, Node::IndexExpression(_, index) if matches!(**index, Node::Slice(_)));
+        let allows_string =
+            matches!(left, Node::IndexExpression(_, index) if matches!(**index, Node::Slice(_)));
         let source = or_null(self.eval(left, value))?;
         match source.as_ref() {
-            Value::Array(items) => self.project(items.iter(), right),
+            Value::Array(items) => self.project(items.iter(), right).map(Cow::Owned),
             Value::String(_) if allows_string => Ok(source),
             _ => Ok(Cow::Borrowed(&NULL)),
         }
     }
 
-    fn project<'i, 'v>(
+    fn project<'i>(
         &self,
         items: impl Iterator<Item = &'i Value>,
-        right: &Node,
-    ) -> Evaluated<'v> {
+        right: &'i Node,
+    ) -> Result<Value, JmesPathError> {
         let mut collected = Vec::new();
         for item in items {
             let projected = or_null(self.eval(right, item))?;
@@ -224,7 +225,7 @@ impl<'r> Interpreter<'r> {
                 collected.push(projected.into_owned());
             }
         }
-        Ok(Cow::Owned(Value::Array(collected)))
+        Ok(Value::Array(collected))
     }
 }
 

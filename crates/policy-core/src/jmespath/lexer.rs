@@ -343,10 +343,7 @@ mod tests {
     fn quoted_identifiers_are_json_decoded() {
         assert_eq!(
             kinds(r#""a\"b.c""#),
-            vec![
-                TokenKind::QuotedIdentifier("a\"b.c".into()),
-                TokenKind::Eof
-            ]
+            vec![TokenKind::QuotedIdentifier("a\"b.c".into()), TokenKind::Eof]
         );
     }
 
@@ -356,7 +353,13 @@ mod tests {
             tokenize("a # b"),
             Err(JmesPathError::Syntax { .. })
         ));
-        assert!(matches!(tokenize("'abc"), Err(JmesPathError::Syntax { .. })));
-        assert!(matches!(tokenize("`abc"), Err(JmesPathError::Syntax { .. })));
+        assert!(matches!(
+            tokenize("'abc"),
+            Err(JmesPathError::Syntax { .. })
+        ));
+        assert!(matches!(
+            tokenize("`abc"),
+            Err(JmesPathError::Syntax { .. })
+        ));
     }
 }

@@ -47,8 +47,14 @@ pub(crate) enum Node {
     Comparison(Comparator, Box<Node>, Box<Node>),
     Arithmetic(ArithmeticOperator, Box<Node>, Box<Node>),
     /// Unary `+x` (`false`) or `-x` (`true`).
-    Sign { negate: bool, operand: Box<Node> },
-    Function { name: String, args: Vec<Node> },
+    Sign {
+        negate: bool,
+        operand: Box<Node>,
+    },
+    Function {
+        name: String,
+        args: Vec<Node>,
+    },
     /// `&expression`, only meaningful as a function argument.
     Expref(Box<Node>),
 }
@@ -434,9 +440,7 @@ impl Parser {
             let key = match self.advance().kind {
                 TokenKind::UnquotedIdentifier(key) | TokenKind::QuotedIdentifier(key) => key,
                 _ => {
-                    return Err(
-                        self.error("Expected tQuotedIdentifier or tUnquotedIdentifier")
-                    );
+                    return Err(self.error("Expected tQuotedIdentifier or tUnquotedIdentifier"));
                 }
             };
             self.expect(&TokenKind::Colon)?;
@@ -531,7 +535,9 @@ mod tests {
 
     #[test]
     fn reports_syntax_errors() {
-        for invalid in ["a.", "a[", "foo(", "a ==", "{a}", "\"a\"()", "`{bad`", "a b"] {
+        for invalid in [
+            "a.", "a[", "foo(", "a ==", "{a}", "\"a\"()", "`{bad`", "a b",
+        ] {
             assert!(
                 matches!(parse(invalid), Err(JmesPathError::Syntax { .. })),
                 "{invalid}"

@@ -91,7 +91,7 @@ fn write_json(value: &Value, out: &mut String) {
         }
         Value::Object(map) => {
             let mut entries: Vec<_> = map.iter().collect();
-            entries.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
+            entries.sort_unstable_by_key(|(key, _)| *key);
             out.push('{');
             for (index, (key, item)) in entries.into_iter().enumerate() {
                 if index > 0 {
@@ -173,7 +173,7 @@ pub(crate) fn go_debug(value: &Value) -> String {
         }
         Value::Object(map) => {
             let mut entries: Vec<_> = map.iter().collect();
-            entries.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
+            entries.sort_unstable_by_key(|(key, _)| *key);
             let parts: Vec<String> = entries
                 .into_iter()
                 .map(|(key, item)| format!("{key}:{}", go_debug(item)))
@@ -194,14 +194,23 @@ mod tests {
         for falsy in [json!(null), json!(false), json!(""), json!([]), json!({})] {
             assert!(!is_truthy(&falsy), "{falsy}");
         }
-        for truthy in [json!(0), json!(true), json!("a"), json!([0]), json!({"a": 1})] {
+        for truthy in [
+            json!(0),
+            json!(true),
+            json!("a"),
+            json!([0]),
+            json!({"a": 1}),
+        ] {
             assert!(is_truthy(&truthy), "{truthy}");
         }
     }
 
     #[test]
     fn numbers_compare_by_value() {
-        assert!(values_equal(&json!([1, {"a": 2}]), &json!([1.0, {"a": 2.0}])));
+        assert!(values_equal(
+            &json!([1, {"a": 2}]),
+            &json!([1.0, {"a": 2.0}])
+        ));
         assert!(!values_equal(&json!(1), &json!("1")));
     }
 
@@ -234,6 +243,9 @@ mod tests {
     #[test]
     fn go_debug_prints_like_percent_v() {
         assert_eq!(go_debug(&json!(null)), "<nil>");
-        assert_eq!(go_debug(&json!({"b": 1, "a": ["x", "y"]})), "map[a:[x y] b:1]");
+        assert_eq!(
+            go_debug(&json!({"b": 1, "a": ["x", "y"]})),
+            "map[a:[x y] b:1]"
+        );
     }
 }

@@ -24,7 +24,11 @@ impl<'a> KindSelector<'a> {
             Some((head, last)) => (Some(head), last),
             None => (None, input),
         };
-        for part in head.into_iter().flat_map(|head| head.split('/')).chain(last.split('.')) {
+        for part in head
+            .into_iter()
+            .flat_map(|head| head.split('/'))
+            .chain(last.split('.'))
+        {
             *parts.get_mut(count)? = part;
             count += 1;
         }
@@ -39,7 +43,7 @@ impl<'a> KindSelector<'a> {
             1 => selector("*", "*", first, ""),
             2 if first == "*" && second == "*" => selector("*", "*", "*", "*"),
             // `*/subresource`: a lowercase second part is a subresource, not a kind.
-            2 if first == "*" && second.to_lowercase() == second => {
+            2 if first == "*" && !second.chars().any(char::is_uppercase) => {
                 selector("*", "*", first, second)
             }
             2 if is_version(first) => selector("*", first, second, ""),
@@ -66,7 +70,9 @@ fn is_version(s: &str) -> bool {
     let Some(rest) = s.strip_prefix('v') else {
         return false;
     };
-    let digits_end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+    let digits_end = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
     if digits_end == 0 {
         return false;
     }
@@ -81,8 +87,9 @@ fn is_version(s: &str) -> bool {
 }
 
 /// Whether one of `kinds` selects a resource of `gvk` requested through `subresource`. With
-/// `allow_ephemeral_containers`, a selector of `Pod` itself also selects the
-/// `pods/ephemeralcontainers` subresource (backward compatibility of policies).
+/// `allow_ephemeral_containers`, a selector of the core v1 Pod also selects the
+/// `pods/ephemeralcontainers` subresource, whatever its own subresource part (backward
+/// compatibility of policies written before subresources could be selected).
 pub(crate) fn check_kind(
     kinds: &[String],
     gvk: &GroupVersionKind,
@@ -95,6 +102,7 @@ pub(crate) fn check_kind(
         && gvk.version == "v1"
         && gvk.kind == "Pod";
     kinds.iter().any(|kind| {
+        // Like upstream, a selector with too many parts only matches empty names.
         let selector = KindSelector::parse(kind).unwrap_or(KindSelector {
             group: "",
             version: "",
@@ -113,7 +121,7 @@ fn kind_name(selector: &str) -> &str {
     let before_dot = |s: &'_ str| -> usize { s.find('.').unwrap_or(s.len()) };
     match parts.as_slice() {
         [only] => &only[..before_dot(only)],
-        [first, _] if *first == "*" && parts[1] == "*" => first,
+        ["*", "*"] => "*",
         [first, second] if is_version(first) => &second[..before_dot(second)],
         [first, _] => first,
         [first, second, _] if is_version(first) => second,
@@ -125,7 +133,9 @@ fn kind_name(selector: &str) -> &str {
 
 /// Whether one of the `kinds` selectors names `kind` (ignoring group, version, subresource).
 pub(crate) fn contains_kind<'a>(kinds: impl IntoIterator<Item = &'a String>, kind: &str) -> bool {
-    kinds.into_iter().any(|selector| kind_name(selector) == kind)
+    kinds
+        .into_iter()
+        .any(|selector| kind_name(selector) == kind)
 }
 
 #[cfg(test)]
@@ -150,18 +160,54 @@ mod tests {
             ("Pod", "*", "*", "Pod", ""),
             ("v1/Pod", "*", "v1", "Pod", ""),
             ("batch/*/CronJob", "batch", "*", "CronJob", ""),
-            ("storage.k8s.io/v1/CSIDriver", "storage.k8s.io", "v1", "CSIDriver", ""),
-            ("tekton.dev/v1beta1/TaskRun/status", "tekton.dev", "v1beta1", "TaskRun", "status"),
+            (
+                "storage.k8s.io/v1/CSIDriver",
+                "storage.k8s.io",
+                "v1",
+                "CSIDriver",
+                "",
+            ),
+            (
+                "tekton.dev/v1beta1/TaskRun/status",
+                "tekton.dev",
+                "v1beta1",
+                "TaskRun",
+                "status",
+            ),
             ("v1/Pod.status", "*", "v1", "Pod", "status"),
             ("v1/Pod/status", "*", "v1", "Pod", "status"),
             ("Pod.status", "*", "*", "Pod", "status"),
             ("Pod/status", "*", "*", "Pod", "status"),
-            ("apps/v1/Deployment/scale", "apps", "v1", "Deployment", "scale"),
-            ("v1/ReplicationController/scale", "*", "v1", "ReplicationController", "scale"),
-            ("*/ReplicationController/scale", "*", "*", "ReplicationController", "scale"),
+            (
+                "apps/v1/Deployment/scale",
+                "apps",
+                "v1",
+                "Deployment",
+                "scale",
+            ),
+            (
+                "v1/ReplicationController/scale",
+                "*",
+                "v1",
+                "ReplicationController",
+                "scale",
+            ),
+            (
+                "*/ReplicationController/scale",
+                "*",
+                "*",
+                "ReplicationController",
+                "scale",
+            ),
             ("*/Deployment/scale", "*", "*", "Deployment", "scale"),
             ("*/Deployment.scale", "*", "*", "Deployment", "scale"),
-            ("apps/v1/Deployment.scale", "apps", "v1", "Deployment", "scale"),
+            (
+                "apps/v1/Deployment.scale",
+                "apps",
+                "v1",
+                "Deployment",
+                "scale",
+            ),
             ("*/scale", "*", "*", "*", "scale"),
             ("Pod/*", "*", "*", "Pod", "*"),
             ("*/*/*", "*", "*", "*", "*"),
@@ -188,7 +234,9 @@ mod tests {
         for version in ["v1", "v10", "v1beta1", "v2alpha3", "*"] {
             assert!(is_version(version), "{version}");
         }
-        for not_version in ["v", "vbeta1", "v1beta", "v1gamma1", "apps", "V1", "v1beta1x"] {
+        for not_version in [
+            "v", "vbeta1", "v1beta", "v1gamma1", "apps", "V1", "v1beta1x",
+        ] {
             assert!(!is_version(not_version), "{not_version}");
         }
     }
@@ -198,7 +246,12 @@ mod tests {
         // Cases from upstream pkg/utils/match/kind_test.go.
         let pod = gvk("", "v1", "Pod");
         let kinds = |k: &[&str]| k.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert!(check_kind(&kinds(&["*"]), &gvk("", "v1", "Deployment"), "", false));
+        assert!(check_kind(
+            &kinds(&["*"]),
+            &gvk("", "v1", "Deployment"),
+            "",
+            false
+        ));
         assert!(check_kind(&kinds(&["Pod"]), &pod, "", false));
         assert!(check_kind(&kinds(&["v1/Pod"]), &pod, "", false));
         assert!(check_kind(
@@ -214,8 +267,18 @@ mod tests {
             false
         ));
         assert!(!check_kind(&kinds(&["v1/Pod"]), &pod, "status", false));
-        assert!(check_kind(&kinds(&["v1/Pod"]), &pod, "ephemeralcontainers", true));
-        assert!(!check_kind(&kinds(&["v1/Pod"]), &pod, "ephemeralcontainers", false));
+        assert!(check_kind(
+            &kinds(&["v1/Pod"]),
+            &pod,
+            "ephemeralcontainers",
+            true
+        ));
+        assert!(!check_kind(
+            &kinds(&["v1/Pod"]),
+            &pod,
+            "ephemeralcontainers",
+            false
+        ));
         let postgres = gvk("acid.zalan.do", "v1", "postgresdb");
         assert!(check_kind(&kinds(&["postgresdb"]), &postgres, "", false));
         assert!(!check_kind(&kinds(&["Postgresdb"]), &postgres, "", false));
@@ -225,9 +288,24 @@ mod tests {
             "status",
             false
         ));
-        assert!(check_kind(&kinds(&["v1/Pod.status"]), &pod, "status", false));
-        assert!(check_kind(&kinds(&["*/Pod.eviction"]), &pod, "eviction", false));
-        assert!(!check_kind(&kinds(&["v1alpha1/Pod.eviction"]), &pod, "eviction", false));
+        assert!(check_kind(
+            &kinds(&["v1/Pod.status"]),
+            &pod,
+            "status",
+            false
+        ));
+        assert!(check_kind(
+            &kinds(&["*/Pod.eviction"]),
+            &pod,
+            "eviction",
+            false
+        ));
+        assert!(!check_kind(
+            &kinds(&["v1alpha1/Pod.eviction"]),
+            &pod,
+            "eviction",
+            false
+        ));
         // Case-sensitive kinds and versions (upstream utils_test "GVK case sensitive").
         assert!(!check_kind(&kinds(&["pod"]), &pod, "", false));
         assert!(!check_kind(

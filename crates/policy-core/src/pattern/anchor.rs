@@ -29,11 +29,6 @@ impl AnchorKind {
             AnchorKind::Existence => "^",
         }
     }
-
-    /// Whether the anchor's own value decides if the rest applies (condition or global).
-    pub fn is_condition_like(self) -> bool {
-        matches!(self, AnchorKind::Condition | AnchorKind::Global)
-    }
 }
 
 /// A parsed anchor key, borrowing the key name from the pattern.
@@ -116,7 +111,10 @@ mod tests {
     #[test]
     fn writes_back_keys() {
         for key in ["(a)", "<(a)", "X(a)", "+(a)", "=(a)", "^(a)"] {
-            assert_eq!(parse(key).map(|anchor| anchor.to_key_string()).as_deref(), Some(key));
+            assert_eq!(
+                parse(key).map(|anchor| anchor.to_key_string()).as_deref(),
+                Some(key)
+            );
         }
     }
 }

@@ -2,12 +2,9 @@
 //! strings with wildcards, `|` / `&`, the operators `!` `<` `>` `<=` `>=`, ranges `a-b` /
 //! `a!-b`, and duration and Kubernetes quantity comparisons (Kyverno's `pkg/engine/pattern`).
 
+use serde_json::Value;
 use std::borrow::Cow;
 use std::cmp::Ordering;
-use std::sync::LazyLock;
-
-use regex::Regex;
-use serde_json::Value;
 
 use crate::duration::parse_duration;
 use crate::quantity::Quantity;
@@ -29,16 +26,6 @@ enum StringCondition<'a> {
     Compare(Operator, &'a str),
     InRange(&'a str, &'a str),
     NotInRange(&'a str, &'a str),
-}
-
-static IN_RANGE: LazyLock<Regex> = LazyLock::new(|| range_regex("-"));
-static NOT_IN_RANGE: LazyLock<Regex> = LazyLock::new(|| range_regex("!-"));
-
-/// `^(bound)<separator>(bound)$` where a bound is a signed decimal with an optional unit.
-fn range_regex(separator: &str) -> Regex {
-    let bound = r"[-|\+]?\d+(?:\.\d+)?[A-Za-z]*";
-    Regex::new(&format!("^({bound}){separator}({bound})$"))
-        .unwrap_or_else(|error| unreachable!("constant range regex is valid: {error}"))
 }
 
 /// Whether `value` matches the scalar `pattern` (a string, number, boolean or `null`),
@@ -122,22 +109,50 @@ fn classify(condition: &str) -> StringCondition<'_> {
             return StringCondition::Compare(operator, operand.trim());
         }
     }
-    // Ranges start with a digit or a sign; checking first avoids running the regexes on
-    // ordinary strings.
-    if condition.starts_with(|c: char| c.is_ascii_digit() || matches!(c, '-' | '+')) {
-        if let Some((low, high)) = range_bounds(&NOT_IN_RANGE, condition) {
-            return StringCondition::NotInRange(low, high);
-        }
-        if let Some((low, high)) = range_bounds(&IN_RANGE, condition) {
-            return StringCondition::InRange(low, high);
-        }
+    if let Some((low, high)) = range_bounds(condition, "!-") {
+        return StringCondition::NotInRange(low, high);
+    }
+    if let Some((low, high)) = range_bounds(condition, "-") {
+        return StringCondition::InRange(low, high);
     }
     StringCondition::Compare(Operator::Equal, condition.trim())
 }
 
-fn range_bounds<'a>(regex: &Regex, condition: &'a str) -> Option<(&'a str, &'a str)> {
-    let captures = regex.captures(condition)?;
-    Some((captures.get(1)?.as_str(), captures.get(2)?.as_str()))
+/// Splits `<bound><separator><bound>` where a bound is a signed decimal with an optional
+/// unit (upstream's `^([-|\+]?\d+(?:\.\d+)?[A-Za-z]*)<separator>(...)$`).
+fn range_bounds<'a>(condition: &'a str, separator: &str) -> Option<(&'a str, &'a str)> {
+    let low_len = bound_len(condition)?;
+    let (low, rest) = condition.split_at(low_len);
+    let high = rest.strip_prefix(separator)?;
+    (bound_len(high)? == high.len()).then_some((low, high))
+}
+
+/// The length of the range bound at the start of `text`, if there is one.
+fn bound_len(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut position = usize::from(matches!(bytes.first(), Some(b'-' | b'|' | b'+')));
+    let digits = |from: usize| {
+        bytes[from..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count()
+    };
+    let integer = digits(position);
+    if integer == 0 {
+        return None;
+    }
+    position += integer;
+    if bytes.get(position) == Some(&b'.') {
+        let fraction = digits(position + 1);
+        if fraction > 0 {
+            position += 1 + fraction;
+        }
+    }
+    position += bytes[position..]
+        .iter()
+        .take_while(|b| b.is_ascii_alphabetic())
+        .count();
+    Some(position)
 }
 
 /// Compares as durations if both sides are durations, else as quantities if both are
@@ -149,7 +164,9 @@ fn compare(value: &Value, operand: &str, operator: Operator) -> bool {
     let negate = match operator {
         Operator::Equal => false,
         Operator::NotEqual => true,
-        Operator::More | Operator::Less | Operator::MoreEqual | Operator::LessEqual => return false,
+        Operator::More | Operator::Less | Operator::MoreEqual | Operator::LessEqual => {
+            return false;
+        }
     };
     comparable_text(value).is_some_and(|text| wildcard::matches(operand, &text) != negate)
 }
@@ -224,9 +241,16 @@ fn go_exponent_format(float: f64, letter: char) -> String {
     let (digits, exponent) = shortest_digits(float);
     let sign = if float.is_sign_negative() { "-" } else { "" };
     let (first, rest) = digits.split_at(1);
-    let fraction = if rest.is_empty() { String::new() } else { format!(".{rest}") };
+    let fraction = if rest.is_empty() {
+        String::new()
+    } else {
+        format!(".{rest}")
+    };
     let exponent_sign = if exponent < 0 { '-' } else { '+' };
-    format!("{sign}{first}{fraction}{letter}{exponent_sign}{:02}", exponent.unsigned_abs())
+    format!(
+        "{sign}{first}{fraction}{letter}{exponent_sign}{:02}",
+        exponent.unsigned_abs()
+    )
 }
 
 /// Go's `%v` of a float64 (`strconv.FormatFloat(f, 'g', -1, 64)`): shortest digits, in
@@ -236,7 +260,7 @@ fn go_general_format(float: f64) -> String {
         return float.to_string();
     }
     let (_, exponent) = shortest_digits(float);
-    if exponent < -4 || exponent >= 6 {
+    if !(-4..6).contains(&exponent) {
         go_exponent_format(float, 'e')
     } else {
         // Rust's `Display` is the shortest round-trip form without an exponent.
@@ -273,7 +297,7 @@ fn write_go_format(out: &mut String, value: &Value) {
         }
         Value::Object(map) => {
             let mut entries: Vec<_> = map.iter().collect();
-            entries.sort_unstable_by(|(left, _), (right, _)| left.cmp(right));
+            entries.sort_unstable_by_key(|(key, _)| *key);
             out.push_str("map[");
             for (index, (key, item)) in entries.into_iter().enumerate() {
                 if index > 0 {
@@ -328,7 +352,11 @@ mod tests {
             (json!([]), Value::Null, false),
             (json!(1), Value::Null, false),
             (json!(true), Value::Null, false),
-            (json!("10.100.11.54"), json!("192.168.88.1 | 10.100.11.*"), true),
+            (
+                json!("10.100.11.54"),
+                json!("192.168.88.1 | 10.100.11.*"),
+                true,
+            ),
             (json!("10"), json!(">1 & <20"), true),
             (json!("10"), json!(">1 & <20 | >31 & <33"), true),
             (json!("32"), json!(">1 & <20 | >31 & <33"), true),
@@ -376,7 +404,11 @@ mod tests {
             ("nginx", "*:latest | !*:*", true),
         ];
         for (value, pattern, expected) in cases {
-            assert_eq!(matches(json!(value), json!(pattern)), expected, "{value} against {pattern}");
+            assert_eq!(
+                matches(json!(value), json!(pattern)),
+                expected,
+                "{value} against {pattern}"
+            );
         }
     }
 
@@ -425,7 +457,11 @@ mod tests {
             (json!("1025Mi"), "+0Mi!-+1024Mi", true),
         ];
         for (value, pattern, expected) in cases {
-            assert_eq!(matches(value.clone(), json!(pattern)), expected, "{value} against {pattern}");
+            assert_eq!(
+                matches(value.clone(), json!(pattern)),
+                expected,
+                "{value} against {pattern}"
+            );
         }
     }
 
@@ -456,7 +492,11 @@ mod tests {
             (json!(true), ">1", false),
         ];
         for (value, pattern, expected) in cases {
-            assert_eq!(matches(value.clone(), json!(pattern)), expected, "{value} against {pattern}");
+            assert_eq!(
+                matches(value.clone(), json!(pattern)),
+                expected,
+                "{value} against {pattern}"
+            );
         }
     }
 
@@ -481,7 +521,11 @@ mod tests {
             ("90s", "1m30s", true),
         ];
         for (value, pattern, expected) in cases {
-            assert_eq!(matches(json!(value), json!(pattern)), expected, "{value} against {pattern}");
+            assert_eq!(
+                matches(json!(value), json!(pattern)),
+                expected,
+                "{value} against {pattern}"
+            );
         }
     }
 
@@ -510,8 +554,26 @@ mod tests {
             (json!("abc"), ">abc", false),
         ];
         for (value, pattern, expected) in cases {
-            assert_eq!(matches(value.clone(), json!(pattern)), expected, "{value} against {pattern}");
+            assert_eq!(
+                matches(value.clone(), json!(pattern)),
+                expected,
+                "{value} against {pattern}"
+            );
         }
+    }
+
+    #[test]
+    fn range_syntax() {
+        assert_eq!(range_bounds("10-20", "-"), Some(("10", "20")));
+        assert_eq!(range_bounds("-10--8", "-"), Some(("-10", "-8")));
+        assert_eq!(range_bounds("1.5Gi-+2Gi", "-"), Some(("1.5Gi", "+2Gi")));
+        assert_eq!(range_bounds("10!-20", "!-"), Some(("10", "20")));
+        assert_eq!(range_bounds("10!-20", "-"), None);
+        assert_eq!(range_bounds("5.10.84-1", "-"), None);
+        assert_eq!(range_bounds("1.-2", "-"), None);
+        assert_eq!(range_bounds("a-b", "-"), None);
+        assert_eq!(range_bounds("1-", "-"), None);
+        assert_eq!(range_bounds("", "-"), None);
     }
 
     #[test]

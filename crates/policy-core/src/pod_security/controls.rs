@@ -32,14 +32,24 @@ const fn control(
     scope: Scope,
     restricted_only: bool,
 ) -> Control {
-    Control { name, check_ids, scope, restricted_only }
+    Control {
+        name,
+        check_ids,
+        scope,
+        restricted_only,
+    }
 }
 
 /// Every control Kyverno knows.
 pub(crate) static CONTROLS: [Control; 16] = [
     control("HostProcess", &["windowsHostProcess"], Scope::Both, false),
     control("Host Namespaces", &["hostNamespaces"], Scope::Pod, false),
-    control("Privileged Containers", &["privileged"], Scope::Container, false),
+    control(
+        "Privileged Containers",
+        &["privileged"],
+        Scope::Container,
+        false,
+    ),
     control(
         "Capabilities",
         &["capabilities_baseline", "capabilities_restricted"],
@@ -48,10 +58,20 @@ pub(crate) static CONTROLS: [Control; 16] = [
     ),
     control("HostPath Volumes", &["hostPathVolumes"], Scope::Pod, false),
     control("Host Ports", &["hostPorts"], Scope::Container, false),
-    control("Host Probes / Lifecycle Hooks", &["hostProbesAndHostLifecycle"], Scope::Container, false),
+    control(
+        "Host Probes / Lifecycle Hooks",
+        &["hostProbesAndHostLifecycle"],
+        Scope::Container,
+        false,
+    ),
     control("AppArmor", &["appArmorProfile"], Scope::Both, false),
     control("SELinux", &["seLinuxOptions"], Scope::Both, false),
-    control("/proc Mount Type", &["procMount", "procMount_restricted"], Scope::Container, false),
+    control(
+        "/proc Mount Type",
+        &["procMount", "procMount_restricted"],
+        Scope::Container,
+        false,
+    ),
     control(
         "Seccomp",
         &["seccompProfile_baseline", "seccompProfile_restricted"],
@@ -60,9 +80,19 @@ pub(crate) static CONTROLS: [Control; 16] = [
     ),
     control("Sysctls", &["sysctls"], Scope::Pod, false),
     control("Volume Types", &["restrictedVolumes"], Scope::Pod, true),
-    control("Privilege Escalation", &["allowPrivilegeEscalation"], Scope::Container, true),
+    control(
+        "Privilege Escalation",
+        &["allowPrivilegeEscalation"],
+        Scope::Container,
+        true,
+    ),
     control("Running as Non-root", &["runAsNonRoot"], Scope::Both, true),
-    control("Running as Non-root user", &["runAsUser"], Scope::Both, true),
+    control(
+        "Running as Non-root user",
+        &["runAsUser"],
+        Scope::Both,
+        true,
+    ),
 ];
 
 /// The control named `name`.

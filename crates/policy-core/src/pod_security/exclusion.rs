@@ -35,17 +35,19 @@ pub(crate) fn apply(
         // Upstream keys the failures by check ID here, which also merges the failures a pinned
         // version reports once per revision: the newest revision's failure is kept.
         keep_last_failure_per_check(failures);
-        let check_ids = controls::find(&exclude.control_name).map_or(&[][..], |c| c.check_ids);
-        let exempted = checks::run(&exclusion_pod, level, version);
-        for exempted_failure in exempted.iter().filter(|failure| check_ids.contains(&failure.id)) {
+        let check_ids =
+            controls::find(&exclude.control_name).map_or(&[][..], |control| control.check_ids);
+        let exempted = checks::run_only(&exclusion_pod, level, version, check_ids);
+        for exempted_failure in &exempted {
             for exempted_error in &exempted_failure.errors {
                 let exempted_field = ParsedField::new(&exempted_error.field, container_level);
                 if !exclude_accepts(exclude, &exempted_field.without_indexes, exempted_error) {
                     continue;
                 }
                 let exempted_container = exempted_field.container_name(&exclusion_pod);
-                let Some(position) =
-                    failures.iter().position(|failure| failure.id == exempted_failure.id)
+                let Some(position) = failures
+                    .iter()
+                    .position(|failure| failure.id == exempted_failure.id)
                 else {
                     continue;
                 };
@@ -76,7 +78,10 @@ fn exclude_accepts(exclude: &PodSecurityStandard, field: &str, error: &FieldErro
     }
     exclude.values.is_empty()
         || error.bad_value.all_as_text(|value| {
-            exclude.values.iter().any(|pattern| crate::wildcard::matches(pattern, value))
+            exclude
+                .values
+                .iter()
+                .any(|pattern| crate::wildcard::matches(pattern, value))
         })
 }
 
@@ -116,7 +121,10 @@ impl ParsedField {
             }
         }
         let container = container_level.then(|| container_of(field)).flatten();
-        ParsedField { without_indexes, container }
+        ParsedField {
+            without_indexes,
+            container,
+        }
     }
 
     /// The name of the container the path points into within `pod` (empty when none).
@@ -150,11 +158,18 @@ mod tests {
     #[test]
     fn parses_fields_like_kyverno() {
         let field = ParsedField::new("spec.initContainers[12].ports[3].hostPort", true);
-        assert_eq!(field.without_indexes, "spec.initContainers[*].ports[*].hostPort");
+        assert_eq!(
+            field.without_indexes,
+            "spec.initContainers[*].ports[*].hostPort"
+        );
         assert_eq!(field.container, Some((ContainerKind::Init, 12)));
         let pod_level = ParsedField::new("spec.securityContext.sysctls[0].name", true);
         assert_eq!(pod_level.container, None);
-        assert!(ParsedField::new("spec.containers[0].x", false).container.is_none());
+        assert!(
+            ParsedField::new("spec.containers[0].x", false)
+                .container
+                .is_none()
+        );
         // Digits inside names are replaced too, as upstream's regular expression does.
         let annotation = ParsedField::new("metadata.annotations[a/app1]", false);
         assert_eq!(annotation.without_indexes, "metadata.annotations[a/app*]");

@@ -77,12 +77,20 @@ pub struct FieldError {
 impl FieldError {
     /// A field that must be set.
     pub(crate) fn required(field: String) -> Self {
-        FieldError { kind: FieldErrorKind::Required, field, bad_value: BadValue::Empty }
+        FieldError {
+            kind: FieldErrorKind::Required,
+            field,
+            bad_value: BadValue::Empty,
+        }
     }
 
     /// A field set to a forbidden value.
     pub(crate) fn forbidden(field: String, bad_value: BadValue) -> Self {
-        FieldError { kind: FieldErrorKind::Forbidden, field, bad_value }
+        FieldError {
+            kind: FieldErrorKind::Forbidden,
+            field,
+            bad_value,
+        }
     }
 
     /// Writes the error as Kyverno's violation message lists it, with `field` standing for the
@@ -150,7 +158,10 @@ mod tests {
         );
         assert!(rendered(&caps).ends_with("forbidden values found: [NET_ADMIN SYS_TIME]"));
         let port = FieldError::forbidden("x".to_owned(), BadValue::Int(80));
-        assert_eq!(rendered(&port), "x is forbidden, forbidden values found: 80");
+        assert_eq!(
+            rendered(&port),
+            "x is forbidden, forbidden values found: 80"
+        );
     }
 
     #[test]

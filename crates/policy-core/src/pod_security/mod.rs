@@ -116,7 +116,14 @@ pub fn evaluate<'a>(
     if !pod_security.exclude.is_empty() {
         exclusion::apply(&mut failures, &pod_security.exclude, &pod, level, version);
     }
-    Ok(PssOutcome { level, version, version_text, template_kind, pod, failures })
+    Ok(PssOutcome {
+        level,
+        version,
+        version_text,
+        template_kind,
+        pod,
+        failures,
+    })
 }
 
 impl PssOutcome<'_> {
@@ -133,7 +140,13 @@ impl PssOutcome<'_> {
     /// Applies further exclusions, e.g. the `podSecurity` entries of the PolicyExceptions that
     /// match the resource (Kyverno skips the rule when nothing is left).
     pub fn apply_exclusions(&mut self, excludes: &[PodSecurityStandard]) {
-        exclusion::apply(&mut self.failures, excludes, &self.pod, self.level, self.version);
+        exclusion::apply(
+            &mut self.failures,
+            excludes,
+            &self.pod,
+            self.level,
+            self.version,
+        );
     }
 
     /// A field error's path within the resource, as Kyverno's messages spell it.

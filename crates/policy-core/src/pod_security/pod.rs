@@ -64,7 +64,8 @@ impl<'a> Container<'a> {
 
     /// A field of the container's `securityContext`, when both are set.
     pub(crate) fn security_field(&self, name: &str) -> Option<&'a Value> {
-        self.security_context().and_then(|context| set(context.get(name)))
+        self.security_context()
+            .and_then(|context| set(context.get(name)))
     }
 
     /// The path of `suffix` under this container, e.g. `spec.containers[0].securityContext`.
@@ -118,7 +119,9 @@ impl<'a> PodView<'a> {
             ContainerKind::Regular => &self.containers,
             ContainerKind::Ephemeral => &self.ephemeral_containers,
         };
-        values.get(index).map(|value| Container { kind, index, value })
+        values
+            .get(index)
+            .map(|value| Container { kind, index, value })
     }
 
     /// A pod-level spec field, e.g. `hostNetwork` or `volumes`.
@@ -128,7 +131,8 @@ impl<'a> PodView<'a> {
 
     /// A field of the pod-level `securityContext`, when both are set.
     pub(crate) fn security_field(&self, name: &str) -> Option<&'a Value> {
-        self.spec_field("securityContext").and_then(|context| set(context.get(name)))
+        self.spec_field("securityContext")
+            .and_then(|context| set(context.get(name)))
     }
 
     /// The pod's string annotations.
@@ -141,7 +145,9 @@ impl<'a> PodView<'a> {
 
     /// The annotation `key`, when set.
     pub(crate) fn annotation(&self, key: &str) -> Option<&'a str> {
-        self.annotations.and_then(|annotations| annotations.get(key)).and_then(Value::as_str)
+        self.annotations
+            .and_then(|annotations| annotations.get(key))
+            .and_then(Value::as_str)
     }
 
     /// Whether `spec.os.name` is `windows`.
@@ -178,7 +184,9 @@ impl<'a> PodView<'a> {
                 .copied()
                 .filter(|value| {
                     let image = string_field(value, "image");
-                    images.iter().any(|pattern| crate::wildcard::matches(pattern, image))
+                    images
+                        .iter()
+                        .any(|pattern| crate::wildcard::matches(pattern, image))
                 })
                 .collect()
         };
@@ -197,7 +205,10 @@ fn listed<'s, 'a>(
     kind: ContainerKind,
     values: &'s [&'a Value],
 ) -> impl Iterator<Item = Container<'a>> + 's {
-    values.iter().enumerate().map(move |(index, value)| Container { kind, index, value })
+    values
+        .iter()
+        .enumerate()
+        .map(move |(index, value)| Container { kind, index, value })
 }
 
 /// How a resource kind holds its pod, which decides where Kyverno reads the pod from and how it
@@ -231,8 +242,16 @@ impl TemplateKind {
 pub(crate) fn pod_of(resource: &Value) -> Result<(TemplateKind, PodView<'_>), PodSecurityError> {
     let kind = string_field(resource, "kind");
     let (template_kind, metadata, spec) = match kind {
-        "Pod" => (TemplateKind::Pod, resource.get("metadata"), resource.get("spec")),
-        "Deployment" | "DaemonSet" | "StatefulSet" | "ReplicaSet" | "ReplicationController"
+        "Pod" => (
+            TemplateKind::Pod,
+            resource.get("metadata"),
+            resource.get("spec"),
+        ),
+        "Deployment"
+        | "DaemonSet"
+        | "StatefulSet"
+        | "ReplicaSet"
+        | "ReplicationController"
         | "Job" => {
             let template = resource.get("spec").and_then(|spec| spec.get("template"));
             (
@@ -242,7 +261,9 @@ pub(crate) fn pod_of(resource: &Value) -> Result<(TemplateKind, PodView<'_>), Po
             )
         }
         "CronJob" => {
-            let job_template = resource.get("spec").and_then(|spec| spec.get("jobTemplate"));
+            let job_template = resource
+                .get("spec")
+                .and_then(|spec| spec.get("jobTemplate"));
             let pod_spec = job_template
                 .and_then(|job| job.get("spec"))
                 .and_then(|job_spec| job_spec.get("template"))

@@ -70,18 +70,24 @@ pub fn check_spec(pod_security: &PodSecurity, path: &str) -> Vec<SpecError> {
     {
         errors.push(SpecError {
             field: format!("{path}.version"),
-            kind: SpecErrorKind::Invalid { value: version.clone() },
+            kind: SpecErrorKind::Invalid {
+                value: version.clone(),
+            },
             detail: error.to_string(),
         });
     }
     for (index, exclude) in pod_security.exclude.iter().enumerate() {
         let field = format!("{path}.exclude[{index}].controlName");
-        let Some(control) = known_control(exclude, &field, &mut errors) else { continue };
+        let Some(control) = known_control(exclude, &field, &mut errors) else {
+            continue;
+        };
         check_images(control, exclude, &field, &mut errors);
         if pod_security.level == Some(PodSecurityLevel::Baseline) && control.restricted_only {
             errors.push(SpecError {
                 field,
-                kind: SpecErrorKind::Invalid { value: exclude.control_name.clone() },
+                kind: SpecErrorKind::Invalid {
+                    value: exclude.control_name.clone(),
+                },
                 detail: "Invalid control name defined at the given level".to_owned(),
             });
         }
@@ -98,7 +104,10 @@ pub fn check_exception_entry(entry: &PodSecurityStandard, path: &str) -> Vec<Spe
     if let Some(control) = known_control(entry, &field, &mut errors) {
         check_images(control, entry, &field, &mut errors);
     }
-    let restricted_field_set = entry.restricted_field.as_deref().is_some_and(|f| !f.is_empty());
+    let restricted_field_set = entry
+        .restricted_field
+        .as_deref()
+        .is_some_and(|f| !f.is_empty());
     if restricted_field_set && entry.values.is_empty() {
         errors.push(SpecError {
             field: format!("{path}.values"),
@@ -133,7 +142,9 @@ fn known_control(
         }
         errors.push(SpecError {
             field: field.to_owned(),
-            kind: SpecErrorKind::NotSupported { value: exclude.control_name.clone() },
+            kind: SpecErrorKind::NotSupported {
+                value: exclude.control_name.clone(),
+            },
             detail: supported,
         });
     }
@@ -158,7 +169,9 @@ fn check_images(
     };
     errors.push(SpecError {
         field: field.to_owned(),
-        kind: SpecErrorKind::Invalid { value: exclude.control_name.clone() },
+        kind: SpecErrorKind::Invalid {
+            value: exclude.control_name.clone(),
+        },
         detail: detail.to_owned(),
     });
 }

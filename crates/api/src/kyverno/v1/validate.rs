@@ -1,9 +1,9 @@
 //! Validate rules: patterns, deny conditions, foreach loops, CEL, Pod Security and manifest
 //! signatures.
-use k8s_openapi::api::admissionregistration::v1 as admission;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use std::borrow::Cow;
 
+use k8s_openapi::api::admissionregistration::v1 as admission;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

@@ -4,6 +4,7 @@
 mod arithmetic;
 mod collections;
 mod encoding;
+mod gotime;
 mod image;
 mod network;
 mod random;

@@ -38,18 +38,32 @@ pub(super) const FUNCTIONS: &[FunctionSpec] = &[
         &[ArgType::Boolean],
         |args, _| {
             let subject = string("ends_with", args, 0)?;
-            Ok(Value::Bool(subject.ends_with(string("ends_with", args, 1)?)))
+            Ok(Value::Bool(subject.ends_with(string(
+                "ends_with",
+                args,
+                1,
+            )?)))
         },
     ),
     spec(
         "find_first",
-        &[required(STRING), required(STRING), optional(NUMBER), optional(NUMBER)],
+        &[
+            required(STRING),
+            required(STRING),
+            optional(NUMBER),
+            optional(NUMBER),
+        ],
         NUMBER,
         |args, _| find("find_first", args, |haystack, needle| haystack.find(needle)),
     ),
     spec(
         "find_last",
-        &[required(STRING), required(STRING), optional(NUMBER), optional(NUMBER)],
+        &[
+            required(STRING),
+            required(STRING),
+            optional(NUMBER),
+            optional(NUMBER),
+        ],
         NUMBER,
         |args, _| find("find_last", args, |haystack, needle| haystack.rfind(needle)),
     ),
@@ -80,12 +94,18 @@ pub(super) const FUNCTIONS: &[FunctionSpec] = &[
     ),
     spec("keys", &[required(OBJECT)], ARRAY, |args, _| {
         Ok(Value::Array(
-            entries(args, 0).map(|(key, _)| Value::String(key.clone())).collect(),
+            entries(args, 0)
+                .map(|(key, _)| Value::String(key.clone()))
+                .collect(),
         ))
     }),
     spec(
         "length",
-        &[required(&[ArgType::String, ArgType::Array, ArgType::Object])],
+        &[required(&[
+            ArgType::String,
+            ArgType::Array,
+            ArgType::Object,
+        ])],
         NUMBER,
         |args, _| {
             let length = match value(args, 0) {
@@ -100,14 +120,19 @@ pub(super) const FUNCTIONS: &[FunctionSpec] = &[
     spec("lower", &[required(STRING)], STRING, |args, _| {
         Ok(Value::String(string("lower", args, 0)?.to_lowercase()))
     }),
-    spec("map", &[required(EXPREF), required(ARRAY)], ARRAY, |args, interpreter| {
-        let node = expref("map", args, 0)?;
-        array(args, 1)
-            .iter()
-            .map(|item| interpreter.apply(node, item))
-            .collect::<Result<Vec<_>, _>>()
-            .map(Value::Array)
-    }),
+    spec(
+        "map",
+        &[required(EXPREF), required(ARRAY)],
+        ARRAY,
+        |args, interpreter| {
+            let node = expref("map", args, 0)?;
+            array(args, 1)
+                .iter()
+                .map(|item| interpreter.apply(node, item))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Value::Array)
+        },
+    ),
     spec(
         "max",
         &[required(&[ArgType::ArrayNumber, ArgType::ArrayString])],
@@ -180,14 +205,23 @@ pub(super) const FUNCTIONS: &[FunctionSpec] = &[
             Ok(Value::Array(items))
         },
     ),
-    spec("sort_by", &[required(ARRAY), required(EXPREF)], ARRAY, sort_by),
+    spec(
+        "sort_by",
+        &[required(ARRAY), required(EXPREF)],
+        ARRAY,
+        sort_by,
+    ),
     spec(
         "starts_with",
         &[required(STRING), required(STRING)],
         &[ArgType::Boolean],
         |args, _| {
             let subject = string("starts_with", args, 0)?;
-            Ok(Value::Bool(subject.starts_with(string("starts_with", args, 1)?)))
+            Ok(Value::Bool(subject.starts_with(string(
+                "starts_with",
+                args,
+                1,
+            )?)))
         },
     ),
     spec("to_array", &[required(ANY)], ARRAY, |args, _| {
@@ -199,9 +233,7 @@ pub(super) const FUNCTIONS: &[FunctionSpec] = &[
     spec("to_number", &[required(ANY)], NUMBER, |args, _| {
         Ok(match value(args, 0) {
             Value::Number(n) => Value::Number(n.clone()),
-            Value::String(s) => s
-                .parse::<f64>()
-                .map_or(Value::Null, values::number),
+            Value::String(s) => s.parse::<f64>().map_or(Value::Null, values::number),
             _ => Value::Null,
         })
     }),
@@ -230,14 +262,17 @@ pub(super) const FUNCTIONS: &[FunctionSpec] = &[
         Ok(Value::String(string("upper", args, 0)?.to_uppercase()))
     }),
     spec("values", &[required(OBJECT)], ARRAY, |args, _| {
-        Ok(Value::Array(entries(args, 0).map(|(_, v)| v.clone()).collect()))
+        Ok(Value::Array(
+            entries(args, 0).map(|(_, v)| v.clone()).collect(),
+        ))
     }),
     spec(
         "zip",
         &[required(ARRAY), variadic(ARRAY)],
         ARRAY,
         |args, _| {
-            let arrays: Vec<&Vec<Value>> = (0..args.len()).map(|index| array(args, index)).collect();
+            let arrays: Vec<&Vec<Value>> =
+                (0..args.len()).map(|index| array(args, index)).collect();
             let count = arrays.iter().map(|a| a.len()).min().unwrap_or(0);
             Ok(Value::Array(
                 (0..count)
@@ -509,4 +544,116 @@ fn trim_side(function: &str, args: &[Arg<'_>], left: bool) -> Result<Value, Jmes
         (false, false) => subject.trim_end_matches(|c| cutset.contains(c)),
     };
     Ok(Value::String(trimmed.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::jmespath::search;
+    use serde_json::{Value, json};
+
+    fn eval(expression: &str) -> Value {
+        let data = json!({
+            "people": [
+                {"name": "b", "age": 30, "team": "x"},
+                {"name": "a", "age": 20, "team": "y"},
+                {"name": "c", "age": 40, "team": "x"}
+            ],
+            "object": {"k1": 1, "k2": 2},
+            "text": "hello world"
+        });
+        search(expression, &data).unwrap_or_else(|error| panic!("{expression}: {error}"))
+    }
+
+    fn fails(expression: &str) -> String {
+        match search(expression, &json!({"text": "a"})) {
+            Ok(value) => panic!("{expression} gave {value}"),
+            Err(error) => error.to_string(),
+        }
+    }
+
+    #[test]
+    fn numeric_functions() {
+        assert_eq!(eval("abs(`-2.5`)"), json!(2.5));
+        assert_eq!(eval("avg(people[].age)"), json!(30));
+        assert_eq!(eval("avg(`[]`)"), json!(null));
+        assert_eq!(eval("ceil(`1.2`)"), json!(2));
+        assert_eq!(eval("floor(`1.8`)"), json!(1));
+        assert_eq!(eval("max(people[].age)"), json!(40));
+        assert_eq!(eval("min(people[].name)"), json!("a"));
+        assert!(fails("abs('a')").starts_with("invalid type for: a, expected:"));
+        assert!(fails("avg(`[1, \"a\"]`)").contains("invalid type"));
+    }
+
+    #[test]
+    fn string_functions() {
+        assert_eq!(eval("contains(text, 'world')"), json!(true));
+        assert_eq!(eval("contains(people[].name, 'c')"), json!(true));
+        assert_eq!(eval("contains(text, `1`)"), json!(false));
+        assert_eq!(eval("starts_with(text, 'hell')"), json!(true));
+        assert_eq!(eval("ends_with(text, 'xx')"), json!(false));
+        assert_eq!(eval("find_first(text, 'o')"), json!(4));
+        assert_eq!(eval("find_last(text, 'o')"), json!(7));
+        assert_eq!(eval("find_first(text, 'o', `5`)"), json!(7));
+        assert_eq!(eval("find_first(text, 'z')"), json!(null));
+        assert_eq!(eval("join('-', people[].name)"), json!("b-a-c"));
+        assert_eq!(eval("lower('AbC')"), json!("abc"));
+        assert_eq!(eval("upper('AbC')"), json!("ABC"));
+        assert_eq!(eval("pad_left('5', `3`, '0')"), json!("005"));
+        assert_eq!(eval("pad_right('5', `3`)"), json!("5  "));
+        assert_eq!(eval("trim_left('  a  ')"), json!("a  "));
+        assert_eq!(eval("trim_right('xxaxx', 'x')"), json!("xxa"));
+        assert_eq!(eval("reverse('abc')"), json!("cba"));
+        assert_eq!(eval("length(text)"), json!(11));
+        assert!(fails("starts_with(`1`, 'a')").contains("invalid type"));
+        assert!(fails("pad_left('a', `-1`)").contains("non-negative integer"));
+        assert!(fails("join(',', `[1]`)").contains("invalid type"));
+    }
+
+    #[test]
+    fn collection_functions() {
+        assert_eq!(eval("keys(object)"), json!(["k1", "k2"]));
+        assert_eq!(eval("values(object)"), json!([1, 2]));
+        assert_eq!(eval("length(people)"), json!(3));
+        assert_eq!(
+            eval("merge(object, `{\"k3\": 3}`)"),
+            json!({"k1": 1, "k2": 2, "k3": 3})
+        );
+        assert_eq!(eval("not_null(missing, `null`, 'x')"), json!("x"));
+        assert_eq!(eval("reverse(`[1, 2]`)"), json!([2, 1]));
+        assert_eq!(eval("sort(people[].name)"), json!(["a", "b", "c"]));
+        assert_eq!(eval("sort_by(people, &age)[].name"), json!(["a", "b", "c"]));
+        assert_eq!(eval("max_by(people, &age).name"), json!("c"));
+        assert_eq!(eval("min_by(people, &name).age"), json!(20));
+        assert_eq!(eval("map(&name, people)"), json!(["b", "a", "c"]));
+        assert_eq!(
+            eval("group_by(people, &team)"),
+            json!({"x": [{"name": "b", "age": 30, "team": "x"}, {"name": "c", "age": 40, "team": "x"}],
+                   "y": [{"name": "a", "age": 20, "team": "y"}]})
+        );
+        assert_eq!(eval("from_items(`[[\"a\", 1]]`)"), json!({"a": 1}));
+        assert_eq!(
+            eval("zip(`[1, 2, 3]`, `[\"a\", \"b\"]`)"),
+            json!([[1, "a"], [2, "b"]])
+        );
+        assert_eq!(eval("to_array('a')"), json!(["a"]));
+        assert!(fails("keys('a')").contains("invalid type"));
+        assert_eq!(
+            fails("sort_by(`[1, \"a\"]`, &@)"),
+            "error in sort_by comparison"
+        );
+        assert!(fails("from_items(`[[1, 2]]`)").starts_with("invalid value"));
+        assert!(fails("group_by(`[1]`, &@)").starts_with("invalid type"));
+        assert!(fails("merge()").starts_with("invalid arity"));
+    }
+
+    #[test]
+    fn conversion_functions() {
+        assert_eq!(eval("to_number('12.5')"), json!(12.5));
+        assert_eq!(eval("to_number('x')"), json!(null));
+        assert_eq!(eval("to_string(`3.0`)"), json!("3"));
+        assert_eq!(eval("to_string(object)"), json!("{\"k1\":1,\"k2\":2}"));
+        assert_eq!(eval("type(object)"), json!("object"));
+        assert_eq!(eval("type(`null`)"), json!("null"));
+        assert!(fails("type()").starts_with("invalid arity"));
+    }
 }

@@ -122,7 +122,10 @@ pub(super) const FUNCTIONS: &[FunctionSpec] = &[
             let separator = string("split", args, 1)?;
             let parts: Vec<Value> = if separator.is_empty() {
                 // Go splits after each UTF-8 sequence; `str::split("")` would add empty ends.
-                subject.chars().map(|c| Value::String(c.to_string())).collect()
+                subject
+                    .chars()
+                    .map(|c| Value::String(c.to_string()))
+                    .collect()
             } else {
                 subject
                     .split(separator)
@@ -267,7 +270,7 @@ static REGEX_CACHE: LazyLock<Mutex<HashMap<String, Regex>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
 
 /// `pattern` compiled, reusing earlier compilations; the error reads like Go's.
-pub(super) fn compiled(pattern: &str) -> Result<Regex, String> {
+fn compiled(pattern: &str) -> Result<Regex, String> {
     if let Some(regex) = REGEX_CACHE
         .lock()
         .ok()
@@ -362,7 +365,9 @@ mod tests {
             eval(&format!("replace({text}, 'ipsum', 'muspi', `1`)")),
             json!("Lorem muspi ipsum ipsum dolor sit amet")
         );
-        assert!(error(&format!("replace({text}, 'ipsum', 'muspi', `true`)")).contains("invalid type"));
+        assert!(
+            error(&format!("replace({text}, 'ipsum', 'muspi', `true`)")).contains("invalid type")
+        );
     }
 
     #[test]
@@ -419,11 +424,17 @@ mod tests {
     fn regex_replacements_expand_or_not() {
         let data = json!({"spec": {"field": "Hello world, helworldlo"}});
         assert_eq!(
-            search("regex_replace_all('([Hh]e|G)l', spec.field, '${2}G')", &data),
+            search(
+                "regex_replace_all('([Hh]e|G)l', spec.field, '${2}G')",
+                &data
+            ),
             Ok(json!("Glo world, Gworldlo"))
         );
         assert_eq!(
-            search("regex_replace_all_literal('[Hh]el?', spec.field, 'G')", &data),
+            search(
+                "regex_replace_all_literal('[Hh]el?', spec.field, 'G')",
+                &data
+            ),
             Ok(json!("Glo world, Gworldlo"))
         );
         assert_eq!(
@@ -431,6 +442,7 @@ mod tests {
             json!("$1")
         );
         assert_eq!(eval("regex_replace_all('[0-9]', `123`, `4`)"), json!("444"));
+        assert!(error("regex_replace_all_literal('a', `[]`, 'b')").contains("invalid type"));
         assert!(
             error("regex_replace_all('(', 'a', 'b')")
                 .starts_with("JMESPath function 'regex_replace_all': error parsing regexp")
@@ -466,7 +478,10 @@ mod tests {
 
     #[test]
     fn truncate_keeps_a_prefix() {
-        assert_eq!(eval("truncate('Lorem ipsum dolor sit amet', `5`)"), json!("Lorem"));
+        assert_eq!(
+            eval("truncate('Lorem ipsum dolor sit amet', `5`)"),
+            json!("Lorem")
+        );
         assert_eq!(eval("truncate('Lorem ipsum', `2.6`)"), json!("Lo"));
         assert_eq!(eval("truncate('Lorem ipsum', `-1`)"), json!(""));
         assert_eq!(eval("truncate('Lorem', `40`)"), json!("Lorem"));
@@ -477,14 +492,20 @@ mod tests {
     fn path_canonicalize_cleans_paths() {
         for (input, expected) in [
             ("///", "/"),
-            ("///var/run/containerd/containerd.sock", "/var/run/containerd/containerd.sock"),
+            (
+                "///var/run/containerd/containerd.sock",
+                "/var/run/containerd/containerd.sock",
+            ),
             ("/var/run///containerd////", "/var/run/containerd"),
             ("/run/../etc", "/etc"),
             ("///etc*", "/etc*"),
             ("/../../", "/"),
             ("a/../../b", "../b"),
         ] {
-            assert_eq!(eval(&format!("path_canonicalize('{input}')")), json!(expected));
+            assert_eq!(
+                eval(&format!("path_canonicalize('{input}')")),
+                json!(expected)
+            );
         }
         assert!(error("path_canonicalize(`1`)").contains("invalid type"));
     }

@@ -20,7 +20,10 @@ pub(super) fn host_namespaces(pod: &PodView<'_>) -> Option<Violation> {
     ] {
         if pod.spec_field(field).and_then(Value::as_bool) == Some(true) {
             settings.push(setting);
-            errors.push(FieldError::forbidden(format!("spec.{field}"), BadValue::Bool(true)));
+            errors.push(FieldError::forbidden(
+                format!("spec.{field}"),
+                BadValue::Bool(true),
+            ));
         }
     }
     (!settings.is_empty()).then(|| Violation {
@@ -37,7 +40,11 @@ pub(super) fn host_ports(pod: &PodView<'_>) -> Option<Violation> {
     let mut forbidden_ports = BTreeSet::new();
     let mut errors = Vec::new();
     for container in pod.containers() {
-        let ports = container.field("ports").and_then(Value::as_array).into_iter().flatten();
+        let ports = container
+            .field("ports")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten();
         let mut uses_host_port = false;
         for (index, port) in ports.enumerate() {
             let host_port = port.get("hostPort").and_then(Value::as_i64).unwrap_or(0);
@@ -91,7 +98,9 @@ pub(super) fn host_probes_and_lifecycle(pod: &PodView<'_>) -> Option<Violation> 
             let Some(handler) = handler else { continue };
             for action in ["httpGet", "tcpSocket"] {
                 let host = set(handler.get(action)).map(|action| string_field(action, "host"));
-                let Some(host) = host.filter(|host| !host.is_empty()) else { continue };
+                let Some(host) = host.filter(|host| !host.is_empty()) else {
+                    continue;
+                };
                 bad_containers.insert(container.name());
                 forbidden_hosts.insert(host);
                 errors.push(FieldError::forbidden(
@@ -108,7 +117,11 @@ pub(super) fn host_probes_and_lifecycle(pod: &PodView<'_>) -> Option<Violation> 
             pluralize("container", "containers", bad_containers.len()),
             join_quote(bad_containers.iter().copied()),
             pluralize("uses", "use", bad_containers.len()),
-            pluralize("probe or lifecycle host", "probe or lifecycle hosts", forbidden_hosts.len()),
+            pluralize(
+                "probe or lifecycle host",
+                "probe or lifecycle hosts",
+                forbidden_hosts.len()
+            ),
             join_quote(forbidden_hosts.iter().copied()),
         ),
         errors,
@@ -119,7 +132,9 @@ pub(super) fn host_probes_and_lifecycle(pod: &PodView<'_>) -> Option<Violation> 
 /// `securityContext.windowsOptions.hostProcess=true`.
 pub(super) fn windows_host_process(pod: &PodView<'_>) -> Option<Violation> {
     let host_process = |windows_options: Option<&Value>| {
-        windows_options.and_then(|options| options.get("hostProcess")).and_then(Value::as_bool)
+        windows_options
+            .and_then(|options| options.get("hostProcess"))
+            .and_then(Value::as_bool)
             == Some(true)
     };
     let mut setters = Vec::new();

@@ -14,7 +14,11 @@ pub(super) fn privileged(pod: &PodView<'_>) -> Option<Violation> {
     let mut names = Vec::new();
     let mut errors = Vec::new();
     for container in pod.containers() {
-        if container.security_field("privileged").and_then(Value::as_bool) == Some(true) {
+        if container
+            .security_field("privileged")
+            .and_then(Value::as_bool)
+            == Some(true)
+        {
             names.push(container.name());
             errors.push(FieldError::forbidden(
                 container.path("securityContext.privileged"),
@@ -47,7 +51,9 @@ pub(super) fn allow_privilege_escalation(pod: &PodView<'_>) -> Option<Violation>
                 Some(value) if value.as_bool() == Some(false) => continue,
                 Some(value) => FieldError::forbidden(
                     field(),
-                    value.as_bool().map_or_else(|| BadValue::text("nil"), BadValue::Bool),
+                    value
+                        .as_bool()
+                        .map_or_else(|| BadValue::text("nil"), BadValue::Bool),
                 ),
             },
         };
@@ -66,7 +72,11 @@ pub(super) fn allow_privilege_escalation(pod: &PodView<'_>) -> Option<Violation>
 
 /// `allowPrivilegeEscalation` (v1.25): as in v1.8, but Windows pods pass.
 pub(super) fn allow_privilege_escalation_unless_windows(pod: &PodView<'_>) -> Option<Violation> {
-    if pod.is_windows() { None } else { allow_privilege_escalation(pod) }
+    if pod.is_windows() {
+        None
+    } else {
+        allow_privilege_escalation(pod)
+    }
 }
 
 /// The capabilities the baseline level lets containers add.
@@ -88,7 +98,12 @@ const BASELINE_CAPABILITIES: [&str; 13] = [
 
 /// The strings of the capability list `name` (`add` or `drop`) of `capabilities`.
 fn capability_list<'a>(capabilities: &'a Value, name: &str) -> impl Iterator<Item = &'a str> {
-    capabilities.get(name).and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str)
+    capabilities
+        .get(name)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
 }
 
 /// The container's `securityContext.capabilities`, when set.
@@ -102,7 +117,9 @@ pub(super) fn capabilities_baseline(pod: &PodView<'_>) -> Option<Violation> {
     let mut all_forbidden = BTreeSet::new();
     let mut errors = Vec::new();
     for container in pod.containers() {
-        let Some(capabilities) = capabilities(&container) else { continue };
+        let Some(capabilities) = capabilities(&container) else {
+            continue;
+        };
         let forbidden: BTreeSet<&str> = capability_list(capabilities, "add")
             .filter(|capability| !BASELINE_CAPABILITIES.contains(capability))
             .collect();
@@ -190,7 +207,11 @@ pub(super) fn capabilities_restricted(pod: &PodView<'_>) -> Option<Violation> {
 
 /// `capabilities_restricted` (v1.25): as in v1.22, but Windows pods pass.
 pub(super) fn capabilities_restricted_unless_windows(pod: &PodView<'_>) -> Option<Violation> {
-    if pod.is_windows() { None } else { capabilities_restricted(pod) }
+    if pod.is_windows() {
+        None
+    } else {
+        capabilities_restricted(pod)
+    }
 }
 
 /// `procMount` (v1.0) and `procMount_restricted`: containers may only use the `Default` `/proc`
@@ -200,7 +221,10 @@ pub(super) fn proc_mount(pod: &PodView<'_>) -> Option<Violation> {
     let mut types = BTreeSet::new();
     let mut errors = Vec::new();
     for container in pod.containers() {
-        let Some(mount_type) = container.security_field("procMount").and_then(Value::as_str) else {
+        let Some(mount_type) = container
+            .security_field("procMount")
+            .and_then(Value::as_str)
+        else {
             continue;
         };
         if mount_type != "Default" {
@@ -225,5 +249,9 @@ pub(super) fn proc_mount(pod: &PodView<'_>) -> Option<Violation> {
 
 /// `procMount` (v1.35): as in v1.0, but pods in a user namespace pass.
 pub(super) fn proc_mount_unless_user_namespace(pod: &PodView<'_>) -> Option<Violation> {
-    if pod.in_user_namespace() { None } else { proc_mount(pod) }
+    if pod.in_user_namespace() {
+        None
+    } else {
+        proc_mount(pod)
+    }
 }

@@ -15,12 +15,18 @@ const APP_ARMOR_ANNOTATION_PREFIX: &str = "container.apparmor.security.beta.kube
 /// annotations empty, `runtime/default` or `localhost/*`.
 pub(super) fn app_armor(pod: &PodView<'_>) -> Option<Violation> {
     let allowed_type = |profile: &Value| {
-        matches!(string_field(profile, "type"), "RuntimeDefault" | "Localhost")
+        matches!(
+            string_field(profile, "type"),
+            "RuntimeDefault" | "Localhost"
+        )
     };
     let mut setters = Vec::new();
     let mut errors = Vec::new();
     let mut bad_values = BTreeSet::new();
-    if let Some(profile) = pod.security_field("appArmorProfile").filter(|p| !allowed_type(p)) {
+    if let Some(profile) = pod
+        .security_field("appArmorProfile")
+        .filter(|profile| !allowed_type(profile))
+    {
         let profile_type = string_field(profile, "type");
         setters.push("pod".to_owned());
         bad_values.insert(profile_type);
@@ -66,7 +72,11 @@ pub(super) fn app_armor(pod: &PodView<'_>) -> Option<Violation> {
         .collect();
     bad_annotations.sort_by(|left, right| left.0.cmp(&right.0));
     let mut bad_value_list: Vec<&str> = bad_values.into_iter().collect();
-    bad_value_list.extend(bad_annotations.iter().map(|(rendered, _)| rendered.as_str()));
+    bad_value_list.extend(
+        bad_annotations
+            .iter()
+            .map(|(rendered, _)| rendered.as_str()),
+    );
     if !bad_annotations.is_empty() {
         setters.push(pluralize("annotation", "annotations", bad_annotations.len()).to_owned());
     }
@@ -85,7 +95,11 @@ pub(super) fn app_armor(pod: &PodView<'_>) -> Option<Violation> {
         join_quote(bad_value_list)
     );
     errors.extend(bad_annotations.into_iter().map(|(_, error)| error));
-    Some(Violation { reason, detail, errors })
+    Some(Violation {
+        reason,
+        detail,
+        errors,
+    })
 }
 
 /// The SELinux types every version allows.
@@ -98,8 +112,13 @@ pub(super) fn se_linux_options(pod: &PodView<'_>) -> Option<Violation> {
 
 /// `seLinuxOptions` (v1.31): as in v1.0, with `container_engine_t` allowed too.
 pub(super) fn se_linux_options_with_engine_type(pod: &PodView<'_>) -> Option<Violation> {
-    const TYPES: [&str; 5] =
-        ["", "container_t", "container_init_t", "container_kvm_t", "container_engine_t"];
+    const TYPES: [&str; 5] = [
+        "",
+        "container_t",
+        "container_init_t",
+        "container_kvm_t",
+        "container_engine_t",
+    ];
     se_linux(pod, &TYPES)
 }
 
@@ -121,16 +140,20 @@ impl<'a> SeLinuxFindings<'a> {
         if !allowed_types.contains(&selinux_type) {
             valid = false;
             self.bad_types.insert(selinux_type);
-            self.errors
-                .push(FieldError::forbidden(format!("{path}.type"), BadValue::text(selinux_type)));
+            self.errors.push(FieldError::forbidden(
+                format!("{path}.type"),
+                BadValue::text(selinux_type),
+            ));
         }
         for (field, flag) in [("user", &mut self.user_set), ("role", &mut self.role_set)] {
             let value = string_field(options, field);
             if !value.is_empty() {
                 valid = false;
                 *flag = true;
-                self.errors
-                    .push(FieldError::forbidden(format!("{path}.{field}"), BadValue::text(value)));
+                self.errors.push(FieldError::forbidden(
+                    format!("{path}.{field}"),
+                    BadValue::text(value),
+                ));
             }
         }
         valid
@@ -142,7 +165,11 @@ fn se_linux(pod: &PodView<'_>, allowed_types: &[&str]) -> Option<Violation> {
     let mut findings = SeLinuxFindings::default();
     let mut setters = Vec::new();
     if let Some(options) = pod.security_field("seLinuxOptions")
-        && !findings.inspect(options, "spec.securityContext.seLinuxOptions", allowed_types)
+        && !findings.inspect(
+            options,
+            "spec.securityContext.seLinuxOptions",
+            allowed_types,
+        )
     {
         setters.push("pod".to_owned());
     }
@@ -200,16 +227,17 @@ pub(super) fn seccomp_annotations(pod: &PodView<'_>) -> Option<Violation> {
     let valid = |value: &str| {
         value == "runtime/default" || value == "docker/default" || value.starts_with("localhost/")
     };
-    if pod.annotations().next().is_none() {
-        return None;
-    }
+    // Without annotations there is nothing to look up.
+    pod.annotations().next()?;
     let container_keys = pod
         .containers()
         .map(|container| format!("{SECCOMP_CONTAINER_ANNOTATION_PREFIX}{}", container.name()));
     // Keyed by the rendered annotation, as upstream groups them (and sorts them for the detail).
     let mut bad: BTreeMap<String, Vec<FieldError>> = BTreeMap::new();
     for key in std::iter::once(SECCOMP_POD_ANNOTATION.to_owned()).chain(container_keys) {
-        let Some(value) = pod.annotation(&key).filter(|value| !valid(value)) else { continue };
+        let Some(value) = pod.annotation(&key).filter(|value| !valid(value)) else {
+            continue;
+        };
         let mut rendered = format!("{key}=");
         push_go_quoted(value, &mut rendered);
         bad.entry(rendered).or_default().push(FieldError::forbidden(
@@ -222,7 +250,10 @@ pub(super) fn seccomp_annotations(pod: &PodView<'_>) -> Option<Violation> {
         detail: format!(
             "forbidden {} {}",
             pluralize("annotation", "annotations", bad.len()),
-            bad.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
+            bad.keys()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         errors: bad.into_values().flatten().collect(),
     })
@@ -233,7 +264,10 @@ const SECCOMP_TYPE_FIELD: &str = "securityContext.seccompProfile.type";
 
 /// Whether a seccomp profile type is one the standards accept.
 fn valid_seccomp(profile: &Value) -> bool {
-    matches!(string_field(profile, "type"), "RuntimeDefault" | "Localhost")
+    matches!(
+        string_field(profile, "type"),
+        "RuntimeDefault" | "Localhost"
+    )
 }
 
 /// The pod and containers that explicitly set an invalid seccomp profile type.
@@ -322,7 +356,11 @@ pub(super) fn seccomp_restricted(pod: &PodView<'_>) -> Option<Violation> {
     if findings.pod_valid || findings.unset_containers.is_empty() {
         return None;
     }
-    let names: Vec<&str> = findings.unset_containers.iter().map(Container::name).collect();
+    let names: Vec<&str> = findings
+        .unset_containers
+        .iter()
+        .map(Container::name)
+        .collect();
     Some(Violation {
         reason: "seccompProfile".to_owned(),
         detail: format!(
@@ -339,5 +377,9 @@ pub(super) fn seccomp_restricted(pod: &PodView<'_>) -> Option<Violation> {
 
 /// `seccompProfile_restricted` (v1.25): as in v1.19, but Windows pods pass.
 pub(super) fn seccomp_restricted_unless_windows(pod: &PodView<'_>) -> Option<Violation> {
-    if pod.is_windows() { None } else { seccomp_restricted(pod) }
+    if pod.is_windows() {
+        None
+    } else {
+        seccomp_restricted(pod)
+    }
 }

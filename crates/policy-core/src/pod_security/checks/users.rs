@@ -25,7 +25,10 @@ pub(super) fn run_as_non_root(pod: &PodView<'_>) -> Option<Violation> {
     let mut implicit_errors = Vec::new();
     for container in pod.containers() {
         let field = || container.path("securityContext.runAsNonRoot");
-        match container.security_field("runAsNonRoot").and_then(Value::as_bool) {
+        match container
+            .security_field("runAsNonRoot")
+            .and_then(Value::as_bool)
+        {
             Some(true) => {}
             Some(false) => {
                 explicitly_bad.push(container.name());
@@ -64,7 +67,11 @@ pub(super) fn run_as_non_root(pod: &PodView<'_>) -> Option<Violation> {
 
 /// `runAsNonRoot` (v1.35): as in v1.0, but pods in a user namespace pass.
 pub(super) fn run_as_non_root_unless_user_namespace(pod: &PodView<'_>) -> Option<Violation> {
-    if pod.in_user_namespace() { None } else { run_as_non_root(pod) }
+    if pod.in_user_namespace() {
+        None
+    } else {
+        run_as_non_root(pod)
+    }
 }
 
 /// `runAsUser` (v1.23): neither the pod nor a container may set `runAsUser=0`.
@@ -101,5 +108,9 @@ pub(super) fn run_as_user(pod: &PodView<'_>) -> Option<Violation> {
 
 /// `runAsUser` (v1.35): as in v1.23, but pods in a user namespace pass.
 pub(super) fn run_as_user_unless_user_namespace(pod: &PodView<'_>) -> Option<Violation> {
-    if pod.in_user_namespace() { None } else { run_as_user(pod) }
+    if pod.in_user_namespace() {
+        None
+    } else {
+        run_as_user(pod)
+    }
 }

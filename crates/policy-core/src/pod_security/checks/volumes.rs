@@ -10,7 +10,11 @@ use crate::pod_security::pod::{PodView, set, string_field};
 
 /// The pod's volumes with their positions.
 fn volumes<'a>(pod: &PodView<'a>) -> impl Iterator<Item = (usize, &'a Value)> {
-    pod.spec_field("volumes").and_then(Value::as_array).into_iter().flatten().enumerate()
+    pod.spec_field("volumes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
 }
 
 /// `hostPathVolumes`: no volume may be a `hostPath`.
@@ -86,7 +90,10 @@ pub(super) fn restricted_volumes(pod: &PodView<'_>) -> Option<Violation> {
         if ALLOWED_VOLUME_SOURCES.iter().any(has) {
             continue;
         }
-        let source = RESTRICTED_VOLUME_SOURCES.into_iter().find(has).unwrap_or("unknown");
+        let source = RESTRICTED_VOLUME_SOURCES
+            .into_iter()
+            .find(has)
+            .unwrap_or("unknown");
         names.push(string_field(volume, "name"));
         types.insert(source);
         errors.push(FieldError::forbidden(
@@ -101,7 +108,11 @@ pub(super) fn restricted_volumes(pod: &PodView<'_>) -> Option<Violation> {
             pluralize("volume", "volumes", names.len()),
             join_quote(names.iter().copied()),
             pluralize("uses", "use", names.len()),
-            pluralize("restricted volume type", "restricted volume types", types.len()),
+            pluralize(
+                "restricted volume type",
+                "restricted volume types",
+                types.len()
+            ),
             join_quote(types.iter().copied()),
         ),
         errors,
@@ -127,9 +138,15 @@ const SAFE_SYSCTLS: [(&str, u32); 12] = [
 /// `sysctls`, as revised for `v1.<minor>`: only the sysctls safe at that version may be set.
 pub(super) fn sysctls(pod: &PodView<'_>, minor: u32) -> Option<Violation> {
     let allowed = |name: &str| {
-        SAFE_SYSCTLS.iter().any(|(safe, since)| *safe == name && *since <= minor)
+        SAFE_SYSCTLS
+            .iter()
+            .any(|(safe, since)| *safe == name && *since <= minor)
     };
-    let sysctls = pod.security_field("sysctls").and_then(Value::as_array).into_iter().flatten();
+    let sysctls = pod
+        .security_field("sysctls")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten();
     let mut names = Vec::new();
     let mut errors = Vec::new();
     for (index, sysctl) in sysctls.enumerate() {

@@ -1,0 +1,364 @@
+//! Admission webhooks called by the simulator over caBundle-verified HTTPS: deny, patch,
+//! warnings, selectors, timeouts under `failurePolicy: Ignore` and `Fail`, services mapped to
+//! local addresses, and the user info they see.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod common;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use apiserver_sim::{ApiServerSim, CertificateAuthority, SimConfig, SimUser};
+use base64::Engine;
+use bytes::Bytes;
+use common::{sim_with, within};
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
+use kube::{Client, ResourceExt};
+use serde_json::{Value, json};
+
+/// A test webhook server: `/deny`, `/patch`, `/slow`, `/allow`; records every review.
+struct Webhook {
+    addr: SocketAddr,
+    ca_bundle: String,
+    seen: Arc<Mutex<Vec<Value>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Webhook {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn respond(path: String, review: Value) -> Value {
+    let uid = review["request"]["uid"].clone();
+    let mut response = json!({"uid": uid, "allowed": true});
+    match path.as_str() {
+        "/deny" => {
+            response = json!({"uid": uid, "allowed": false, "status": {"message": "no way", "code": 403, "reason": "Forbidden"}});
+        }
+        "/deny-bare" => {
+            response = json!({"uid": uid, "allowed": false, "status": {"message": "plain denial"}});
+        }
+        "/patch" => {
+            let patch = json!([{"op": "add", "path": "/metadata/labels/patched", "value": "true"}]);
+            response["patchType"] = json!("JSONPatch");
+            response["patch"] =
+                json!(base64::engine::general_purpose::STANDARD.encode(patch.to_string()));
+            response["warnings"] = json!(["patched by the test webhook"]);
+        }
+        "/slow" => tokio::time::sleep(Duration::from_secs(3)).await,
+        _ => {}
+    }
+    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response})
+}
+
+async fn start_webhook(names: &[&str]) -> Webhook {
+    let ca = CertificateAuthority::new("webhook-test-ca").unwrap();
+    let cert = ca.issue(names).unwrap();
+    let tls = cert.server_config().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen2 = seen.clone();
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            let seen = seen2.clone();
+            tokio::spawn(async move {
+                let Ok(stream) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let seen = seen.clone();
+                    async move {
+                        let path = req.uri().path().to_string();
+                        let body = req.into_body().collect().await.unwrap().to_bytes();
+                        let review: Value = serde_json::from_slice(&body).unwrap();
+                        seen.lock()
+                            .unwrap()
+                            .push(json!({"path": path, "review": review}));
+                        let out = respond(path, review).await;
+                        Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from(
+                            out.to_string(),
+                        ))))
+                    }
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    Webhook {
+        addr,
+        ca_bundle: base64::engine::general_purpose::STANDARD.encode(ca.cert_pem()),
+        seen,
+        task,
+    }
+}
+
+fn hook(
+    name: &str,
+    url: &str,
+    ca_bundle: &str,
+    failure_policy: &str,
+    timeout: u64,
+    extra: Value,
+) -> Value {
+    let mut h = json!({
+        "name": name,
+        "clientConfig": {"url": url, "caBundle": ca_bundle},
+        "rules": [{"operations": ["CREATE", "UPDATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["configmaps"], "scope": "Namespaced"}],
+        "failurePolicy": failure_policy,
+        "timeoutSeconds": timeout,
+        "sideEffects": "None",
+        "admissionReviewVersions": ["v1"],
+    });
+    if let (Some(h), Some(e)) = (h.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            h.insert(k.clone(), v.clone());
+        }
+    }
+    h
+}
+
+async fn install(client: &Client, kind: &str, name: &str, hooks: Vec<Value>) {
+    let plural = format!("{}s", kind.to_lowercase());
+    let api: Api<DynamicObject> = Api::all_with(
+        client.clone(),
+        &kube::api::ApiResource::from_gvk_with_plural(
+            &kube::api::GroupVersionKind::gvk("admissionregistration.k8s.io", "v1", kind),
+            &plural,
+        ),
+    );
+    let obj: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": kind,
+        "metadata": {"name": name}, "webhooks": hooks,
+    }))
+    .unwrap();
+    api.create(&PostParams::default(), &obj).await.unwrap();
+}
+
+async fn uninstall(client: &Client, kind: &str, name: &str) {
+    let plural = format!("{}s", kind.to_lowercase());
+    let api: Api<DynamicObject> = Api::all_with(
+        client.clone(),
+        &kube::api::ApiResource::from_gvk_with_plural(
+            &kube::api::GroupVersionKind::gvk("admissionregistration.k8s.io", "v1", kind),
+            &plural,
+        ),
+    );
+    api.delete(name, &DeleteParams::default()).await.unwrap();
+}
+
+fn cm(name: &str, labels: Value) -> ConfigMap {
+    serde_json::from_value(
+        json!({"metadata": {"name": name, "labels": labels}, "data": {"k": "v"}}),
+    )
+    .unwrap()
+}
+
+fn api_err(e: kube::Error) -> Box<kube::core::Status> {
+    match e {
+        kube::Error::Api(s) => s,
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+async fn sim_with_dev_user() -> ApiServerSim {
+    sim_with(SimConfig::default().with_user(SimUser::new(
+        "dev-token",
+        "dev@example.com",
+        &["developers"],
+    )))
+    .await
+}
+
+#[tokio::test]
+async fn validating_webhook_denies_with_the_real_message() {
+    let sim = sim_with_dev_user().await;
+    let admin = sim.client().await.unwrap();
+    let wh = start_webhook(&["127.0.0.1"]).await;
+    let url = format!("https://127.0.0.1:{}", wh.addr.port());
+    within("deny", async {
+        install(
+            &admin,
+            "ValidatingWebhookConfiguration",
+            "deny",
+            vec![
+                hook(
+                    "deny.sim.test",
+                    &format!("{url}/deny"),
+                    &wh.ca_bundle,
+                    "Fail",
+                    5,
+                    json!({"objectSelector": {"matchLabels": {"deny": "yes"}}}),
+                ),
+                hook(
+                    "bare.sim.test",
+                    &format!("{url}/deny-bare"),
+                    &wh.ca_bundle,
+                    "Fail",
+                    5,
+                    json!({"objectSelector": {"matchLabels": {"deny": "bare"}}}),
+                ),
+            ],
+        )
+        .await;
+        let dev = sim.client_for("dev-token").await.unwrap();
+        let cms: Api<ConfigMap> = Api::namespaced(dev, "default");
+        let e = api_err(
+            cms.create(
+                &PostParams::default(),
+                &cm("denied", json!({"deny": "yes"})),
+            )
+            .await
+            .unwrap_err(),
+        );
+        assert_eq!(e.code, 403);
+        assert_eq!(e.reason, "Forbidden");
+        assert_eq!(
+            e.message,
+            "admission webhook \"deny.sim.test\" denied the request: no way"
+        );
+        let e = api_err(
+            cms.create(&PostParams::default(), &cm("bare", json!({"deny": "bare"})))
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!(e.code, 400);
+        assert_eq!(
+            e.message,
+            "admission webhook \"bare.sim.test\" denied the request: plain denial"
+        );
+        // The objectSelector keeps the webhook away from other objects.
+        cms.create(&PostParams::default(), &cm("fine", json!({"deny": "no"})))
+            .await
+            .unwrap();
+
+        let seen = wh.seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 2, "only the selected objects were sent");
+        let req = &seen[0]["review"]["request"];
+        assert_eq!(req["operation"], "CREATE");
+        assert_eq!(req["userInfo"]["username"], "dev@example.com");
+        assert_eq!(
+            req["userInfo"]["groups"],
+            json!(["developers", "system:authenticated"])
+        );
+        assert_eq!(
+            req["kind"],
+            json!({"group": "", "version": "v1", "kind": "ConfigMap"})
+        );
+        assert_eq!(
+            req["resource"],
+            json!({"group": "", "version": "v1", "resource": "configmaps"})
+        );
+        assert_eq!(req["namespace"], "default");
+        assert_eq!(req["object"]["metadata"]["name"], "denied");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn mutating_webhook_patches_and_warns() {
+    let sim = sim_with_dev_user().await;
+    let client = sim.client().await.unwrap();
+    // Reached as a service: the simulator maps kyverno-svc.kyverno to the local address.
+    let wh = start_webhook(&["kyverno-svc.kyverno.svc"]).await;
+    sim.map_service("kyverno-svc.kyverno", wh.addr);
+    within("patch", async {
+        let mut h = hook("patch.sim.test", "", &wh.ca_bundle, "Fail", 5, json!({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "default"}}}));
+        h["clientConfig"] = json!({"service": {"namespace": "kyverno", "name": "kyverno-svc", "path": "/patch", "port": 443}, "caBundle": wh.ca_bundle});
+        install(&client, "MutatingWebhookConfiguration", "patch", vec![h]).await;
+        let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+        let created = cms.create(&PostParams::default(), &cm("m", json!({"app": "x"}))).await.unwrap();
+        assert_eq!(created.labels()["patched"], "true");
+        assert_eq!(cms.get("m").await.unwrap().labels()["patched"], "true");
+
+        // Warnings come back as Warning headers.
+        let req = http::Request::post("/api/v1/namespaces/default/configmaps")
+            .header("Content-Type", "application/json")
+            .body(kube::client::Body::from(serde_json::to_vec(&cm("w", json!({"app": "x"}))).unwrap()))
+            .unwrap();
+        let resp = client.send(req).await.unwrap();
+        assert_eq!(resp.status(), 201);
+        let warnings: Vec<String> = resp
+            .headers()
+            .get_all("warning")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect();
+        assert_eq!(warnings, ["299 - \"patched by the test webhook\""]);
+
+        // The namespaceSelector keeps it away from other namespaces.
+        let nss: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+        nss.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "other"}})).unwrap())
+            .await
+            .unwrap();
+        let other: Api<ConfigMap> = Api::namespaced(client.clone(), "other");
+        let o = other.create(&PostParams::default(), &cm("o", json!({"app": "x"}))).await.unwrap();
+        assert!(!o.labels().contains_key("patched"));
+
+        // UPDATE goes through the webhook too, with the old object.
+        let mut m = cms.get("m").await.unwrap();
+        m.metadata.labels.as_mut().unwrap().remove("patched");
+        let updated = cms.replace("m", &PostParams::default(), &m).await.unwrap();
+        assert_eq!(updated.labels()["patched"], "true");
+        let seen = wh.seen.lock().unwrap().clone();
+        let last = &seen.last().unwrap()["review"]["request"];
+        assert_eq!(last["operation"], "UPDATE");
+        assert_eq!(last["oldObject"]["metadata"]["name"], "m");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn webhook_timeouts_under_ignore_and_fail() {
+    let sim = sim_with_dev_user().await;
+    let client = sim.client().await.unwrap();
+    let wh = start_webhook(&["localhost"]).await;
+    let url = format!("https://localhost:{}/slow", wh.addr.port());
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    within("timeouts", async {
+        install(&client, "ValidatingWebhookConfiguration", "slow", vec![hook("slow.sim.test", &url, &wh.ca_bundle, "Ignore", 1, json!({}))]).await;
+        let started = Instant::now();
+        cms.create(&PostParams::default(), &cm("ignored", json!({}))).await.unwrap();
+        let took = started.elapsed();
+        assert!(took >= Duration::from_millis(900) && took < Duration::from_millis(2500), "{took:?}");
+        uninstall(&client, "ValidatingWebhookConfiguration", "slow").await;
+
+        install(&client, "ValidatingWebhookConfiguration", "slow-fail", vec![hook("slow.sim.test", &url, &wh.ca_bundle, "Fail", 1, json!({}))]).await;
+        let e = api_err(cms.create(&PostParams::default(), &cm("failed", json!({}))).await.unwrap_err());
+        assert_eq!(e.code, 500);
+        assert_eq!(e.reason, "InternalError");
+        assert_eq!(
+            e.message,
+            format!(
+                "Internal error occurred: failed calling webhook \"slow.sim.test\": failed to call webhook: Post \"{url}?timeout=1s\": context deadline exceeded"
+            )
+        );
+        assert_eq!(api_err(cms.get("failed").await.unwrap_err()).code, 404);
+        uninstall(&client, "ValidatingWebhookConfiguration", "slow-fail").await;
+
+        // A caBundle that did not sign the webhook's certificate: the call fails verification.
+        let wrong = base64::engine::general_purpose::STANDARD.encode(sim.ca_pem());
+        let allow = format!("https://localhost:{}/allow", wh.addr.port());
+        install(&client, "ValidatingWebhookConfiguration", "untrusted", vec![hook("untrusted.sim.test", &allow, &wrong, "Fail", 5, json!({}))]).await;
+        let e = api_err(cms.create(&PostParams::default(), &cm("untrusted", json!({}))).await.unwrap_err());
+        assert_eq!(e.code, 500);
+        assert!(e.message.contains("failed calling webhook \"untrusted.sim.test\""), "{}", e.message);
+        assert!(e.message.contains("certificate"), "{}", e.message);
+    })
+    .await;
+}

@@ -1,0 +1,426 @@
+//! `kyverno apply`: applies policies to resource files and reports the violations, the counts
+//! of results, or a policy report.
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kyverno_api::policy_report::v1alpha2::{
+    ClusterPolicyReport, PolicyReport, PolicyReportContent, PolicyReportResult, PolicyReportSummary, PolicyResult,
+    PolicySeverity, Timestamp,
+};
+use kyverno_policy_core::engine::LoadedPolicy;
+use kyverno_policy_core::request::RequestInfo;
+use kyverno_policy_core::response::{PolicyResponse, RuleStatus, RuleType};
+use serde_json::Value;
+
+use crate::engine::{self, EvaluateError, admission_request, field};
+use kyverno_policy_core::engine::Environment;
+use crate::loader::{self, LoadError};
+use crate::provider::CliContextProvider;
+use crate::report::{is_audit, is_scored, report_result};
+use crate::values::{VariableSet, parse_overrides};
+
+const DIVIDER: &str = "----------------------------------------------------------------------";
+
+/// Why `apply` could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// No policy was given.
+    #[error("require policy")]
+    NoPolicy,
+    /// No resource was given.
+    #[error("resource file(s) or cluster required")]
+    NoResource,
+    /// Both `--values-file` and `--set` were given.
+    #[error("pass the values either using set flag or values_file flag")]
+    ValuesTwice,
+    /// A file could not be loaded.
+    #[error("failed to load {what} ({source})")]
+    Load {
+        /// What was being loaded.
+        what: &'static str,
+        /// Why.
+        source: LoadError,
+    },
+    /// The user info does not have the shape of a Kubernetes UserInfo.
+    #[error("failed to load request info ({0})")]
+    UserInfo(serde_json::Error),
+    /// A policy could not be evaluated.
+    #[error("failed to apply policies on resource {resource} ({source})")]
+    Evaluate {
+        /// The resource's name.
+        resource: String,
+        /// Why.
+        source: EvaluateError,
+    },
+    /// The policy report could not be written as YAML.
+    #[error("failed to write the policy report: {0}")]
+    Report(#[from] serde_saphyr::ser_error::Error),
+    /// Output could not be written.
+    #[error(transparent)]
+    Output(#[from] io::Error),
+}
+
+/// The options of `kyverno apply`.
+#[derive(Clone, Debug, Default)]
+pub struct ApplyOptions {
+    /// Policy files or folders.
+    pub policies: Vec<PathBuf>,
+    /// Resource files or folders.
+    pub resources: Vec<PathBuf>,
+    /// A Values file.
+    pub values_file: Option<PathBuf>,
+    /// `key=value` variables.
+    pub set: Vec<String>,
+    /// A UserInfo file.
+    pub user_info: Option<PathBuf>,
+    /// Whether to print a policy report instead of the counts.
+    pub policy_report: bool,
+    /// Whether failures of auditing rules are warnings.
+    pub audit_warn: bool,
+}
+
+/// Result counts, as upstream's `ResultCounts`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Passing rules.
+    pub pass: usize,
+    /// Failing rules.
+    pub fail: usize,
+    /// Warnings.
+    pub warn: usize,
+    /// Rules that could not be evaluated.
+    pub error: usize,
+    /// Skipped rules.
+    pub skip: usize,
+}
+
+impl Counts {
+    /// Whether the run is a failure: a rule failed or could not be evaluated.
+    pub fn failed(&self) -> bool {
+        self.fail > 0 || self.error > 0
+    }
+}
+
+/// One policy's answer for one resource.
+struct Applied<'a> {
+    policy: &'a LoadedPolicy,
+    resource: &'a Value,
+    response: PolicyResponse,
+}
+
+fn paths(paths: &[PathBuf]) -> Vec<String> {
+    paths.iter().map(|path| path.display().to_string()).collect()
+}
+
+/// Runs `apply`, writing to `out`; returns the counts.
+pub fn run(options: &ApplyOptions, out: &mut dyn Write) -> Result<Counts, ApplyError> {
+    if options.policies.is_empty() {
+        return Err(ApplyError::NoPolicy);
+    }
+    if options.resources.is_empty() {
+        return Err(ApplyError::NoResource);
+    }
+    if options.values_file.is_some() && !options.set.is_empty() {
+        return Err(ApplyError::ValuesTwice);
+    }
+    let load = |what, source| ApplyError::Load { what, source };
+    let request_info = match &options.user_info {
+        Some(path) => loader::load_user_info(path)
+            .map_err(|source| load("request info", source))?
+            .into_request_info()
+            .map_err(ApplyError::UserInfo)?,
+        None => RequestInfo::default(),
+    };
+    let values = match &options.values_file {
+        Some(path) => loader::load_values(path).map_err(|source| load("values", source))?,
+        None => Default::default(),
+    };
+    let variables = VariableSet::new(values, parse_overrides(options.set.iter().map(String::as_str)));
+    let here = Path::new("");
+    let policies = loader::load_policies(here, &paths(&options.policies)).map_err(|source| load("policies", source))?;
+    let resources = loader::load_resources(here, &paths(&options.resources)).map_err(|source| load("resources", source))?;
+    let rule_count: usize = policies.valid.iter().map(|policy| policy.rules.len()).sum();
+    writeln!(out, "\nApplying {rule_count} policy rule(s) to {} resource(s)...", resources.len())?;
+
+    let request_info = Arc::new(request_info);
+    let provider = CliContextProvider::default();
+    let mut applied = Vec::new();
+    for resource in &resources {
+        let shared = Arc::new(resource.clone());
+        let labels = Arc::new(
+            variables
+                .namespace_labels(field(resource, "/metadata/namespace"))
+                .cloned()
+                .unwrap_or_default(),
+        );
+        let name = field(resource, "/metadata/name");
+        for policy in &policies.valid {
+            let operation = variables.operation(&policy.name, name);
+            let request = admission_request(&shared, operation, &request_info, Arc::clone(&labels), &variables);
+            let values = variables.supplied(&policy.name, name, None);
+            let environment = Environment { values: &values, exceptions: &[], provider: &provider };
+            let response = engine::evaluate(policy, &request, &environment)
+                .map_err(|source| ApplyError::Evaluate { resource: name.to_owned(), source })?;
+            applied.push(Applied { policy, resource, response });
+        }
+    }
+
+    let mut counts = Counts::default();
+    for answer in &applied {
+        count(answer, options, &mut counts, out)?;
+    }
+    if !policies.invalid.is_empty() {
+        writeln!(out, "{DIVIDER}\nPolicies Skipped (as required variables are not provided by the user):")?;
+        for (index, policy) in policies.invalid.iter().enumerate() {
+            writeln!(out, "{}. {}", index + 1, policy.name)?;
+        }
+        writeln!(out, "{DIVIDER}")?;
+    }
+    if options.policy_report {
+        print_reports(&applied, options.audit_warn, out)?;
+    } else {
+        writeln!(
+            out,
+            "\npass: {}, fail: {}, warn: {}, error: {}, skip: {} ",
+            counts.pass, counts.fail, counts.warn, counts.error, counts.skip
+        )?;
+    }
+    Ok(counts)
+}
+
+/// `namespace/Kind/name`, as upstream names resources in violations.
+fn resource_path(resource: &Value) -> String {
+    format!(
+        "{}/{}/{}",
+        field(resource, "/metadata/namespace"),
+        field(resource, "/kind"),
+        field(resource, "/metadata/name")
+    )
+}
+
+/// Counts one policy's rule responses and prints its validation failures (unless a policy
+/// report is asked for).
+fn count(answer: &Applied<'_>, options: &ApplyOptions, counts: &mut Counts, out: &mut dyn Write) -> io::Result<()> {
+    let scored = is_scored(answer.policy);
+    let mut header_printed = false;
+    for rule in &answer.response.rules {
+        let audit_warn = options.audit_warn && is_audit(answer.policy, &rule.name);
+        let result = report_result(rule.status, scored, audit_warn);
+        let is_validation = matches!(rule.rule_type, RuleType::Validation | RuleType::ImageVerify);
+        // Upstream lists failures of scored policies only, those turned into audit warnings
+        // included.
+        if is_validation && rule.status == RuleStatus::Fail && scored && !options.policy_report {
+            if !header_printed {
+                let suffix = if audit_warn { " as audit warning" } else { "" };
+                writeln!(
+                    out,
+                    "\npolicy {} -> resource {} failed{suffix}: ",
+                    answer.policy.name,
+                    resource_path(answer.resource)
+                )?;
+                header_printed = true;
+            }
+            let position = answer.policy.rules.iter().position(|candidate| candidate.name == rule.name);
+            writeln!(out, "{}. {}: {} ", position.map_or(0, |index| index + 1), rule.name, rule.message)?;
+        }
+        match result {
+            PolicyResult::Pass => counts.pass += 1,
+            PolicyResult::Fail => counts.fail += 1,
+            PolicyResult::Warn => counts.warn += 1,
+            PolicyResult::Error => counts.error += 1,
+            PolicyResult::Skip => counts.skip += 1,
+        }
+    }
+    Ok(())
+}
+
+/// The severity an annotation value names.
+fn severity(value: &str) -> Option<PolicySeverity> {
+    match value.to_lowercase().as_str() {
+        "critical" => Some(PolicySeverity::Critical),
+        "high" => Some(PolicySeverity::High),
+        "medium" => Some(PolicySeverity::Medium),
+        "low" => Some(PolicySeverity::Low),
+        "info" => Some(PolicySeverity::Info),
+        _ => None,
+    }
+}
+
+/// The report results of one policy's answer.
+fn report_results(answer: &Applied<'_>, audit_warn: bool, timestamp: Timestamp) -> Vec<PolicyReportResult> {
+    let policy = answer.policy;
+    let scored = is_scored(policy);
+    let annotation = |key: &str| policy.annotations.get(key).filter(|value| !value.is_empty());
+    let text = |pointer| Some(field(answer.resource, pointer).to_owned()).filter(|text| !text.is_empty());
+    let reference = ObjectReference {
+        api_version: text("/apiVersion"),
+        kind: text("/kind"),
+        namespace: text("/metadata/namespace"),
+        name: text("/metadata/name"),
+        uid: text("/metadata/uid"),
+        ..Default::default()
+    };
+    answer
+        .response
+        .rules
+        .iter()
+        .map(|rule| PolicyReportResult {
+            source: Some("kyverno".to_owned()),
+            policy: policy.key(),
+            rule: Some(rule.name.clone()),
+            category: annotation("policies.kyverno.io/category").cloned(),
+            severity: annotation("policies.kyverno.io/severity").and_then(|value| severity(value)),
+            timestamp: Some(timestamp),
+            result: Some(report_result(rule.status, scored, audit_warn && is_audit(policy, &rule.name))),
+            scored: Some(scored),
+            resources: vec![reference.clone()],
+            message: Some(rule.message.clone()),
+            ..Default::default()
+        })
+        .collect()
+}
+
+fn summary(results: &[PolicyReportResult]) -> PolicyReportSummary {
+    let mut summary = PolicyReportSummary::default();
+    for result in results.iter().filter_map(|result| result.result) {
+        summary.add(result);
+    }
+    summary
+}
+
+/// Prints one ClusterPolicyReport merging the results of cluster-wide policies, then one
+/// PolicyReport per namespaced policy, as upstream's `printReports`.
+fn print_reports(applied: &[Applied<'_>], audit_warn: bool, out: &mut dyn Write) -> Result<(), ApplyError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX));
+    let timestamp = Timestamp { seconds: now, nanos: 0 };
+    let mut clustered = Vec::new();
+    let mut namespaced: BTreeMap<(String, String), Vec<PolicyReportResult>> = BTreeMap::new();
+    for answer in applied {
+        let results = report_results(answer, audit_warn, timestamp);
+        match &answer.policy.namespace {
+            None => clustered.extend(results),
+            Some(namespace) => namespaced
+                .entry((namespace.clone(), answer.policy.name.clone()))
+                .or_default()
+                .extend(results),
+        }
+    }
+    if !clustered.is_empty() {
+        let content = PolicyReportContent { summary: Some(summary(&clustered)), results: clustered, ..Default::default() };
+        writeln!(out, "{}", serde_saphyr::to_string(&ClusterPolicyReport::new("merged", content))?)?;
+    }
+    for ((namespace, name), results) in namespaced {
+        let content = PolicyReportContent { summary: Some(summary(&results)), results, ..Default::default() };
+        let mut report = PolicyReport::new(&name, content);
+        report.metadata = ObjectMeta { name: Some(name), namespace: Some(namespace), ..Default::default() };
+        writeln!(out, "---\n{}", serde_saphyr::to_string(&report)?)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kyverno_api::kyverno::v1::policy::ClusterPolicy;
+    use kyverno_policy_core::response::RuleResponse;
+    use serde_json::json;
+
+    fn policy(extra_metadata: &str) -> LoadedPolicy {
+        let yaml = format!(
+            "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: p\n{extra_metadata}spec:\n  rules:\n  - name: a\n    match:\n      any:\n      - resources:\n          kinds: [Pod]\n    validate:\n      pattern:\n        metadata:\n          name: \"?*\"\n  - name: b\n    match:\n      any:\n      - resources:\n          kinds: [Pod]\n    validate:\n      failureAction: Enforce\n      pattern:\n        metadata:\n          name: \"?*\"\n"
+        );
+        let policy: ClusterPolicy = serde_saphyr::from_str(&yaml).expect("valid policy");
+        LoadedPolicy::from_cluster_policy(policy).expect("loads")
+    }
+
+    fn rule(name: &str, status: RuleStatus) -> RuleResponse {
+        RuleResponse { name: name.to_owned(), rule_type: RuleType::Validation, status, message: format!("{name} message") }
+    }
+
+    fn applied<'a>(policy: &'a LoadedPolicy, resource: &'a Value, rules: Vec<RuleResponse>) -> Applied<'a> {
+        Applied { policy, resource, response: PolicyResponse { rules } }
+    }
+
+    fn pod() -> Value {
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x", "namespace": "default"}})
+    }
+
+    fn counted(answer: &Applied<'_>, options: &ApplyOptions) -> (Counts, String) {
+        let mut counts = Counts::default();
+        let mut out = Vec::new();
+        count(answer, options, &mut counts, &mut out).expect("writes");
+        (counts, String::from_utf8(out).expect("utf-8"))
+    }
+
+    #[test]
+    fn failures_are_listed_by_rule_position() {
+        let policy = policy("");
+        let pod = pod();
+        let answer = applied(&policy, &pod, vec![rule("a", RuleStatus::Pass), rule("b", RuleStatus::Fail)]);
+        let (counts, text) = counted(&answer, &ApplyOptions::default());
+        assert_eq!(counts, Counts { pass: 1, fail: 1, ..Counts::default() });
+        assert_eq!(text, "\npolicy p -> resource default/Pod/x failed: \n2. b: b message \n");
+        assert!(counts.failed());
+    }
+
+    #[test]
+    fn audit_warn_turns_audit_failures_into_warnings() {
+        let policy = policy("");
+        let pod = pod();
+        let answer = applied(&policy, &pod, vec![rule("a", RuleStatus::Fail), rule("b", RuleStatus::Fail)]);
+        let options = ApplyOptions { audit_warn: true, ..ApplyOptions::default() };
+        let (counts, text) = counted(&answer, &options);
+        assert_eq!(counts, Counts { fail: 1, warn: 1, ..Counts::default() });
+        assert!(text.starts_with("\npolicy p -> resource default/Pod/x failed as audit warning: \n1. a: a message \n"), "{text}");
+    }
+
+    #[test]
+    fn unscored_failures_are_silent_warnings() {
+        let policy = policy("  annotations:\n    policies.kyverno.io/scored: \"false\"\n");
+        let pod = pod();
+        let (counts, text) = counted(&applied(&policy, &pod, vec![rule("a", RuleStatus::Fail)]), &ApplyOptions::default());
+        assert_eq!(counts, Counts { warn: 1, ..Counts::default() });
+        assert!(text.is_empty());
+        assert!(!counts.failed());
+    }
+
+    #[test]
+    fn reports_carry_results_and_summaries() {
+        let policy = policy("  annotations:\n    policies.kyverno.io/category: Best Practices\n    policies.kyverno.io/severity: medium\n");
+        let pod = pod();
+        let answers = [applied(&policy, &pod, vec![rule("a", RuleStatus::Pass), rule("b", RuleStatus::Fail)])];
+        let mut out = Vec::new();
+        print_reports(&answers, false, &mut out).expect("writes");
+        let text = String::from_utf8(out).expect("utf-8");
+        let report: Value = serde_saphyr::from_str(&text).expect("valid YAML");
+        assert_eq!(report["kind"], "ClusterPolicyReport");
+        assert_eq!(report["metadata"]["name"], "merged");
+        assert_eq!(report["summary"], json!({"pass": 1, "fail": 1, "warn": 0, "error": 0, "skip": 0}));
+        assert_eq!(report["results"][1]["result"], "fail");
+        assert_eq!(report["results"][1]["severity"], "medium");
+        assert_eq!(report["results"][1]["category"], "Best Practices");
+        assert_eq!(report["results"][1]["resources"][0]["name"], "x");
+    }
+
+    #[test]
+    fn arguments_are_checked() {
+        let mut out = Vec::new();
+        assert!(matches!(run(&ApplyOptions::default(), &mut out), Err(ApplyError::NoPolicy)));
+        let no_resource = ApplyOptions { policies: vec!["p.yaml".into()], ..ApplyOptions::default() };
+        assert!(matches!(run(&no_resource, &mut out), Err(ApplyError::NoResource)));
+        let both = ApplyOptions {
+            policies: vec!["p.yaml".into()],
+            resources: vec!["r.yaml".into()],
+            values_file: Some("v.yaml".into()),
+            set: vec!["a=b".to_owned()],
+            ..ApplyOptions::default()
+        };
+        assert!(matches!(run(&both, &mut out), Err(ApplyError::ValuesTwice)));
+    }
+}

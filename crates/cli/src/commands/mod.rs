@@ -1,0 +1,5 @@
+//! The subcommands.
+pub mod apply;
+pub mod jp;
+pub mod test;
+pub mod version;

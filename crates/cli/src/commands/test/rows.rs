@@ -1,0 +1,387 @@
+//! Comparing the engine's answers with a test's expected results, row by row, as upstream's
+//! `printTestResult` does:
+//!
+//! - a result item names resources by `name` or `namespace/name` (of its `kind`, when given);
+//!   each resource it finds is one row per matching rule response; when it finds none of the
+//!   resources it names, every evaluated resource is checked;
+//! - rules match by name, `autogen-<name>` or `autogen-cronjob-<name>`; without a rule name,
+//!   every rule of the policy is checked;
+//! - a policy that answered for a resource without any matching rule response excluded it: the
+//!   row passes with reason `Excluded`;
+//! - a policy that did not answer at all is `Not found` (a failure), unless it was rejected as
+//!   invalid, which is a skip with reason `Invalid Policy`.
+use kyverno_api::policy_report::v1alpha2::PolicyResult;
+use kyverno_policy_core::response::{PolicyResponse, RuleResponse};
+
+use crate::loader::InvalidPolicy;
+use crate::report::{report_result, result_name};
+use crate::test_file::TestResult;
+
+/// The engine's answer for one policy on one resource.
+#[derive(Clone, Debug)]
+pub struct PolicyOutcome {
+    /// The policy's name (without namespace).
+    pub policy: String,
+    /// Whether the policy's failures count as failures.
+    pub scored: bool,
+    /// The rule responses.
+    pub response: PolicyResponse,
+}
+
+/// One evaluated resource and the answers of every policy.
+#[derive(Clone, Debug, Default)]
+pub struct ResourceOutcome {
+    /// The resource's apiVersion.
+    pub api_version: String,
+    /// The resource's kind.
+    pub kind: String,
+    /// The resource's namespace.
+    pub namespace: String,
+    /// The resource's name.
+    pub name: String,
+    /// The answers of the policies, in policy order.
+    pub policies: Vec<PolicyOutcome>,
+}
+
+impl ResourceOutcome {
+    /// How rows show the resource: `apiVersion/Kind/namespace/name` (no namespace when empty).
+    pub fn display(&self) -> String {
+        if self.namespace.is_empty() {
+            format!("{}/{}/{}", self.api_version, self.kind, self.name)
+        } else {
+            format!("{}/{}/{}/{}", self.api_version, self.kind, self.namespace, self.name)
+        }
+    }
+
+    /// Whether the resource has the expected kind (any kind when none is expected).
+    fn has_kind(&self, kind: &str) -> bool {
+        kind.is_empty() || kind == self.kind
+    }
+
+    /// Whether `reference` (`name` or `namespace/name`) names this resource.
+    fn is_named(&self, reference: &str) -> bool {
+        match reference.split_once('/') {
+            Some((namespace, name)) => namespace == self.namespace && name == self.name,
+            None => reference == self.name,
+        }
+    }
+}
+
+/// How a row was decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// A rule response was compared; its report result is `actual`.
+    Checked {
+        /// The result the engine gave.
+        actual: PolicyResult,
+    },
+    /// The policy answered without a matching rule response: the resource was excluded.
+    Excluded,
+    /// The policy did not answer for the resource.
+    NotFound,
+    /// The policy was rejected as invalid and skipped.
+    InvalidPolicy,
+}
+
+/// One compared row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckedRow {
+    /// The policy, as the test names it.
+    pub policy: String,
+    /// The rule response's name, or the rule as the test names it.
+    pub rule: String,
+    /// The resource, as [`ResourceOutcome::display`] shows it.
+    pub resource: String,
+    /// The expected kind.
+    pub kind: String,
+    /// The expected result.
+    pub expected: PolicyResult,
+    /// How the row was decided.
+    pub verdict: Verdict,
+    /// Whether the expectation is met.
+    pub ok: bool,
+    /// Why: `Ok`, `Want x, got y`, `Excluded`, `Not found`, `Invalid Policy`.
+    pub reason: String,
+    /// The rule's message.
+    pub message: String,
+}
+
+/// The resources a result item checks, in evaluation order: those it names (by `resources`
+/// and `resourceSpecs`), or every evaluated resource when it names none that was evaluated.
+fn select<'a>(result: &TestResult, trigger: &'a [ResourceOutcome]) -> Vec<&'a ResourceOutcome> {
+    let mut selected: Vec<&ResourceOutcome> = Vec::new();
+    for reference in &result.resources {
+        selected.extend(
+            trigger
+                .iter()
+                .filter(|resource| resource.has_kind(&result.kind) && resource.is_named(reference)),
+        );
+    }
+    for spec in &result.resource_specs {
+        let api_version = if spec.group.is_empty() {
+            spec.version.clone()
+        } else {
+            format!("{}/{}", spec.group, spec.version)
+        };
+        selected.extend(trigger.iter().filter(|resource| {
+            resource.has_kind(&spec.kind)
+                && resource.api_version == api_version
+                && resource.namespace == spec.namespace
+                && resource.name == spec.name
+        }));
+    }
+    if selected.is_empty() {
+        selected.extend(trigger);
+    }
+    selected
+}
+
+/// The rule responses a result item is about.
+fn matching_rules<'a>(result: &TestResult, response: &'a PolicyResponse) -> Vec<&'a RuleResponse> {
+    match result.rule.as_deref().filter(|rule| !rule.is_empty()) {
+        None => response.rules.iter().collect(),
+        Some(rule) => response
+            .rules
+            .iter()
+            .filter(|response| {
+                let name = response.name.as_str();
+                name == rule
+                    || name.strip_prefix("autogen-") == Some(rule)
+                    || name.strip_prefix("autogen-cronjob-") == Some(rule)
+            })
+            .collect(),
+    }
+}
+
+/// A note for results whose produced resource is not compared yet.
+fn uncompared_resource(result: &TestResult) -> Option<&'static str> {
+    if result.patched_resources.is_some() {
+        Some("patchedResources not compared")
+    } else if result.generated_resource.is_some() || !result.generated_resources.is_empty() {
+        Some("generatedResource not compared")
+    } else {
+        None
+    }
+}
+
+/// Compares one result item with the engine's answers.
+pub fn check(result: &TestResult, trigger: &[ResourceOutcome], invalid: &[InvalidPolicy]) -> Vec<CheckedRow> {
+    let policy_name = result.policy.rsplit('/').next().unwrap_or_default();
+    let expected_rule = result.rule.clone().unwrap_or_default();
+    let row = |resource: &ResourceOutcome, rule: String, verdict: Verdict, ok: bool, reason: String, message: String| {
+        CheckedRow {
+            policy: result.policy.clone(),
+            rule,
+            resource: resource.display(),
+            kind: result.kind.clone(),
+            expected: result.result,
+            verdict,
+            ok,
+            reason,
+            message,
+        }
+    };
+    let mut rows = Vec::new();
+    for resource in select(result, trigger) {
+        let mut resource_rows = Vec::new();
+        for outcome in resource.policies.iter().filter(|outcome| outcome.policy == policy_name) {
+            for rule in matching_rules(result, &outcome.response) {
+                let actual = report_result(rule.status, outcome.scored, false);
+                let ok = actual == result.result;
+                let mut reason = if ok {
+                    "Ok".to_owned()
+                } else {
+                    format!("Want {}, got {}", result_name(result.result), result_name(actual))
+                };
+                if let Some(note) = uncompared_resource(result) {
+                    reason = format!("{reason} ({note})");
+                }
+                let verdict = Verdict::Checked { actual };
+                resource_rows.push(row(resource, rule.name.clone(), verdict, ok, reason, rule.message.clone()));
+            }
+            if resource_rows.is_empty() {
+                let reason = "Excluded".to_owned();
+                resource_rows.push(row(resource, expected_rule.clone(), Verdict::Excluded, true, reason.clone(), reason));
+            }
+        }
+        if resource_rows.is_empty() {
+            resource_rows.push(match invalid.iter().find(|policy| policy.name == policy_name) {
+                Some(policy) => row(
+                    resource,
+                    expected_rule.clone(),
+                    Verdict::InvalidPolicy,
+                    true,
+                    "Invalid Policy".to_owned(),
+                    policy.message.clone(),
+                ),
+                None => {
+                    let reason = "Not found".to_owned();
+                    row(resource, expected_rule.clone(), Verdict::NotFound, false, reason.clone(), reason)
+                }
+            });
+        }
+        rows.extend(resource_rows);
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kyverno_policy_core::response::{RuleStatus, RuleType};
+
+    fn result(yaml: &str) -> TestResult {
+        serde_saphyr::from_str(yaml).expect("valid result")
+    }
+
+    fn rule(name: &str, status: RuleStatus) -> RuleResponse {
+        RuleResponse {
+            name: name.to_owned(),
+            rule_type: RuleType::Validation,
+            status,
+            message: format!("{name} says {}", status.as_str()),
+        }
+    }
+
+    fn resource(kind: &str, namespace: &str, name: &str, policies: Vec<PolicyOutcome>) -> ResourceOutcome {
+        ResourceOutcome {
+            api_version: "v1".to_owned(),
+            kind: kind.to_owned(),
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            policies,
+        }
+    }
+
+    fn outcome(policy: &str, rules: Vec<RuleResponse>) -> PolicyOutcome {
+        PolicyOutcome { policy: policy.to_owned(), scored: true, response: PolicyResponse { rules } }
+    }
+
+    fn trigger() -> Vec<ResourceOutcome> {
+        vec![
+            resource("Pod", "default", "good", vec![outcome("p", vec![rule("r", RuleStatus::Pass)])]),
+            resource("Pod", "default", "bad", vec![outcome("p", vec![rule("r", RuleStatus::Fail)])]),
+            resource("Pod", "other", "bad", vec![outcome("p", vec![rule("autogen-r", RuleStatus::Fail)])]),
+            resource("Deployment", "default", "good", vec![outcome("p", vec![rule("autogen-r", RuleStatus::Pass)])]),
+            resource("Pod", "default", "excluded", vec![outcome("p", vec![])]),
+        ]
+    }
+
+    #[test]
+    fn each_named_resource_is_a_row() {
+        let rows = check(
+            &result("policy: p\nrule: r\nkind: Pod\nresources: [default/good, default/bad]\nresult: fail\n"),
+            &trigger(),
+            &[],
+        );
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].resource, "v1/Pod/default/good");
+        assert!(!rows[0].ok);
+        assert_eq!(rows[0].reason, "Want fail, got pass");
+        assert_eq!(rows[0].message, "r says pass");
+        assert_eq!(rows[1].resource, "v1/Pod/default/bad");
+        assert!(rows[1].ok);
+        assert_eq!(rows[1].reason, "Ok");
+    }
+
+    #[test]
+    fn a_bare_name_matches_every_namespace_and_kind_narrows() {
+        let rows = check(&result("policy: p\nrule: r\nkind: Pod\nresources: [bad]\nresult: fail\n"), &trigger(), &[]);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[1].rule, "autogen-r");
+        let rows = check(&result("policy: p\nrule: r\nkind: Deployment\nresources: [good]\nresult: pass\n"), &trigger(), &[]);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].resource, "v1/Deployment/default/good");
+        let rows = check(&result("policy: p\nrule: r\nresources: [good]\nresult: pass\n"), &trigger(), &[]);
+        assert_eq!(rows.len(), 2, "no kind matches any kind");
+    }
+
+    #[test]
+    fn autogen_cronjob_rules_match_the_rule_name() {
+        let trigger = vec![resource(
+            "CronJob",
+            "default",
+            "c",
+            vec![outcome("p", vec![rule("autogen-cronjob-r", RuleStatus::Skip), rule("other", RuleStatus::Fail)])],
+        )];
+        let rows = check(&result("policy: p\nrule: r\nkind: CronJob\nresources: [c]\nresult: skip\n"), &trigger, &[]);
+        assert_eq!(rows.len(), 1);
+        assert!(rows[0].ok);
+    }
+
+    #[test]
+    fn no_rule_response_is_excluded_and_passes() {
+        let rows = check(&result("policy: p\nrule: r\nkind: Pod\nresources: [excluded]\nresult: fail\n"), &trigger(), &[]);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].verdict, Verdict::Excluded);
+        assert!(rows[0].ok);
+        assert_eq!(rows[0].reason, "Excluded");
+        assert_eq!(rows[0].rule, "r");
+    }
+
+    #[test]
+    fn an_unknown_rule_is_excluded_as_upstream() {
+        let rows = check(&result("policy: p\nrule: typo\nkind: Pod\nresources: [default/good]\nresult: pass\n"), &trigger(), &[]);
+        assert_eq!(rows[0].verdict, Verdict::Excluded);
+    }
+
+    #[test]
+    fn a_missing_policy_is_not_found_and_fails() {
+        let rows = check(&result("policy: missing\nrule: r\nkind: Pod\nresources: [default/good]\nresult: pass\n"), &trigger(), &[]);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].verdict, Verdict::NotFound);
+        assert!(!rows[0].ok);
+        assert_eq!(rows[0].reason, "Not found");
+    }
+
+    #[test]
+    fn an_invalid_policy_is_skipped() {
+        let invalid = [InvalidPolicy { name: "missing".to_owned(), message: "spec.rules[0]: bad".to_owned() }];
+        let rows = check(&result("policy: missing\nrule: r\nkind: Pod\nresources: [default/good]\nresult: pass\n"), &trigger(), &invalid);
+        assert_eq!(rows[0].verdict, Verdict::InvalidPolicy);
+        assert!(rows[0].ok);
+        assert_eq!(rows[0].message, "spec.rules[0]: bad");
+    }
+
+    #[test]
+    fn unknown_resources_fall_back_to_every_resource() {
+        let rows = check(&result("policy: p\nrule: r\nkind: Pod\nresources: [nowhere]\nresult: pass\n"), &trigger(), &[]);
+        assert_eq!(rows.len(), 5, "every evaluated resource, whatever its kind");
+        assert_eq!(rows[4].verdict, Verdict::Excluded);
+    }
+
+    #[test]
+    fn resource_specs_name_resources_by_group_version_kind() {
+        let rows = check(
+            &result("policy: p\nrule: r\nkind: Pod\nresourceSpecs:\n- version: v1\n  kind: Pod\n  namespace: other\n  name: bad\nresult: fail\n"),
+            &trigger(),
+            &[],
+        );
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].resource, "v1/Pod/other/bad");
+    }
+
+    #[test]
+    fn namespaced_policies_are_named_with_their_namespace() {
+        let rows = check(&result("policy: ns/p\nrule: r\nkind: Pod\nresources: [default/good]\nresult: pass\n"), &trigger(), &[]);
+        assert!(rows[0].ok);
+        assert_eq!(rows[0].policy, "ns/p");
+    }
+
+    #[test]
+    fn unscored_failures_are_warnings_and_uncompared_resources_are_marked() {
+        let trigger = vec![resource("Pod", "default", "a", vec![PolicyOutcome {
+            policy: "p".to_owned(),
+            scored: false,
+            response: PolicyResponse { rules: vec![rule("r", RuleStatus::Fail)] },
+        }])];
+        let rows = check(
+            &result("policy: p\nrule: r\nkind: Pod\nresources: [a]\nresult: warn\npatchedResources: patched.yaml\n"),
+            &trigger,
+            &[],
+        );
+        assert!(rows[0].ok);
+        assert_eq!(rows[0].verdict, Verdict::Checked { actual: PolicyResult::Warn });
+        assert_eq!(rows[0].reason, "Ok (patchedResources not compared)");
+    }
+}

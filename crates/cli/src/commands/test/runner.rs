@@ -1,0 +1,470 @@
+//! Running one test: loading what it points at, evaluating every policy on every resource (once
+//! per admission operation its results ask for) and comparing with the expected results.
+use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use kyverno_api::kyverno::v1::match_resources::AdmissionOperation;
+use kyverno_api::kyverno::v2::policy_exception::PolicyException;
+use kyverno_policy_core::engine::LoadedPolicy;
+use kyverno_policy_core::request::{RequestInfo, ResourceRequest};
+use kyverno_policy_core::response::PolicyResponse;
+use serde_json::{Map, Value};
+
+use super::rows::{self, CheckedRow, PolicyOutcome, ResourceOutcome};
+use crate::engine::{self, EvaluateError, admission_request, field};
+use kyverno_policy_core::engine::Environment;
+use crate::loader::{self, InvalidPolicy, LoadError};
+use crate::provider::{CliContextProvider, MockError, SimulatedCluster};
+use crate::report::is_scored;
+use crate::test_file::{Test, TestResult};
+use crate::values::{VariableSet, parse_operation};
+
+/// Why a test could not be run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Something the test points at could not be loaded.
+    #[error("failed to load {what}: {source}")]
+    Load {
+        /// What was being loaded (`policies`, `resources`...).
+        what: &'static str,
+        /// Why.
+        source: LoadError,
+    },
+    /// The user info does not have the shape of a Kubernetes UserInfo.
+    #[error("failed to load user info: {0}")]
+    UserInfo(serde_json::Error),
+    /// The mocked GlobalContextEntries are invalid.
+    #[error(transparent)]
+    Mock(#[from] MockError),
+    /// A result asks for an operation that cannot be simulated.
+    #[error("invalid operation {0:?}, must be one of CREATE, UPDATE, DELETE")]
+    Operation(String),
+    /// The test uses a feature not supported yet.
+    #[error("test field `{0}` is not supported yet")]
+    Unsupported(&'static str),
+    /// A policy needs data from an image registry, which offline runs do not have.
+    #[error("policy {0} needs an image registry (verifyImages or imageRegistry context): not runnable offline")]
+    NeedsRegistry(String),
+    /// A policy could not be evaluated.
+    #[error("failed to apply policy {policy} to resource {resource}: {source}")]
+    Evaluate {
+        /// The policy.
+        policy: String,
+        /// The resource's name.
+        resource: String,
+        /// Why.
+        source: EvaluateError,
+    },
+    /// Progress could not be written.
+    #[error(transparent)]
+    Output(#[from] std::io::Error),
+}
+
+fn load<T>(what: &'static str, result: Result<T, LoadError>) -> Result<T, RunError> {
+    result.map_err(|source| RunError::Load { what, source })
+}
+
+/// `count` followed by the singular or plural word.
+fn pluralize(count: usize, singular: &str, plural: &str) -> String {
+    format!("{count} {}", if count == 1 { singular } else { plural })
+}
+
+/// The fields of a test this implementation cannot run yet, if any is used.
+fn unsupported_field(test: &Test) -> Option<&'static str> {
+    [
+        ("context", test.context.is_some()),
+        ("jsonPayload", test.json_payload.is_some()),
+        ("jsonPayloads", !test.json_payloads.is_empty()),
+        ("httpPayloads", !test.http_payloads.is_empty()),
+        ("envoyPayloads", !test.envoy_payloads.is_empty()),
+        ("paramResources", !test.param_resources.is_empty()),
+        ("checks", !test.checks.is_empty()),
+    ]
+    .into_iter()
+    .find_map(|(field, used)| used.then_some(field))
+}
+
+/// Whether a policy verifies images or reads image registries (in a rule's context or in a
+/// foreach's): its results depend on data that only a registry has.
+fn needs_registry(policy: &LoadedPolicy) -> bool {
+    fn has_image_registry_entry(value: &Value) -> bool {
+        match value {
+            Value::Object(object) => {
+                object.contains_key("imageRegistry") || object.values().any(has_image_registry_entry)
+            }
+            Value::Array(items) => items.iter().any(has_image_registry_entry),
+            _ => false,
+        }
+    }
+    policy.rules.iter().any(|rule| {
+        !rule.verify_images.is_empty()
+            || serde_json::to_value(rule).is_ok_and(|rule| has_image_registry_entry(&rule))
+    })
+}
+
+/// Whether a policy answers for resources none of its rules apply to. Upstream keeps the
+/// (empty) mutate and validate responses of every policy, but generate responses only when
+/// they are not empty: a generate-only policy that does not apply has no answer at all.
+fn answers_when_unmatched(policy: &LoadedPolicy) -> bool {
+    policy.rules.iter().any(|rule| rule.mutate.is_some() || rule.validate.is_some() || !rule.verify_images.is_empty())
+}
+
+/// Everything loaded for one test.
+struct Loaded {
+    variables: VariableSet,
+    request_info: Arc<RequestInfo>,
+    policies: Vec<LoadedPolicy>,
+    invalid: Vec<InvalidPolicy>,
+    resources: Vec<Arc<Value>>,
+    exceptions: Vec<PolicyException>,
+    cluster: Option<SimulatedCluster>,
+    provider: CliContextProvider,
+}
+
+/// Loads what `test` points at, printing upstream's progress lines to `log`.
+fn load_test(dir: &Path, test: &Test, log: &mut dyn Write) -> Result<Loaded, RunError> {
+    if let Some(unsupported) = unsupported_field(test) {
+        return Err(RunError::Unsupported(unsupported));
+    }
+    writeln!(log, "  Loading values/variables ...")?;
+    let values = match (&test.values, &test.variables) {
+        (Some(values), _) => values.clone(),
+        (None, Some(path)) => load("values", loader::load_values(&dir.join(path)))?,
+        (None, None) => Default::default(),
+    };
+    let variables = VariableSet::new(values, Map::new());
+    let request_info = match &test.userinfo {
+        Some(path) => {
+            writeln!(log, "  Loading user infos ...")?;
+            let user_info = load("user info", loader::load_user_info(&dir.join(path)))?;
+            user_info.into_request_info().map_err(RunError::UserInfo)?
+        }
+        None => RequestInfo::default(),
+    };
+    writeln!(log, "  Loading policies ...")?;
+    let policies = load("policies", loader::load_policies(dir, &test.policies))?;
+    if let Some(policy) = policies.valid.iter().find(|policy| needs_registry(policy)) {
+        return Err(RunError::NeedsRegistry(policy.key()));
+    }
+    writeln!(log, "  Loading resources ...")?;
+    let resources = load("resources", loader::load_resources(dir, &test.resources))?;
+    let (resources, duplicates) = loader::remove_duplicates(resources);
+    for (kind, name, namespace) in duplicates {
+        writeln!(log, "  warning: found duplicated resource {kind} {name} {namespace}")?;
+    }
+    let targets = load("target resources", loader::load_resources(dir, &test.target_resources))?;
+    let cluster = if test.cluster_resources.is_empty() {
+        None
+    } else {
+        writeln!(log, "Loading Kubernetes resources ...")?;
+        let mut objects: Vec<Value> = resources.iter().chain(&targets).cloned().collect();
+        for path in &test.cluster_resources {
+            let cluster_resource = load("cluster resources", loader::load_cluster_resource(&dir.join(path)))?;
+            objects.extend(cluster_resource.spec.resources);
+            for crd in &cluster_resource.spec.crds {
+                let documents = load("CRDs", loader::read_documents(&dir.join(crd)))?;
+                objects.extend(documents.into_iter().map(|document| document.value));
+            }
+        }
+        Some(SimulatedCluster::new(objects))
+    };
+    let mut global_entries = Vec::with_capacity(test.global_context_entries.len());
+    for entry in &test.global_context_entries {
+        let file_resources = load("global context entries", loader::load_resources(dir, &entry.resource_files))?;
+        global_entries.push((entry.clone(), file_resources));
+    }
+    let provider = CliContextProvider::new(cluster.clone(), test.api_call_responses.clone(), &global_entries)?;
+    writeln!(log, "  Loading exceptions ...")?;
+    let exceptions = load("exceptions", loader::load_exceptions(dir, &test.exceptions))?;
+    writeln!(
+        log,
+        "  Applying {} to {} with {} ...",
+        pluralize(policies.len(), "policy", "policies"),
+        pluralize(resources.len(), "resource", "resources"),
+        pluralize(exceptions.len(), "exception", "exceptions"),
+    )?;
+    Ok(Loaded {
+        variables,
+        request_info: Arc::new(request_info),
+        policies: policies.valid,
+        invalid: policies.invalid,
+        resources: resources.into_iter().map(Arc::new).collect(),
+        exceptions,
+        cluster,
+        provider,
+    })
+}
+
+impl Loaded {
+    /// The labels of `namespace`: from the values, else from the simulated cluster.
+    fn namespace_labels(&self, namespace: &str) -> BTreeMap<String, String> {
+        if let Some(labels) = self.variables.namespace_labels(namespace) {
+            return labels.clone();
+        }
+        self.cluster
+            .as_ref()
+            .and_then(|cluster| cluster.namespace_labels(namespace))
+            .unwrap_or_default()
+    }
+
+    /// Every policy's answer for every resource, under the `requested` operation, else the one
+    /// the values ask for.
+    fn evaluate(
+        &self,
+        requested: Option<AdmissionOperation>,
+        evaluator: &Evaluator<'_>,
+    ) -> Result<Vec<ResourceOutcome>, RunError> {
+        self.resources
+            .iter()
+            .map(|resource| {
+                let labels = Arc::new(self.namespace_labels(field(resource, "/metadata/namespace")));
+                let name = field(resource, "/metadata/name");
+                let mut policies = Vec::with_capacity(self.policies.len());
+                for policy in &self.policies {
+                    let operation = requested.unwrap_or_else(|| self.variables.operation(&policy.name, name));
+                    let request = admission_request(resource, operation, &self.request_info, Arc::clone(&labels), &self.variables);
+                    let values = self.variables.supplied(&policy.name, name, requested);
+                    let environment = Environment { values: &values, exceptions: &self.exceptions, provider: &self.provider };
+                    let response = evaluator(policy, &request, &environment).map_err(|source| RunError::Evaluate {
+                        policy: policy.key(),
+                        resource: name.to_owned(),
+                        source,
+                    })?;
+                    if response.rules.is_empty() && !answers_when_unmatched(policy) {
+                        continue;
+                    }
+                    policies.push(PolicyOutcome { policy: policy.name.clone(), scored: is_scored(policy), response });
+                }
+                Ok(ResourceOutcome {
+                    api_version: field(resource, "/apiVersion").to_owned(),
+                    kind: field(resource, "/kind").to_owned(),
+                    namespace: field(resource, "/metadata/namespace").to_owned(),
+                    name: name.to_owned(),
+                    policies,
+                })
+            })
+            .collect()
+    }
+}
+
+/// How a policy is evaluated: [`engine::evaluate`], or a stand-in in tests.
+type Evaluator<'a> =
+    dyn Fn(&LoadedPolicy, &ResourceRequest, &Environment<'_>) -> Result<PolicyResponse, EvaluateError> + 'a;
+
+/// Runs `test` (whose files are relative to `dir`) for the given result items and compares.
+pub fn run(dir: &Path, test: &Test, results: &[TestResult], log: &mut dyn Write) -> Result<Vec<CheckedRow>, RunError> {
+    run_with(dir, test, results, log, &engine::evaluate)
+}
+
+fn run_with(
+    dir: &Path,
+    test: &Test,
+    results: &[TestResult],
+    log: &mut dyn Write,
+    evaluator: &Evaluator<'_>,
+) -> Result<Vec<CheckedRow>, RunError> {
+    let loaded = load_test(dir, test, log)?;
+    let mut outcomes: BTreeMap<Option<&str>, Vec<ResourceOutcome>> = BTreeMap::new();
+    let mut rows = Vec::new();
+    for result in results {
+        let requested = result.operation.as_deref().filter(|operation| !operation.is_empty());
+        let trigger = match outcomes.entry(requested) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => {
+                let operation = match requested {
+                    None => None,
+                    Some(name) => Some(
+                        parse_operation(name)
+                            .filter(|operation| *operation != AdmissionOperation::Connect)
+                            .ok_or_else(|| RunError::Operation(name.to_owned()))?,
+                    ),
+                };
+                let computed = loaded.evaluate(operation, evaluator)?;
+                entry.insert(computed)
+            }
+        };
+        rows.extend(rows::check(result, trigger, &loaded.invalid));
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commands::test::rows::Verdict;
+    use kyverno_policy_core::response::{RuleResponse, RuleStatus, RuleType};
+    use std::path::PathBuf;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("kyverno-cli-runner-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch folder");
+        dir
+    }
+
+    /// A stand-in engine: every rule written in the policy (autogen rules left out) passes on
+    /// resources named `good*`, fails on `bad*`, and no rule applies to other resources. Messages tell the operation and the supplied value `v`.
+    fn fake_engine(
+        policy: &LoadedPolicy,
+        request: &ResourceRequest,
+        environment: &Environment<'_>,
+    ) -> Result<PolicyResponse, EvaluateError> {
+        let status = match request.name() {
+            name if name.starts_with("good") => RuleStatus::Pass,
+            name if name.starts_with("bad") => RuleStatus::Fail,
+            _ => return Ok(PolicyResponse::default()),
+        };
+        let value = environment.values.resource.get("v").and_then(Value::as_str).unwrap_or("none");
+        let message = format!("{:?} {value} {}", request.operation(), request.namespace_labels().len());
+        let rules = policy
+            .rules
+            .iter()
+            .filter(|rule| !rule.name.starts_with("autogen-"))
+            .map(|rule| RuleResponse { name: rule.name.clone(), rule_type: RuleType::Validation, status, message: message.clone() })
+            .collect();
+        Ok(PolicyResponse { rules })
+    }
+
+    const POLICY: &str = "apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata:
+  name: p
+spec:
+  rules:
+  - name: r
+    match:
+      any:
+      - resources:
+          kinds: [Pod]
+    validate:
+      pattern:
+        metadata:
+          name: \"?*\"
+";
+    const RESOURCES: &str = "apiVersion: v1
+kind: Pod
+metadata:
+  name: good
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: bad
+  namespace: prod
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: other
+";
+    const VALUES: &str = "apiVersion: cli.kyverno.io/v1alpha1
+kind: Values
+globalValues:
+  request.operation: DELETE
+policies:
+- name: p
+  resources:
+  - name: bad
+    values:
+      v: from-values
+namespaceSelector:
+- name: prod
+  labels:
+    env: prod
+";
+    const TEST: &str = "apiVersion: cli.kyverno.io/v1alpha1
+kind: Test
+metadata:
+  name: t
+policies: [policy.yaml]
+resources: [resources.yaml]
+variables: values.yaml
+results:
+- {policy: p, rule: r, kind: Pod, resources: [good], result: pass}
+- {policy: p, rule: r, kind: Pod, resources: [prod/bad], result: fail}
+- {policy: p, rule: r, kind: Pod, resources: [other], result: fail}
+- {policy: p, rule: r, kind: Pod, resources: [default/good], result: pass, operation: UPDATE}
+- {policy: q, rule: r, kind: Pod, resources: [good], result: pass}
+";
+
+    fn run_fixture(name: &str, test_text: &str) -> (Result<Vec<CheckedRow>, RunError>, String) {
+        let dir = scratch(name);
+        for (name, text) in [("policy.yaml", POLICY), ("resources.yaml", RESOURCES), ("values.yaml", VALUES)] {
+            std::fs::write(dir.join(name), text).expect("write");
+        }
+        let mut value: Value = serde_saphyr::from_str(test_text).expect("valid test");
+        crate::test_file::canonicalize_test(&mut value);
+        let test: Test = serde_json::from_value(value).expect("valid test");
+        let mut log = Vec::new();
+        let rows = run_with(&dir, &test, &test.results, &mut log, &fake_engine);
+        (rows, String::from_utf8(log).expect("utf-8"))
+    }
+
+    #[test]
+    fn a_test_runs_end_to_end() {
+        let (rows, log) = run_fixture("end-to-end", TEST);
+        let rows = rows.expect("runs");
+        assert_eq!(
+            log,
+            "  Loading values/variables ...\n  Loading policies ...\n  Loading resources ...\n  Loading exceptions ...\n  Applying 1 policy to 3 resources with 0 exceptions ...\n"
+        );
+        let summary: Vec<_> = rows.iter().map(|row| (row.resource.as_str(), row.ok, row.reason.as_str())).collect();
+        assert_eq!(
+            summary,
+            [
+                ("v1/Pod/default/good", true, "Ok"),
+                ("v1/Pod/prod/bad", true, "Ok"),
+                ("v1/Pod/default/other", true, "Excluded"),
+                ("v1/Pod/default/good", true, "Ok"),
+                ("v1/Pod/default/good", false, "Not found"),
+            ]
+        );
+        assert_eq!(rows[0].message, "Some(Delete) none 0", "the values' operation is the default");
+        assert_eq!(rows[1].message, "Some(Delete) from-values 1", "resource values and namespace labels");
+        assert_eq!(rows[3].message, "Some(Update) none 0", "a result's operation gets its own run");
+        assert_eq!(rows[2].verdict, Verdict::Excluded);
+    }
+
+    #[test]
+    fn load_errors_name_what_failed() {
+        let (rows, _) = run_fixture("missing-policy-file", &TEST.replace("policies: [policy.yaml]", "policies: [missing.yaml]"));
+        let error = rows.expect_err("missing policy file");
+        assert!(error.to_string().starts_with("failed to load policies: failed to read "), "{error}");
+        let (rows, _) = run_fixture("bad-operation", &TEST.replace("operation: UPDATE", "operation: PATCH"));
+        assert_eq!(rows.expect_err("bad operation").to_string(), "invalid operation \"PATCH\", must be one of CREATE, UPDATE, DELETE");
+    }
+
+    #[test]
+    fn counts_are_pluralized() {
+        assert_eq!(pluralize(1, "policy", "policies"), "1 policy");
+        assert_eq!(pluralize(0, "policy", "policies"), "0 policies");
+        assert_eq!(pluralize(2, "resource", "resources"), "2 resources");
+    }
+
+    #[test]
+    fn image_verification_needs_a_registry() {
+        let policy = |rule: &str| {
+            let yaml = format!(
+                "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: p\nspec:\n  rules:\n  - name: r\n    match:\n      any:\n      - resources:\n          kinds: [Pod]\n{rule}"
+            );
+            let policy = serde_saphyr::from_str(&yaml).expect("valid policy");
+            LoadedPolicy::from_cluster_policy(policy).expect("loads")
+        };
+        assert!(needs_registry(&policy("    context:\n    - name: img\n      imageRegistry:\n        reference: nginx\n    validate:\n      deny: {}\n")));
+        assert!(needs_registry(&policy(
+            "    validate:\n      foreach:\n      - list: request.object.spec.containers\n        context:\n        - name: img\n          imageRegistry:\n            reference: \"{{ element.image }}\"\n        deny: {}\n"
+        )));
+        assert!(needs_registry(&policy("    verifyImages:\n    - imageReferences: [\"*\"]\n")));
+        assert!(!needs_registry(&policy("    validate:\n      deny: {}\n")));
+    }
+
+    #[test]
+    fn unsupported_fields_are_named() {
+        let test: Test = serde_saphyr::from_str("apiVersion: v\nkind: Test\ncontext: c.yaml\n").expect("valid");
+        assert_eq!(unsupported_field(&test), Some("context"));
+        assert_eq!(unsupported_field(&Test::default()), None);
+    }
+}

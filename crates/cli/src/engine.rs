@@ -1,0 +1,76 @@
+//! The one place where the CLI calls the policy engine, and how it builds the simulated
+//! admission requests.
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kyverno_api::kyverno::v1::match_resources::AdmissionOperation;
+use kyverno_policy_core::engine::{Environment, LoadedPolicy};
+use kyverno_policy_core::request::{GroupVersionKind, RequestInfo, ResourceRequest};
+use kyverno_policy_core::response::PolicyResponse;
+use serde_json::Value;
+
+use crate::values::VariableSet;
+
+/// A string field of a resource, `""` when absent.
+pub fn field<'a>(resource: &'a Value, pointer: &str) -> &'a str {
+    resource.pointer(pointer).and_then(Value::as_str).unwrap_or_default()
+}
+
+/// The admission request simulating `operation` on `resource`, as upstream's CLI builds it:
+/// UPDATE and DELETE requests carry the resource as their old object too, and a subresource
+/// kind declared in the values is requested through its parent.
+pub fn admission_request(
+    resource: &Arc<Value>,
+    operation: AdmissionOperation,
+    request_info: &Arc<RequestInfo>,
+    namespace_labels: Arc<BTreeMap<String, String>>,
+    variables: &VariableSet,
+) -> ResourceRequest {
+    let mut request = ResourceRequest::new(Arc::clone(resource))
+        .with_operation(operation)
+        .with_request_info(Arc::clone(request_info))
+        .with_namespace_labels(namespace_labels);
+    if matches!(operation, AdmissionOperation::Update | AdmissionOperation::Delete) {
+        request = request.with_old_resource(Arc::clone(resource));
+    }
+    let gvk = GroupVersionKind::from_api_version(field(resource, "/apiVersion"), field(resource, "/kind"));
+    if let Some(subresource) = variables.subresource_of(&gvk) {
+        request = request.with_kind(subresource.parent, subresource.subresource);
+    }
+    request
+}
+
+/// Why a policy could not be evaluated at all (rule-level problems are rule errors instead).
+#[derive(Debug, thiserror::Error)]
+pub enum EvaluateError {
+    /// The policy has rules of a kind the engine does not evaluate yet.
+    #[error("{0} rules are not supported by the engine yet")]
+    Unsupported(&'static str),
+}
+
+/// The first kind of rule of `policy` that the engine cannot evaluate yet, if any.
+fn unsupported_rules(policy: &LoadedPolicy) -> Option<&'static str> {
+    policy.rules.iter().find_map(|rule| {
+        if rule.mutate.is_some() {
+            Some("mutate")
+        } else if rule.generate.is_some() {
+            Some("generate")
+        } else if !rule.verify_images.is_empty() {
+            Some("verifyImages")
+        } else {
+            None
+        }
+    })
+}
+
+/// Evaluates `policy` against `request`.
+pub fn evaluate(
+    policy: &LoadedPolicy,
+    request: &ResourceRequest,
+    environment: &Environment<'_>,
+) -> Result<PolicyResponse, EvaluateError> {
+    if let Some(kind) = unsupported_rules(policy) {
+        return Err(EvaluateError::Unsupported(kind));
+    }
+    Ok(kyverno_policy_core::engine::validate(policy, request, environment))
+}

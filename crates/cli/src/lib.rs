@@ -1,0 +1,10 @@
+//! The `kyverno` command-line tool: `test`, `apply`, `jp` and `version`, a drop-in for the
+//! offline commands of upstream Kyverno's CLI.
+pub mod commands;
+pub mod engine;
+pub mod loader;
+pub mod output;
+pub mod provider;
+pub mod report;
+pub mod test_file;
+pub mod values;

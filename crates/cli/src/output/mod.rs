@@ -1,0 +1,3 @@
+//! Output formats shared by the commands.
+pub mod json;
+pub mod table;

@@ -1,0 +1,212 @@
+//! Runs the `kyverno` binary on the fixtures under `tests/fixtures` (validate policies of our
+//! own) and on the upstream `test-fail` cases of the conformance corpus.
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn fixture(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(path)
+}
+
+fn kyverno(arguments: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kyverno"))
+        .args(arguments)
+        .output()
+        .expect("the binary runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).expect("utf-8 stdout")
+}
+
+fn json_report(arguments: &[&str]) -> (Value, Output) {
+    let mut all = vec!["test"];
+    all.extend_from_slice(arguments);
+    all.extend_from_slice(&["--output", "json"]);
+    let output = kyverno(&all);
+    let report = serde_json::from_slice(&output.stdout).expect("stdout is one JSON document");
+    (report, output)
+}
+
+#[test]
+fn version_prints_version_time_and_commit() {
+    let output = kyverno(&["version"]);
+    assert!(output.status.success());
+    let text = stdout(&output);
+    assert!(text.starts_with("Version: "), "{text}");
+    assert!(text.contains("\nTime: ") && text.contains("\nGit commit ID: "), "{text}");
+}
+
+#[test]
+fn jp_query_evaluates_against_an_input_file() {
+    let input = fixture("jp/input.yaml");
+    let output = kyverno(&["jp", "query", "-i", input.to_str().expect("utf-8"), "spec.containers[].name", "-c"]);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(stdout(&output), "# spec.containers[].name\n[\"app\",\"sidecar\"]\n");
+    let output = kyverno(&["jp", "query", "-i", input.to_str().expect("utf-8"), "spec.containers[0].image", "-u"]);
+    assert_eq!(stdout(&output), "# spec.containers[0].image\nregistry.example/app:1.0\n");
+}
+
+#[test]
+fn jp_query_rejects_invalid_syntax() {
+    let input = fixture("jp/input.yaml");
+    let output = kyverno(&["jp", "query", "-i", input.to_str().expect("utf-8"), "spec.["]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).starts_with("Error: SyntaxError"), "{output:?}");
+}
+
+#[test]
+fn jp_function_describes_custom_functions() {
+    let output = kyverno(&["jp", "function", "to_upper", "truncate"]);
+    assert!(output.status.success());
+    let text = stdout(&output);
+    assert_eq!(text.matches("Name: ").count(), 2, "{text}");
+    assert!(text.contains("  Signature: truncate("), "{text}");
+}
+
+#[test]
+fn test_reports_unsupported_policy_kinds_and_fails() {
+    let output = kyverno(&["test", fixture("unsupported").to_str().expect("utf-8")]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stdout(&output);
+    assert!(text.contains("Loading test  ( "), "{text}");
+    assert!(text.contains("ValidatingPolicy (policies.kyverno.io/v1) is not supported yet"), "{text}");
+    assert!(text.contains("Test Summary: 0 tests passed and 0 tests failed"), "{text}");
+}
+
+#[test]
+fn test_json_output_holds_errors_and_nothing_else() {
+    let (report, output) = json_report(&[fixture("unsupported").to_str().expect("utf-8")]);
+    assert_eq!(output.status.code(), Some(1));
+    let tests = report["tests"].as_array().expect("tests");
+    assert_eq!(tests.len(), 1);
+    assert_eq!(tests[0]["name"], "unsupported");
+    assert!(tests[0]["path"].as_str().expect("path").ends_with("unsupported/kyverno-test.yaml"));
+    assert!(tests[0]["error"].as_str().expect("error").contains("ValidatingPolicy"));
+    assert_eq!(report["summary"], serde_json::json!({"rows": 0, "passed": 0, "failed": 0}));
+}
+
+#[test]
+fn test_schema_errors_name_the_field() {
+    let output = kyverno(&["test", fixture("invalid").to_str().expect("utf-8")]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stdout(&output);
+    assert!(text.contains("field `results[0].expectation`"), "{text}");
+    assert!(text.contains("expectation"), "{text}");
+}
+
+#[test]
+fn test_without_test_files_succeeds() {
+    let output = kyverno(&["test", fixture("jp").to_str().expect("utf-8")]);
+    assert!(output.status.success(), "{output:?}");
+    assert!(stdout(&output).contains("No test yamls available"));
+}
+
+#[test]
+fn test_of_a_missing_folder_fails() {
+    let output = kyverno(&["test", fixture("does-not-exist").to_str().expect("utf-8")]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stdout(&output).contains("Error loading tests: failed to read "));
+}
+
+#[test]
+fn test_selector_skips_unselected_tests() {
+    let suite = fixture("suite");
+    let output = kyverno(&["test", suite.to_str().expect("utf-8"), "--test-case-selector", "policy=no-such-policy"]);
+    assert!(output.status.success(), "{output:?}");
+    let text = stdout(&output);
+    assert!(!text.contains("Loading test"), "{text}");
+    assert!(text.contains("Test Summary: 0 tests passed and 0 tests failed"), "{text}");
+}
+
+#[test]
+fn test_suites_pass_when_expectations_hold() {
+    let suite = fixture("suite");
+    let (report, output) = json_report(&[suite.to_str().expect("utf-8")]);
+    let paths: Vec<_> = report["tests"]
+        .as_array()
+        .expect("tests")
+        .iter()
+        .map(|test| test["name"].as_str().expect("name").to_owned())
+        .collect();
+    assert_eq!(paths, ["basic", "shared-folder"], "discovered in file name order, hidden folders included");
+    assert!(output.status.success(), "{report:#}");
+    assert_eq!(report["summary"], serde_json::json!({"rows": 5, "passed": 5, "failed": 0}));
+    let basic = &report["tests"][0]["rows"];
+    assert_eq!(basic[1]["resource"], "v1/Pod/staging/unlabelled");
+    assert_eq!(basic[1]["actual"], "fail");
+    assert_eq!(basic[2]["reason"], "Excluded");
+
+    let output = kyverno(&["test", suite.to_str().expect("utf-8"), "--remove-color", "--detailed-results"]);
+    let text = stdout(&output);
+    assert!(text.contains("│ ID │ POLICY"), "{text}");
+    assert!(text.contains("MESSAGE"), "{text}");
+    assert!(text.ends_with("\nTest Summary: 5 tests passed and 0 tests failed\n\n"), "{text}");
+}
+
+#[test]
+fn test_fails_on_unmet_expectations() {
+    let wrong = fixture("wrong-expectation");
+    let (report, output) = json_report(&[wrong.to_str().expect("utf-8")]);
+    assert_eq!(output.status.code(), Some(1));
+    let rows = &report["tests"][0]["rows"];
+    assert_eq!(rows[0]["reason"], "Want pass, got fail");
+    assert_eq!(rows[1]["reason"], "Not found");
+    assert_eq!(report["summary"]["failed"], 2);
+    let output = kyverno(&["test", wrong.to_str().expect("utf-8"), "--fail-only", "--remove-color"]);
+    let text = stdout(&output);
+    assert!(text.contains("Test Summary: 2 out of 2 tests failed"), "{text}");
+    assert!(text.contains("Aggregated Failed Test Cases : "), "{text}");
+}
+
+/// Upstream's `test-fail` cases must make a run over them fail.
+#[test]
+fn upstream_test_fail_cases_fail() {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/kyverno-cli/test-fail");
+    assert!(corpus.is_dir(), "the conformance corpus is expected at {}", corpus.display());
+    let (report, output) = json_report(&[corpus.to_str().expect("utf-8")]);
+    assert_eq!(output.status.code(), Some(1), "{report:#}");
+    let missing_policy = report["tests"]
+        .as_array()
+        .expect("tests")
+        .iter()
+        .find(|test| test["path"].as_str().is_some_and(|path| path.contains("missing-policy")))
+        .expect("the missing-policy case");
+    assert_eq!(missing_policy["rows"][0]["reason"], "Not found");
+    assert_eq!(missing_policy["rows"][0]["ok"], false);
+}
+
+#[test]
+fn apply_announces_the_rules_and_resources() {
+    let policy = fixture("apply/policy.yaml");
+    let resources = fixture("apply/resources.yaml");
+    let output = kyverno(&["apply", policy.to_str().expect("utf-8"), "--resource", resources.to_str().expect("utf-8")]);
+    let text = stdout(&output);
+    assert!(text.starts_with("\nApplying 3 policy rule(s) to 3 resource(s)...\n"), "autogen rules count: {text}");
+    assert_eq!(output.status.code(), Some(1), "a failing rule fails the run");
+    assert!(
+        text.contains("policy require-team-label -> resource staging/Pod/unlabelled failed: \n1. check-team: "),
+        "{text}"
+    );
+    assert!(text.ends_with("\npass: 1, fail: 1, warn: 0, error: 0, skip: 0 \n"), "{text}");
+    let output = kyverno(&[
+        "apply",
+        policy.to_str().expect("utf-8"),
+        "-r",
+        resources.to_str().expect("utf-8"),
+        "--audit-warn",
+    ]);
+    assert!(output.status.success(), "audit failures are warnings: {output:?}");
+    let output = kyverno(&["apply", policy.to_str().expect("utf-8"), "-r", resources.to_str().expect("utf-8"), "-p"]);
+    let report: Value = serde_saphyr::from_str(stdout(&output).split_once("...\n").expect("header").1).expect("YAML");
+    assert_eq!(report["kind"], "ClusterPolicyReport");
+    assert_eq!(report["summary"]["fail"], 1);
+}
+
+#[test]
+fn apply_requires_resources() {
+    let output = kyverno(&["apply", fixture("apply/policy.yaml").to_str().expect("utf-8")]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("resource file(s) or cluster required"));
+}
