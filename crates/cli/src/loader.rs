@@ -68,7 +68,9 @@ pub enum LoadError {
         found: usize,
     },
     /// A file uses a schema that is no longer accepted.
-    #[error("{source_name}: uses a deprecated schema (apiVersion and kind are required), please migrate to the latest format")]
+    #[error(
+        "{source_name}: uses a deprecated schema (apiVersion and kind are required), please migrate to the latest format"
+    )]
     DeprecatedSchema {
         /// The file.
         source_name: String,
@@ -86,7 +88,10 @@ fn is_manifest(path: &Path) -> bool {
 /// The files a path names: the file itself, or the manifest files below a folder, in file name
 /// order, depth first.
 pub fn expand(path: &Path) -> Result<Vec<PathBuf>, LoadError> {
-    let read_error = |source| LoadError::Read { path: path.to_owned(), source };
+    let read_error = |source| LoadError::Read {
+        path: path.to_owned(),
+        source,
+    };
     let metadata = std::fs::metadata(path).map_err(read_error)?;
     if !metadata.is_dir() {
         return Ok(vec![path.to_owned()]);
@@ -195,9 +200,14 @@ pub fn load_policies(base: &Path, paths: &[String]) -> Result<Policies, LoadErro
         };
         match loaded {
             Ok(policy) => policies.valid.push(policy),
-            Err(PolicyLoadError::Invalid { policy, path, message }) => {
-                policies.invalid.push(InvalidPolicy { name: policy, message: format!("{path}: {message}") })
-            }
+            Err(PolicyLoadError::Invalid {
+                policy,
+                path,
+                message,
+            }) => policies.invalid.push(InvalidPolicy {
+                name: policy,
+                message: format!("{path}: {message}"),
+            }),
         }
     }
     Ok(policies)
@@ -216,13 +226,26 @@ fn unsupported(document: &Document) -> LoadError {
 /// namespace is put in `default` (cluster-scoped ones too), and empty (`null`) `labels` and
 /// `annotations` of every `metadata` and an empty top-level `data` become empty maps.
 pub fn load_resources(base: &Path, paths: &[String]) -> Result<Vec<Value>, LoadError> {
-    documents_below(base, paths)?.into_iter().map(into_resource).collect()
+    documents_below(base, paths)?
+        .into_iter()
+        .map(into_resource)
+        .collect()
 }
 
 fn into_resource(document: Document) -> Result<Value, LoadError> {
-    let Document { source_name, position, mut value } = document;
-    let Some(object) = value.as_object_mut().filter(|object| object.contains_key("kind")) else {
-        return Err(LoadError::NotAResource { source_name, document: position });
+    let Document {
+        source_name,
+        position,
+        mut value,
+    } = document;
+    let Some(object) = value
+        .as_object_mut()
+        .filter(|object| object.contains_key("kind"))
+    else {
+        return Err(LoadError::NotAResource {
+            source_name,
+            document: position,
+        });
     };
     default_namespace(object);
     if object.get("data").is_some_and(Value::is_null) {
@@ -331,7 +354,10 @@ fn load_single<T: DeserializeOwned>(
     let source_name = path.display().to_string();
     let mut documents = read_documents(path)?;
     if documents.len() != 1 {
-        return Err(LoadError::DocumentCount { source_name, found: documents.len() });
+        return Err(LoadError::DocumentCount {
+            source_name,
+            found: documents.len(),
+        });
     }
     let document = documents.remove(0);
     if document.api_version().is_empty() || document.kind().is_empty() {
@@ -369,7 +395,8 @@ mod tests {
 
     /// A fresh scratch folder under the target directory.
     fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("kyverno-cli-loader-{name}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("kyverno-cli-loader-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("scratch folder");
         dir
@@ -395,7 +422,12 @@ mod tests {
         let files = expand(&dir).expect("readable");
         let names: Vec<_> = files
             .iter()
-            .map(|file| file.strip_prefix(&dir).expect("below").display().to_string())
+            .map(|file| {
+                file.strip_prefix(&dir)
+                    .expect("below")
+                    .display()
+                    .to_string()
+            })
             .collect();
         assert_eq!(names, ["a/z.yml", "b.yaml", "c.json"]);
     }
@@ -403,24 +435,44 @@ mod tests {
     #[test]
     fn policy_files_ignore_other_kinds_and_reject_cel_kinds() {
         let dir = scratch("policies");
-        write(&dir, "p.yaml", &format!("{POLICY}---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n"));
+        write(
+            &dir,
+            "p.yaml",
+            &format!("{POLICY}---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n"),
+        );
         let policies = load_policies(&dir, &["p.yaml".to_owned()]).expect("loads");
         assert_eq!(policies.valid.len(), 1);
         assert_eq!(policies.valid[0].key(), "p");
 
-        write(&dir, "v.yaml", "apiVersion: policies.kyverno.io/v1\nkind: ValidatingPolicy\nmetadata:\n  name: v\n");
+        write(
+            &dir,
+            "v.yaml",
+            "apiVersion: policies.kyverno.io/v1\nkind: ValidatingPolicy\nmetadata:\n  name: v\n",
+        );
         let error = load_policies(&dir, &["v.yaml".to_owned()]).expect_err("unsupported");
         let text = error.to_string();
-        assert!(text.contains("v.yaml: document 1: ValidatingPolicy (policies.kyverno.io/v1) is not supported yet"), "{text}");
+        assert!(
+            text.contains(
+                "v.yaml: document 1: ValidatingPolicy (policies.kyverno.io/v1) is not supported yet"
+            ),
+            "{text}"
+        );
     }
 
     #[test]
     fn policy_field_errors_name_file_document_and_field() {
         let dir = scratch("policy-field");
-        write(&dir, "p.yaml", "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: p\nspec:\n  rules: 3\n");
+        write(
+            &dir,
+            "p.yaml",
+            "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: p\nspec:\n  rules: 3\n",
+        );
         let error = load_policies(&dir, &["p.yaml".to_owned()]).expect_err("bad rules");
         let text = error.to_string();
-        assert!(text.contains("p.yaml: document 1 (ClusterPolicy): field `spec.rules`"), "{text}");
+        assert!(
+            text.contains("p.yaml: document 1 (ClusterPolicy): field `spec.rules`"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -432,10 +484,16 @@ mod tests {
             "apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: a\n  namespace: default\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: a\n  namespace: other\n",
         );
         let resources = load_resources(&dir, &["r.yaml".to_owned()]).expect("loads");
-        assert_eq!(resources[0].pointer("/metadata/namespace"), Some(&Value::from("default")));
+        assert_eq!(
+            resources[0].pointer("/metadata/namespace"),
+            Some(&Value::from("default"))
+        );
         let (uniques, duplicates) = remove_duplicates(resources);
         assert_eq!(uniques.len(), 2);
-        assert_eq!(duplicates, [("Pod".to_owned(), "a".to_owned(), "default".to_owned())]);
+        assert_eq!(
+            duplicates,
+            [("Pod".to_owned(), "a".to_owned(), "default".to_owned())]
+        );
     }
 
     #[test]
@@ -446,10 +504,21 @@ mod tests {
             "r.yaml",
             "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\n  labels:\nspec:\n  template:\n    metadata:\n      annotations:\n      labels:\n        app: a\ndata:\n",
         );
-        let resource = load_resources(&dir, &["r.yaml".to_owned()]).expect("loads").remove(0);
-        assert_eq!(resource.pointer("/metadata/labels"), Some(&serde_json::json!({})));
-        assert_eq!(resource.pointer("/spec/template/metadata/annotations"), Some(&serde_json::json!({})));
-        assert_eq!(resource.pointer("/spec/template/metadata/labels/app"), Some(&Value::from("a")));
+        let resource = load_resources(&dir, &["r.yaml".to_owned()])
+            .expect("loads")
+            .remove(0);
+        assert_eq!(
+            resource.pointer("/metadata/labels"),
+            Some(&serde_json::json!({}))
+        );
+        assert_eq!(
+            resource.pointer("/spec/template/metadata/annotations"),
+            Some(&serde_json::json!({}))
+        );
+        assert_eq!(
+            resource.pointer("/spec/template/metadata/labels/app"),
+            Some(&Value::from("a"))
+        );
         assert_eq!(resource.pointer("/data"), Some(&serde_json::json!({})));
     }
 
@@ -458,26 +527,45 @@ mod tests {
         let dir = scratch("no-kind");
         write(&dir, "r.yaml", "metadata:\n  name: a\n");
         let error = load_resources(&dir, &["r.yaml".to_owned()]).expect_err("no kind");
-        assert!(error.to_string().contains("document 1: a resource must be an object with a kind"), "{error}");
+        assert!(
+            error
+                .to_string()
+                .contains("document 1: a resource must be an object with a kind"),
+            "{error}"
+        );
     }
 
     #[test]
     fn values_accept_both_kind_spellings_and_need_api_version() {
         let dir = scratch("values");
-        write(&dir, "old.yaml", "apiVersion: cli.kyverno.io/v1alpha1\nkind: Value\nglobalValues:\n  a.b: c\n");
+        write(
+            &dir,
+            "old.yaml",
+            "apiVersion: cli.kyverno.io/v1alpha1\nkind: Value\nglobalValues:\n  a.b: c\n",
+        );
         let values = load_values(&dir.join("old.yaml")).expect("kind Value");
         assert_eq!(values.global_values.get("a.b"), Some(&Value::from("c")));
         write(&dir, "bare.yaml", "globalValues:\n  a: b\n");
         let error = load_values(&dir.join("bare.yaml")).expect_err("deprecated");
         assert!(error.to_string().contains("deprecated schema"), "{error}");
-        write(&dir, "typo.yaml", "apiVersion: cli.kyverno.io/v1alpha1\nkind: Values\nglobalValue: {}\n");
+        write(
+            &dir,
+            "typo.yaml",
+            "apiVersion: cli.kyverno.io/v1alpha1\nkind: Values\nglobalValue: {}\n",
+        );
         let error = load_values(&dir.join("typo.yaml")).expect_err("unknown field");
         assert!(error.to_string().contains("globalValue"), "{error}");
     }
 
     #[test]
     fn a_missing_file_is_named() {
-        let error = load_resources(Path::new("/nonexistent"), &["r.yaml".to_owned()]).expect_err("missing");
-        assert!(error.to_string().starts_with("failed to read /nonexistent/r.yaml"), "{error}");
+        let error =
+            load_resources(Path::new("/nonexistent"), &["r.yaml".to_owned()]).expect_err("missing");
+        assert!(
+            error
+                .to_string()
+                .starts_with("failed to read /nonexistent/r.yaml"),
+            "{error}"
+        );
     }
 }

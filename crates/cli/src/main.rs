@@ -97,6 +97,9 @@ struct ApplyArgs {
     /// If set to true, display detailed results.
     #[arg(long)]
     detailed_results: bool,
+    /// Show results in table format.
+    #[arg(short = 't', long)]
+    table: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -159,9 +162,14 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 colors: colors_available && !args.remove_color && args.output.is_none(),
                 json: args.output == Some(OutputFormat::Json),
             };
-            let passed = test::run(&options, &mut out).context("failed to write the test results")?;
+            let passed =
+                test::run(&options, &mut out).context("failed to write the test results")?;
             out.flush()?;
-            Ok(if passed { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if passed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Apply(args) => {
             let options = apply::ApplyOptions {
@@ -172,6 +180,9 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 user_info: args.user_info,
                 policy_report: args.policy_report,
                 audit_warn: args.audit_warn,
+                table: args.table,
+                detailed_results: args.detailed_results,
+                colors: colors_available && !args.remove_color,
             };
             let counts = apply::run(&options, &mut out)?;
             out.flush()?;
@@ -179,17 +190,35 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 anyhow::bail!("exit as fail or error count > 0");
             }
             let warned = counts.warn > 0 || (args.warn_no_pass && counts.pass == 0);
-            Ok(if warned && args.warn_exit_code != 0 { ExitCode::from(args.warn_exit_code) } else { ExitCode::SUCCESS })
+            Ok(if warned && args.warn_exit_code != 0 {
+                ExitCode::from(args.warn_exit_code)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Command::Jp { command } => {
             let mut stdin = std::io::stdin().lock();
             match command {
-                JpCommand::Query { expressions, query_files, input, compact, unquoted } => {
-                    let options = jp::QueryOptions { expressions, query_files, input, compact, unquoted };
+                JpCommand::Query {
+                    expressions,
+                    query_files,
+                    input,
+                    compact,
+                    unquoted,
+                } => {
+                    let options = jp::QueryOptions {
+                        expressions,
+                        query_files,
+                        input,
+                        compact,
+                        unquoted,
+                    };
                     jp::query(&options, &mut stdin, &mut out)?;
                 }
                 JpCommand::Function { names } => jp::functions(&names, &mut out)?,
-                JpCommand::Parse { expressions, files } => jp::parse(&expressions, &files, &mut stdin, &mut out)?,
+                JpCommand::Parse { expressions, files } => {
+                    jp::parse(&expressions, &files, &mut stdin, &mut out)?
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -44,13 +44,26 @@ impl SimulatedCluster {
     pub fn new(objects: Vec<Value>) -> Self {
         let custom_kinds = objects
             .iter()
-            .filter(|object| object.get("kind").and_then(Value::as_str) == Some("CustomResourceDefinition"))
+            .filter(|object| {
+                object.get("kind").and_then(Value::as_str) == Some("CustomResourceDefinition")
+            })
             .filter_map(|crd| {
-                let text = |pointer: &str| crd.pointer(pointer).and_then(Value::as_str).map(str::to_owned);
-                Some((text("/spec/group")?, text("/spec/names/plural")?, text("/spec/names/kind")?))
+                let text = |pointer: &str| {
+                    crd.pointer(pointer)
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                };
+                Some((
+                    text("/spec/group")?,
+                    text("/spec/names/plural")?,
+                    text("/spec/names/kind")?,
+                ))
             })
             .collect();
-        Self { objects, custom_kinds }
+        Self {
+            objects,
+            custom_kinds,
+        }
     }
 
     /// Whether objects of `kind` in `group` are served as `plural`.
@@ -58,7 +71,10 @@ impl SimulatedCluster {
         self.custom_kinds
             .iter()
             .find(|(crd_group, _, crd_kind)| crd_group == group && crd_kind == kind)
-            .map_or_else(|| guess_plural(kind) == plural, |(_, crd_plural, _)| crd_plural == plural)
+            .map_or_else(
+                || guess_plural(kind) == plural,
+                |(_, crd_plural, _)| crd_plural == plural,
+            )
     }
 
     /// The objects of `group` served as `plural`, in `namespace` when one is given.
@@ -69,7 +85,12 @@ impl SimulatedCluster {
         namespace: Option<&str>,
     ) -> impl Iterator<Item = &'s Value> {
         self.objects.iter().filter(move |object| {
-            let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str).unwrap_or_default();
+            let text = |pointer: &str| {
+                object
+                    .pointer(pointer)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+            };
             let api_version = text("/apiVersion");
             let object_group = api_version.rsplit_once('/').map_or("", |(group, _)| group);
             object_group == group
@@ -79,9 +100,11 @@ impl SimulatedCluster {
     }
 
     /// The labels of the Namespace object `name`, if the cluster has it.
-    pub fn namespace_labels(&self, name: &str) -> Option<BTreeMap<String, String>> {
+    fn namespace_labels(&self, name: &str) -> Option<BTreeMap<String, String>> {
         let namespace = self.get("", "namespaces", None, name)?;
-        let labels = namespace.pointer("/metadata/labels").and_then(Value::as_object);
+        let labels = namespace
+            .pointer("/metadata/labels")
+            .and_then(Value::as_object);
         Some(
             labels
                 .into_iter()
@@ -92,15 +115,22 @@ impl SimulatedCluster {
     }
 
     /// The object `name`, if any.
-    fn get<'s>(&'s self, group: &str, plural: &str, namespace: Option<&str>, name: &str) -> Option<&'s Value> {
+    fn get<'s>(
+        &'s self,
+        group: &str,
+        plural: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<&'s Value> {
         self.select(group, plural, namespace)
             .find(|object| object.pointer("/metadata/name").and_then(Value::as_str) == Some(name))
     }
 
     /// Answers a GET on a Kubernetes API path: an object or a list.
     fn serve(&self, url_path: &str) -> Result<Value, ProviderError> {
-        let path = ApiPath::parse(url_path)
-            .ok_or_else(|| ProviderError(format!("the simulated cluster does not serve {url_path}")))?;
+        let path = ApiPath::parse(url_path).ok_or_else(|| {
+            ProviderError(format!("the simulated cluster does not serve {url_path}"))
+        })?;
         let resource_name = || match path.group {
             "" => path.plural.to_owned(),
             group => format!("{}.{group}", path.plural),
@@ -111,7 +141,10 @@ impl SimulatedCluster {
                 .cloned()
                 .ok_or_else(|| ProviderError(format!("{} {name:?} not found", resource_name()))),
             None => {
-                let items: Vec<Value> = self.select(path.group, path.plural, path.namespace).cloned().collect();
+                let items: Vec<Value> = self
+                    .select(path.group, path.plural, path.namespace)
+                    .cloned()
+                    .collect();
                 let kind = items
                     .first()
                     .and_then(|item| item.get("kind"))
@@ -154,7 +187,10 @@ struct ApiPath<'a> {
 impl<'a> ApiPath<'a> {
     fn parse(url_path: &'a str) -> Option<Self> {
         let path = url_path.split('?').next().unwrap_or_default();
-        let segments: Vec<&str> = path.split('/').filter(|segment| !segment.is_empty()).collect();
+        let segments: Vec<&str> = path
+            .split('/')
+            .filter(|segment| !segment.is_empty())
+            .collect();
         let (group, version, rest) = match segments.as_slice() {
             ["api", version, rest @ ..] => ("", *version, rest),
             ["apis", group, version, rest @ ..] => (*group, *version, rest),
@@ -167,7 +203,13 @@ impl<'a> ApiPath<'a> {
             [plural, name] => (None, *plural, Some(*name)),
             _ => return None,
         };
-        Some(Self { group, version, namespace, plural, name })
+        Some(Self {
+            group,
+            version,
+            namespace,
+            plural,
+            name,
+        })
     }
 
     fn group_version(&self) -> String {
@@ -196,19 +238,37 @@ impl CliContextProvider {
     ) -> Result<Self, MockError> {
         let global_entries = global_entries
             .iter()
-            .map(|(entry, file_resources)| Ok((entry.name.clone(), resolve_global_entry(entry, file_resources)?)))
+            .map(|(entry, file_resources)| {
+                Ok((
+                    entry.name.clone(),
+                    resolve_global_entry(entry, file_resources)?,
+                ))
+            })
             .collect::<Result<_, MockError>>()?;
-        Ok(Self { cluster, mocks, global_entries })
+        Ok(Self {
+            cluster,
+            mocks,
+            global_entries,
+        })
+    }
+
+    /// The labels of the Namespace object `name` of the simulated cluster, if there is a cluster
+    /// and it has that Namespace.
+    pub fn cluster_namespace_labels(&self, name: &str) -> Option<BTreeMap<String, String>> {
+        self.cluster.as_ref()?.namespace_labels(name)
     }
 
     /// The mocked response of a call, matched by `matches` on the entry and by method.
-    fn mocked(&self, method: &str, matches: impl Fn(&ApiCallResponse) -> bool) -> Option<Result<Lookup, ProviderError>> {
+    fn mocked(
+        &self,
+        method: &str,
+        matches: impl Fn(&ApiCallResponse) -> bool,
+    ) -> Option<Result<Lookup, ProviderError>> {
         let mock = self.mocks.iter().find(|mock| {
             matches(mock)
-                && mock
-                    .method
-                    .as_deref()
-                    .is_none_or(|expected| expected.is_empty() || expected.eq_ignore_ascii_case(method))
+                && mock.method.as_deref().is_none_or(|expected| {
+                    expected.is_empty() || expected.eq_ignore_ascii_case(method)
+                })
         })?;
         let status = mock.response.status_code.unwrap_or(200);
         Some(if (200..300).contains(&status) {
@@ -224,10 +284,20 @@ impl CliContextProvider {
 
 /// The data policies see for a mocked GlobalContextEntry: its root (`data`, or the list of its
 /// resources), narrowed by `fieldPath`, then turned into an object of its projections if any.
-fn resolve_global_entry(entry: &GlobalContextEntryValue, file_resources: &[Value]) -> Result<Value, MockError> {
+fn resolve_global_entry(
+    entry: &GlobalContextEntryValue,
+    file_resources: &[Value],
+) -> Result<Value, MockError> {
     let has_resources = !entry.resources.is_empty() || !file_resources.is_empty();
     let root = if has_resources {
-        Value::Array(entry.resources.iter().chain(file_resources).cloned().collect())
+        Value::Array(
+            entry
+                .resources
+                .iter()
+                .chain(file_resources)
+                .cloned()
+                .collect(),
+        )
     } else {
         match &entry.data {
             Some(data) => data.clone(),
@@ -269,20 +339,33 @@ impl ContextProvider for CliContextProvider {
             .ok_or_else(|| ProviderError(format!("configmaps {name:?} not found")))
     }
 
-    fn api_call(&self, method: &str, url_path: &str, _body: Option<&Value>) -> Result<Lookup, ProviderError> {
-        if let Some(answer) = self.mocked(method, |mock| mock.url_path.as_deref() == Some(url_path)) {
+    fn api_call(
+        &self,
+        method: &str,
+        url_path: &str,
+        _body: Option<&Value>,
+    ) -> Result<Lookup, ProviderError> {
+        if let Some(answer) = self.mocked(method, |mock| mock.url_path.as_deref() == Some(url_path))
+        {
             return answer;
         }
         let Some(cluster) = &self.cluster else {
             return Ok(Lookup::Unavailable);
         };
         if !method.eq_ignore_ascii_case("GET") {
-            return Err(ProviderError(format!("the simulated cluster only serves GET, not {method}")));
+            return Err(ProviderError(format!(
+                "the simulated cluster only serves GET, not {method}"
+            )));
         }
         cluster.serve(url_path).map(Lookup::Found)
     }
 
-    fn service_call(&self, method: &str, url: &str, _body: Option<&Value>) -> Result<Lookup, ProviderError> {
+    fn service_call(
+        &self,
+        method: &str,
+        url: &str,
+        _body: Option<&Value>,
+    ) -> Result<Lookup, ProviderError> {
         self.mocked(method, |mock| mock.url.as_deref() == Some(url))
             .unwrap_or(Ok(Lookup::Unavailable))
     }
@@ -323,15 +406,28 @@ mod tests {
     #[test]
     fn without_cluster_resources_cluster_lookups_are_unavailable() {
         let provider = CliContextProvider::default();
-        assert_eq!(provider.config_map("ns", "cm").expect("answer"), Lookup::Unavailable);
-        assert_eq!(provider.api_call("GET", "/api/v1/namespaces/ns/pods", None).expect("answer"), Lookup::Unavailable);
-        assert_eq!(provider.global_context("g").expect("answer"), Lookup::Unavailable);
+        assert_eq!(
+            provider.config_map("ns", "cm").expect("answer"),
+            Lookup::Unavailable
+        );
+        assert_eq!(
+            provider
+                .api_call("GET", "/api/v1/namespaces/ns/pods", None)
+                .expect("answer"),
+            Lookup::Unavailable
+        );
+        assert_eq!(
+            provider.global_context("g").expect("answer"),
+            Lookup::Unavailable
+        );
     }
 
     #[test]
     fn config_maps_come_whole_from_the_cluster() {
         let provider = provider_with_cluster();
-        let Lookup::Found(cm) = provider.config_map("ns", "cm").expect("found") else { panic!("unavailable") };
+        let Lookup::Found(cm) = provider.config_map("ns", "cm").expect("found") else {
+            panic!("unavailable")
+        };
         assert_eq!(cm.pointer("/data/k"), Some(&json!("v")));
         let error = provider.config_map("ns", "missing").expect_err("not found");
         assert_eq!(error.to_string(), "configmaps \"missing\" not found");
@@ -340,28 +436,42 @@ mod tests {
     #[test]
     fn api_paths_list_and_get_objects() {
         let provider = provider_with_cluster();
-        let Lookup::Found(list) = provider.api_call("GET", "/api/v1/namespaces/ns/pods", None).expect("list") else {
+        let Lookup::Found(list) = provider
+            .api_call("GET", "/api/v1/namespaces/ns/pods", None)
+            .expect("list")
+        else {
             panic!("unavailable")
         };
         assert_eq!(list["kind"], "PodList");
         assert_eq!(list["items"].as_array().map(Vec::len), Some(1));
-        let Lookup::Found(all) = provider.api_call("GET", "/api/v1/pods?limit=5", None).expect("list") else {
+        let Lookup::Found(all) = provider
+            .api_call("GET", "/api/v1/pods?limit=5", None)
+            .expect("list")
+        else {
             panic!("unavailable")
         };
         assert_eq!(all["items"].as_array().map(Vec::len), Some(2));
         let Lookup::Found(policy) = provider
-            .api_call("GET", "/apis/networking.k8s.io/v1/namespaces/ns/networkpolicies/np", None)
+            .api_call(
+                "GET",
+                "/apis/networking.k8s.io/v1/namespaces/ns/networkpolicies/np",
+                None,
+            )
             .expect("get")
         else {
             panic!("unavailable")
         };
         assert_eq!(policy["metadata"]["name"], "np");
-        let Lookup::Found(thing) = provider.api_call("GET", "/apis/example.com/v1/thingies/t", None).expect("crd plural")
+        let Lookup::Found(thing) = provider
+            .api_call("GET", "/apis/example.com/v1/thingies/t", None)
+            .expect("crd plural")
         else {
             panic!("unavailable")
         };
         assert_eq!(thing["kind"], "Thing");
-        let error = provider.api_call("GET", "/apis/example.com/v1/thingies/u", None).expect_err("missing");
+        let error = provider
+            .api_call("GET", "/apis/example.com/v1/thingies/u", None)
+            .expect_err("missing");
         assert_eq!(error.to_string(), "thingies.example.com \"u\" not found");
         assert!(provider.api_call("GET", "/healthz", None).is_err());
         assert!(provider.api_call("POST", "/api/v1/pods", None).is_err());
@@ -382,12 +492,20 @@ mod tests {
         assert_eq!(guess_plural("Pod"), "pods");
     }
 
-    fn mock(url: Option<&str>, url_path: Option<&str>, method: Option<&str>, status: Option<u16>) -> ApiCallResponse {
+    fn mock(
+        url: Option<&str>,
+        url_path: Option<&str>,
+        method: Option<&str>,
+        status: Option<u16>,
+    ) -> ApiCallResponse {
         ApiCallResponse {
             url: url.map(str::to_owned),
             url_path: url_path.map(str::to_owned),
             method: method.map(str::to_owned),
-            response: MockResponse { status_code: status, body: json!({"allowed": true}) },
+            response: MockResponse {
+                status_code: status,
+                body: json!({"allowed": true}),
+            },
         }
     }
 
@@ -404,21 +522,41 @@ mod tests {
         )
         .expect("no entries");
         assert_eq!(
-            provider.service_call("POST", "https://svc/check", None).expect("mocked"),
+            provider
+                .service_call("POST", "https://svc/check", None)
+                .expect("mocked"),
             Lookup::Found(json!({"allowed": true}))
         );
         assert_eq!(
-            provider.api_call("GET", "/api/v1/namespaces", None).expect("mocked"),
+            provider
+                .api_call("GET", "/api/v1/namespaces", None)
+                .expect("mocked"),
             Lookup::Found(json!({"allowed": true}))
         );
-        assert_eq!(provider.api_call("POST", "/api/v1/namespaces", None).expect("no mock"), Lookup::Unavailable);
-        assert_eq!(provider.service_call("GET", "https://svc/other", None).expect("no mock"), Lookup::Unavailable);
-        assert!(provider.service_call("GET", "https://svc/down", None).is_err());
+        assert_eq!(
+            provider
+                .api_call("POST", "/api/v1/namespaces", None)
+                .expect("no mock"),
+            Lookup::Unavailable
+        );
+        assert_eq!(
+            provider
+                .service_call("GET", "https://svc/other", None)
+                .expect("no mock"),
+            Lookup::Unavailable
+        );
+        assert!(
+            provider
+                .service_call("GET", "https://svc/down", None)
+                .is_err()
+        );
     }
 
     #[test]
     fn global_entries_apply_field_path_and_projections() {
-        let entry = |data: Option<Value>, field_path: Option<&str>, projections: Vec<Projection>| GlobalContextEntryValue {
+        let entry = |data: Option<Value>,
+                     field_path: Option<&str>,
+                     projections: Vec<Projection>| GlobalContextEntryValue {
             name: "g".to_owned(),
             data,
             field_path: field_path.map(str::to_owned),
@@ -427,17 +565,34 @@ mod tests {
         };
         let data = json!({"deployments": [{"name": "a"}, {"name": "b"}]});
         let projected = resolve_global_entry(
-            &entry(Some(data.clone()), None, vec![Projection { name: "items".to_owned(), path: "deployments".to_owned() }]),
+            &entry(
+                Some(data.clone()),
+                None,
+                vec![Projection {
+                    name: "items".to_owned(),
+                    path: "deployments".to_owned(),
+                }],
+            ),
             &[],
         )
         .expect("resolves");
         assert_eq!(projected, json!({"items": [{"name": "a"}, {"name": "b"}]}));
-        let narrowed = resolve_global_entry(&entry(Some(data), Some("deployments[].name"), vec![]), &[]).expect("resolves");
+        let narrowed =
+            resolve_global_entry(&entry(Some(data), Some("deployments[].name"), vec![]), &[])
+                .expect("resolves");
         assert_eq!(narrowed, json!(["a", "b"]));
-        let listed = resolve_global_entry(&entry(None, None, vec![]), &[json!({"kind": "Pod"})]).expect("resolves");
+        let listed = resolve_global_entry(&entry(None, None, vec![]), &[json!({"kind": "Pod"})])
+            .expect("resolves");
         assert_eq!(listed, json!([{"kind": "Pod"}]));
         let error = resolve_global_entry(
-            &entry(None, None, vec![Projection { name: "x".to_owned(), path: "y".to_owned() }]),
+            &entry(
+                None,
+                None,
+                vec![Projection {
+                    name: "x".to_owned(),
+                    path: "y".to_owned(),
+                }],
+            ),
             &[],
         )
         .expect_err("nothing to project");

@@ -11,7 +11,11 @@ const SCORED_ANNOTATION: &str = "policies.kyverno.io/scored";
 
 /// Whether a policy's failures count as failures (they do unless annotated otherwise).
 pub fn is_scored(policy: &LoadedPolicy) -> bool {
-    policy.annotations.get(SCORED_ANNOTATION).map(String::as_str) != Some("false")
+    policy
+        .annotations
+        .get(SCORED_ANNOTATION)
+        .map(String::as_str)
+        != Some("false")
 }
 
 /// Whether the rule `rule` of `policy` only audits: its `failureAction`, else the policy's
@@ -69,11 +73,26 @@ mod tests {
             "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: p\n  annotations:\n    policies.kyverno.io/scored: \"false\"\nspec:\n  rules: []\n",
         );
         assert!(!is_scored(&unscored));
-        assert_eq!(report_result(RuleStatus::Fail, false, false), PolicyResult::Warn);
-        assert_eq!(report_result(RuleStatus::Fail, true, false), PolicyResult::Fail);
-        assert_eq!(report_result(RuleStatus::Fail, true, true), PolicyResult::Warn);
-        assert_eq!(report_result(RuleStatus::Error, false, true), PolicyResult::Error);
-        assert_eq!(report_result(RuleStatus::Skip, true, false), PolicyResult::Skip);
+        assert_eq!(
+            report_result(RuleStatus::Fail, false, false),
+            PolicyResult::Warn
+        );
+        assert_eq!(
+            report_result(RuleStatus::Fail, true, false),
+            PolicyResult::Fail
+        );
+        assert_eq!(
+            report_result(RuleStatus::Fail, true, true),
+            PolicyResult::Warn
+        );
+        assert_eq!(
+            report_result(RuleStatus::Error, false, true),
+            PolicyResult::Error
+        );
+        assert_eq!(
+            report_result(RuleStatus::Skip, true, false),
+            PolicyResult::Skip
+        );
     }
 
     #[test]
@@ -84,6 +103,11 @@ mod tests {
         assert!(is_scored(&enforced));
         assert!(is_audit(&enforced, "audited"));
         assert!(!is_audit(&enforced, "enforced"));
-        assert!(is_audit(&policy("apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: p\nspec:\n  rules: []\n"), "any"));
+        assert!(is_audit(
+            &policy(
+                "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: p\nspec:\n  rules: []\n"
+            ),
+            "any"
+        ));
     }
 }

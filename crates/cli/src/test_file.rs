@@ -395,7 +395,9 @@ pub struct UserInfo {
 
 impl UserInfo {
     /// The requester as the engine sees it.
-    pub fn into_request_info(self) -> Result<kyverno_policy_core::request::RequestInfo, serde_json::Error> {
+    pub fn into_request_info(
+        self,
+    ) -> Result<kyverno_policy_core::request::RequestInfo, serde_json::Error> {
         Ok(kyverno_policy_core::request::RequestInfo {
             roles: self.roles,
             cluster_roles: self.cluster_roles,
@@ -521,7 +523,8 @@ mod tests {
         assert_eq!(info.cluster_roles, ["admin"]);
         assert_eq!(info.user_info.username, "alice");
         assert_eq!(info.user_info.groups, ["devs"]);
-        let bad: UserInfo = serde_saphyr::from_str("userInfo:\n  groups: admin\n").expect("valid yaml");
+        let bad: UserInfo =
+            serde_saphyr::from_str("userInfo:\n  groups: admin\n").expect("valid yaml");
         assert!(bad.into_request_info().is_err());
     }
 

@@ -89,7 +89,11 @@ impl VariableSet {
     }
 
     /// The values given to `resource` under `policy`, in file order.
-    fn resource_entries<'a>(&'a self, policy: &'a str, resource: &'a str) -> impl Iterator<Item = &'a Map<String, Value>> {
+    fn resource_entries<'a>(
+        &'a self,
+        policy: &'a str,
+        resource: &'a str,
+    ) -> impl Iterator<Item = &'a Map<String, Value>> {
         self.values
             .policies
             .iter()
@@ -111,27 +115,72 @@ impl VariableSet {
         for values in self.resource_entries(policy, resource) {
             resource_values.extend(values.clone());
         }
+        // Values of a rule also serve its autogen rules, as upstream's store looks rules up by
+        // name, `autogen-<name>` and `autogen-cronjob-<name>`; the first rule listed wins.
         let mut rules = BTreeMap::new();
-        for values in self.values.policies.iter().filter(|values| values.name == policy) {
-            for rule in &values.rules {
-                rules.insert(
-                    rule.name.clone(),
-                    RuleValues {
-                        values: rule.values.clone(),
-                        foreach: rule.foreach_values.clone(),
-                    },
-                );
+        let policy_rules = self
+            .values
+            .policies
+            .iter()
+            .filter(|values| values.name == policy)
+            .flat_map(|values| &values.rules);
+        for rule in policy_rules {
+            let values = RuleValues {
+                values: rule.values.clone(),
+                foreach: rule.foreach_values.clone(),
+            };
+            for name in [
+                format!("autogen-cronjob-{}", rule.name),
+                format!("autogen-{}", rule.name),
+                rule.name.clone(),
+            ] {
+                rules.entry(name).or_insert_with(|| values.clone());
             }
         }
         resource_values.extend(self.overrides.clone());
         if let Some(operation) = operation {
-            resource_values.insert(OPERATION_KEY.to_owned(), Value::from(operation_name(operation)));
+            resource_values.insert(
+                OPERATION_KEY.to_owned(),
+                Value::from(operation_name(operation)),
+            );
         }
         SuppliedValues {
             global: self.values.global_values.clone(),
             resource: resource_values,
             rules,
         }
+    }
+
+    /// Whether the values define variable `name` (or a field below it) for rule `rule` of
+    /// policy `policy`: globally, for that rule (autogen rules share their rule's values) or for
+    /// a resource of the policy.
+    pub fn provides(&self, policy: &str, rule: &str, name: &str) -> bool {
+        let defines = |values: &Map<String, Value>| {
+            values.keys().any(|key| {
+                key == name
+                    || key
+                        .strip_prefix(name)
+                        .is_some_and(|rest| rest.starts_with('.'))
+            })
+        };
+        let base_rule = rule
+            .strip_prefix("autogen-cronjob-")
+            .or_else(|| rule.strip_prefix("autogen-"))
+            .unwrap_or(rule);
+        let policy_values = || {
+            self.values
+                .policies
+                .iter()
+                .filter(move |values| values.name == policy)
+        };
+        defines(&self.values.global_values)
+            || policy_values()
+                .flat_map(|values| &values.rules)
+                .filter(|values| values.name == rule || values.name == base_rule)
+                .any(|values| defines(&values.values))
+            || policy_values()
+                .flat_map(|values| &values.resources)
+                .any(|values| defines(&values.values))
     }
 
     /// The labels `namespaceSelector` gives the namespace `namespace`. (The Namespace objects of
@@ -159,7 +208,12 @@ impl VariableSet {
                     version: parent.version.clone(),
                     kind: parent.kind.clone(),
                 },
-                subresource: sub.name.split_once('/').map(|(_, name)| name).unwrap_or_default().to_owned(),
+                subresource: sub
+                    .name
+                    .split_once('/')
+                    .map(|(_, name)| name)
+                    .unwrap_or_default()
+                    .to_owned(),
             })
         })
     }
@@ -223,9 +277,17 @@ subresources:
         let set = VariableSet::new(values(VALUES), Map::new());
         let supplied = set.supplied("p", "pod", None);
         assert_eq!(supplied.global.get("shared"), Some(&Value::from("global")));
-        assert_eq!(supplied.resource.get("shared"), Some(&Value::from("resource")));
+        assert_eq!(
+            supplied.resource.get("shared"),
+            Some(&Value::from("resource"))
+        );
         assert_eq!(supplied.rules["r"].values.get("x"), Some(&Value::from(1)));
-        assert_eq!(supplied.rules["r"].foreach.get("element"), Some(&serde_json::json!(["a", "b"])));
+        assert_eq!(
+            supplied.rules["r"].foreach.get("element"),
+            Some(&serde_json::json!(["a", "b"]))
+        );
+        assert_eq!(supplied.rules["autogen-r"], supplied.rules["r"]);
+        assert_eq!(supplied.rules["autogen-cronjob-r"], supplied.rules["r"]);
         let other_resource = set.supplied("p", "other-pod", None);
         assert!(other_resource.resource.is_empty());
     }
@@ -235,23 +297,49 @@ subresources:
         let set = VariableSet::new(values(VALUES), Map::new());
         assert_eq!(set.operation("p", "pod"), AdmissionOperation::Update);
         let supplied = set.supplied("p", "pod", Some(AdmissionOperation::Delete));
-        assert_eq!(supplied.resource.get("request.operation"), Some(&Value::from("DELETE")));
-        assert_eq!(VariableSet::default().operation("p", "pod"), AdmissionOperation::Create);
-        let connect = VariableSet::new(values("globalValues:\n  request.operation: CONNECT\n"), Map::new());
-        assert_eq!(connect.operation("p", "pod"), AdmissionOperation::Create);
-        let per_resource = VariableSet::new(
-            values("globalValues:\n  request.operation: CREATE\npolicies:\n- name: p\n  resources:\n  - name: pod\n    values:\n      request.operation: DELETE\n"),
+        assert_eq!(
+            supplied.resource.get("request.operation"),
+            Some(&Value::from("DELETE"))
+        );
+        assert_eq!(
+            VariableSet::default().operation("p", "pod"),
+            AdmissionOperation::Create
+        );
+        let connect = VariableSet::new(
+            values("globalValues:\n  request.operation: CONNECT\n"),
             Map::new(),
         );
-        assert_eq!(per_resource.operation("p", "pod"), AdmissionOperation::Delete);
-        assert_eq!(per_resource.operation("p", "other"), AdmissionOperation::Create);
-        assert_eq!(per_resource.operation("q", "pod"), AdmissionOperation::Create);
+        assert_eq!(connect.operation("p", "pod"), AdmissionOperation::Create);
+        let per_resource = VariableSet::new(
+            values(
+                "globalValues:\n  request.operation: CREATE\npolicies:\n- name: p\n  resources:\n  - name: pod\n    values:\n      request.operation: DELETE\n",
+            ),
+            Map::new(),
+        );
+        assert_eq!(
+            per_resource.operation("p", "pod"),
+            AdmissionOperation::Delete
+        );
+        assert_eq!(
+            per_resource.operation("p", "other"),
+            AdmissionOperation::Create
+        );
+        assert_eq!(
+            per_resource.operation("q", "pod"),
+            AdmissionOperation::Create
+        );
     }
 
     #[test]
     fn overrides_win() {
-        let set = VariableSet::new(values(VALUES), parse_overrides(["shared=cli,request.operation=DELETE", "bad"]));
-        assert_eq!(set.supplied("p", "pod", None).resource.get("shared"), Some(&Value::from("cli")));
+        let set = VariableSet::new(
+            values(VALUES),
+            parse_overrides(["shared=cli,request.operation=DELETE", "bad"]),
+        );
+        assert_eq!(
+            set.supplied("p", "pod", None).resource.get("shared"),
+            Some(&Value::from("cli"))
+        );
         assert_eq!(set.operation("p", "pod"), AdmissionOperation::Delete);
     }
 
@@ -267,8 +355,14 @@ subresources:
         let set = VariableSet::new(values(VALUES), Map::new());
         let scale = GroupVersionKind::from_api_version("autoscaling/v1", "Scale");
         let parent = set.subresource_of(&scale).expect("declared");
-        assert_eq!(parent.parent, GroupVersionKind::from_api_version("apps/v1", "Deployment"));
+        assert_eq!(
+            parent.parent,
+            GroupVersionKind::from_api_version("apps/v1", "Deployment")
+        );
         assert_eq!(parent.subresource, "scale");
-        assert_eq!(set.subresource_of(&GroupVersionKind::from_api_version("v1", "Pod")), None);
+        assert_eq!(
+            set.subresource_of(&GroupVersionKind::from_api_version("v1", "Pod")),
+            None
+        );
     }
 }

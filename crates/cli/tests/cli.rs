@@ -6,7 +6,9 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 fn fixture(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(path)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(path)
 }
 
 fn kyverno(arguments: &[&str]) -> Output {
@@ -35,25 +37,57 @@ fn version_prints_version_time_and_commit() {
     assert!(output.status.success());
     let text = stdout(&output);
     assert!(text.starts_with("Version: "), "{text}");
-    assert!(text.contains("\nTime: ") && text.contains("\nGit commit ID: "), "{text}");
+    assert!(
+        text.contains("\nTime: ") && text.contains("\nGit commit ID: "),
+        "{text}"
+    );
 }
 
 #[test]
 fn jp_query_evaluates_against_an_input_file() {
     let input = fixture("jp/input.yaml");
-    let output = kyverno(&["jp", "query", "-i", input.to_str().expect("utf-8"), "spec.containers[].name", "-c"]);
+    let output = kyverno(&[
+        "jp",
+        "query",
+        "-i",
+        input.to_str().expect("utf-8"),
+        "spec.containers[].name",
+        "-c",
+    ]);
     assert!(output.status.success(), "{output:?}");
-    assert_eq!(stdout(&output), "# spec.containers[].name\n[\"app\",\"sidecar\"]\n");
-    let output = kyverno(&["jp", "query", "-i", input.to_str().expect("utf-8"), "spec.containers[0].image", "-u"]);
-    assert_eq!(stdout(&output), "# spec.containers[0].image\nregistry.example/app:1.0\n");
+    assert_eq!(
+        stdout(&output),
+        "# spec.containers[].name\n[\"app\",\"sidecar\"]\n"
+    );
+    let output = kyverno(&[
+        "jp",
+        "query",
+        "-i",
+        input.to_str().expect("utf-8"),
+        "spec.containers[0].image",
+        "-u",
+    ]);
+    assert_eq!(
+        stdout(&output),
+        "# spec.containers[0].image\nregistry.example/app:1.0\n"
+    );
 }
 
 #[test]
 fn jp_query_rejects_invalid_syntax() {
     let input = fixture("jp/input.yaml");
-    let output = kyverno(&["jp", "query", "-i", input.to_str().expect("utf-8"), "spec.["]);
+    let output = kyverno(&[
+        "jp",
+        "query",
+        "-i",
+        input.to_str().expect("utf-8"),
+        "spec.[",
+    ]);
     assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).starts_with("Error: SyntaxError"), "{output:?}");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).starts_with("Error: SyntaxError"),
+        "{output:?}"
+    );
 }
 
 #[test]
@@ -71,8 +105,14 @@ fn test_reports_unsupported_policy_kinds_and_fails() {
     assert_eq!(output.status.code(), Some(1));
     let text = stdout(&output);
     assert!(text.contains("Loading test  ( "), "{text}");
-    assert!(text.contains("ValidatingPolicy (policies.kyverno.io/v1) is not supported yet"), "{text}");
-    assert!(text.contains("Test Summary: 0 tests passed and 0 tests failed"), "{text}");
+    assert!(
+        text.contains("ValidatingPolicy (policies.kyverno.io/v1) is not supported yet"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Test Summary: 0 tests passed and 1 tests failed"),
+        "the expected row of the test that could not run counts as failed: {text}"
+    );
 }
 
 #[test]
@@ -82,9 +122,22 @@ fn test_json_output_holds_errors_and_nothing_else() {
     let tests = report["tests"].as_array().expect("tests");
     assert_eq!(tests.len(), 1);
     assert_eq!(tests[0]["name"], "unsupported");
-    assert!(tests[0]["path"].as_str().expect("path").ends_with("unsupported/kyverno-test.yaml"));
-    assert!(tests[0]["error"].as_str().expect("error").contains("ValidatingPolicy"));
-    assert_eq!(report["summary"], serde_json::json!({"rows": 0, "passed": 0, "failed": 0}));
+    assert!(
+        tests[0]["path"]
+            .as_str()
+            .expect("path")
+            .ends_with("unsupported/kyverno-test.yaml")
+    );
+    assert!(
+        tests[0]["error"]
+            .as_str()
+            .expect("error")
+            .contains("ValidatingPolicy")
+    );
+    assert_eq!(
+        report["summary"],
+        serde_json::json!({"rows": 1, "passed": 0, "failed": 1})
+    );
 }
 
 #[test]
@@ -113,11 +166,19 @@ fn test_of_a_missing_folder_fails() {
 #[test]
 fn test_selector_skips_unselected_tests() {
     let suite = fixture("suite");
-    let output = kyverno(&["test", suite.to_str().expect("utf-8"), "--test-case-selector", "policy=no-such-policy"]);
+    let output = kyverno(&[
+        "test",
+        suite.to_str().expect("utf-8"),
+        "--test-case-selector",
+        "policy=no-such-policy",
+    ]);
     assert!(output.status.success(), "{output:?}");
     let text = stdout(&output);
     assert!(!text.contains("Loading test"), "{text}");
-    assert!(text.contains("Test Summary: 0 tests passed and 0 tests failed"), "{text}");
+    assert!(
+        text.contains("Test Summary: 0 tests passed and 0 tests failed"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -130,19 +191,34 @@ fn test_suites_pass_when_expectations_hold() {
         .iter()
         .map(|test| test["name"].as_str().expect("name").to_owned())
         .collect();
-    assert_eq!(paths, ["basic", "shared-folder"], "discovered in file name order, hidden folders included");
+    assert_eq!(
+        paths,
+        ["basic", "shared-folder"],
+        "discovered in file name order, hidden folders included"
+    );
     assert!(output.status.success(), "{report:#}");
-    assert_eq!(report["summary"], serde_json::json!({"rows": 5, "passed": 5, "failed": 0}));
+    assert_eq!(
+        report["summary"],
+        serde_json::json!({"rows": 5, "passed": 5, "failed": 0})
+    );
     let basic = &report["tests"][0]["rows"];
     assert_eq!(basic[1]["resource"], "v1/Pod/staging/unlabelled");
     assert_eq!(basic[1]["actual"], "fail");
     assert_eq!(basic[2]["reason"], "Excluded");
 
-    let output = kyverno(&["test", suite.to_str().expect("utf-8"), "--remove-color", "--detailed-results"]);
+    let output = kyverno(&[
+        "test",
+        suite.to_str().expect("utf-8"),
+        "--remove-color",
+        "--detailed-results",
+    ]);
     let text = stdout(&output);
     assert!(text.contains("│ ID │ POLICY"), "{text}");
     assert!(text.contains("MESSAGE"), "{text}");
-    assert!(text.ends_with("\nTest Summary: 5 tests passed and 0 tests failed\n\n"), "{text}");
+    assert!(
+        text.ends_with("\nTest Summary: 5 tests passed and 0 tests failed\n\n"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -154,42 +230,71 @@ fn test_fails_on_unmet_expectations() {
     assert_eq!(rows[0]["reason"], "Want pass, got fail");
     assert_eq!(rows[1]["reason"], "Not found");
     assert_eq!(report["summary"]["failed"], 2);
-    let output = kyverno(&["test", wrong.to_str().expect("utf-8"), "--fail-only", "--remove-color"]);
+    let output = kyverno(&[
+        "test",
+        wrong.to_str().expect("utf-8"),
+        "--fail-only",
+        "--remove-color",
+    ]);
     let text = stdout(&output);
-    assert!(text.contains("Test Summary: 2 out of 2 tests failed"), "{text}");
+    assert!(
+        text.contains("Test Summary: 2 out of 2 tests failed"),
+        "{text}"
+    );
     assert!(text.contains("Aggregated Failed Test Cases : "), "{text}");
 }
 
-/// Upstream's `test-fail` cases must make a run over them fail.
+/// Upstream's `test-fail` cases (a missing policy, rule or resource) must each make the run fail
+/// with a `Not found` row.
 #[test]
 fn upstream_test_fail_cases_fail() {
-    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/kyverno-cli/test-fail");
-    assert!(corpus.is_dir(), "the conformance corpus is expected at {}", corpus.display());
-    let (report, output) = json_report(&[corpus.to_str().expect("utf-8")]);
-    assert_eq!(output.status.code(), Some(1), "{report:#}");
-    let missing_policy = report["tests"]
-        .as_array()
-        .expect("tests")
-        .iter()
-        .find(|test| test["path"].as_str().is_some_and(|path| path.contains("missing-policy")))
-        .expect("the missing-policy case");
-    assert_eq!(missing_policy["rows"][0]["reason"], "Not found");
-    assert_eq!(missing_policy["rows"][0]["ok"], false);
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/conformance/kyverno-cli/test-fail");
+    assert!(
+        corpus.is_dir(),
+        "the conformance corpus is expected at {}",
+        corpus.display()
+    );
+    for case in ["missing-policy", "missing-rule", "missing-resource"] {
+        let (report, output) = json_report(&[corpus.join(case).to_str().expect("utf-8")]);
+        assert_eq!(output.status.code(), Some(1), "{case}: {report:#}");
+        let rows = &report["tests"][0]["rows"];
+        assert_eq!(rows[0]["reason"], "Not found", "{case}: {report:#}");
+        assert_eq!(rows[0]["ok"], false, "{case}");
+        assert_eq!(report["summary"]["failed"], 1, "{case}");
+    }
 }
 
 #[test]
 fn apply_announces_the_rules_and_resources() {
     let policy = fixture("apply/policy.yaml");
     let resources = fixture("apply/resources.yaml");
-    let output = kyverno(&["apply", policy.to_str().expect("utf-8"), "--resource", resources.to_str().expect("utf-8")]);
+    let output = kyverno(&[
+        "apply",
+        policy.to_str().expect("utf-8"),
+        "--resource",
+        resources.to_str().expect("utf-8"),
+    ]);
     let text = stdout(&output);
-    assert!(text.starts_with("\nApplying 3 policy rule(s) to 3 resource(s)...\n"), "autogen rules count: {text}");
-    assert_eq!(output.status.code(), Some(1), "a failing rule fails the run");
     assert!(
-        text.contains("policy require-team-label -> resource staging/Pod/unlabelled failed: \n1. check-team: "),
+        text.starts_with("\nApplying 3 policy rule(s) to 3 resource(s)...\n"),
+        "autogen rules count: {text}"
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "a failing rule fails the run"
+    );
+    assert!(
+        text.contains(
+            "policy require-team-label -> resource staging/Pod/unlabelled failed: \n1. check-team: "
+        ),
         "{text}"
     );
-    assert!(text.ends_with("\npass: 1, fail: 1, warn: 0, error: 0, skip: 0 \n"), "{text}");
+    assert!(
+        text.ends_with("\npass: 1, fail: 1, warn: 0, error: 0, skip: 0 \n"),
+        "{text}"
+    );
     let output = kyverno(&[
         "apply",
         policy.to_str().expect("utf-8"),
@@ -197,16 +302,32 @@ fn apply_announces_the_rules_and_resources() {
         resources.to_str().expect("utf-8"),
         "--audit-warn",
     ]);
-    assert!(output.status.success(), "audit failures are warnings: {output:?}");
-    let output = kyverno(&["apply", policy.to_str().expect("utf-8"), "-r", resources.to_str().expect("utf-8"), "-p"]);
-    let report: Value = serde_saphyr::from_str(stdout(&output).split_once("...\n").expect("header").1).expect("YAML");
+    assert!(
+        output.status.success(),
+        "audit failures are warnings: {output:?}"
+    );
+    let output = kyverno(&[
+        "apply",
+        policy.to_str().expect("utf-8"),
+        "-r",
+        resources.to_str().expect("utf-8"),
+        "-p",
+    ]);
+    let report: Value =
+        serde_saphyr::from_str(stdout(&output).split_once("...\n").expect("header").1)
+            .expect("YAML");
     assert_eq!(report["kind"], "ClusterPolicyReport");
     assert_eq!(report["summary"]["fail"], 1);
 }
 
 #[test]
 fn apply_requires_resources() {
-    let output = kyverno(&["apply", fixture("apply/policy.yaml").to_str().expect("utf-8")]);
+    let output = kyverno(&[
+        "apply",
+        fixture("apply/policy.yaml").to_str().expect("utf-8"),
+    ]);
     assert_eq!(output.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("resource file(s) or cluster required"));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("resource file(s) or cluster required")
+    );
 }

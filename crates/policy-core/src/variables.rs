@@ -118,10 +118,11 @@ impl Context {
     }
 
     /// Sets the value at a dotted `path` (`request.object`, `serviceAccountName`), creating
-    /// intermediate objects and replacing whatever was there.
+    /// intermediate objects and replacing whatever was there. A segment in double quotes may
+    /// contain dots (`metadata.annotations."example.com/owner"`).
     pub fn set(&mut self, path: &str, value: Value) {
         let mut target = &mut self.data;
-        for segment in path.split('.') {
+        for segment in path_segments(path) {
             if !target.is_object() {
                 *target = Value::Object(Map::new());
             }
@@ -155,6 +156,34 @@ impl Context {
             .pointer("/request/operation")
             .is_some_and(|operation| operation == "DELETE")
     }
+}
+
+/// The segments of a dotted path; double quotes group a segment and are dropped.
+fn path_segments(path: &str) -> Vec<&str> {
+    let mut segments = Vec::new();
+    let mut rest = path;
+    while !rest.is_empty() {
+        if let Some(quoted) = rest.strip_prefix('"')
+            && let Some(end) = quoted.find('"')
+        {
+            segments.push(&quoted[..end]);
+            rest = quoted[end + 1..]
+                .strip_prefix('.')
+                .unwrap_or(&quoted[end + 1..]);
+            continue;
+        }
+        match rest.split_once('.') {
+            Some((segment, tail)) => {
+                segments.push(segment);
+                rest = tail;
+            }
+            None => {
+                segments.push(rest);
+                rest = "";
+            }
+        }
+    }
+    segments
 }
 
 /// Substitutes `$( )` references, then `{{ }}` variables, throughout `document` (rooted at the
@@ -583,6 +612,22 @@ fn strip_anchor(key: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn set_keeps_quoted_segments_whole() {
+        let mut context = Context::new();
+        context.set(
+            r#"request.object.metadata.annotations."example.com/owner""#,
+            Value::from("a"),
+        );
+        context.set("plain.key", Value::from(1));
+        assert_eq!(
+            context.data()["request"]["object"]["metadata"]["annotations"]["example.com/owner"],
+            "a"
+        );
+        assert_eq!(context.data()["plain"]["key"], 1);
+        assert_eq!(path_segments(r#"a."b.c".d"#), ["a", "b.c", "d"]);
+    }
     use super::*;
     use serde_json::json;
 

@@ -8,17 +8,17 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kyverno_api::policy_report::v1alpha2::{
-    ClusterPolicyReport, PolicyReport, PolicyReportContent, PolicyReportResult, PolicyReportSummary, PolicyResult,
-    PolicySeverity, Timestamp,
+    ClusterPolicyReport, PolicyReport, PolicyReportContent, PolicyReportResult,
+    PolicyReportSummary, PolicyResult, PolicySeverity, Timestamp,
 };
-use kyverno_policy_core::engine::LoadedPolicy;
+use kyverno_policy_core::engine::{Environment, LoadedPolicy};
 use kyverno_policy_core::request::RequestInfo;
 use kyverno_policy_core::response::{PolicyResponse, RuleStatus, RuleType};
 use serde_json::Value;
 
 use crate::engine::{self, EvaluateError, admission_request, field};
-use kyverno_policy_core::engine::Environment;
 use crate::loader::{self, LoadError};
+use crate::output::table::{Align, Cell, Style, Table};
 use crate::provider::CliContextProvider;
 use crate::report::{is_audit, is_scored, report_result};
 use crate::values::{VariableSet, parse_overrides};
@@ -81,6 +81,12 @@ pub struct ApplyOptions {
     pub policy_report: bool,
     /// Whether failures of auditing rules are warnings.
     pub audit_warn: bool,
+    /// Whether to print a table of the results instead of the counts.
+    pub table: bool,
+    /// Whether the table shows the rule messages.
+    pub detailed_results: bool,
+    /// Whether to color the table.
+    pub colors: bool,
 }
 
 /// Result counts, as upstream's `ResultCounts`.
@@ -113,7 +119,10 @@ struct Applied<'a> {
 }
 
 fn paths(paths: &[PathBuf]) -> Vec<String> {
-    paths.iter().map(|path| path.display().to_string()).collect()
+    paths
+        .iter()
+        .map(|path| path.display().to_string())
+        .collect()
 }
 
 /// Runs `apply`, writing to `out`; returns the counts.
@@ -139,12 +148,21 @@ pub fn run(options: &ApplyOptions, out: &mut dyn Write) -> Result<Counts, ApplyE
         Some(path) => loader::load_values(path).map_err(|source| load("values", source))?,
         None => Default::default(),
     };
-    let variables = VariableSet::new(values, parse_overrides(options.set.iter().map(String::as_str)));
+    let variables = VariableSet::new(
+        values,
+        parse_overrides(options.set.iter().map(String::as_str)),
+    );
     let here = Path::new("");
-    let policies = loader::load_policies(here, &paths(&options.policies)).map_err(|source| load("policies", source))?;
-    let resources = loader::load_resources(here, &paths(&options.resources)).map_err(|source| load("resources", source))?;
+    let policies = loader::load_policies(here, &paths(&options.policies))
+        .map_err(|source| load("policies", source))?;
+    let resources = loader::load_resources(here, &paths(&options.resources))
+        .map_err(|source| load("resources", source))?;
     let rule_count: usize = policies.valid.iter().map(|policy| policy.rules.len()).sum();
-    writeln!(out, "\nApplying {rule_count} policy rule(s) to {} resource(s)...", resources.len())?;
+    writeln!(
+        out,
+        "\nApplying {rule_count} policy rule(s) to {} resource(s)...",
+        resources.len()
+    )?;
 
     let request_info = Arc::new(request_info);
     let provider = CliContextProvider::default();
@@ -160,12 +178,30 @@ pub fn run(options: &ApplyOptions, out: &mut dyn Write) -> Result<Counts, ApplyE
         let name = field(resource, "/metadata/name");
         for policy in &policies.valid {
             let operation = variables.operation(&policy.name, name);
-            let request = admission_request(&shared, operation, &request_info, Arc::clone(&labels), &variables);
+            let request = admission_request(
+                &shared,
+                operation,
+                &request_info,
+                Arc::clone(&labels),
+                &variables,
+            );
             let values = variables.supplied(&policy.name, name, None);
-            let environment = Environment { values: &values, exceptions: &[], provider: &provider };
-            let response = engine::evaluate(policy, &request, &environment)
-                .map_err(|source| ApplyError::Evaluate { resource: name.to_owned(), source })?;
-            applied.push(Applied { policy, resource, response });
+            let environment = Environment {
+                values: &values,
+                exceptions: &[],
+                provider: &provider,
+            };
+            let response = engine::evaluate(policy, &request, &environment).map_err(|source| {
+                ApplyError::Evaluate {
+                    resource: name.to_owned(),
+                    source,
+                }
+            })?;
+            applied.push(Applied {
+                policy,
+                resource,
+                response,
+            });
         }
     }
 
@@ -174,7 +210,10 @@ pub fn run(options: &ApplyOptions, out: &mut dyn Write) -> Result<Counts, ApplyE
         count(answer, options, &mut counts, out)?;
     }
     if !policies.invalid.is_empty() {
-        writeln!(out, "{DIVIDER}\nPolicies Skipped (as required variables are not provided by the user):")?;
+        writeln!(
+            out,
+            "{DIVIDER}\nPolicies Skipped (as required variables are not provided by the user):"
+        )?;
         for (index, policy) in policies.invalid.iter().enumerate() {
             writeln!(out, "{}. {}", index + 1, policy.name)?;
         }
@@ -182,6 +221,12 @@ pub fn run(options: &ApplyOptions, out: &mut dyn Write) -> Result<Counts, ApplyE
     }
     if options.policy_report {
         print_reports(&applied, options.audit_warn, out)?;
+    } else if options.table {
+        write!(
+            out,
+            "{}",
+            results_table(&applied, options).render(options.colors)
+        )?;
     } else {
         writeln!(
             out,
@@ -204,7 +249,12 @@ fn resource_path(resource: &Value) -> String {
 
 /// Counts one policy's rule responses and prints its validation failures (unless a policy
 /// report is asked for).
-fn count(answer: &Applied<'_>, options: &ApplyOptions, counts: &mut Counts, out: &mut dyn Write) -> io::Result<()> {
+fn count(
+    answer: &Applied<'_>,
+    options: &ApplyOptions,
+    counts: &mut Counts,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     let scored = is_scored(answer.policy);
     let mut header_printed = false;
     for rule in &answer.response.rules {
@@ -224,8 +274,18 @@ fn count(answer: &Applied<'_>, options: &ApplyOptions, counts: &mut Counts, out:
                 )?;
                 header_printed = true;
             }
-            let position = answer.policy.rules.iter().position(|candidate| candidate.name == rule.name);
-            writeln!(out, "{}. {}: {} ", position.map_or(0, |index| index + 1), rule.name, rule.message)?;
+            let position = answer
+                .policy
+                .rules
+                .iter()
+                .position(|candidate| candidate.name == rule.name);
+            writeln!(
+                out,
+                "{}. {}: {} ",
+                position.map_or(0, |index| index + 1),
+                rule.name,
+                rule.message
+            )?;
         }
         match result {
             PolicyResult::Pass => counts.pass += 1,
@@ -236,6 +296,48 @@ fn count(answer: &Applied<'_>, options: &ApplyOptions, counts: &mut Counts, out:
         }
     }
     Ok(())
+}
+
+/// One row per rule response, as upstream's `printTable`.
+fn results_table(applied: &[Applied<'_>], options: &ApplyOptions) -> Table {
+    let mut columns = vec![
+        ("ID", Align::Right),
+        ("POLICY", Align::Left),
+        ("RULE", Align::Left),
+        ("RESOURCE", Align::Left),
+        ("RESULT", Align::Left),
+        ("REASON", Align::Left),
+    ];
+    if options.detailed_results {
+        columns.push(("MESSAGE", Align::Left));
+    }
+    let mut table = Table::new(&columns);
+    let rules = applied
+        .iter()
+        .flat_map(|answer| answer.response.rules.iter().map(move |rule| (answer, rule)));
+    for (id, (answer, rule)) in rules.enumerate() {
+        let audit_warn = options.audit_warn && is_audit(answer.policy, &rule.name);
+        let (text, style) = match report_result(rule.status, is_scored(answer.policy), audit_warn) {
+            PolicyResult::Pass => ("Pass", Style::Good),
+            PolicyResult::Fail => ("Fail", Style::Bad),
+            PolicyResult::Warn => ("Warn", Style::Notice),
+            PolicyResult::Error => ("Error", Style::Bad),
+            PolicyResult::Skip => ("Skip", Style::Name),
+        };
+        let mut cells = vec![
+            Cell::new((id + 1).to_string(), Style::Plain),
+            Cell::new(answer.policy.key(), Style::Name),
+            Cell::new(rule.name.as_str(), Style::Name),
+            Cell::new(resource_path(answer.resource), Style::Name),
+            Cell::new(text, style),
+            Cell::new("", Style::Plain),
+        ];
+        if options.detailed_results {
+            cells.push(Cell::new(rule.message.as_str(), Style::Plain));
+        }
+        table.push(cells);
+    }
+    table
 }
 
 /// The severity an annotation value names.
@@ -251,11 +353,21 @@ fn severity(value: &str) -> Option<PolicySeverity> {
 }
 
 /// The report results of one policy's answer.
-fn report_results(answer: &Applied<'_>, audit_warn: bool, timestamp: Timestamp) -> Vec<PolicyReportResult> {
+fn report_results(
+    answer: &Applied<'_>,
+    audit_warn: bool,
+    timestamp: Timestamp,
+) -> Vec<PolicyReportResult> {
     let policy = answer.policy;
     let scored = is_scored(policy);
-    let annotation = |key: &str| policy.annotations.get(key).filter(|value| !value.is_empty());
-    let text = |pointer| Some(field(answer.resource, pointer).to_owned()).filter(|text| !text.is_empty());
+    let annotation = |key: &str| {
+        policy
+            .annotations
+            .get(key)
+            .filter(|value| !value.is_empty())
+    };
+    let text =
+        |pointer| Some(field(answer.resource, pointer).to_owned()).filter(|text| !text.is_empty());
     let reference = ObjectReference {
         api_version: text("/apiVersion"),
         kind: text("/kind"),
@@ -275,7 +387,11 @@ fn report_results(answer: &Applied<'_>, audit_warn: bool, timestamp: Timestamp) 
             category: annotation("policies.kyverno.io/category").cloned(),
             severity: annotation("policies.kyverno.io/severity").and_then(|value| severity(value)),
             timestamp: Some(timestamp),
-            result: Some(report_result(rule.status, scored, audit_warn && is_audit(policy, &rule.name))),
+            result: Some(report_result(
+                rule.status,
+                scored,
+                audit_warn && is_audit(policy, &rule.name),
+            )),
             scored: Some(scored),
             resources: vec![reference.clone()],
             message: Some(rule.message.clone()),
@@ -294,11 +410,20 @@ fn summary(results: &[PolicyReportResult]) -> PolicyReportSummary {
 
 /// Prints one ClusterPolicyReport merging the results of cluster-wide policies, then one
 /// PolicyReport per namespaced policy, as upstream's `printReports`.
-fn print_reports(applied: &[Applied<'_>], audit_warn: bool, out: &mut dyn Write) -> Result<(), ApplyError> {
+fn print_reports(
+    applied: &[Applied<'_>],
+    audit_warn: bool,
+    out: &mut dyn Write,
+) -> Result<(), ApplyError> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX));
-    let timestamp = Timestamp { seconds: now, nanos: 0 };
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
+        });
+    let timestamp = Timestamp {
+        seconds: now,
+        nanos: 0,
+    };
     let mut clustered = Vec::new();
     let mut namespaced: BTreeMap<(String, String), Vec<PolicyReportResult>> = BTreeMap::new();
     for answer in applied {
@@ -312,13 +437,29 @@ fn print_reports(applied: &[Applied<'_>], audit_warn: bool, out: &mut dyn Write)
         }
     }
     if !clustered.is_empty() {
-        let content = PolicyReportContent { summary: Some(summary(&clustered)), results: clustered, ..Default::default() };
-        writeln!(out, "{}", serde_saphyr::to_string(&ClusterPolicyReport::new("merged", content))?)?;
+        let content = PolicyReportContent {
+            summary: Some(summary(&clustered)),
+            results: clustered,
+            ..Default::default()
+        };
+        writeln!(
+            out,
+            "{}",
+            serde_saphyr::to_string(&ClusterPolicyReport::new("merged", content))?
+        )?;
     }
     for ((namespace, name), results) in namespaced {
-        let content = PolicyReportContent { summary: Some(summary(&results)), results, ..Default::default() };
+        let content = PolicyReportContent {
+            summary: Some(summary(&results)),
+            results,
+            ..Default::default()
+        };
         let mut report = PolicyReport::new(&name, content);
-        report.metadata = ObjectMeta { name: Some(name), namespace: Some(namespace), ..Default::default() };
+        report.metadata = ObjectMeta {
+            name: Some(name),
+            namespace: Some(namespace),
+            ..Default::default()
+        };
         writeln!(out, "---\n{}", serde_saphyr::to_string(&report)?)?;
     }
     Ok(())
@@ -340,11 +481,24 @@ mod tests {
     }
 
     fn rule(name: &str, status: RuleStatus) -> RuleResponse {
-        RuleResponse { name: name.to_owned(), rule_type: RuleType::Validation, status, message: format!("{name} message") }
+        RuleResponse {
+            name: name.to_owned(),
+            rule_type: RuleType::Validation,
+            status,
+            message: format!("{name} message"),
+        }
     }
 
-    fn applied<'a>(policy: &'a LoadedPolicy, resource: &'a Value, rules: Vec<RuleResponse>) -> Applied<'a> {
-        Applied { policy, resource, response: PolicyResponse { rules } }
+    fn applied<'a>(
+        policy: &'a LoadedPolicy,
+        resource: &'a Value,
+        rules: Vec<RuleResponse>,
+    ) -> Applied<'a> {
+        Applied {
+            policy,
+            resource,
+            response: PolicyResponse { rules },
+        }
     }
 
     fn pod() -> Value {
@@ -362,10 +516,24 @@ mod tests {
     fn failures_are_listed_by_rule_position() {
         let policy = policy("");
         let pod = pod();
-        let answer = applied(&policy, &pod, vec![rule("a", RuleStatus::Pass), rule("b", RuleStatus::Fail)]);
+        let answer = applied(
+            &policy,
+            &pod,
+            vec![rule("a", RuleStatus::Pass), rule("b", RuleStatus::Fail)],
+        );
         let (counts, text) = counted(&answer, &ApplyOptions::default());
-        assert_eq!(counts, Counts { pass: 1, fail: 1, ..Counts::default() });
-        assert_eq!(text, "\npolicy p -> resource default/Pod/x failed: \n2. b: b message \n");
+        assert_eq!(
+            counts,
+            Counts {
+                pass: 1,
+                fail: 1,
+                ..Counts::default()
+            }
+        );
+        assert_eq!(
+            text,
+            "\npolicy p -> resource default/Pod/x failed: \n2. b: b message \n"
+        );
         assert!(counts.failed());
     }
 
@@ -373,35 +541,72 @@ mod tests {
     fn audit_warn_turns_audit_failures_into_warnings() {
         let policy = policy("");
         let pod = pod();
-        let answer = applied(&policy, &pod, vec![rule("a", RuleStatus::Fail), rule("b", RuleStatus::Fail)]);
-        let options = ApplyOptions { audit_warn: true, ..ApplyOptions::default() };
+        let answer = applied(
+            &policy,
+            &pod,
+            vec![rule("a", RuleStatus::Fail), rule("b", RuleStatus::Fail)],
+        );
+        let options = ApplyOptions {
+            audit_warn: true,
+            ..ApplyOptions::default()
+        };
         let (counts, text) = counted(&answer, &options);
-        assert_eq!(counts, Counts { fail: 1, warn: 1, ..Counts::default() });
-        assert!(text.starts_with("\npolicy p -> resource default/Pod/x failed as audit warning: \n1. a: a message \n"), "{text}");
+        assert_eq!(
+            counts,
+            Counts {
+                fail: 1,
+                warn: 1,
+                ..Counts::default()
+            }
+        );
+        assert!(
+            text.starts_with(
+                "\npolicy p -> resource default/Pod/x failed as audit warning: \n1. a: a message \n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]
     fn unscored_failures_are_silent_warnings() {
         let policy = policy("  annotations:\n    policies.kyverno.io/scored: \"false\"\n");
         let pod = pod();
-        let (counts, text) = counted(&applied(&policy, &pod, vec![rule("a", RuleStatus::Fail)]), &ApplyOptions::default());
-        assert_eq!(counts, Counts { warn: 1, ..Counts::default() });
+        let (counts, text) = counted(
+            &applied(&policy, &pod, vec![rule("a", RuleStatus::Fail)]),
+            &ApplyOptions::default(),
+        );
+        assert_eq!(
+            counts,
+            Counts {
+                warn: 1,
+                ..Counts::default()
+            }
+        );
         assert!(text.is_empty());
         assert!(!counts.failed());
     }
 
     #[test]
     fn reports_carry_results_and_summaries() {
-        let policy = policy("  annotations:\n    policies.kyverno.io/category: Best Practices\n    policies.kyverno.io/severity: medium\n");
+        let policy = policy(
+            "  annotations:\n    policies.kyverno.io/category: Best Practices\n    policies.kyverno.io/severity: medium\n",
+        );
         let pod = pod();
-        let answers = [applied(&policy, &pod, vec![rule("a", RuleStatus::Pass), rule("b", RuleStatus::Fail)])];
+        let answers = [applied(
+            &policy,
+            &pod,
+            vec![rule("a", RuleStatus::Pass), rule("b", RuleStatus::Fail)],
+        )];
         let mut out = Vec::new();
         print_reports(&answers, false, &mut out).expect("writes");
         let text = String::from_utf8(out).expect("utf-8");
         let report: Value = serde_saphyr::from_str(&text).expect("valid YAML");
         assert_eq!(report["kind"], "ClusterPolicyReport");
         assert_eq!(report["metadata"]["name"], "merged");
-        assert_eq!(report["summary"], json!({"pass": 1, "fail": 1, "warn": 0, "error": 0, "skip": 0}));
+        assert_eq!(
+            report["summary"],
+            json!({"pass": 1, "fail": 1, "warn": 0, "error": 0, "skip": 0})
+        );
         assert_eq!(report["results"][1]["result"], "fail");
         assert_eq!(report["results"][1]["severity"], "medium");
         assert_eq!(report["results"][1]["category"], "Best Practices");
@@ -409,11 +614,44 @@ mod tests {
     }
 
     #[test]
+    fn tables_list_every_rule_response() {
+        let policy = policy("");
+        let pod = pod();
+        let answers = [applied(
+            &policy,
+            &pod,
+            vec![rule("a", RuleStatus::Pass), rule("b", RuleStatus::Error)],
+        )];
+        let options = ApplyOptions {
+            detailed_results: true,
+            ..ApplyOptions::default()
+        };
+        let text = results_table(&answers, &options).render(false);
+        assert!(
+            text.contains("│  1 │ p      │ a    │ default/Pod/x │ Pass   │        │ a message │"),
+            "{text}"
+        );
+        assert!(
+            text.contains("│  2 │ p      │ b    │ default/Pod/x │ Error  │        │ b message │"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn arguments_are_checked() {
         let mut out = Vec::new();
-        assert!(matches!(run(&ApplyOptions::default(), &mut out), Err(ApplyError::NoPolicy)));
-        let no_resource = ApplyOptions { policies: vec!["p.yaml".into()], ..ApplyOptions::default() };
-        assert!(matches!(run(&no_resource, &mut out), Err(ApplyError::NoResource)));
+        assert!(matches!(
+            run(&ApplyOptions::default(), &mut out),
+            Err(ApplyError::NoPolicy)
+        ));
+        let no_resource = ApplyOptions {
+            policies: vec!["p.yaml".into()],
+            ..ApplyOptions::default()
+        };
+        assert!(matches!(
+            run(&no_resource, &mut out),
+            Err(ApplyError::NoResource)
+        ));
         let both = ApplyOptions {
             policies: vec!["p.yaml".into()],
             resources: vec!["r.yaml".into()],

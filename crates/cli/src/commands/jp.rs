@@ -55,7 +55,10 @@ pub struct QueryOptions {
 }
 
 fn read_file(path: &Path) -> Result<String, JpError> {
-    std::fs::read_to_string(path).map_err(|source| JpError::Read { path: path.to_owned(), source })
+    std::fs::read_to_string(path).map_err(|source| JpError::Read {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 fn read_stdin(input: &mut dyn Read) -> Result<String, JpError> {
@@ -74,35 +77,57 @@ fn syntax_error(expression: &str, error: &JmesPathError) -> Option<JpError> {
     let JmesPathError::Syntax { offset, .. } = error else {
         return None;
     };
-    let column = expression.get(..*offset).map_or(*offset, |prefix| prefix.chars().count());
-    Some(JpError::Syntax(format!("{error}\n{expression}\n{}^", " ".repeat(column))))
+    let column = expression
+        .get(..*offset)
+        .map_or(*offset, |prefix| prefix.chars().count());
+    Some(JpError::Syntax(format!(
+        "{error}\n{expression}\n{}^",
+        " ".repeat(column)
+    )))
 }
 
 /// Evaluates the expressions against the input and writes `# <expression>` and the result for
 /// each.
-pub fn query(options: &QueryOptions, stdin: &mut dyn Read, out: &mut dyn Write) -> Result<(), JpError> {
+pub fn query(
+    options: &QueryOptions,
+    stdin: &mut dyn Read,
+    out: &mut dyn Write,
+) -> Result<(), JpError> {
     let mut expressions = options.expressions.clone();
     for file in &options.query_files {
         expressions.push(read_file(file)?);
     }
-    let input = options.input.as_deref().map(read_file).transpose()?.map(|text| parse_input(&text)).transpose()?;
+    let input = options
+        .input
+        .as_deref()
+        .map(read_file)
+        .transpose()?
+        .map(|text| parse_input(&text))
+        .transpose()?;
     if expressions.is_empty() && input.is_none() {
         return Err(JpError::NothingToDo);
     }
     if expressions.is_empty() {
-        writeln!(out, "Reading from terminal input.\nEnter a jmespath expression and hit Ctrl+D.")?;
+        writeln!(
+            out,
+            "Reading from terminal input.\nEnter a jmespath expression and hit Ctrl+D."
+        )?;
         expressions.push(read_stdin(stdin)?);
     }
     let input = match input {
         Some(input) => input,
         None => {
-            writeln!(out, "Reading from terminal input.\nEnter input object and hit Ctrl+D.")?;
+            writeln!(
+                out,
+                "Reading from terminal input.\nEnter input object and hit Ctrl+D."
+            )?;
             parse_input(&read_stdin(stdin)?)?
         }
     };
     for expression in &expressions {
-        let result = jmespath::search(expression, &input)
-            .map_err(|error| syntax_error(expression, &error).unwrap_or(JpError::Evaluation(error)))?;
+        let result = jmespath::search(expression, &input).map_err(|error| {
+            syntax_error(expression, &error).unwrap_or(JpError::Evaluation(error))
+        })?;
         writeln!(out, "# {expression}")?;
         match (&result, options.unquoted, options.compact) {
             (Value::String(text), true, _) => writeln!(out, "{text}")?,
@@ -118,7 +143,10 @@ pub fn query(options: &QueryOptions, stdin: &mut dyn Read, out: &mut dyn Write) 
 pub fn functions(names: &[String], out: &mut dyn Write) -> io::Result<()> {
     let mut catalogue = jmespath::function_catalogue();
     catalogue.sort_by_cached_key(|function| function.signature());
-    for function in catalogue.iter().filter(|function| names.is_empty() || names.contains(&function.name)) {
+    for function in catalogue
+        .iter()
+        .filter(|function| names.is_empty() || names.contains(&function.name))
+    {
         writeln!(out, "Name: {}", function.name)?;
         writeln!(out, "  Signature: {}", function.signature())?;
         if !function.note.is_empty() {
@@ -130,13 +158,21 @@ pub fn functions(names: &[String], out: &mut dyn Write) -> io::Result<()> {
 }
 
 /// Checks the syntax of the expressions (arguments, then files; stdin when none).
-pub fn parse(expressions: &[String], files: &[PathBuf], stdin: &mut dyn Read, out: &mut dyn Write) -> Result<(), JpError> {
+pub fn parse(
+    expressions: &[String],
+    files: &[PathBuf],
+    stdin: &mut dyn Read,
+    out: &mut dyn Write,
+) -> Result<(), JpError> {
     let mut all = expressions.to_vec();
     for file in files {
         all.push(read_file(file)?);
     }
     if all.is_empty() {
-        writeln!(out, "Reading from terminal input.\nEnter a jmespath expression and hit Ctrl+D.")?;
+        writeln!(
+            out,
+            "Reading from terminal input.\nEnter a jmespath expression and hit Ctrl+D."
+        )?;
         all.push(read_stdin(stdin)?);
     }
     for expression in &all {
@@ -161,7 +197,10 @@ mod tests {
 
     #[test]
     fn queries_print_the_expression_and_go_style_json() {
-        let options = QueryOptions { expressions: vec!["a".to_owned(), "b".to_owned()], ..Default::default() };
+        let options = QueryOptions {
+            expressions: vec!["a".to_owned(), "b".to_owned()],
+            ..Default::default()
+        };
         let text = run_query(&options, "a: {x: [1, 2]}\nb: hello\n").expect("evaluates");
         assert_eq!(
             text,
@@ -178,12 +217,18 @@ mod tests {
             ..Default::default()
         };
         let text = run_query(&options, "{\"a\": {\"x\": 1}, \"b\": \"hi\"}").expect("evaluates");
-        assert!(text.ends_with("# to_upper(b)\nHI\n# a\n{\"x\":1}\n"), "{text}");
+        assert!(
+            text.ends_with("# to_upper(b)\nHI\n# a\n{\"x\":1}\n"),
+            "{text}"
+        );
     }
 
     #[test]
     fn syntax_errors_point_at_the_position() {
-        let options = QueryOptions { expressions: vec!["a.[".to_owned()], ..Default::default() };
+        let options = QueryOptions {
+            expressions: vec!["a.[".to_owned()],
+            ..Default::default()
+        };
         let error = run_query(&options, "{}").expect_err("invalid");
         let text = error.to_string();
         assert!(text.starts_with("SyntaxError: "), "{text}");
@@ -193,15 +238,24 @@ mod tests {
 
     #[test]
     fn evaluation_errors_are_reported() {
-        let options = QueryOptions { expressions: vec!["no_such_function(a)".to_owned()], ..Default::default() };
+        let options = QueryOptions {
+            expressions: vec!["no_such_function(a)".to_owned()],
+            ..Default::default()
+        };
         let error = run_query(&options, "{}").expect_err("unknown function");
-        assert!(error.to_string().starts_with("error evaluating JMESPath expression"), "{error}");
+        assert!(
+            error
+                .to_string()
+                .starts_with("error evaluating JMESPath expression"),
+            "{error}"
+        );
     }
 
     #[test]
     fn a_query_or_an_input_is_required() {
         let mut out = Vec::new();
-        let error = query(&QueryOptions::default(), &mut "".as_bytes(), &mut out).expect_err("nothing");
+        let error =
+            query(&QueryOptions::default(), &mut "".as_bytes(), &mut out).expect_err("nothing");
         assert!(matches!(error, JpError::NothingToDo));
     }
 
@@ -210,20 +264,28 @@ mod tests {
         let mut out = Vec::new();
         functions(&["truncate".to_owned()], &mut out).expect("writes");
         let text = String::from_utf8(out).expect("utf-8");
-        assert!(text.starts_with("Name: truncate\n  Signature: truncate("), "{text}");
+        assert!(
+            text.starts_with("Name: truncate\n  Signature: truncate("),
+            "{text}"
+        );
         assert!(text.ends_with("\n\n"), "{text}");
         let mut all = Vec::new();
         functions(&[], &mut all).expect("writes");
         let all = String::from_utf8(all).expect("utf-8");
-        assert!(all.matches("Name: ").count() > 51, "standard and custom functions");
+        assert!(
+            all.matches("Name: ").count() > 51,
+            "standard and custom functions"
+        );
     }
 
     #[test]
     fn parse_reports_syntax_errors() {
         let mut out = Vec::new();
-        let error = parse(&["foo[".to_owned()], &[], &mut "".as_bytes(), &mut out).expect_err("invalid");
+        let error =
+            parse(&["foo[".to_owned()], &[], &mut "".as_bytes(), &mut out).expect_err("invalid");
         assert!(matches!(error, JpError::Syntax(_)));
-        let error = parse(&["foo.bar".to_owned()], &[], &mut "".as_bytes(), &mut out).expect_err("no tree yet");
+        let error = parse(&["foo.bar".to_owned()], &[], &mut "".as_bytes(), &mut out)
+            .expect_err("no tree yet");
         assert!(matches!(error, JpError::AstUnavailable));
     }
 }

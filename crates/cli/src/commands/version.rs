@@ -4,8 +4,16 @@ use std::io::{self, Write};
 /// Writes the version, build time and commit, as upstream does.
 pub fn run(out: &mut dyn Write) -> io::Result<()> {
     writeln!(out, "Version: {}", env!("CARGO_PKG_VERSION"))?;
-    writeln!(out, "Time: {}", option_env!("KYVERNO_BUILD_TIME").unwrap_or("---"))?;
-    writeln!(out, "Git commit ID: {}", option_env!("KYVERNO_GIT_COMMIT").unwrap_or("---"))
+    writeln!(
+        out,
+        "Time: {}",
+        option_env!("KYVERNO_BUILD_TIME").unwrap_or("---")
+    )?;
+    writeln!(
+        out,
+        "Git commit ID: {}",
+        option_env!("KYVERNO_GIT_COMMIT").unwrap_or("---")
+    )
 }
 
 #[cfg(test)]

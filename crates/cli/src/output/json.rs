@@ -140,7 +140,10 @@ mod tests {
     fn scalars_and_escaped_quotes_are_kept() {
         assert_eq!(go_json_pretty(&json!("a\"b")), "\"a\\\"b\"");
         assert_eq!(go_json_pretty(&json!(3.0)), "3");
-        assert_eq!(go_json_compact(&json!({"k": [1, true]})), "{\"k\":[1,true]}");
+        assert_eq!(
+            go_json_compact(&json!({"k": [1, true]})),
+            "{\"k\":[1,true]}"
+        );
     }
 
     #[test]
@@ -161,7 +164,11 @@ mod tests {
                     reason: "Excluded".to_owned(),
                 }],
             }],
-            summary: Summary { rows: 1, passed: 1, failed: 0 },
+            summary: Summary {
+                rows: 1,
+                passed: 1,
+                failed: 0,
+            },
         };
         let value = serde_json::to_value(&report).expect("serializes");
         assert_eq!(

@@ -66,7 +66,10 @@ pub struct Cell {
 impl Cell {
     /// A cell with the given text and style.
     pub fn new(text: impl Into<String>, style: Style) -> Self {
-        Self { text: text.into(), style }
+        Self {
+            text: text.into(),
+            style,
+        }
     }
 }
 
@@ -98,7 +101,11 @@ impl Table {
         let wrapped: Vec<Vec<Vec<String>>> = self
             .rows
             .iter()
-            .map(|row| row.iter().map(|cell| wrap(&cell.text, MAX_CELL_WIDTH)).collect())
+            .map(|row| {
+                row.iter()
+                    .map(|cell| wrap(&cell.text, MAX_CELL_WIDTH))
+                    .collect()
+            })
             .collect();
         let widths: Vec<usize> = self
             .headers
@@ -132,7 +139,10 @@ impl Table {
             for line in 0..height {
                 out.push('│');
                 for (column, width) in widths.iter().enumerate() {
-                    let text = cells.get(column).and_then(|lines| lines.get(line)).map_or("", String::as_str);
+                    let text = cells
+                        .get(column)
+                        .and_then(|lines| lines.get(line))
+                        .map_or("", String::as_str);
                     let padded = match self.aligns.get(column) {
                         Some(Align::Right) => format!("{text:>width$}"),
                         _ => format!("{text:<width$}"),
@@ -179,7 +189,11 @@ pub fn wrap(text: &str, width: usize) -> Vec<String> {
             loop {
                 let line_length = line.chars().count();
                 let word_length = word.chars().count();
-                let needed = if line.is_empty() { word_length } else { line_length + 1 + word_length };
+                let needed = if line.is_empty() {
+                    word_length
+                } else {
+                    line_length + 1 + word_length
+                };
                 if needed <= width {
                     if !line.is_empty() {
                         line.push(' ');
@@ -192,7 +206,10 @@ pub fn wrap(text: &str, width: usize) -> Vec<String> {
                     continue;
                 }
                 // A word longer than the width is split.
-                let split = word.char_indices().nth(width).map_or(word.len(), |(index, _)| index);
+                let split = word
+                    .char_indices()
+                    .nth(width)
+                    .map_or(word.len(), |(index, _)| index);
                 lines.push(word[..split].to_owned());
                 word = &word[split..];
                 if word.is_empty() {
@@ -210,7 +227,11 @@ mod tests {
     use super::*;
 
     fn columns() -> Vec<(&'static str, Align)> {
-        vec![("ID", Align::Right), ("POLICY", Align::Left), ("REASON", Align::Left)]
+        vec![
+            ("ID", Align::Right),
+            ("POLICY", Align::Left),
+            ("REASON", Align::Left),
+        ]
     }
 
     #[test]
@@ -225,7 +246,11 @@ mod tests {
     #[test]
     fn numbers_align_right_and_text_left() {
         let mut table = Table::new(&columns());
-        table.push(vec![Cell::new("1", Style::Plain), Cell::new("a-long-policy", Style::Name), Cell::new("Ok", Style::Plain)]);
+        table.push(vec![
+            Cell::new("1", Style::Plain),
+            Cell::new("a-long-policy", Style::Name),
+            Cell::new("Ok", Style::Plain),
+        ]);
         assert_eq!(
             table.render(false),
             "┌────┬───────────────┬────────┐\n\
@@ -239,7 +264,11 @@ mod tests {
     #[test]
     fn colors_wrap_padded_text_without_changing_the_layout() {
         let mut table = Table::new(&columns());
-        table.push(vec![Cell::new("1", Style::Plain), Cell::new("p", Style::Name), Cell::new("Ok", Style::Good)]);
+        table.push(vec![
+            Cell::new("1", Style::Plain),
+            Cell::new("p", Style::Name),
+            Cell::new("Ok", Style::Good),
+        ]);
         let colored = table.render(true);
         assert!(colored.contains("\x1b[36;1mp     \x1b[0m"), "{colored:?}");
         let stripped = colored
@@ -263,8 +292,15 @@ mod tests {
     #[test]
     fn multi_line_cells_make_taller_rows() {
         let mut table = Table::new(&columns());
-        table.push(vec![Cell::new("1", Style::Plain), Cell::new("p", Style::Plain), Cell::new("a\nb", Style::Plain)]);
+        table.push(vec![
+            Cell::new("1", Style::Plain),
+            Cell::new("p", Style::Plain),
+            Cell::new("a\nb", Style::Plain),
+        ]);
         let text = table.render(false);
-        assert!(text.contains("│  1 │ p      │ a      │\n│    │        │ b      │\n"), "{text}");
+        assert!(
+            text.contains("│  1 │ p      │ a      │\n│    │        │ b      │\n"),
+            "{text}"
+        );
     }
 }

@@ -524,7 +524,11 @@ fn managed_pod_resources() {
 fn conformance_dir() -> Option<std::path::PathBuf> {
     let dir =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/kyverno-policies");
-    assert!(dir.is_dir(), "conformance corpus not found at {}", dir.display());
+    assert!(
+        dir.is_dir(),
+        "conformance corpus not found at {}",
+        dir.display()
+    );
     Some(dir)
 }
 

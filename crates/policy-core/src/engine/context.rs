@@ -48,7 +48,10 @@ impl RuleContext {
             .and_then(|rest| rest.split_once(':'))
         {
             variables.set("serviceAccountName", Value::String(name.to_owned()));
-            variables.set("serviceAccountNamespace", Value::String(namespace.to_owned()));
+            variables.set(
+                "serviceAccountNamespace",
+                Value::String(namespace.to_owned()),
+            );
         }
         Self { variables }
     }
@@ -111,11 +114,23 @@ impl RuleContext {
         Ok(())
     }
 
-    fn load_entry(&mut self, entry: &ContextEntry, provider: &dyn ContextProvider) -> Result<(), EngineError> {
+    fn load_entry(
+        &mut self,
+        entry: &ContextEntry,
+        provider: &dyn ContextProvider,
+    ) -> Result<(), EngineError> {
         let name = &entry.name;
         if let Some(variable) = &entry.variable {
-            let default = variable.default.as_ref().map(|d| self.substitute(d)).transpose()?;
-            let path = variable.jmes_path.as_deref().map(|p| self.substitute_str(p)).transpose()?;
+            let default = variable
+                .default
+                .as_ref()
+                .map(|d| self.substitute(d))
+                .transpose()?;
+            let path = variable
+                .jmes_path
+                .as_deref()
+                .map(|p| self.substitute_str(p))
+                .transpose()?;
             let mut output = default.clone();
             if let Some(value) = &variable.value {
                 let value = self.substitute(value)?;
@@ -158,31 +173,44 @@ impl RuleContext {
                 Some(namespace) => self.substitute_str(namespace)?,
                 None => "default".to_owned(),
             };
-            let lookup = provider
-                .config_map(&namespace, &cm_name)
-                .map_err(|e| EngineError::Context(format!("failed to load ConfigMap {namespace}/{cm_name}: {e}")))?;
+            let lookup = provider.config_map(&namespace, &cm_name).map_err(|e| {
+                EngineError::Context(format!(
+                    "failed to load ConfigMap {namespace}/{cm_name}: {e}"
+                ))
+            })?;
             self.store_lookup(name, lookup, None, None)
         } else if let Some(api_call) = &entry.api_call {
             let lookup = self.call_api(api_call, provider)?;
-            self.store_lookup(name, lookup, api_call.jmes_path.as_deref(), api_call.default.as_ref())
+            self.store_lookup(
+                name,
+                lookup,
+                api_call.jmes_path.as_deref(),
+                api_call.default.as_ref(),
+            )
         } else if let Some(reference) = &entry.global_reference {
             let gctx_name = self.substitute_str(&reference.name)?;
-            let lookup = provider
-                .global_context(&gctx_name)
-                .map_err(|e| EngineError::Context(format!("failed to load global context entry {gctx_name}: {e}")))?;
+            let lookup = provider.global_context(&gctx_name).map_err(|e| {
+                EngineError::Context(format!(
+                    "failed to load global context entry {gctx_name}: {e}"
+                ))
+            })?;
             self.store_lookup(name, lookup, reference.jmes_path.as_deref(), None)
         } else if let Some(registry) = &entry.image_registry {
             let reference = self.substitute_str(&registry.reference)?;
-            let lookup = provider
-                .image_data(&reference)
-                .map_err(|e| EngineError::Context(format!("failed to fetch image data for {reference}: {e}")))?;
+            let lookup = provider.image_data(&reference).map_err(|e| {
+                EngineError::Context(format!("failed to fetch image data for {reference}: {e}"))
+            })?;
             self.store_lookup(name, lookup, registry.jmes_path.as_deref(), None)
         } else {
             Ok(())
         }
     }
 
-    fn call_api(&self, call: &ApiCall, provider: &dyn ContextProvider) -> Result<Lookup, EngineError> {
+    fn call_api(
+        &self,
+        call: &ApiCall,
+        provider: &dyn ContextProvider,
+    ) -> Result<Lookup, EngineError> {
         let method = match call.method {
             Some(HttpMethod::Post) => "POST",
             Some(HttpMethod::Get) | None => "GET",
@@ -209,10 +237,12 @@ impl RuleContext {
         };
         match outcome {
             Ok(lookup) => Ok(lookup),
-            Err(_) if call.default.is_some() => {
-                Ok(Lookup::Found(self.substitute(call.default.as_ref().unwrap_or(&Value::Null))?))
-            }
-            Err(error) => Err(EngineError::Context(format!("failed to execute APICall: {error}"))),
+            Err(_) if call.default.is_some() => Ok(Lookup::Found(
+                self.substitute(call.default.as_ref().unwrap_or(&Value::Null))?,
+            )),
+            Err(error) => Err(EngineError::Context(format!(
+                "failed to execute APICall: {error}"
+            ))),
         }
     }
 
@@ -225,7 +255,9 @@ impl RuleContext {
         jmes_path: Option<&str>,
         default: Option<&Value>,
     ) -> Result<(), EngineError> {
-        let Lookup::Found(data) = lookup else { return Ok(()) };
+        let Lookup::Found(data) = lookup else {
+            return Ok(());
+        };
         let value = match jmes_path.filter(|p| !p.is_empty()) {
             Some(path) => {
                 let path = self.substitute_str(path)?;
@@ -248,7 +280,9 @@ impl RuleContext {
     }
 }
 
-fn operation_name(operation: kyverno_api::kyverno::v1::match_resources::AdmissionOperation) -> &'static str {
+fn operation_name(
+    operation: kyverno_api::kyverno::v1::match_resources::AdmissionOperation,
+) -> &'static str {
     use kyverno_api::kyverno::v1::match_resources::AdmissionOperation;
     match operation {
         AdmissionOperation::Create => "CREATE",

@@ -78,27 +78,35 @@ pub struct Environment<'a> {
 
 /// Applies the validate rules of `policy` to `request`: one response per rule that matches the
 /// resource, in rule order (autogen rules included).
-pub fn validate(policy: &LoadedPolicy, request: &ResourceRequest, environment: &Environment<'_>) -> PolicyResponse {
+pub fn validate(
+    policy: &LoadedPolicy,
+    request: &ResourceRequest,
+    environment: &Environment<'_>,
+) -> PolicyResponse {
     let mut response = PolicyResponse::default();
     if autogen::is_managed_pod_resource(&policy.annotations, request) {
         return response;
     }
-    let images = crate::images::extract_images(request.resource(), &BTreeMap::new()).unwrap_or(Value::Null);
+    let images =
+        crate::images::extract_images(request.resource(), &BTreeMap::new()).unwrap_or(Value::Null);
     let mut base = RuleContext::for_request(request, images);
     base.set_variables(&environment.values.global);
     base.set_variables(&environment.values.resource);
     let policy_key = policy.key();
     let is_delete = request.operation() == Some(AdmissionOperation::Delete);
     for rule in &policy.rules {
-        let Some(validation) = &rule.validate else { continue };
+        let Some(validation) = &rule.validate else {
+            continue;
+        };
         if rule_matches(rule, policy.namespace.as_deref(), request).is_err() {
             continue;
         }
         let mut context = base.clone();
-        if !rule.image_extractors.is_empty() {
-            if let Ok(images) = crate::images::extract_images(request.resource(), &rule.image_extractors) {
-                context.set_variable("images", images);
-            }
+        if !rule.image_extractors.is_empty()
+            && let Ok(images) =
+                crate::images::extract_images(request.resource(), &rule.image_extractors)
+        {
+            context.set_variable("images", images);
         }
         let rule_values = environment.values.rules.get(&rule.name);
         if let Some(values) = rule_values {
@@ -131,15 +139,23 @@ pub fn validate(policy: &LoadedPolicy, request: &ResourceRequest, environment: &
                 continue;
             }
             Err(e) => {
-                response.rules.push(error("failed to evaluate preconditions", &e));
+                response
+                    .rules
+                    .push(error("failed to evaluate preconditions", &e));
                 continue;
             }
         }
-        let found = find_exceptions(environment.exceptions, &policy_key, &rule.name, request, |conditions| {
-            Conditions::from(conditions)
-                .evaluate(|value| context.substitute(value))
-                .is_ok_and(|verdict| verdict.holds)
-        });
+        let found = find_exceptions(
+            environment.exceptions,
+            &policy_key,
+            &rule.name,
+            request,
+            |conditions| {
+                Conditions::from(conditions)
+                    .evaluate(|value| context.substitute(value))
+                    .is_ok_and(|verdict| verdict.holds)
+            },
+        );
         let verdict = ExceptionVerdict::new(found, validation.pod_security.is_some());
         let exemptions = match &verdict {
             ExceptionVerdict::Skip { message, .. } => {
@@ -162,8 +178,13 @@ pub fn validate(policy: &LoadedPolicy, request: &ResourceRequest, environment: &
             exemptions: &exemptions,
             is_delete,
         };
-        let Some(mut rule_response) = validator.validate(&mut context, request.resource()) else { continue };
-        if rule_response.status == RuleStatus::Skip && !exemptions.is_empty() && rule_response.message.is_empty() {
+        let Some(mut rule_response) = validator.validate(&mut context, request.resource()) else {
+            continue;
+        };
+        if rule_response.status == RuleStatus::Skip
+            && !exemptions.is_empty()
+            && rule_response.message.is_empty()
+        {
             rule_response.message = verdict.pod_security_skip_message();
         }
         let applied = matches!(rule_response.status, RuleStatus::Pass | RuleStatus::Fail);
@@ -177,8 +198,13 @@ pub fn validate(policy: &LoadedPolicy, request: &ResourceRequest, environment: &
 
 /// Evaluates a rule's preconditions: whether they hold, and the message upstream adds to the
 /// skip reason.
-fn preconditions_hold(preconditions: Option<&Value>, context: &RuleContext) -> Result<(bool, String), EngineError> {
-    let Some(preconditions) = preconditions else { return Ok((true, String::new())) };
+fn preconditions_hold(
+    preconditions: Option<&Value>,
+    context: &RuleContext,
+) -> Result<(bool, String), EngineError> {
+    let Some(preconditions) = preconditions else {
+        return Ok((true, String::new()));
+    };
     let conditions = parse_conditions(preconditions)?;
     let verdict = conditions.evaluate(|value| context.substitute(value))?;
     Ok((verdict.holds, verdict.message))

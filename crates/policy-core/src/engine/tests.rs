@@ -11,9 +11,18 @@ fn policy(yaml: &str) -> LoadedPolicy {
     LoadedPolicy::from_cluster_policy(policy).expect("loads")
 }
 
-fn run(policy: &LoadedPolicy, resource: Value, exceptions: &[PolicyException], values: &SuppliedValues) -> Vec<(String, RuleStatus, String)> {
+fn run(
+    policy: &LoadedPolicy,
+    resource: Value,
+    exceptions: &[PolicyException],
+    values: &SuppliedValues,
+) -> Vec<(String, RuleStatus, String)> {
     let request = ResourceRequest::new(Arc::new(resource));
-    let environment = Environment { provider: &NoExternalData, exceptions, values };
+    let environment = Environment {
+        provider: &NoExternalData,
+        exceptions,
+        values,
+    };
     validate(policy, &request, &environment)
         .rules
         .into_iter()
@@ -48,7 +57,11 @@ fn pattern_rules_pass_and_fail_with_upstream_messages() {
     let none = SuppliedValues::default();
     assert_eq!(
         run(&policy, pod("a", json!({"team": "x"})), &[], &none),
-        [("team".to_owned(), RuleStatus::Pass, "validation rule 'team' passed.".to_owned())]
+        [(
+            "team".to_owned(),
+            RuleStatus::Pass,
+            "validation rule 'team' passed.".to_owned()
+        )]
     );
     assert_eq!(
         run(&policy, pod("b", json!({})), &[], &none),
@@ -70,7 +83,10 @@ fn autogen_rules_check_pod_controllers_and_unmatched_kinds_get_no_response() {
     });
     let results = run(&policy, deployment, &[], &SuppliedValues::default());
     assert_eq!(results.len(), 1);
-    assert_eq!((results[0].0.as_str(), results[0].1), ("autogen-team", RuleStatus::Fail));
+    assert_eq!(
+        (results[0].0.as_str(), results[0].1),
+        ("autogen-team", RuleStatus::Fail)
+    );
     let config_map = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}});
     assert!(run(&policy, config_map, &[], &SuppliedValues::default()).is_empty());
 }
@@ -105,16 +121,29 @@ spec:
     let mut latest = pod("p", json!({}));
     latest["spec"]["containers"][0]["image"] = json!("nginx:latest");
     let none = SuppliedValues::default();
-    assert_eq!(run(&policy, latest.clone(), &[], &none)[0].1, RuleStatus::Fail);
-    assert_eq!(run(&policy, latest.clone(), &[], &none)[0].2, "p uses latest");
-    assert_eq!(run(&policy, pod("q", json!({})), &[], &none)[0].1, RuleStatus::Pass);
+    assert_eq!(
+        run(&policy, latest.clone(), &[], &none)[0].1,
+        RuleStatus::Fail
+    );
+    assert_eq!(
+        run(&policy, latest.clone(), &[], &none)[0].2,
+        "p uses latest"
+    );
+    assert_eq!(
+        run(&policy, pod("q", json!({})), &[], &none)[0].1,
+        RuleStatus::Pass
+    );
     let update = SuppliedValues {
         global: serde_json::from_value(json!({"request.operation": "UPDATE"})).expect("map"),
         ..SuppliedValues::default()
     };
     let skipped = run(&policy, latest, &[], &update);
     assert_eq!(skipped[0].1, RuleStatus::Skip);
-    assert!(skipped[0].2.starts_with("preconditions not met"), "{}", skipped[0].2);
+    assert!(
+        skipped[0].2.starts_with("preconditions not met"),
+        "{}",
+        skipped[0].2
+    );
 }
 
 #[test]
@@ -135,11 +164,25 @@ spec:
 "#,
     );
     let mut two = pod("p", json!({}));
-    two["spec"]["containers"] = json!([{"name": "a", "image": "a:1"}, {"name": "b", "image": "b:latest"}]);
+    two["spec"]["containers"] =
+        json!([{"name": "a", "image": "a:1"}, {"name": "b", "image": "b:latest"}]);
     let result = run(&policy, two, &[], &SuppliedValues::default());
     assert_eq!(result[0].1, RuleStatus::Fail);
-    assert!(result[0].2.starts_with("validation failure: "), "{}", result[0].2);
-    assert_eq!(run(&policy, pod("ok", json!({})), &[], &SuppliedValues::default())[0].1, RuleStatus::Pass);
+    assert!(
+        result[0].2.starts_with("validation failure: "),
+        "{}",
+        result[0].2
+    );
+    assert_eq!(
+        run(
+            &policy,
+            pod("ok", json!({})),
+            &[],
+            &SuppliedValues::default()
+        )[0]
+        .1,
+        RuleStatus::Pass
+    );
 }
 
 #[test]
@@ -156,7 +199,12 @@ spec:
 "#,
     )
     .expect("valid exception");
-    let result = run(&policy, pod("b", json!({})), &[exception], &SuppliedValues::default());
+    let result = run(
+        &policy,
+        pod("b", json!({})),
+        &[exception],
+        &SuppliedValues::default(),
+    );
     assert_eq!(result[0].1, RuleStatus::Skip);
     assert!(result[0].2.contains("default/allow-b"), "{}", result[0].2);
 }
@@ -179,7 +227,16 @@ spec:
       pattern: {metadata: {name: "?*"}}
 "#,
     );
-    let result = run(&policy, pod("p", json!({})), &[], &SuppliedValues::default());
+    let result = run(
+        &policy,
+        pod("p", json!({})),
+        &[],
+        &SuppliedValues::default(),
+    );
     assert_eq!(result[0].1, RuleStatus::Error);
-    assert!(result[0].2.starts_with("failed to load context"), "{}", result[0].2);
+    assert!(
+        result[0].2.starts_with("failed to load context"),
+        "{}",
+        result[0].2
+    );
 }

@@ -52,12 +52,19 @@ impl<'a> Validator<'a> {
     }
 
     /// Validates the rule; `None` when it has nothing to check (upstream returns no response).
-    pub(crate) fn validate(&self, context: &mut RuleContext, resource: &Value) -> Option<RuleResponse> {
+    pub(crate) fn validate(
+        &self,
+        context: &mut RuleContext,
+        resource: &Value,
+    ) -> Option<RuleResponse> {
         let validation = self.validation;
         let checks = Checks {
             pattern: validation.pattern.as_ref(),
             any_pattern: validation.any_pattern.as_ref(),
-            deny: validation.deny.as_ref().map(|deny| deny.conditions.as_ref().unwrap_or(&Value::Null)),
+            deny: validation
+                .deny
+                .as_ref()
+                .map(|deny| deny.conditions.as_ref().unwrap_or(&Value::Null)),
         };
         if !checks.is_empty() {
             return self.check(&checks, context, resource);
@@ -87,7 +94,12 @@ impl<'a> Validator<'a> {
     }
 
     /// Checks one level: deny conditions if any, else the patterns.
-    fn check(&self, checks: &Checks<'_>, context: &RuleContext, resource: &Value) -> Option<RuleResponse> {
+    fn check(
+        &self,
+        checks: &Checks<'_>,
+        context: &RuleContext,
+        resource: &Value,
+    ) -> Option<RuleResponse> {
         if let Some(conditions) = checks.deny {
             return Some(self.validate_deny(conditions, context));
         }
@@ -114,7 +126,10 @@ impl<'a> Validator<'a> {
             Err(error) => return self.error("failed to check deny conditions", error),
         };
         if !verdict.holds {
-            return self.response(RuleStatus::Pass, format!("validation rule '{}' passed.", self.rule.name));
+            return self.response(
+                RuleStatus::Pass,
+                format!("validation rule '{}' passed.", self.rule.name),
+            );
         }
         let message = match &self.validation.message {
             None => format!("validation error: rule {} failed", self.rule.name),
@@ -123,7 +138,12 @@ impl<'a> Validator<'a> {
         self.response(RuleStatus::Fail, message)
     }
 
-    fn validate_patterns(&self, checks: &Checks<'_>, context: &RuleContext, resource: &Value) -> RuleResponse {
+    fn validate_patterns(
+        &self,
+        checks: &Checks<'_>,
+        context: &RuleContext,
+        resource: &Value,
+    ) -> RuleResponse {
         if let Some(pattern) = checks.pattern {
             let pattern = match context.substitute_at(pattern, "/validate/pattern") {
                 Ok(pattern) => pattern,
@@ -137,7 +157,9 @@ impl<'a> Validator<'a> {
                 PatternOutcome::Error { .. } => RuleStatus::Error,
             };
             let message = match (&outcome, self.message(context)) {
-                (PatternOutcome::Pass | PatternOutcome::Skip { .. }, _) => outcome.rule_message(&self.rule.name, ""),
+                (PatternOutcome::Pass | PatternOutcome::Skip { .. }, _) => {
+                    outcome.rule_message(&self.rule.name, "")
+                }
                 (_, Ok(message)) => outcome.rule_message(&self.rule.name, &message),
                 (_, Err(error)) => format!(
                     "validation error: variables substitution error in rule {} execution error: {error}",
@@ -147,7 +169,10 @@ impl<'a> Validator<'a> {
             return self.response(status, message);
         }
         let Some(any_pattern) = checks.any_pattern else {
-            return self.response(RuleStatus::Pass, self.validation.message.clone().unwrap_or_default());
+            return self.response(
+                RuleStatus::Pass,
+                self.validation.message.clone().unwrap_or_default(),
+            );
         };
         let any_pattern = match context.substitute_at(any_pattern, "/validate/anyPattern") {
             Ok(any_pattern) => any_pattern,
@@ -165,7 +190,10 @@ impl<'a> Validator<'a> {
             pattern::AnyPatternOutcome::Skip { .. } => RuleStatus::Skip,
             pattern::AnyPatternOutcome::Fail { .. } => RuleStatus::Fail,
         };
-        let message = outcome.rule_message(&self.rule.name, self.validation.message.as_deref().unwrap_or(""));
+        let message = outcome.rule_message(
+            &self.rule.name,
+            self.validation.message.as_deref().unwrap_or(""),
+        );
         self.response(status, message)
     }
 
@@ -179,14 +207,18 @@ impl<'a> Validator<'a> {
             Err(error) => return self.error("failed to evaluate pod security", error),
         };
         if !self.exemptions.is_empty() {
-            let exemptions: Vec<PodSecurityStandard> = self.exemptions.iter().map(|e| (*e).clone()).collect();
+            let exemptions: Vec<PodSecurityStandard> =
+                self.exemptions.iter().map(|e| (*e).clone()).collect();
             outcome.apply_exclusions(&exemptions);
             if outcome.is_allowed() {
                 return self.response(RuleStatus::Skip, String::new());
             }
         }
         if outcome.is_allowed() {
-            self.response(RuleStatus::Pass, format!("Validation rule '{}' passed.", self.rule.name))
+            self.response(
+                RuleStatus::Pass,
+                format!("Validation rule '{}' passed.", self.rule.name),
+            )
         } else {
             self.response(RuleStatus::Fail, outcome.violation_message(&self.rule.name))
         }
@@ -203,9 +235,14 @@ impl<'a> Validator<'a> {
     ) -> RuleResponse {
         let mut applied = 0;
         for foreach in declarations {
-            let Some(expression) = foreach.list.as_deref() else { continue };
-            let Ok(elements) = evaluate_list(expression, context) else { continue };
-            let (response, count) = self.validate_elements(foreach, &elements, context, resource, nesting);
+            let Some(expression) = foreach.list.as_deref() else {
+                continue;
+            };
+            let Ok(elements) = evaluate_list(expression, context) else {
+                continue;
+            };
+            let (response, count) =
+                self.validate_elements(foreach, &elements, context, resource, nesting);
             if response.status != RuleStatus::Pass {
                 return response;
             }
@@ -299,7 +336,10 @@ impl<'a> Validator<'a> {
         let checks = Checks {
             pattern: foreach.pattern.as_ref(),
             any_pattern: foreach.any_pattern.as_ref(),
-            deny: foreach.deny.as_ref().map(|deny| deny.conditions.as_ref().unwrap_or(&Value::Null)),
+            deny: foreach
+                .deny
+                .as_ref()
+                .map(|deny| deny.conditions.as_ref().unwrap_or(&Value::Null)),
         };
         if !checks.is_empty() {
             return self.check(&checks, context, target);
@@ -312,16 +352,24 @@ impl<'a> Validator<'a> {
 }
 
 /// Evaluates a foreach `list` expression (with variables) to its elements.
-pub(crate) fn evaluate_list(expression: &str, context: &RuleContext) -> Result<Vec<Value>, EngineError> {
+pub(crate) fn evaluate_list(
+    expression: &str,
+    context: &RuleContext,
+) -> Result<Vec<Value>, EngineError> {
     let expression = context.substitute_str(expression)?;
     match context.query(&expression)? {
         Value::Array(items) => Ok(items),
         Value::Null => Ok(Vec::new()),
-        other => Err(EngineError::Context(format!("foreach list is not an array: {other}"))),
+        other => Err(EngineError::Context(format!(
+            "foreach list is not an array: {other}"
+        ))),
     }
 }
 
 /// Whether `resource` is the request's object itself (not a foreach element).
 fn resource_is_request_object(resource: &Value, context: &RuleContext) -> bool {
-    context.data().pointer("/request/object").is_some_and(|object| object == resource)
+    context
+        .data()
+        .pointer("/request/object")
+        .is_some_and(|object| object == resource)
 }

@@ -33,6 +33,11 @@ pub fn search(expression: &str, data: &Value) -> Result<Value, JmesPathError> {
     Runtime::default().search(expression, data)
 }
 
+/// Checks that `expression` is valid JMESPath without evaluating it (the parse is cached).
+pub fn parse(expression: &str) -> Result<(), JmesPathError> {
+    compile(expression).map(drop)
+}
+
 /// Every function available in expressions, standard and custom, sorted by name.
 pub fn function_catalogue() -> Vec<FunctionInfo> {
     functions::catalogue()

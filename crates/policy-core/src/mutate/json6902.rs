@@ -44,29 +44,29 @@ pub(super) fn parse(patch_text: &str) -> Result<Vec<PatchOperation>, MutateError
 }
 
 /// Applies `operations` to `doc` in order; stops at the first that does not apply.
-pub(super) fn apply(doc: &mut Value, operations: &[PatchOperation]) -> Result<(), MutateError> {
-    for (index, operation) in operations.iter().enumerate() {
+pub(super) fn apply(doc: &mut Value, operations: Vec<PatchOperation>) -> Result<(), MutateError> {
+    for (index, operation) in operations.into_iter().enumerate() {
+        let path = operation.path().to_string();
         apply_operation(doc, operation).map_err(|reason| MutateError::ApplyPatch {
             index,
-            path: operation.path().to_string(),
+            path,
             reason,
         })?;
     }
     Ok(())
 }
 
-fn apply_operation(doc: &mut Value, operation: &PatchOperation) -> Result<(), String> {
+fn apply_operation(doc: &mut Value, operation: PatchOperation) -> Result<(), String> {
     let resolved = match operation {
-        PatchOperation::Add(add) => PatchOperation::Add(AddOperation {
-            path: resolve(doc, &add.path, Target::InsertCreatingParents)?,
-            value: add.value.clone(),
-        }),
+        PatchOperation::Add(mut add) => {
+            add.path = resolve(doc, &add.path, Target::InsertCreatingParents)?;
+            PatchOperation::Add(add)
+        }
         PatchOperation::Remove(remove) => match resolve_existing(doc, &remove.path)? {
             Some(path) => PatchOperation::Remove(RemoveOperation { path }),
             None => return Ok(()),
         },
-        PatchOperation::Replace(replace) => {
-            let mut replace = replace.clone();
+        PatchOperation::Replace(mut replace) => {
             replace.path = resolve(doc, &replace.path, Target::Existing)?;
             PatchOperation::Replace(replace)
         }
@@ -82,14 +82,12 @@ fn apply_operation(doc: &mut Value, operation: &PatchOperation) -> Result<(), St
                 value,
             })
         }
-        PatchOperation::Copy(copy) => {
-            let mut copy = copy.clone();
+        PatchOperation::Copy(mut copy) => {
             copy.from = resolve(doc, &copy.from, Target::Existing)?;
             copy.path = resolve(doc, &copy.path, Target::Insert)?;
             PatchOperation::Copy(copy)
         }
-        PatchOperation::Test(test) => {
-            let mut test = test.clone();
+        PatchOperation::Test(mut test) => {
             test.path = resolve(doc, &test.path, Target::Existing)?;
             // Upstream passes a test for `null` on a missing path.
             if test.value.is_null() && doc.pointer(test.path.as_str()).is_none() {

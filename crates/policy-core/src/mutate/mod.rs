@@ -104,7 +104,7 @@ pub fn strategic_merge(resource: &Value, patch: &Value) -> Result<Value, MutateE
 pub fn apply_json6902(resource: &Value, patch_text: &str) -> Result<Value, MutateError> {
     let operations = json6902::parse(patch_text)?;
     let mut patched = resource.clone();
-    json6902::apply(&mut patched, &operations)?;
+    json6902::apply(&mut patched, operations)?;
     Ok(patched)
 }
 

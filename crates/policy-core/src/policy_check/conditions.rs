@@ -35,7 +35,8 @@ const OPERATORS: [&str; 18] = [
 /// Values a condition on `{{request.operation}}` may compare with.
 const OPERATIONS: [&str; 4] = ["CREATE", "UPDATE", "DELETE", "CONNECT"];
 
-const MISSING_FIELD: &str = "entered value of `key`, `value` or `operator` is missing or misspelled";
+const MISSING_FIELD: &str =
+    "entered value of `key`, `value` or `operator` is missing or misspelled";
 
 /// How much of a condition block upstream checks.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -50,12 +51,25 @@ enum Scope {
 pub(super) fn check_rule(rule: &RuleContext<'_>, issues: &mut Issues) {
     let r = rule.rule;
     if let Some(preconditions) = &r.preconditions {
-        check_raw(preconditions, &rule.at("preconditions"), Scope::Full, issues);
+        check_raw(
+            preconditions,
+            &rule.at("preconditions"),
+            Scope::Full,
+            issues,
+        );
     }
     if let Some(validate) = &r.validate {
-        if let Some(conditions) = validate.deny.as_ref().and_then(|deny| deny.conditions.as_ref())
+        if let Some(conditions) = validate
+            .deny
+            .as_ref()
+            .and_then(|deny| deny.conditions.as_ref())
         {
-            check_raw(conditions, &rule.at("validate.deny.conditions"), Scope::Full, issues);
+            check_raw(
+                conditions,
+                &rule.at("validate.deny.conditions"),
+                Scope::Full,
+                issues,
+            );
         }
         check_validate_foreach(&validate.foreach, &rule.at("validate.foreach"), issues);
     }
@@ -78,7 +92,12 @@ pub(super) fn check_rule(rule: &RuleContext<'_>, issues: &mut Issues) {
             .and_then(|validate| validate.deny.as_ref())
             .and_then(|deny| deny.conditions.as_ref())
         {
-            check_raw(conditions, &format!("{path}.validate.deny.conditions"), Scope::Full, issues);
+            check_raw(
+                conditions,
+                &format!("{path}.validate.deny.conditions"),
+                Scope::Full,
+                issues,
+            );
         }
     }
 }
@@ -89,7 +108,11 @@ fn check_validate_foreach(foreach: &[ForEachValidation], path: &str, issues: &mu
         if let Some(preconditions) = &entry.preconditions {
             check_typed(preconditions, &join(&entry_path, "preconditions"), issues);
         }
-        if let Some(conditions) = entry.deny.as_ref().and_then(|deny| deny.conditions.as_ref()) {
+        if let Some(conditions) = entry
+            .deny
+            .as_ref()
+            .and_then(|deny| deny.conditions.as_ref())
+        {
             check_raw(
                 conditions,
                 &join(&entry_path, "deny.conditions"),
@@ -122,7 +145,10 @@ fn check_typed(conditions: &AnyAllConditions, path: &str, issues: &mut Issues) {
     for (list, items) in [("any", &conditions.any), ("all", &conditions.all)] {
         for (index, condition) in items.iter().enumerate() {
             if condition.operator.is_none() {
-                issues.push(format!("{path}.{list}[{index}].operator"), invalid_operator());
+                issues.push(
+                    format!("{path}.{list}[{index}].operator"),
+                    invalid_operator(),
+                );
             }
         }
     }
@@ -155,7 +181,12 @@ fn check_raw(conditions: &Value, path: &str, scope: Scope, issues: &mut Issues) 
     for (list, items) in lists {
         for (index, item) in items.iter().enumerate() {
             let item_path = format!("{}[{index}]", join(path, list));
-            check_condition(item.as_object().unwrap_or(&no_fields), &item_path, scope, issues);
+            check_condition(
+                item.as_object().unwrap_or(&no_fields),
+                &item_path,
+                scope,
+                issues,
+            );
         }
     }
 }
@@ -220,7 +251,9 @@ fn check_operation_values(value: &Value, path: &str, issues: &mut Issues) {
         }
         Value::Array(items) => {
             for (index, item) in items.iter().enumerate() {
-                let text = item.as_str().map_or_else(|| item.to_string(), str::to_owned);
+                let text = item
+                    .as_str()
+                    .map_or_else(|| item.to_string(), str::to_owned);
                 if !OPERATIONS.contains(&text.as_str()) {
                     issues.push(format!("{path}[{index}]"), unknown(&text));
                 }

@@ -34,9 +34,7 @@ fn entry_problem(entry: &ContextEntry, uses_assert: bool) -> Option<String> {
         return Some("a name is required for context entries".to_owned());
     }
     // kyverno-json bindings are named after the entries.
-    let single_word = name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '_');
+    let single_word = name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if uses_assert && !single_word {
         return Some(format!(
             "context entry name {name} is invalid, it must be a single word when the validation rule uses `assert`"
@@ -74,7 +72,10 @@ fn entry_problem(entry: &ContextEntry, uses_assert: bool) -> Option<String> {
         }
     }
     if let Some(api_call) = &entry.api_call {
-        if api_call.url_path.as_deref().is_some_and(|path| !path.is_empty())
+        if api_call
+            .url_path
+            .as_deref()
+            .is_some_and(|path| !path.is_empty())
             && api_call.service.is_some()
         {
             return Some("a URLPath cannot be used for service API calls".to_owned());

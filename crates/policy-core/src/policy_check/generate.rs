@@ -60,7 +60,10 @@ pub(super) fn check(rule: &RuleContext<'_>, issues: &mut Issues) {
         && let Err(error) = check_pattern_anchors(data, |_| false)
     {
         let (at, message) = pattern_issue(&join(&path, "data"), data, &error);
-        issues.push(at, format!("anchors not supported on generate resources: {message}"));
+        issues.push(
+            at,
+            format!("anchors not supported on generate resources: {message}"),
+        );
     }
     let generated_kind = pattern.resource.kind.as_deref().unwrap_or_default();
     let matched_kinds = rule

@@ -85,15 +85,15 @@ pub fn check_policy_with_scope(
         .iter()
         .map(|rule| serde_json::to_value(rule).unwrap_or_default())
         .collect();
-    let mut policy = PolicyContext {
+    let background = spec.background.unwrap_or(true);
+    let policy = PolicyContext {
         spec,
         namespaced: kind == "Policy",
         namespace: namespace.unwrap_or_default(),
-        background: spec.background.unwrap_or(true),
-        strictness: Strictness::Admission,
+        background,
+        strictness: Strictness::of(spec, background, &rule_values),
         is_cluster_scoped,
     };
-    policy.strictness = Strictness::of(&policy, &rule_values);
     let mut issues = Issues::default();
     spec::check(&policy, name, &mut issues);
     for (index, (rule, json)) in spec.rules.iter().zip(&rule_values).enumerate() {
@@ -286,11 +286,5 @@ fn go_unmarshal_error(value: &Value, go_type: &str) -> String {
 
 /// The syntax error of a JMESPath expression, if it does not parse.
 fn jmespath_syntax_error(expression: &str) -> Option<JmesPathError> {
-    // The jmespath module has no public parse-only entry point yet: evaluating against `null`
-    // parses the expression first, and only a syntax error means the expression is invalid
-    // (other errors come from evaluating it against the wrong data).
-    match jmespath::search(expression, &Value::Null) {
-        Err(error @ JmesPathError::Syntax { .. }) => Some(error),
-        _ => None,
-    }
+    jmespath::parse(expression).err()
 }

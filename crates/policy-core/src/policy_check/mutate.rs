@@ -60,7 +60,10 @@ pub(super) fn check(rule: &RuleContext<'_>, issues: &mut Issues) {
 fn check_foreach(foreach: &[ForEachMutation], path: &str, issues: &mut Issues) {
     for (index, entry) in foreach.iter().enumerate() {
         let entry_path = format!("{path}[{index}]");
-        let json_patch = entry.patches_json6902.as_deref().is_some_and(|p| !p.is_empty());
+        let json_patch = entry
+            .patches_json6902
+            .as_deref()
+            .is_some_and(|p| !p.is_empty());
         let strategic_merge = entry.patch_strategic_merge.is_some();
         match entry.nested() {
             Err(error) => issues.push(
@@ -73,7 +76,10 @@ fn check_foreach(foreach: &[ForEachMutation], path: &str, issues: &mut Issues) {
                     || json_patch
                     || strategic_merge
                 {
-                    issues.push(entry_path, "a nested foreach cannot contain other declarations");
+                    issues.push(
+                        entry_path,
+                        "a nested foreach cannot contain other declarations",
+                    );
                 } else {
                     check_foreach(&nested, &join(&entry_path, "foreach"), issues);
                 }
@@ -126,7 +132,10 @@ fn check_json_patch(patch: &str, path: &str, issues: &mut Issues) {
             ),
             Some(other) => issues.push(path, go_unmarshal_error(other, "string")),
         }
-        let kind = fields.get("op").and_then(Value::as_str).unwrap_or("unknown");
+        let kind = fields
+            .get("op")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown");
         match kind {
             "remove" | "move" | "copy" => {}
             "add" | "replace" | "test" => {

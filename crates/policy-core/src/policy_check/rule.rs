@@ -11,8 +11,7 @@ use crate::matching::validate_match_resources;
 use crate::wildcard;
 
 /// The message for rules that match no kind but check more than metadata.
-const METADATA_ONLY: &str =
-    "policy can only deal with the metadata field of the resource if the rule does not match any kind";
+const METADATA_ONLY: &str = "policy can only deal with the metadata field of the resource if the rule does not match any kind";
 
 pub(super) fn check(rule: &RuleContext<'_>, issues: &mut Issues) {
     check_rule_type(rule, issues);
@@ -59,9 +58,12 @@ fn check_rule_type(rule: &RuleContext<'_>, issues: &mut Issues) {
 
 /// The `match` and `exclude` blocks of a rule with their names.
 fn blocks(rule: &Rule) -> impl Iterator<Item = (&'static str, &MatchResources)> {
-    [("match", Some(&rule.match_resources)), ("exclude", rule.exclude.as_ref())]
-        .into_iter()
-        .filter_map(|(name, block)| block.map(|block| (name, block)))
+    [
+        ("match", Some(&rule.match_resources)),
+        ("exclude", rule.exclude.as_ref()),
+    ]
+    .into_iter()
+    .filter_map(|(name, block)| block.map(|block| (name, block)))
 }
 
 fn check_blocks(rule: &RuleContext<'_>, issues: &mut Issues) {
@@ -70,8 +72,7 @@ fn check_blocks(rule: &RuleContext<'_>, issues: &mut Issues) {
         for problem in validate_match_resources(block, &path, rule.policy.namespaced) {
             issues.push(problem.path, problem.problem.to_string());
         }
-        if (!block.any.is_empty() || !block.all.is_empty()) && !is_empty(block.resources.as_ref())
-        {
+        if (!block.any.is_empty() || !block.all.is_empty()) && !is_empty(block.resources.as_ref()) {
             issues.push(
                 path,
                 format!("can't specify any/all together with {name} resources"),
@@ -120,7 +121,12 @@ fn described_filters<'a>(
     filters
         .iter()
         .enumerate()
-        .map(|(index, filter)| (format!("{list}[{index}].resources"), filter.resources.as_ref()))
+        .map(|(index, filter)| {
+            (
+                format!("{list}[{index}].resources"),
+                filter.resources.as_ref(),
+            )
+        })
         .collect()
 }
 
@@ -132,7 +138,11 @@ fn only_deals_with_metadata(rule: &Rule) -> bool {
         _ => true,
     };
     if let Some(mutate) = &rule.mutate {
-        if !mutate.patch_strategic_merge.as_ref().is_none_or(metadata_only) {
+        if !mutate
+            .patch_strategic_merge
+            .as_ref()
+            .is_none_or(metadata_only)
+        {
             return false;
         }
         // Upstream decodes the patch as JSON only; a YAML patch is not looked at.
@@ -197,7 +207,8 @@ fn matches_empty_set(matched: &MatchResources, excluded: Option<&MatchResources>
     let covers = |wide: &[String], narrow: &[String]| {
         wide.is_empty() || (!narrow.is_empty() && narrow.iter().all(|item| wide.contains(item)))
     };
-    if !covers(&e_user.roles, &m_user.roles) || !covers(&e_user.cluster_roles, &m_user.cluster_roles)
+    if !covers(&e_user.roles, &m_user.roles)
+        || !covers(&e_user.cluster_roles, &m_user.cluster_roles)
     {
         return false;
     }
@@ -273,17 +284,16 @@ static WILDCARD_ALLOWED_VARIABLE: LazyLock<Result<Regex, regex::Error>> = LazyLo
 /// The kind `*` selects every kind; upstream restricts what such rules may do.
 fn check_wildcard_kinds(rule: &RuleContext<'_>, issues: &mut Issues) {
     for (name, block) in blocks(rule.rule) {
-        let lists = block
-            .any
-            .iter()
-            .enumerate()
-            .map(|(index, filter)| (format!("{name}.any[{index}]"), filter.resources.as_ref()))
-            .chain(
-                block.all.iter().enumerate().map(|(index, filter)| {
+        let lists =
+            block
+                .any
+                .iter()
+                .enumerate()
+                .map(|(index, filter)| (format!("{name}.any[{index}]"), filter.resources.as_ref()))
+                .chain(block.all.iter().enumerate().map(|(index, filter)| {
                     (format!("{name}.all[{index}]"), filter.resources.as_ref())
-                }),
-            )
-            .chain([(name.to_owned(), block.resources.as_ref())]);
+                }))
+                .chain([(name.to_owned(), block.resources.as_ref())]);
         for (path, description) in lists {
             let Some(kinds) = description.map(|d| &d.kinds) else {
                 continue;
@@ -320,9 +330,13 @@ fn wildcard_kinds_problem(rule: &RuleContext<'_>, kinds: &[String]) -> Option<&'
         if has_patterns && !only_deals_with_metadata(r) {
             return Some(METADATA_ONLY);
         }
-        if let Some(Value::Array(conditions)) =
-            validate.deny.as_ref().and_then(|deny| deny.conditions.as_ref())
-            && conditions.iter().any(|condition| !deny_key_on_metadata(condition))
+        if let Some(Value::Array(conditions)) = validate
+            .deny
+            .as_ref()
+            .and_then(|deny| deny.conditions.as_ref())
+            && conditions
+                .iter()
+                .any(|condition| !deny_key_on_metadata(condition))
         {
             return Some(METADATA_ONLY);
         }

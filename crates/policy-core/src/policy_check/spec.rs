@@ -115,7 +115,7 @@ fn check_deprecated_fields(policy: &PolicyContext<'_>, issues: &mut Issues) {
 
 /// Whether mutate-existing rules are applied on policy updates: the first mutate rule that says
 /// decides, then the deprecated policy-wide field (upstream `GetMutateExistingOnPolicyUpdate`).
-pub(super) fn mutate_existing_on_policy_update(policy: &PolicyContext<'_>) -> bool {
+fn mutate_existing_on_policy_update(policy: &PolicyContext<'_>) -> bool {
     policy
         .spec
         .rules
@@ -130,7 +130,11 @@ fn check_mutate_existing_targets(policy: &PolicyContext<'_>, issues: &mut Issues
         return;
     }
     for (index, rule) in policy.spec.rules.iter().enumerate() {
-        if rule.mutate.as_ref().is_some_and(|mutate| mutate.targets.is_empty()) {
+        if rule
+            .mutate
+            .as_ref()
+            .is_some_and(|mutate| mutate.targets.is_empty())
+        {
             issues.push(
                 format!("spec.rules[{index}].mutate.targets"),
                 format!(
@@ -234,7 +238,10 @@ struct ActionNamespaces<'a> {
 }
 
 /// A wildcard of one action matching a namespace or a wildcard of the other action.
-fn wildcard_conflict(audit: &ActionNamespaces<'_>, enforce: &ActionNamespaces<'_>) -> Option<String> {
+fn wildcard_conflict(
+    audit: &ActionNamespaces<'_>,
+    enforce: &ActionNamespaces<'_>,
+) -> Option<String> {
     let first_match = |patterns: &BTreeSet<&str>, texts: &BTreeSet<&str>| {
         patterns.iter().find_map(|pattern| {
             texts

@@ -76,8 +76,8 @@ fn shared_dir() -> PathBuf {
 /// Top-level policy files of every policy directory of the families without suffix and `-cel`.
 fn corpus_policy_files() -> Vec<PathBuf> {
     let root = shared_dir().join("conformance/kyverno-policies");
-    let families = std::fs::read_dir(&root)
-        .unwrap_or_else(|error| panic!("{}: {error}", root.display()));
+    let families =
+        std::fs::read_dir(&root).unwrap_or_else(|error| panic!("{}: {error}", root.display()));
     let mut files = Vec::new();
     for family in families {
         let family = family.expect("family").path();
@@ -99,7 +99,10 @@ fn corpus_policy_files() -> Vec<PathBuf> {
             }
             for file in std::fs::read_dir(&policy_dir).expect("policy files") {
                 let file = file.expect("file").path();
-                if file.extension().is_some_and(|extension| extension == "yaml") {
+                if file
+                    .extension()
+                    .is_some_and(|extension| extension == "yaml")
+                {
                     files.push(file);
                 }
             }
@@ -194,9 +197,8 @@ fn match_must_select_resources_with_kinds() {
             "match resources not specified"
         )]
     );
-    let no_kinds = format!(
-        "    match:\n      any:\n      - resources:\n          namespaces: [a]\n{PATTERN}"
-    );
+    let no_kinds =
+        format!("    match:\n      any:\n      - resources:\n          namespaces: [a]\n{PATTERN}");
     assert_eq!(
         issues(&cluster_policy("", &no_kinds)),
         vec![pair(
@@ -339,7 +341,10 @@ fn foreach_needs_a_list_and_one_check() {
     let found = issues(&cluster_policy("", &bad_nested));
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0].0, "spec.rules[0].validate.foreach[0].foreach");
-    assert!(found[0].1.starts_with("invalid nested foreach: "), "{found:?}");
+    assert!(
+        found[0].1.starts_with("invalid nested foreach: "),
+        "{found:?}"
+    );
 }
 
 #[test]
@@ -446,7 +451,10 @@ fn variables_must_parse_and_name_something_the_rule_knows() {
     );
     let found = issues(&cluster_policy("", &rule));
     assert_eq!(found.len(), 2, "{found:?}");
-    assert_eq!(found[0].0, "spec.rules[0].validate.deny.conditions.any[0].key");
+    assert_eq!(
+        found[0].0,
+        "spec.rules[0].validate.deny.conditions.any[0].key"
+    );
     assert_eq!(
         found[0].1,
         "policy contains invalid variables: variable substitution failed for rule r: variable unknown.value must match regex \"request\\.|element|elementIndex|@|images|images\\.|image\\.|([a-z_0-9]+\\()[^{}]\" or patterns [cm.data cm.metadata cm.data.* cm.metadata.* my-vars*]"
@@ -471,7 +479,10 @@ fn nested_and_escaped_variables() {
     );
     let found = issues(&cluster_policy("", &unknown_inner));
     assert_eq!(found.len(), 1, "{found:?}");
-    assert!(found[0].1.contains("variable who must match regex"), "{found:?}");
+    assert!(
+        found[0].1.contains("variable who must match regex"),
+        "{found:?}"
+    );
 }
 
 #[test]
@@ -511,16 +522,17 @@ fn background_rules_cannot_filter_on_users() {
             "only select variables are allowed in background mode. Set spec.background=false to disable background mode for this policy rule: invalid variable used at path: spec/rules[0]/match/any[0]/subjects"
         )]
     );
-    assert_eq!(issues(&cluster_policy("  background: false\n", &rule)), vec![]);
+    assert_eq!(
+        issues(&cluster_policy("  background: false\n", &rule)),
+        vec![]
+    );
 }
 
 #[test]
 fn variables_are_forbidden_where_they_cannot_be_known() {
-    let rule = format!(
-        "    match:\n      any:\n      - resources:\n          kinds: [Pod]\n          names: ['{{{{ request.object.metadata.name }}}}']\n    mutate:\n      patchesJson6902: |-\n        - op: add\n          path: /metadata/labels/{{{{ request.object.kind }}}}\n          value: x\n"
-    );
+    let rule = "    match:\n      any:\n      - resources:\n          kinds: [Pod]\n          names: ['{{ request.object.metadata.name }}']\n    mutate:\n      patchesJson6902: |-\n        - op: add\n          path: /metadata/labels/{{ request.object.kind }}\n          value: x\n";
     assert_eq!(
-        issues(&cluster_policy("", &rule)),
+        issues(&cluster_policy("", rule)),
         vec![
             pair(
                 "spec.rules[0].mutate.patchesJson6902",
@@ -584,7 +596,10 @@ fn context_entries_need_exactly_one_valid_source() {
     );
     assert_eq!(
         found[6],
-        pair("spec.rules[0].context[7]", "a name is required for context entries")
+        pair(
+            "spec.rules[0].context[7]",
+            "a name is required for context entries"
+        )
     );
 }
 
@@ -789,7 +804,10 @@ fn generate_rules_need_a_target() {
                 "spec.rules[0].generate.clone/cloneList",
                 "Forbidden: Generation Rule Clone/CloneList should not have variables"
             ),
-            pair("spec.rules[0].generate.name", "Forbidden: name can not be empty"),
+            pair(
+                "spec.rules[0].generate.name",
+                "Forbidden: name can not be empty"
+            ),
             pair(
                 "spec.rules[0].generate.apiVersion",
                 "Forbidden: apiVersion can not be empty"
@@ -810,8 +828,7 @@ fn generate_scope_comes_from_the_caller() {
         check_policy("ClusterPolicy", "p", None, &policy.spec),
         vec![PolicyIssue {
             path: "spec.rules[0].generate.namespace".to_owned(),
-            message: "Forbidden: target namespace must be set for a namespaced resource"
-                .to_owned()
+            message: "Forbidden: target namespace must be set for a namespaced resource".to_owned()
         }]
     );
     let cluster_scoped = |kind: &str| kind.ends_with("/ClusterRole");
@@ -907,7 +924,10 @@ fn cel_rules_are_accepted_structurally() {
                 "spec.rules[0].validate.cel.paramRef.parameterNotFoundAction",
                 "cel.paramRef.parameterNotFoundAction is required"
             ),
-            pair("spec.rules[0].validate.cel.paramKind", "cel.paramKind is required"),
+            pair(
+                "spec.rules[0].validate.cel.paramKind",
+                "cel.paramKind is required"
+            ),
         ]
     );
     let stray_precondition = valid_rule(&format!(
@@ -968,7 +988,10 @@ fn mutate_existing_on_policy_update_needs_targets() {
         "    mutate:\n      mutateExistingOnPolicyUpdate: true\n      patchStrategicMerge:\n        metadata:\n          labels:\n            a: b\n",
     );
     assert_eq!(
-        issues(&cluster_policy("  mutateExistingOnPolicyUpdate: true\n", &rule)),
+        issues(&cluster_policy(
+            "  mutateExistingOnPolicyUpdate: true\n",
+            &rule
+        )),
         vec![
             pair(
                 "spec.mutateExistingOnPolicyUpdate",
@@ -991,7 +1014,10 @@ fn label_and_annotation_values_are_strings() {
     assert_eq!(
         issues(&cluster_policy("", &rule)),
         vec![
-            pair("spec.rules[0].validate.pattern.metadata.labels.replicas", message),
+            pair(
+                "spec.rules[0].validate.pattern.metadata.labels.replicas",
+                message
+            ),
             pair(
                 "spec.rules[0].validate.pattern.spec.template.metadata.annotations.enabled",
                 message
@@ -1015,31 +1041,13 @@ fn complete_rules_of_every_type_are_valid() {
 }
 
 #[test]
-fn tmp_scan_cli_corpus() {
-    let root = shared_dir().join("conformance/kyverno-cli");
-    let mut stack = vec![root];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).expect("dir") {
-            let path = entry.expect("entry").path();
-            if path.is_dir() { stack.push(path); continue; }
-            if !path.extension().is_some_and(|e| e == "yaml" || e == "yml") { continue; }
-            let Ok(text) = std::fs::read_to_string(&path) else { continue };
-            let Ok(docs) = documents(&path.display().to_string(), &text) else { continue };
-            for document in docs {
-                if document.value.get("spec").is_none() { continue; }
-                let found = match (document.api_version(), document.kind()) {
-                    ("kyverno.io/v1", "ClusterPolicy") => match document.decode::<ClusterPolicy>() {
-                        Ok(p) => check_policy("ClusterPolicy", p.metadata.name.as_deref().unwrap_or_default(), None, &p.spec),
-                        Err(e) => { println!("DECODE {e}"); continue }
-                    },
-                    ("kyverno.io/v1", "Policy") => match document.decode::<Policy>() {
-                        Ok(p) => check_policy("Policy", p.metadata.name.as_deref().unwrap_or_default(), p.metadata.namespace.as_deref().or(Some("default")), &p.spec),
-                        Err(e) => { println!("DECODE {e}"); continue }
-                    },
-                    _ => continue,
-                };
-                for issue in found { println!("{}: {issue}", path.display()); }
-            }
-        }
-    }
+fn mutate_existing_rules_applied_on_policy_updates_have_no_requester() {
+    let rule = "    match:\n      any:\n      - resources:\n          kinds: [Secret]\n    mutate:\n      mutateExistingOnPolicyUpdate: true\n      targets:\n      - apiVersion: v1\n        kind: ConfigMap\n        namespace: default\n      patchStrategicMerge:\n        metadata:\n          labels:\n            by: '{{ serviceAccountName }}'\n";
+    assert_eq!(
+        issues(&cluster_policy("  background: false\n", rule)),
+        vec![pair(
+            "spec.rules[0].mutate.patchStrategicMerge.metadata.labels.by",
+            "update event, policy contains invalid variables: variable substitution failed for rule r: variable serviceAccountName must match regex \"request\\.|element|elementIndex|@|images|images\\.|image\\.|target\\.|([a-z_0-9]+\\()[^{}]\" or patterns []"
+        )]
+    );
 }

@@ -8,8 +8,7 @@ use super::{Issues, RuleContext, go_unmarshal_error, join, pattern_issue, withou
 use crate::pattern::check_pattern;
 use crate::pod_security::check_spec;
 
-const LABELS_NOT_STRINGS: &str =
-    "labels and annotations supports only string values, \"use double quotes around the non string values\"";
+const LABELS_NOT_STRINGS: &str = "labels and annotations supports only string values, \"use double quotes around the non string values\"";
 
 pub(super) fn check(rule: &RuleContext<'_>, issues: &mut Issues) {
     let Some(validate) = &rule.rule.validate else {
@@ -179,7 +178,10 @@ fn check_cel(cel: &Cel, path: &str, issues: &mut Issues) {
             );
         }
         if blank(&kind.kind) {
-            issues.push(format!("{path}.paramKind.kind"), "cel.paramKind.kind is required");
+            issues.push(
+                format!("{path}.paramKind.kind"),
+                "cel.paramKind.kind is required",
+            );
         }
         if cel.param_ref.is_none() {
             issues.push(format!("{path}.paramRef"), "cel.paramRef is required");

@@ -9,12 +9,13 @@ use std::sync::LazyLock;
 
 use kyverno_api::kyverno::v1::context::ContextEntry;
 use kyverno_api::kyverno::v1::match_resources::UserInfo;
+use kyverno_api::kyverno::v1::policy::Spec;
 use kyverno_api::kyverno::v1::rule::Rule;
 use regex::Regex;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Issues, PolicyContext, RuleContext, jmespath_syntax_error};
+use super::{Issues, RuleContext, jmespath_syntax_error};
 
 /// A variable, with the character before it (which must not be `\`) in group 1 and the
 /// variable itself in group 2 (upstream `RegexVariables`).
@@ -32,24 +33,29 @@ static USER_VARIABLE: LazyLock<Result<Regex, regex::Error>> = LazyLock::new(|| {
     )
 });
 
-/// Variables always allowed, by where the rule runs. Upstream matches them anywhere in the
-/// variable, so any expression mentioning `request` (or calling a function) is accepted.
-const ALLOWED: &str = r"request|serviceAccountName|serviceAccountNamespace|element|elementIndex|@|images|image|([a-z_0-9]+\()[^{}]";
-const ALLOWED_IN_BACKGROUND: &str =
-    r"request\.|element|elementIndex|@|images|images\.|image\.|([a-z_0-9]+\()[^{}]";
-const ALLOWED_IN_TARGET: &str = r"request\.|serviceAccountName|serviceAccountNamespace|element|elementIndex|@|images|images\.|image\.|target\.|([a-z_0-9]+\()[^{}]";
-const ALLOWED_IN_BACKGROUND_TARGET: &str =
-    r"request\.|element|elementIndex|@|images|images\.|image\.|target\.|([a-z_0-9]+\()[^{}]";
+/// Variables always allowed, by where the rule runs: at admission, in the background (or on
+/// policy updates), and the same for rules mutating existing targets. Upstream matches them
+/// anywhere in the variable, so any expression mentioning `request` (or calling a function) is
+/// accepted at admission.
+const ALLOWED: [&str; 4] = [
+    r"request|serviceAccountName|serviceAccountNamespace|element|elementIndex|@|images|image|([a-z_0-9]+\()[^{}]",
+    r"request\.|element|elementIndex|@|images|images\.|image\.|([a-z_0-9]+\()[^{}]",
+    r"request\.|serviceAccountName|serviceAccountNamespace|element|elementIndex|@|images|images\.|image\.|target\.|([a-z_0-9]+\()[^{}]",
+    r"request\.|element|elementIndex|@|images|images\.|image\.|target\.|([a-z_0-9]+\()[^{}]",
+];
 
-static ALLOWED_REGEXES: LazyLock<[Result<Regex, regex::Error>; 4]> = LazyLock::new(|| {
-    [
-        ALLOWED,
-        ALLOWED_IN_BACKGROUND,
-        ALLOWED_IN_TARGET,
-        ALLOWED_IN_BACKGROUND_TARGET,
-    ]
-    .map(Regex::new)
-});
+static ALLOWED_REGEXES: LazyLock<[Result<Regex, regex::Error>; 4]> =
+    LazyLock::new(|| ALLOWED.map(Regex::new));
+
+/// The variables always allowed (as written, and compiled) in a rule checked with
+/// `strictness`, mutating existing targets or not.
+fn allowed_variables(
+    strictness: Strictness,
+    in_target: bool,
+) -> (&'static str, Option<&'static Regex>) {
+    let index = usize::from(strictness != Strictness::Admission) + 2 * usize::from(in_target);
+    (ALLOWED[index], ALLOWED_REGEXES[index].as_ref().ok())
+}
 
 /// The background-mode message prefix of upstream's user variable errors.
 const BACKGROUND_USER_PREFIX: &str = "only select variables are allowed in background mode. Set spec.background=false to disable background mode for this policy rule: ";
@@ -69,18 +75,19 @@ pub(super) enum Strictness {
 }
 
 impl Strictness {
-    /// The strictness of a policy whose rules serialize to `rules`.
-    pub(super) fn of(policy: &PolicyContext<'_>, rules: &[Value]) -> Strictness {
-        if policy.background {
+    /// The strictness of a policy with `spec`, background processing enabled or not, and rules
+    /// that serialize to `rules`.
+    pub(super) fn of(spec: &Spec, background: bool, rules: &[Value]) -> Strictness {
+        if background {
             return Strictness::Background;
         }
         // Upstream checks mutate-existing rules on policy updates only when the policy has
         // variables at all.
-        let applied_on_update = policy.spec.rules.iter().any(|rule| {
+        let applied_on_update = spec.rules.iter().any(|rule| {
             rule.mutate.as_ref().is_some_and(|mutate| {
                 mutate
                     .mutate_existing_on_policy_update
-                    .unwrap_or(policy.spec.mutate_existing_on_policy_update == Some(true))
+                    .unwrap_or(spec.mutate_existing_on_policy_update == Some(true))
             })
         });
         if applied_on_update && rules.iter().any(value_has_variables) {
@@ -130,9 +137,14 @@ fn variables_of(text: &str) -> impl Iterator<Item = &str> {
 
 fn value_has_variables(value: &Value) -> bool {
     let mut found = false;
-    visit_strings(value, &mut String::new(), &mut String::new(), &mut |text, _, _| {
-        found = found || has_variables(text);
-    });
+    visit_strings(
+        value,
+        &mut String::new(),
+        &mut String::new(),
+        &mut |text, _, _| {
+            found = found || has_variables(text);
+        },
+    );
     found
 }
 
@@ -195,22 +207,8 @@ pub(super) fn check_rule(rule: &RuleContext<'_>, issues: &mut Issues) {
         .mutate
         .as_ref()
         .is_some_and(|mutate| !mutate.targets.is_empty());
-    let allowed = match (strictness == Strictness::Admission, in_target) {
-        (true, false) => 0,
-        (false, false) => 1,
-        (true, true) => 2,
-        (false, true) => 3,
-    };
-    let (allowed_source, allowed_regex) = (
-        [
-            ALLOWED,
-            ALLOWED_IN_BACKGROUND,
-            ALLOWED_IN_TARGET,
-            ALLOWED_IN_BACKGROUND_TARGET,
-        ][allowed],
-        ALLOWED_REGEXES[allowed].as_ref().ok(),
-    );
-    // Without user variables, upstream skips their check when any rule mutates existing
+    let (allowed_source, allowed_regex) = allowed_variables(strictness, in_target);
+    // Upstream skips the user variable check when any rule of the policy mutates existing
     // resources.
     let user_variables_checked = user_prefix.is_some()
         && !rule.policy.spec.rules.iter().any(|other| {
@@ -220,6 +218,9 @@ pub(super) fn check_rule(rule: &RuleContext<'_>, issues: &mut Issues) {
                 .is_some_and(|mutate| !mutate.targets.is_empty())
         });
     let mut visit = |text: &str, pointer: &str, field: &str| {
+        if !text.contains("{{") {
+            return;
+        }
         let path = rule.at(field);
         if user_variables_checked
             && let Some(prefix) = user_prefix
@@ -255,23 +256,32 @@ pub(super) fn check_rule(rule: &RuleContext<'_>, issues: &mut Issues) {
             );
         }
     };
-    visit_strings(rule.json, &mut String::new(), &mut String::new(), &mut visit);
+    visit_strings(
+        rule.json,
+        &mut String::new(),
+        &mut String::new(),
+        &mut visit,
+    );
 }
 
 /// Background rules cannot filter on who made a request (upstream `hasUserMatchExclude`).
 fn check_user_filters(rule: &RuleContext<'_>, prefix: &str, issues: &mut Issues) {
     let r = rule.rule;
-    let mut filters: Vec<(String, &UserInfo)> = vec![("match".to_owned(), &r.match_resources.user_info)];
+    let mut filters: Vec<(String, &UserInfo)> =
+        vec![("match".to_owned(), &r.match_resources.user_info)];
     if let Some(exclude) = &r.exclude {
         filters.push(("exclude".to_owned(), &exclude.user_info));
     }
-    let lists = [("match.any", &r.match_resources.any), ("match.all", &r.match_resources.all)]
-        .into_iter()
-        .chain(
-            r.exclude
-                .iter()
-                .flat_map(|exclude| [("exclude.all", &exclude.all), ("exclude.any", &exclude.any)]),
-        );
+    let lists = [
+        ("match.any", &r.match_resources.any),
+        ("match.all", &r.match_resources.all),
+    ]
+    .into_iter()
+    .chain(
+        r.exclude
+            .iter()
+            .flat_map(|exclude| [("exclude.all", &exclude.all), ("exclude.any", &exclude.any)]),
+    );
     for (list, items) in lists {
         filters.extend(
             items
@@ -312,10 +322,16 @@ fn check_forbidden_sections(rule: &RuleContext<'_>, prefix: &str, issues: &mut I
             format!("{prefix}rule \"{name}\" should not have variables in {section}"),
         );
     };
-    if let Some(patch) = r.mutate.as_ref().and_then(|m| m.patches_json6902.as_deref())
+    if let Some(patch) = r
+        .mutate
+        .as_ref()
+        .and_then(|m| m.patches_json6902.as_deref())
         && json_patch_paths_have_variables(patch)
     {
-        forbid(rule.at("mutate.patchesJson6902"), "patchesJSON6902 path section");
+        forbid(
+            rule.at("mutate.patchesJson6902"),
+            "patchesJSON6902 path section",
+        );
     }
     if let Some(exclude) = &r.exclude
         && object_has_variables(exclude)
@@ -330,7 +346,10 @@ fn check_forbidden_sections(rule: &RuleContext<'_>, prefix: &str, issues: &mut I
             .image_references
             .iter()
             .chain(verification.image.as_ref());
-        if references.into_iter().any(|reference| has_variables(reference)) {
+        if references
+            .into_iter()
+            .any(|reference| has_variables(reference))
+        {
             forbid(
                 rule.at(&format!("verifyImages[{index}].imageReferences")),
                 "image reference section",
@@ -429,7 +448,9 @@ fn substitution_problem(
                 continue;
             }
             if expression.is_empty() {
-                return Some(format!("failed to resolve {expression}: invalid query (nil)"));
+                return Some(format!(
+                    "failed to resolve {expression}: invalid query (nil)"
+                ));
             }
             if let Some(error) = jmespath_syntax_error(&expression) {
                 return Some(format!(

@@ -12,7 +12,11 @@ const SIGNATURE_ALGORITHMS: [&str; 5] = ["", "sha224", "sha256", "sha384", "sha5
 
 pub(super) fn check(rule: &RuleContext<'_>, issues: &mut Issues) {
     // Upstream carries the failure action of one entry over to the following ones.
-    let mut audit = rule.policy.spec.validation_failure_action.unwrap_or_default()
+    let mut audit = rule
+        .policy
+        .spec
+        .validation_failure_action
+        .unwrap_or_default()
         == ValidationFailureAction::Audit;
     for (index, verification) in rule.rule.verify_images.iter().enumerate() {
         if let Some(action) = verification.failure_action {
@@ -35,7 +39,12 @@ pub(super) fn check(rule: &RuleContext<'_>, issues: &mut Issues) {
         .image_extractors
         .values()
         .flatten()
-        .any(|extractor| extractor.jmes_path.as_deref().is_some_and(|e| !e.is_empty()));
+        .any(|extractor| {
+            extractor
+                .jmes_path
+                .as_deref()
+                .is_some_and(|e| !e.is_empty())
+        });
     if mutates_digest && extractor_expression {
         issues.push(
             rule.at("imageExtractors"),
@@ -56,7 +65,10 @@ fn check_verification(
             "Invalid value: true: mutateDigest must be set to false for \u{2018}Audit\u{2019} failure action",
         );
     }
-    let legacy_image = verification.image.as_deref().is_some_and(|image| !image.is_empty());
+    let legacy_image = verification
+        .image
+        .as_deref()
+        .is_some_and(|image| !image.is_empty());
     if verification.image_references.is_empty() && !legacy_image {
         issues.push(path, "An image reference is required");
     }
@@ -165,7 +177,11 @@ fn check_attestor(attestor: &Attestor, path: &str, issues: &mut Issues) {
                 "Either Rekor URL or roots are required",
             );
         }
-        if keyless.rekor.as_ref().is_some_and(|rekor| blank(&rekor.url)) {
+        if keyless
+            .rekor
+            .as_ref()
+            .is_some_and(|rekor| blank(&rekor.url))
+        {
             issues.push(keyless_path, "An URL is required");
         }
     }

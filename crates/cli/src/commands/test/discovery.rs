@@ -54,8 +54,15 @@ impl TestCase {
 
 /// `path` without `.` components, as Go's `filepath.Clean` leaves relative paths.
 fn clean(path: &Path) -> PathBuf {
-    let cleaned: PathBuf = path.components().filter(|component| *component != Component::CurDir).collect();
-    if cleaned.as_os_str().is_empty() { PathBuf::from(".") } else { cleaned }
+    let cleaned: PathBuf = path
+        .components()
+        .filter(|component| *component != Component::CurDir)
+        .collect();
+    if cleaned.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        cleaned
+    }
 }
 
 /// Every file named `file_name` below each folder (a file given directly is taken as is), in
@@ -74,7 +81,10 @@ pub fn discover(paths: &[PathBuf], file_name: &str) -> Result<Vec<PathBuf>, Disc
 }
 
 fn walk(dir: &Path, file_name: &str, found: &mut Vec<PathBuf>) -> Result<(), DiscoveryError> {
-    let error = |source| DiscoveryError { path: dir.to_owned(), source };
+    let error = |source| DiscoveryError {
+        path: dir.to_owned(),
+        source,
+    };
     let mut entries = std::fs::read_dir(dir)
         .and_then(|entries| entries.collect::<Result<Vec<_>, _>>())
         .map_err(error)?;
@@ -94,13 +104,21 @@ fn walk(dir: &Path, file_name: &str, found: &mut Vec<PathBuf>) -> Result<(), Dis
 pub fn read_test_cases(path: &Path) -> Vec<TestCase> {
     let documents = match loader::read_documents(path) {
         Ok(documents) => documents,
-        Err(error) => return vec![TestCase { path: path.to_owned(), test: Err(error.into()) }],
+        Err(error) => {
+            return vec![TestCase {
+                path: path.to_owned(),
+                test: Err(error.into()),
+            }];
+        }
     };
     documents
         .into_iter()
         .map(|mut document| {
             canonicalize_test(&mut document.value);
-            TestCase { path: path.to_owned(), test: parse_test(&document) }
+            TestCase {
+                path: path.to_owned(),
+                test: parse_test(&document),
+            }
         })
         .collect()
 }
@@ -118,7 +136,10 @@ mod tests {
     use super::*;
 
     fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("kyverno-cli-discovery-{name}-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!(
+            "kyverno-cli-discovery-{name}-{}",
+            std::process::id()
+        ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("scratch folder");
         dir
@@ -143,11 +164,21 @@ mod tests {
         let found = discover(std::slice::from_ref(&dir), "kyverno-test.yaml").expect("readable");
         let relative: Vec<_> = found
             .iter()
-            .map(|path| path.strip_prefix(&dir).expect("below").display().to_string())
+            .map(|path| {
+                path.strip_prefix(&dir)
+                    .expect("below")
+                    .display()
+                    .to_string()
+            })
             .collect();
         assert_eq!(
             relative,
-            ["a/.kyverno-test/kyverno-test.yaml", "a/z/kyverno-test.yaml", "b/kyverno-test.yaml", "c/kyverno-test.yaml"]
+            [
+                "a/.kyverno-test/kyverno-test.yaml",
+                "a/z/kyverno-test.yaml",
+                "b/kyverno-test.yaml",
+                "c/kyverno-test.yaml"
+            ]
         );
         let custom = discover(&[dir.join("c")], "other.yaml").expect("readable");
         assert_eq!(custom, [dir.join("c/other.yaml")]);
@@ -155,8 +186,14 @@ mod tests {
 
     #[test]
     fn a_missing_folder_is_an_error() {
-        let error = discover(&[PathBuf::from("/nonexistent/tests")], "kyverno-test.yaml").expect_err("missing");
-        assert!(error.to_string().starts_with("failed to read /nonexistent/tests"), "{error}");
+        let error = discover(&[PathBuf::from("/nonexistent/tests")], "kyverno-test.yaml")
+            .expect_err("missing");
+        assert!(
+            error
+                .to_string()
+                .starts_with("failed to read /nonexistent/tests"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -169,9 +206,15 @@ mod tests {
     fn every_document_is_a_test_case() {
         let dir = scratch("documents");
         let path = dir.join("kyverno-test.yaml");
-        write(&path, &format!("{TEST}---\n{}", TEST.replace("name: t", "name: u")));
+        write(
+            &path,
+            &format!("{TEST}---\n{}", TEST.replace("name: t", "name: u")),
+        );
         let cases = read_test_cases(&path);
-        assert_eq!(cases.iter().map(TestCase::name).collect::<Vec<_>>(), ["t", "u"]);
+        assert_eq!(
+            cases.iter().map(TestCase::name).collect::<Vec<_>>(),
+            ["t", "u"]
+        );
         assert_eq!(cases[0].dir(), dir);
     }
 
@@ -182,8 +225,14 @@ mod tests {
         write(&path, "name: old\npolicies: [p.yaml]\nresults: []\n");
         let cases = read_test_cases(&path);
         assert!(matches!(cases[0].test, Err(TestFileError::Deprecated(_))));
-        write(&path, "apiVersion: cli.kyverno.io/v1alpha1\nkind: Test\nresults:\n- policy: p\n  result: maybe\n");
-        let error = read_test_cases(&path).remove(0).test.expect_err("bad result");
+        write(
+            &path,
+            "apiVersion: cli.kyverno.io/v1alpha1\nkind: Test\nresults:\n- policy: p\n  result: maybe\n",
+        );
+        let error = read_test_cases(&path)
+            .remove(0)
+            .test
+            .expect_err("bad result");
         assert!(error.to_string().contains("results[0].result"), "{error}");
     }
 }

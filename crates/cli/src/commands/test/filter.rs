@@ -18,7 +18,10 @@ impl Selector {
         let mut selector = Self::default();
         let mut errors = Vec::new();
         for part in text.split(',').filter(|part| !part.trim().is_empty()) {
-            let Some((key, value)) = part.split_once('=').filter(|(_, value)| !value.contains('=')) else {
+            let Some((key, value)) = part
+                .split_once('=')
+                .filter(|(_, value)| !value.contains('='))
+            else {
                 errors.push(format!(
                     "Invalid test-case-selector argument ({part}). Parameter must be in the form `<key>=<value>`."
                 ));
@@ -40,7 +43,9 @@ impl Selector {
     /// The result item narrowed to the selected resources, or `None` when it is not selected.
     pub fn select(&self, result: &TestResult) -> Option<TestResult> {
         let matches = |pattern: &Option<String>, text: &str| {
-            pattern.as_deref().is_none_or(|pattern| wildcard::matches(pattern, text))
+            pattern
+                .as_deref()
+                .is_none_or(|pattern| wildcard::matches(pattern, text))
         };
         if !matches(&self.policy, &result.policy) {
             return None;
@@ -51,8 +56,14 @@ impl Selector {
             return None;
         }
         let mut selected = result.clone();
-        if self.resource.as_deref().is_some_and(|pattern| pattern != "*") {
-            selected.resources.retain(|resource| matches(&self.resource, resource));
+        if self
+            .resource
+            .as_deref()
+            .is_some_and(|pattern| pattern != "*")
+        {
+            selected
+                .resources
+                .retain(|resource| matches(&self.resource, resource));
             if selected.resources.is_empty() {
                 return None;
             }
@@ -74,24 +85,55 @@ mod tests {
         let (selector, errors) = Selector::parse("policy=*,rule=*,resource=*");
         assert!(errors.is_empty());
         let item = result("policy: p\nrule: r\nresources: [a, b]\nresult: pass\n");
-        assert_eq!(selector.select(&item).expect("selected").resources, ["a", "b"]);
+        assert_eq!(
+            selector.select(&item).expect("selected").resources,
+            ["a", "b"]
+        );
     }
 
     #[test]
     fn policies_and_rules_match_with_wildcards() {
         let (selector, _) = Selector::parse("policy=disallow-*, rule=check-?");
-        assert!(selector.select(&result("policy: disallow-latest\nrule: check-a\nresult: pass\n")).is_some());
-        assert!(selector.select(&result("policy: require-x\nrule: check-a\nresult: pass\n")).is_none());
-        assert!(selector.select(&result("policy: disallow-latest\nrule: check-ab\nresult: pass\n")).is_none());
-        assert!(selector.select(&result("policy: disallow-latest\nresult: pass\n")).is_some(), "no rule is not filtered");
+        assert!(
+            selector
+                .select(&result(
+                    "policy: disallow-latest\nrule: check-a\nresult: pass\n"
+                ))
+                .is_some()
+        );
+        assert!(
+            selector
+                .select(&result("policy: require-x\nrule: check-a\nresult: pass\n"))
+                .is_none()
+        );
+        assert!(
+            selector
+                .select(&result(
+                    "policy: disallow-latest\nrule: check-ab\nresult: pass\n"
+                ))
+                .is_none()
+        );
+        assert!(
+            selector
+                .select(&result("policy: disallow-latest\nresult: pass\n"))
+                .is_some(),
+            "no rule is not filtered"
+        );
     }
 
     #[test]
     fn resources_are_narrowed() {
         let (selector, _) = Selector::parse("resource=good-*");
         let item = result("policy: p\nrule: r\nresources: [good-a, bad-b, good-c]\nresult: pass\n");
-        assert_eq!(selector.select(&item).expect("selected").resources, ["good-a", "good-c"]);
-        assert!(selector.select(&result("policy: p\nresources: [bad]\nresult: pass\n")).is_none());
+        assert_eq!(
+            selector.select(&item).expect("selected").resources,
+            ["good-a", "good-c"]
+        );
+        assert!(
+            selector
+                .select(&result("policy: p\nresources: [bad]\nresult: pass\n"))
+                .is_none()
+        );
     }
 
     #[test]
@@ -100,6 +142,10 @@ mod tests {
         assert_eq!(errors.len(), 2);
         assert!(errors[0].contains("colour=red"));
         assert!(errors[1].contains("<key>=<value>"));
-        assert!(selector.select(&result("policy: p\nresult: pass\n")).is_some());
+        assert!(
+            selector
+                .select(&result("policy: p\nresult: pass\n"))
+                .is_some()
+        );
     }
 }

@@ -43,6 +43,9 @@ struct Outcome {
     path: String,
     name: String,
     result: Result<Vec<CheckedRow>, String>,
+    /// The rows a test that could not run was expected to produce (at least one); they count
+    /// as failed rows in the summary.
+    unrun_rows: usize,
 }
 
 /// Runs the tests and writes the results to `out`; returns whether every row met its
@@ -74,9 +77,15 @@ pub fn run(options: &TestOptions, out: &mut dyn Write) -> io::Result<bool> {
         }
     }
     let summary = summarize(&outcomes);
-    let errors = outcomes.iter().filter(|outcome| outcome.result.is_err()).count();
+    let errors = outcomes
+        .iter()
+        .filter(|outcome| outcome.result.is_err())
+        .count();
     if options.json {
-        let report = TestReport { tests: outcomes.iter().map(entry).collect(), summary };
+        let report = TestReport {
+            tests: outcomes.iter().map(entry).collect(),
+            summary,
+        };
         serde_json::to_writer_pretty(&mut *out, &report).map_err(io::Error::other)?;
         writeln!(out)?;
     } else {
@@ -95,16 +104,25 @@ fn run_case(
 ) -> io::Result<Option<Outcome>> {
     let path = case.path.display().to_string();
     let name = case.name().to_owned();
+    let mut expected_rows = 1;
     let result = match &case.test {
         Err(error) => {
             writeln!(log, "Loading test  ( {path} ) ...")?;
             Err(error.to_string())
         }
         Ok(test) => {
-            let results: Vec<_> = test.results.iter().filter_map(|result| selector.select(result)).collect();
+            let results: Vec<_> = test
+                .results
+                .iter()
+                .filter_map(|result| selector.select(result))
+                .collect();
             if results.is_empty() {
                 return Ok(None);
             }
+            expected_rows = results
+                .iter()
+                .map(|result| (result.resources.len() + result.resource_specs.len()).max(1))
+                .sum();
             writeln!(log, "Loading test  ( {path} ) ...")?;
             match runner::run(case.dir(), test, &results, log) {
                 Ok(rows) => Ok(rows),
@@ -118,28 +136,67 @@ fn run_case(
         Ok(rows) => {
             writeln!(log, "  Checking results ...")?;
             if !options.fail_only {
-                let numbered: Vec<_> = rows.iter().enumerate().map(|(index, row)| (index + 1, row)).collect();
-                write!(log, "\n{}\n", rows_table(&numbered, options.detailed_results).render(options.colors))?;
+                let numbered: Vec<_> = rows
+                    .iter()
+                    .enumerate()
+                    .map(|(index, row)| (index + 1, row))
+                    .collect();
+                write!(
+                    log,
+                    "\n{}\n",
+                    rows_table(&numbered, options.detailed_results).render(options.colors)
+                )?;
             }
         }
     }
-    Ok(Some(Outcome { path, name, result }))
+    let unrun_rows = if result.is_err() { expected_rows } else { 0 };
+    Ok(Some(Outcome {
+        path,
+        name,
+        result,
+        unrun_rows,
+    }))
 }
 
 fn summarize(outcomes: &[Outcome]) -> Summary {
-    let rows = outcomes.iter().filter_map(|outcome| outcome.result.as_ref().ok()).flatten();
+    let rows = outcomes
+        .iter()
+        .filter_map(|outcome| outcome.result.as_ref().ok())
+        .flatten();
     let (passed, failed) = rows.fold((0, 0), |(passed, failed), row| match row.ok {
         true => (passed + 1, failed),
         false => (passed, failed + 1),
     });
-    Summary { rows: passed + failed, passed, failed }
+    let failed = failed
+        + outcomes
+            .iter()
+            .map(|outcome| outcome.unrun_rows)
+            .sum::<usize>();
+    Summary {
+        rows: passed + failed,
+        passed,
+        failed,
+    }
 }
 
-fn print_summary(out: &mut dyn Write, outcomes: &[Outcome], summary: Summary, options: &TestOptions) -> io::Result<()> {
+fn print_summary(
+    out: &mut dyn Write,
+    outcomes: &[Outcome],
+    summary: Summary,
+    options: &TestOptions,
+) -> io::Result<()> {
     if options.fail_only {
-        writeln!(out, "\nTest Summary: {} out of {} tests failed", summary.failed, summary.rows)?;
+        writeln!(
+            out,
+            "\nTest Summary: {} out of {} tests failed",
+            summary.failed, summary.rows
+        )?;
     } else {
-        writeln!(out, "\nTest Summary: {} tests passed and {} tests failed", summary.passed, summary.failed)?;
+        writeln!(
+            out,
+            "\nTest Summary: {} tests passed and {} tests failed",
+            summary.passed, summary.failed
+        )?;
     }
     writeln!(out)?;
     if options.fail_only && summary.failed > 0 {
@@ -152,7 +209,11 @@ fn print_summary(out: &mut dyn Write, outcomes: &[Outcome], summary: Summary, op
             .map(|(index, row)| (index + 1, row))
             .collect();
         writeln!(out, "Aggregated Failed Test Cases : ")?;
-        write!(out, "{}", rows_table(&failed, options.detailed_results).render(options.colors))?;
+        write!(
+            out,
+            "{}",
+            rows_table(&failed, options.detailed_results).render(options.colors)
+        )?;
     }
     let errors: Vec<_> = outcomes
         .iter()
@@ -213,7 +274,12 @@ fn entry(outcome: &Outcome) -> TestEntry {
         Ok(rows) => (None, rows.iter().map(row_entry).collect()),
         Err(error) => (Some(error.clone()), Vec::new()),
     };
-    TestEntry { path: outcome.path.clone(), name: outcome.name.clone(), error, rows }
+    TestEntry {
+        path: outcome.path.clone(),
+        name: outcome.name.clone(),
+        error,
+        rows,
+    }
 }
 
 fn row_entry(row: &CheckedRow) -> RowEntry {
@@ -253,8 +319,18 @@ mod tests {
 
     #[test]
     fn tables_show_results_and_optionally_messages() {
-        let pass = row(true, Verdict::Checked { actual: PolicyResult::Pass });
-        let fail = row(false, Verdict::Checked { actual: PolicyResult::Fail });
+        let pass = row(
+            true,
+            Verdict::Checked {
+                actual: PolicyResult::Pass,
+            },
+        );
+        let fail = row(
+            false,
+            Verdict::Checked {
+                actual: PolicyResult::Fail,
+            },
+        );
         let text = rows_table(&[(1, &pass), (2, &fail)], false).render(false);
         assert_eq!(
             text,
@@ -271,34 +347,80 @@ mod tests {
     }
 
     #[test]
-    fn summaries_count_rows_of_tests_that_ran() {
+    fn summaries_count_rows_of_tests_that_could_not_run_as_failed() {
         let outcomes = vec![
             Outcome {
                 path: "a".to_owned(),
                 name: "a".to_owned(),
-                result: Ok(vec![row(true, Verdict::Excluded), row(false, Verdict::NotFound)]),
+                result: Ok(vec![
+                    row(true, Verdict::Excluded),
+                    row(false, Verdict::NotFound),
+                ]),
+                unrun_rows: 0,
             },
-            Outcome { path: "b".to_owned(), name: "b".to_owned(), result: Err("broken".to_owned()) },
+            Outcome {
+                path: "b".to_owned(),
+                name: "b".to_owned(),
+                result: Err("broken".to_owned()),
+                unrun_rows: 3,
+            },
         ];
-        assert_eq!(summarize(&outcomes), Summary { rows: 2, passed: 1, failed: 1 });
+        assert_eq!(
+            summarize(&outcomes),
+            Summary {
+                rows: 5,
+                passed: 1,
+                failed: 4
+            }
+        );
         let mut text = Vec::new();
-        print_summary(&mut text, &outcomes, summarize(&outcomes), &TestOptions::default()).expect("writes");
+        print_summary(
+            &mut text,
+            &outcomes,
+            summarize(&outcomes),
+            &TestOptions::default(),
+        )
+        .expect("writes");
         let text = String::from_utf8(text).expect("utf-8");
-        assert!(text.starts_with("\nTest Summary: 1 tests passed and 1 tests failed\n\n"), "{text}");
-        assert!(text.contains("Test errors:\n  Path: b\n    Error: broken\n"), "{text}");
+        assert!(
+            text.starts_with("\nTest Summary: 1 tests passed and 4 tests failed\n\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Test errors:\n  Path: b\n    Error: broken\n"),
+            "{text}"
+        );
         let mut text = Vec::new();
-        let fail_only = TestOptions { fail_only: true, ..TestOptions::default() };
+        let fail_only = TestOptions {
+            fail_only: true,
+            ..TestOptions::default()
+        };
         print_summary(&mut text, &outcomes, summarize(&outcomes), &fail_only).expect("writes");
         let text = String::from_utf8(text).expect("utf-8");
-        assert!(text.starts_with("\nTest Summary: 1 out of 2 tests failed\n\nAggregated Failed Test Cases : \n"), "{text}");
-        assert!(text.contains("│  1 │ p      │ r    │ v1/Pod/default/a │ Fail   │ Want pass, got fail │"), "{text}");
+        assert!(
+            text.starts_with(
+                "\nTest Summary: 4 out of 5 tests failed\n\nAggregated Failed Test Cases : \n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "│  1 │ p      │ r    │ v1/Pod/default/a │ Fail   │ Want pass, got fail │"
+            ),
+            "{text}"
+        );
     }
 
     #[test]
     fn json_entries_leave_actual_empty_without_a_rule_response() {
         let excluded = row_entry(&row(true, Verdict::Excluded));
         assert_eq!(excluded.actual, None);
-        let checked = row_entry(&row(false, Verdict::Checked { actual: PolicyResult::Fail }));
+        let checked = row_entry(&row(
+            false,
+            Verdict::Checked {
+                actual: PolicyResult::Fail,
+            },
+        ));
         assert_eq!(checked.actual.as_deref(), Some("fail"));
         assert_eq!(checked.expected, "pass");
     }

@@ -2,14 +2,17 @@
 //! `printTestResult` does:
 //!
 //! - a result item names resources by `name` or `namespace/name` (of its `kind`, when given);
-//!   each resource it finds is one row per matching rule response; when it finds none of the
-//!   resources it names, every evaluated resource is checked;
+//!   each resource it finds is one row per matching rule response; a named resource that the
+//!   test does not load is a `Not found` row (a failure);
 //! - rules match by name, `autogen-<name>` or `autogen-cronjob-<name>`; without a rule name,
-//!   every rule of the policy is checked;
+//!   every rule of the policy is checked; a rule the policy does not have is `Not found`;
 //! - a policy that answered for a resource without any matching rule response excluded it: the
 //!   row passes with reason `Excluded`;
 //! - a policy that did not answer at all is `Not found` (a failure), unless it was rejected as
 //!   invalid, which is a skip with reason `Invalid Policy`.
+//!
+//! The `Not found` cases for missing resources and rules are those of upstream's `test-fail`
+//! suite (`missing-resource`, `missing-rule`), which must make the run fail.
 use kyverno_api::policy_report::v1alpha2::PolicyResult;
 use kyverno_policy_core::response::{PolicyResponse, RuleResponse};
 
@@ -22,6 +25,8 @@ use crate::test_file::TestResult;
 pub struct PolicyOutcome {
     /// The policy's name (without namespace).
     pub policy: String,
+    /// The names of the policy's rules, autogen rules included.
+    pub rules: Vec<String>,
     /// Whether the policy's failures count as failures.
     pub scored: bool,
     /// The rule responses.
@@ -49,7 +54,10 @@ impl ResourceOutcome {
         if self.namespace.is_empty() {
             format!("{}/{}/{}", self.api_version, self.kind, self.name)
         } else {
-            format!("{}/{}/{}/{}", self.api_version, self.kind, self.namespace, self.name)
+            format!(
+                "{}/{}/{}/{}",
+                self.api_version, self.kind, self.namespace, self.name
+            )
         }
     }
 
@@ -107,15 +115,23 @@ pub struct CheckedRow {
 }
 
 /// The resources a result item checks, in evaluation order: those it names (by `resources`
-/// and `resourceSpecs`), or every evaluated resource when it names none that was evaluated.
-fn select<'a>(result: &TestResult, trigger: &'a [ResourceOutcome]) -> Vec<&'a ResourceOutcome> {
+/// and `resourceSpecs`), and the references that name no evaluated resource.
+fn select<'a, 'r>(
+    result: &'r TestResult,
+    trigger: &'a [ResourceOutcome],
+) -> (Vec<&'a ResourceOutcome>, Vec<&'r str>) {
     let mut selected: Vec<&ResourceOutcome> = Vec::new();
+    let mut missing = Vec::new();
     for reference in &result.resources {
+        let before = selected.len();
         selected.extend(
             trigger
                 .iter()
                 .filter(|resource| resource.has_kind(&result.kind) && resource.is_named(reference)),
         );
+        if selected.len() == before {
+            missing.push(reference.as_str());
+        }
     }
     for spec in &result.resource_specs {
         let api_version = if spec.group.is_empty() {
@@ -130,10 +146,19 @@ fn select<'a>(result: &TestResult, trigger: &'a [ResourceOutcome]) -> Vec<&'a Re
                 && resource.name == spec.name
         }));
     }
-    if selected.is_empty() {
-        selected.extend(trigger);
+    (selected, missing)
+}
+
+/// Whether the policy has the rule a result item names (any rule when it names none).
+fn has_rule(result: &TestResult, outcome: &PolicyOutcome) -> bool {
+    match result.rule.as_deref().filter(|rule| !rule.is_empty()) {
+        None => true,
+        Some(rule) => outcome.rules.iter().any(|name| {
+            name == rule
+                || name.strip_prefix("autogen-") == Some(rule)
+                || name.strip_prefix("autogen-cronjob-") == Some(rule)
+        }),
     }
-    selected
 }
 
 /// The rule responses a result item is about.
@@ -165,10 +190,19 @@ fn uncompared_resource(result: &TestResult) -> Option<&'static str> {
 }
 
 /// Compares one result item with the engine's answers.
-pub fn check(result: &TestResult, trigger: &[ResourceOutcome], invalid: &[InvalidPolicy]) -> Vec<CheckedRow> {
+pub fn check(
+    result: &TestResult,
+    trigger: &[ResourceOutcome],
+    invalid: &[InvalidPolicy],
+) -> Vec<CheckedRow> {
     let policy_name = result.policy.rsplit('/').next().unwrap_or_default();
     let expected_rule = result.rule.clone().unwrap_or_default();
-    let row = |resource: &ResourceOutcome, rule: String, verdict: Verdict, ok: bool, reason: String, message: String| {
+    let row = |resource: &ResourceOutcome,
+               rule: String,
+               verdict: Verdict,
+               ok: bool,
+               reason: String,
+               message: String| {
         CheckedRow {
             policy: result.policy.clone(),
             rule,
@@ -181,44 +215,84 @@ pub fn check(result: &TestResult, trigger: &[ResourceOutcome], invalid: &[Invali
             message,
         }
     };
-    let mut rows = Vec::new();
-    for resource in select(result, trigger) {
+    let not_found = |resource: String| CheckedRow {
+        policy: result.policy.clone(),
+        rule: expected_rule.clone(),
+        resource,
+        kind: result.kind.clone(),
+        expected: result.result,
+        verdict: Verdict::NotFound,
+        ok: false,
+        reason: "Not found".to_owned(),
+        message: "Not found".to_owned(),
+    };
+    let (selected, missing) = select(result, trigger);
+    let mut rows: Vec<CheckedRow> = missing
+        .into_iter()
+        .map(|reference| not_found(format!("{}/{reference}", result.kind)))
+        .collect();
+    for resource in selected {
         let mut resource_rows = Vec::new();
-        for outcome in resource.policies.iter().filter(|outcome| outcome.policy == policy_name) {
+        for outcome in resource
+            .policies
+            .iter()
+            .filter(|outcome| outcome.policy == policy_name)
+        {
+            if !has_rule(result, outcome) {
+                resource_rows.push(not_found(resource.display()));
+                continue;
+            }
             for rule in matching_rules(result, &outcome.response) {
                 let actual = report_result(rule.status, outcome.scored, false);
                 let ok = actual == result.result;
                 let mut reason = if ok {
                     "Ok".to_owned()
                 } else {
-                    format!("Want {}, got {}", result_name(result.result), result_name(actual))
+                    format!(
+                        "Want {}, got {}",
+                        result_name(result.result),
+                        result_name(actual)
+                    )
                 };
                 if let Some(note) = uncompared_resource(result) {
                     reason = format!("{reason} ({note})");
                 }
                 let verdict = Verdict::Checked { actual };
-                resource_rows.push(row(resource, rule.name.clone(), verdict, ok, reason, rule.message.clone()));
+                resource_rows.push(row(
+                    resource,
+                    rule.name.clone(),
+                    verdict,
+                    ok,
+                    reason,
+                    rule.message.clone(),
+                ));
             }
             if resource_rows.is_empty() {
                 let reason = "Excluded".to_owned();
-                resource_rows.push(row(resource, expected_rule.clone(), Verdict::Excluded, true, reason.clone(), reason));
+                resource_rows.push(row(
+                    resource,
+                    expected_rule.clone(),
+                    Verdict::Excluded,
+                    true,
+                    reason.clone(),
+                    reason,
+                ));
             }
         }
         if resource_rows.is_empty() {
-            resource_rows.push(match invalid.iter().find(|policy| policy.name == policy_name) {
-                Some(policy) => row(
-                    resource,
-                    expected_rule.clone(),
-                    Verdict::InvalidPolicy,
-                    true,
-                    "Invalid Policy".to_owned(),
-                    policy.message.clone(),
-                ),
-                None => {
-                    let reason = "Not found".to_owned();
-                    row(resource, expected_rule.clone(), Verdict::NotFound, false, reason.clone(), reason)
-                }
-            });
+            resource_rows.push(
+                match invalid.iter().find(|policy| policy.name == policy_name) {
+                    Some(policy) => row(
+                        resource,
+                        expected_rule.clone(),
+                        Verdict::InvalidPolicy,
+                        true,
+                        "Invalid Policy".to_owned(),
+                        policy.message.clone(),
+                    ),
+                    None => not_found(resource.display()),
+                },
+            );
         }
         rows.extend(resource_rows);
     }
@@ -243,7 +317,12 @@ mod tests {
         }
     }
 
-    fn resource(kind: &str, namespace: &str, name: &str, policies: Vec<PolicyOutcome>) -> ResourceOutcome {
+    fn resource(
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        policies: Vec<PolicyOutcome>,
+    ) -> ResourceOutcome {
         ResourceOutcome {
             api_version: "v1".to_owned(),
             kind: kind.to_owned(),
@@ -253,16 +332,44 @@ mod tests {
         }
     }
 
+    /// An answer of policy `policy`, whose rules are `r` and those that responded.
     fn outcome(policy: &str, rules: Vec<RuleResponse>) -> PolicyOutcome {
-        PolicyOutcome { policy: policy.to_owned(), scored: true, response: PolicyResponse { rules } }
+        let mut names: Vec<String> = rules.iter().map(|rule| rule.name.clone()).collect();
+        names.push("r".to_owned());
+        PolicyOutcome {
+            policy: policy.to_owned(),
+            rules: names,
+            scored: true,
+            response: PolicyResponse { rules },
+        }
     }
 
     fn trigger() -> Vec<ResourceOutcome> {
         vec![
-            resource("Pod", "default", "good", vec![outcome("p", vec![rule("r", RuleStatus::Pass)])]),
-            resource("Pod", "default", "bad", vec![outcome("p", vec![rule("r", RuleStatus::Fail)])]),
-            resource("Pod", "other", "bad", vec![outcome("p", vec![rule("autogen-r", RuleStatus::Fail)])]),
-            resource("Deployment", "default", "good", vec![outcome("p", vec![rule("autogen-r", RuleStatus::Pass)])]),
+            resource(
+                "Pod",
+                "default",
+                "good",
+                vec![outcome("p", vec![rule("r", RuleStatus::Pass)])],
+            ),
+            resource(
+                "Pod",
+                "default",
+                "bad",
+                vec![outcome("p", vec![rule("r", RuleStatus::Fail)])],
+            ),
+            resource(
+                "Pod",
+                "other",
+                "bad",
+                vec![outcome("p", vec![rule("autogen-r", RuleStatus::Fail)])],
+            ),
+            resource(
+                "Deployment",
+                "default",
+                "good",
+                vec![outcome("p", vec![rule("autogen-r", RuleStatus::Pass)])],
+            ),
             resource("Pod", "default", "excluded", vec![outcome("p", vec![])]),
         ]
     }
@@ -270,7 +377,9 @@ mod tests {
     #[test]
     fn each_named_resource_is_a_row() {
         let rows = check(
-            &result("policy: p\nrule: r\nkind: Pod\nresources: [default/good, default/bad]\nresult: fail\n"),
+            &result(
+                "policy: p\nrule: r\nkind: Pod\nresources: [default/good, default/bad]\nresult: fail\n",
+            ),
             &trigger(),
             &[],
         );
@@ -286,13 +395,25 @@ mod tests {
 
     #[test]
     fn a_bare_name_matches_every_namespace_and_kind_narrows() {
-        let rows = check(&result("policy: p\nrule: r\nkind: Pod\nresources: [bad]\nresult: fail\n"), &trigger(), &[]);
+        let rows = check(
+            &result("policy: p\nrule: r\nkind: Pod\nresources: [bad]\nresult: fail\n"),
+            &trigger(),
+            &[],
+        );
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[1].rule, "autogen-r");
-        let rows = check(&result("policy: p\nrule: r\nkind: Deployment\nresources: [good]\nresult: pass\n"), &trigger(), &[]);
+        let rows = check(
+            &result("policy: p\nrule: r\nkind: Deployment\nresources: [good]\nresult: pass\n"),
+            &trigger(),
+            &[],
+        );
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].resource, "v1/Deployment/default/good");
-        let rows = check(&result("policy: p\nrule: r\nresources: [good]\nresult: pass\n"), &trigger(), &[]);
+        let rows = check(
+            &result("policy: p\nrule: r\nresources: [good]\nresult: pass\n"),
+            &trigger(),
+            &[],
+        );
         assert_eq!(rows.len(), 2, "no kind matches any kind");
     }
 
@@ -302,16 +423,30 @@ mod tests {
             "CronJob",
             "default",
             "c",
-            vec![outcome("p", vec![rule("autogen-cronjob-r", RuleStatus::Skip), rule("other", RuleStatus::Fail)])],
+            vec![outcome(
+                "p",
+                vec![
+                    rule("autogen-cronjob-r", RuleStatus::Skip),
+                    rule("other", RuleStatus::Fail),
+                ],
+            )],
         )];
-        let rows = check(&result("policy: p\nrule: r\nkind: CronJob\nresources: [c]\nresult: skip\n"), &trigger, &[]);
+        let rows = check(
+            &result("policy: p\nrule: r\nkind: CronJob\nresources: [c]\nresult: skip\n"),
+            &trigger,
+            &[],
+        );
         assert_eq!(rows.len(), 1);
         assert!(rows[0].ok);
     }
 
     #[test]
     fn no_rule_response_is_excluded_and_passes() {
-        let rows = check(&result("policy: p\nrule: r\nkind: Pod\nresources: [excluded]\nresult: fail\n"), &trigger(), &[]);
+        let rows = check(
+            &result("policy: p\nrule: r\nkind: Pod\nresources: [excluded]\nresult: fail\n"),
+            &trigger(),
+            &[],
+        );
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].verdict, Verdict::Excluded);
         assert!(rows[0].ok);
@@ -320,14 +455,25 @@ mod tests {
     }
 
     #[test]
-    fn an_unknown_rule_is_excluded_as_upstream() {
-        let rows = check(&result("policy: p\nrule: typo\nkind: Pod\nresources: [default/good]\nresult: pass\n"), &trigger(), &[]);
-        assert_eq!(rows[0].verdict, Verdict::Excluded);
+    fn a_rule_the_policy_does_not_have_is_not_found() {
+        let rows = check(
+            &result("policy: p\nrule: typo\nkind: Pod\nresources: [default/good]\nresult: pass\n"),
+            &trigger(),
+            &[],
+        );
+        assert_eq!(rows[0].verdict, Verdict::NotFound);
+        assert!(!rows[0].ok);
     }
 
     #[test]
     fn a_missing_policy_is_not_found_and_fails() {
-        let rows = check(&result("policy: missing\nrule: r\nkind: Pod\nresources: [default/good]\nresult: pass\n"), &trigger(), &[]);
+        let rows = check(
+            &result(
+                "policy: missing\nrule: r\nkind: Pod\nresources: [default/good]\nresult: pass\n",
+            ),
+            &trigger(),
+            &[],
+        );
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].verdict, Verdict::NotFound);
         assert!(!rows[0].ok);
@@ -336,24 +482,43 @@ mod tests {
 
     #[test]
     fn an_invalid_policy_is_skipped() {
-        let invalid = [InvalidPolicy { name: "missing".to_owned(), message: "spec.rules[0]: bad".to_owned() }];
-        let rows = check(&result("policy: missing\nrule: r\nkind: Pod\nresources: [default/good]\nresult: pass\n"), &trigger(), &invalid);
+        let invalid = [InvalidPolicy {
+            name: "missing".to_owned(),
+            message: "spec.rules[0]: bad".to_owned(),
+        }];
+        let rows = check(
+            &result(
+                "policy: missing\nrule: r\nkind: Pod\nresources: [default/good]\nresult: pass\n",
+            ),
+            &trigger(),
+            &invalid,
+        );
         assert_eq!(rows[0].verdict, Verdict::InvalidPolicy);
         assert!(rows[0].ok);
         assert_eq!(rows[0].message, "spec.rules[0]: bad");
     }
 
     #[test]
-    fn unknown_resources_fall_back_to_every_resource() {
-        let rows = check(&result("policy: p\nrule: r\nkind: Pod\nresources: [nowhere]\nresult: pass\n"), &trigger(), &[]);
-        assert_eq!(rows.len(), 5, "every evaluated resource, whatever its kind");
-        assert_eq!(rows[4].verdict, Verdict::Excluded);
+    fn a_resource_the_test_does_not_load_is_not_found() {
+        let rows = check(
+            &result(
+                "policy: p\nrule: r\nkind: Pod\nresources: [nowhere, default/good]\nresult: pass\n",
+            ),
+            &trigger(),
+            &[],
+        );
+        assert_eq!(rows[0].verdict, Verdict::NotFound);
+        assert_eq!(rows[0].resource, "Pod/nowhere");
+        assert!(!rows[0].ok);
+        assert_eq!(rows.len(), 2);
     }
 
     #[test]
     fn resource_specs_name_resources_by_group_version_kind() {
         let rows = check(
-            &result("policy: p\nrule: r\nkind: Pod\nresourceSpecs:\n- version: v1\n  kind: Pod\n  namespace: other\n  name: bad\nresult: fail\n"),
+            &result(
+                "policy: p\nrule: r\nkind: Pod\nresourceSpecs:\n- version: v1\n  kind: Pod\n  namespace: other\n  name: bad\nresult: fail\n",
+            ),
             &trigger(),
             &[],
         );
@@ -363,25 +528,44 @@ mod tests {
 
     #[test]
     fn namespaced_policies_are_named_with_their_namespace() {
-        let rows = check(&result("policy: ns/p\nrule: r\nkind: Pod\nresources: [default/good]\nresult: pass\n"), &trigger(), &[]);
+        let rows = check(
+            &result("policy: ns/p\nrule: r\nkind: Pod\nresources: [default/good]\nresult: pass\n"),
+            &trigger(),
+            &[],
+        );
         assert!(rows[0].ok);
         assert_eq!(rows[0].policy, "ns/p");
     }
 
     #[test]
     fn unscored_failures_are_warnings_and_uncompared_resources_are_marked() {
-        let trigger = vec![resource("Pod", "default", "a", vec![PolicyOutcome {
-            policy: "p".to_owned(),
-            scored: false,
-            response: PolicyResponse { rules: vec![rule("r", RuleStatus::Fail)] },
-        }])];
+        let trigger = vec![resource(
+            "Pod",
+            "default",
+            "a",
+            vec![PolicyOutcome {
+                policy: "p".to_owned(),
+                rules: vec!["r".to_owned()],
+                scored: false,
+                response: PolicyResponse {
+                    rules: vec![rule("r", RuleStatus::Fail)],
+                },
+            }],
+        )];
         let rows = check(
-            &result("policy: p\nrule: r\nkind: Pod\nresources: [a]\nresult: warn\npatchedResources: patched.yaml\n"),
+            &result(
+                "policy: p\nrule: r\nkind: Pod\nresources: [a]\nresult: warn\npatchedResources: patched.yaml\n",
+            ),
             &trigger,
             &[],
         );
         assert!(rows[0].ok);
-        assert_eq!(rows[0].verdict, Verdict::Checked { actual: PolicyResult::Warn });
+        assert_eq!(
+            rows[0].verdict,
+            Verdict::Checked {
+                actual: PolicyResult::Warn
+            }
+        );
         assert_eq!(rows[0].reason, "Ok (patchedResources not compared)");
     }
 }

@@ -8,14 +8,13 @@ use std::sync::Arc;
 
 use kyverno_api::kyverno::v1::match_resources::AdmissionOperation;
 use kyverno_api::kyverno::v2::policy_exception::PolicyException;
-use kyverno_policy_core::engine::LoadedPolicy;
+use kyverno_policy_core::engine::{Environment, LoadedPolicy};
 use kyverno_policy_core::request::{RequestInfo, ResourceRequest};
 use kyverno_policy_core::response::PolicyResponse;
 use serde_json::{Map, Value};
 
 use super::rows::{self, CheckedRow, PolicyOutcome, ResourceOutcome};
 use crate::engine::{self, EvaluateError, admission_request, field};
-use kyverno_policy_core::engine::Environment;
 use crate::loader::{self, InvalidPolicy, LoadError};
 use crate::provider::{CliContextProvider, MockError, SimulatedCluster};
 use crate::report::is_scored;
@@ -46,7 +45,7 @@ pub enum RunError {
     #[error("test field `{0}` is not supported yet")]
     Unsupported(&'static str),
     /// A policy needs data from an image registry, which offline runs do not have.
-    #[error("policy {0} needs an image registry (verifyImages or imageRegistry context): not runnable offline")]
+    #[error("policy {0} verifies images, which needs an image registry: not runnable offline")]
     NeedsRegistry(String),
     /// A policy could not be evaluated.
     #[error("failed to apply policy {policy} to resource {resource}: {source}")]
@@ -87,21 +86,36 @@ fn unsupported_field(test: &Test) -> Option<&'static str> {
     .find_map(|(field, used)| used.then_some(field))
 }
 
-/// Whether a policy verifies images or reads image registries (in a rule's context or in a
-/// foreach's): its results depend on data that only a registry has.
-fn needs_registry(policy: &LoadedPolicy) -> bool {
-    fn has_image_registry_entry(value: &Value) -> bool {
+/// Whether a policy needs an image registry to be evaluated: it verifies images, or one of its
+/// rules reads an `imageRegistry` context entry that the values do not stand in for (offline,
+/// such entries are skipped, as upstream does without `--registry`).
+fn needs_registry(policy: &LoadedPolicy, variables: &VariableSet) -> bool {
+    fn registry_entry_names<'a>(value: &'a Value, names: &mut Vec<&'a str>) {
         match value {
             Value::Object(object) => {
-                object.contains_key("imageRegistry") || object.values().any(has_image_registry_entry)
+                if object.contains_key("imageRegistry")
+                    && let Some(name) = object.get("name").and_then(Value::as_str)
+                {
+                    names.push(name);
+                }
+                object.values().for_each(|v| registry_entry_names(v, names));
             }
-            Value::Array(items) => items.iter().any(has_image_registry_entry),
-            _ => false,
+            Value::Array(items) => items.iter().for_each(|v| registry_entry_names(v, names)),
+            _ => {}
         }
     }
     policy.rules.iter().any(|rule| {
-        !rule.verify_images.is_empty()
-            || serde_json::to_value(rule).is_ok_and(|rule| has_image_registry_entry(&rule))
+        if !rule.verify_images.is_empty() {
+            return true;
+        }
+        let Ok(json) = serde_json::to_value(rule) else {
+            return false;
+        };
+        let mut names = Vec::new();
+        registry_entry_names(&json, &mut names);
+        names
+            .iter()
+            .any(|name| !variables.provides(&policy.name, &rule.name, name))
     })
 }
 
@@ -109,7 +123,9 @@ fn needs_registry(policy: &LoadedPolicy) -> bool {
 /// (empty) mutate and validate responses of every policy, but generate responses only when
 /// they are not empty: a generate-only policy that does not apply has no answer at all.
 fn answers_when_unmatched(policy: &LoadedPolicy) -> bool {
-    policy.rules.iter().any(|rule| rule.mutate.is_some() || rule.validate.is_some() || !rule.verify_images.is_empty())
+    policy.rules.iter().any(|rule| {
+        rule.mutate.is_some() || rule.validate.is_some() || !rule.verify_images.is_empty()
+    })
 }
 
 /// Everything loaded for one test.
@@ -120,7 +136,6 @@ struct Loaded {
     invalid: Vec<InvalidPolicy>,
     resources: Vec<Arc<Value>>,
     exceptions: Vec<PolicyException>,
-    cluster: Option<SimulatedCluster>,
     provider: CliContextProvider,
 }
 
@@ -146,23 +161,36 @@ fn load_test(dir: &Path, test: &Test, log: &mut dyn Write) -> Result<Loaded, Run
     };
     writeln!(log, "  Loading policies ...")?;
     let policies = load("policies", loader::load_policies(dir, &test.policies))?;
-    if let Some(policy) = policies.valid.iter().find(|policy| needs_registry(policy)) {
+    if let Some(policy) = policies
+        .valid
+        .iter()
+        .find(|policy| needs_registry(policy, &variables))
+    {
         return Err(RunError::NeedsRegistry(policy.key()));
     }
     writeln!(log, "  Loading resources ...")?;
     let resources = load("resources", loader::load_resources(dir, &test.resources))?;
     let (resources, duplicates) = loader::remove_duplicates(resources);
     for (kind, name, namespace) in duplicates {
-        writeln!(log, "  warning: found duplicated resource {kind} {name} {namespace}")?;
+        writeln!(
+            log,
+            "  warning: found duplicated resource {kind} {name} {namespace}"
+        )?;
     }
-    let targets = load("target resources", loader::load_resources(dir, &test.target_resources))?;
+    let targets = load(
+        "target resources",
+        loader::load_resources(dir, &test.target_resources),
+    )?;
     let cluster = if test.cluster_resources.is_empty() {
         None
     } else {
         writeln!(log, "Loading Kubernetes resources ...")?;
         let mut objects: Vec<Value> = resources.iter().chain(&targets).cloned().collect();
         for path in &test.cluster_resources {
-            let cluster_resource = load("cluster resources", loader::load_cluster_resource(&dir.join(path)))?;
+            let cluster_resource = load(
+                "cluster resources",
+                loader::load_cluster_resource(&dir.join(path)),
+            )?;
             objects.extend(cluster_resource.spec.resources);
             for crd in &cluster_resource.spec.crds {
                 let documents = load("CRDs", loader::read_documents(&dir.join(crd)))?;
@@ -173,10 +201,17 @@ fn load_test(dir: &Path, test: &Test, log: &mut dyn Write) -> Result<Loaded, Run
     };
     let mut global_entries = Vec::with_capacity(test.global_context_entries.len());
     for entry in &test.global_context_entries {
-        let file_resources = load("global context entries", loader::load_resources(dir, &entry.resource_files))?;
+        let file_resources = load(
+            "global context entries",
+            loader::load_resources(dir, &entry.resource_files),
+        )?;
         global_entries.push((entry.clone(), file_resources));
     }
-    let provider = CliContextProvider::new(cluster.clone(), test.api_call_responses.clone(), &global_entries)?;
+    let provider = CliContextProvider::new(
+        cluster.clone(),
+        test.api_call_responses.clone(),
+        &global_entries,
+    )?;
     writeln!(log, "  Loading exceptions ...")?;
     let exceptions = load("exceptions", loader::load_exceptions(dir, &test.exceptions))?;
     writeln!(
@@ -193,7 +228,6 @@ fn load_test(dir: &Path, test: &Test, log: &mut dyn Write) -> Result<Loaded, Run
         invalid: policies.invalid,
         resources: resources.into_iter().map(Arc::new).collect(),
         exceptions,
-        cluster,
         provider,
     })
 }
@@ -204,9 +238,8 @@ impl Loaded {
         if let Some(labels) = self.variables.namespace_labels(namespace) {
             return labels.clone();
         }
-        self.cluster
-            .as_ref()
-            .and_then(|cluster| cluster.namespace_labels(namespace))
+        self.provider
+            .cluster_namespace_labels(namespace)
             .unwrap_or_default()
     }
 
@@ -220,23 +253,42 @@ impl Loaded {
         self.resources
             .iter()
             .map(|resource| {
-                let labels = Arc::new(self.namespace_labels(field(resource, "/metadata/namespace")));
+                let labels =
+                    Arc::new(self.namespace_labels(field(resource, "/metadata/namespace")));
                 let name = field(resource, "/metadata/name");
                 let mut policies = Vec::with_capacity(self.policies.len());
                 for policy in &self.policies {
-                    let operation = requested.unwrap_or_else(|| self.variables.operation(&policy.name, name));
-                    let request = admission_request(resource, operation, &self.request_info, Arc::clone(&labels), &self.variables);
+                    let operation =
+                        requested.unwrap_or_else(|| self.variables.operation(&policy.name, name));
+                    let request = admission_request(
+                        resource,
+                        operation,
+                        &self.request_info,
+                        Arc::clone(&labels),
+                        &self.variables,
+                    );
                     let values = self.variables.supplied(&policy.name, name, requested);
-                    let environment = Environment { values: &values, exceptions: &self.exceptions, provider: &self.provider };
-                    let response = evaluator(policy, &request, &environment).map_err(|source| RunError::Evaluate {
-                        policy: policy.key(),
-                        resource: name.to_owned(),
-                        source,
+                    let environment = Environment {
+                        values: &values,
+                        exceptions: &self.exceptions,
+                        provider: &self.provider,
+                    };
+                    let response = evaluator(policy, &request, &environment).map_err(|source| {
+                        RunError::Evaluate {
+                            policy: policy.key(),
+                            resource: name.to_owned(),
+                            source,
+                        }
                     })?;
                     if response.rules.is_empty() && !answers_when_unmatched(policy) {
                         continue;
                     }
-                    policies.push(PolicyOutcome { policy: policy.name.clone(), scored: is_scored(policy), response });
+                    policies.push(PolicyOutcome {
+                        policy: policy.name.clone(),
+                        rules: policy.rules.iter().map(|rule| rule.name.clone()).collect(),
+                        scored: is_scored(policy),
+                        response,
+                    });
                 }
                 Ok(ResourceOutcome {
                     api_version: field(resource, "/apiVersion").to_owned(),
@@ -251,11 +303,16 @@ impl Loaded {
 }
 
 /// How a policy is evaluated: [`engine::evaluate`], or a stand-in in tests.
-type Evaluator<'a> =
-    dyn Fn(&LoadedPolicy, &ResourceRequest, &Environment<'_>) -> Result<PolicyResponse, EvaluateError> + 'a;
+type Evaluator<'a> = dyn Fn(&LoadedPolicy, &ResourceRequest, &Environment<'_>) -> Result<PolicyResponse, EvaluateError>
+    + 'a;
 
 /// Runs `test` (whose files are relative to `dir`) for the given result items and compares.
-pub fn run(dir: &Path, test: &Test, results: &[TestResult], log: &mut dyn Write) -> Result<Vec<CheckedRow>, RunError> {
+pub fn run(
+    dir: &Path,
+    test: &Test,
+    results: &[TestResult],
+    log: &mut dyn Write,
+) -> Result<Vec<CheckedRow>, RunError> {
     run_with(dir, test, results, log, &engine::evaluate)
 }
 
@@ -270,7 +327,10 @@ fn run_with(
     let mut outcomes: BTreeMap<Option<&str>, Vec<ResourceOutcome>> = BTreeMap::new();
     let mut rows = Vec::new();
     for result in results {
-        let requested = result.operation.as_deref().filter(|operation| !operation.is_empty());
+        let requested = result
+            .operation
+            .as_deref()
+            .filter(|operation| !operation.is_empty());
         let trigger = match outcomes.entry(requested) {
             Entry::Occupied(entry) => entry.into_mut(),
             Entry::Vacant(entry) => {
@@ -299,7 +359,8 @@ mod tests {
     use std::path::PathBuf;
 
     fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("kyverno-cli-runner-{name}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("kyverno-cli-runner-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("scratch folder");
         dir
@@ -317,13 +378,27 @@ mod tests {
             name if name.starts_with("bad") => RuleStatus::Fail,
             _ => return Ok(PolicyResponse::default()),
         };
-        let value = environment.values.resource.get("v").and_then(Value::as_str).unwrap_or("none");
-        let message = format!("{:?} {value} {}", request.operation(), request.namespace_labels().len());
+        let value = environment
+            .values
+            .resource
+            .get("v")
+            .and_then(Value::as_str)
+            .unwrap_or("none");
+        let message = format!(
+            "{:?} {value} {}",
+            request.operation(),
+            request.namespace_labels().len()
+        );
         let rules = policy
             .rules
             .iter()
             .filter(|rule| !rule.name.starts_with("autogen-"))
-            .map(|rule| RuleResponse { name: rule.name.clone(), rule_type: RuleType::Validation, status, message: message.clone() })
+            .map(|rule| RuleResponse {
+                name: rule.name.clone(),
+                rule_type: RuleType::Validation,
+                status,
+                message: message.clone(),
+            })
             .collect();
         Ok(PolicyResponse { rules })
     }
@@ -392,7 +467,11 @@ results:
 
     fn run_fixture(name: &str, test_text: &str) -> (Result<Vec<CheckedRow>, RunError>, String) {
         let dir = scratch(name);
-        for (name, text) in [("policy.yaml", POLICY), ("resources.yaml", RESOURCES), ("values.yaml", VALUES)] {
+        for (name, text) in [
+            ("policy.yaml", POLICY),
+            ("resources.yaml", RESOURCES),
+            ("values.yaml", VALUES),
+        ] {
             std::fs::write(dir.join(name), text).expect("write");
         }
         let mut value: Value = serde_saphyr::from_str(test_text).expect("valid test");
@@ -411,7 +490,10 @@ results:
             log,
             "  Loading values/variables ...\n  Loading policies ...\n  Loading resources ...\n  Loading exceptions ...\n  Applying 1 policy to 3 resources with 0 exceptions ...\n"
         );
-        let summary: Vec<_> = rows.iter().map(|row| (row.resource.as_str(), row.ok, row.reason.as_str())).collect();
+        let summary: Vec<_> = rows
+            .iter()
+            .map(|row| (row.resource.as_str(), row.ok, row.reason.as_str()))
+            .collect();
         assert_eq!(
             summary,
             [
@@ -422,19 +504,42 @@ results:
                 ("v1/Pod/default/good", false, "Not found"),
             ]
         );
-        assert_eq!(rows[0].message, "Some(Delete) none 0", "the values' operation is the default");
-        assert_eq!(rows[1].message, "Some(Delete) from-values 1", "resource values and namespace labels");
-        assert_eq!(rows[3].message, "Some(Update) none 0", "a result's operation gets its own run");
+        assert_eq!(
+            rows[0].message, "Some(Delete) none 0",
+            "the values' operation is the default"
+        );
+        assert_eq!(
+            rows[1].message, "Some(Delete) from-values 1",
+            "resource values and namespace labels"
+        );
+        assert_eq!(
+            rows[3].message, "Some(Update) none 0",
+            "a result's operation gets its own run"
+        );
         assert_eq!(rows[2].verdict, Verdict::Excluded);
     }
 
     #[test]
     fn load_errors_name_what_failed() {
-        let (rows, _) = run_fixture("missing-policy-file", &TEST.replace("policies: [policy.yaml]", "policies: [missing.yaml]"));
+        let (rows, _) = run_fixture(
+            "missing-policy-file",
+            &TEST.replace("policies: [policy.yaml]", "policies: [missing.yaml]"),
+        );
         let error = rows.expect_err("missing policy file");
-        assert!(error.to_string().starts_with("failed to load policies: failed to read "), "{error}");
-        let (rows, _) = run_fixture("bad-operation", &TEST.replace("operation: UPDATE", "operation: PATCH"));
-        assert_eq!(rows.expect_err("bad operation").to_string(), "invalid operation \"PATCH\", must be one of CREATE, UPDATE, DELETE");
+        assert!(
+            error
+                .to_string()
+                .starts_with("failed to load policies: failed to read "),
+            "{error}"
+        );
+        let (rows, _) = run_fixture(
+            "bad-operation",
+            &TEST.replace("operation: UPDATE", "operation: PATCH"),
+        );
+        assert_eq!(
+            rows.expect_err("bad operation").to_string(),
+            "invalid operation \"PATCH\", must be one of CREATE, UPDATE, DELETE"
+        );
     }
 
     #[test]
@@ -453,17 +558,58 @@ results:
             let policy = serde_saphyr::from_str(&yaml).expect("valid policy");
             LoadedPolicy::from_cluster_policy(policy).expect("loads")
         };
-        assert!(needs_registry(&policy("    context:\n    - name: img\n      imageRegistry:\n        reference: nginx\n    validate:\n      deny: {}\n")));
-        assert!(needs_registry(&policy(
-            "    validate:\n      foreach:\n      - list: request.object.spec.containers\n        context:\n        - name: img\n          imageRegistry:\n            reference: \"{{ element.image }}\"\n        deny: {}\n"
+        let none = VariableSet::default();
+        let registry_entry = policy(
+            "    context:\n    - name: img\n      imageRegistry:\n        reference: nginx\n    validate:\n      deny: {}\n",
+        );
+        assert!(needs_registry(&registry_entry, &none));
+        let values: crate::test_file::Values = serde_saphyr::from_str(
+            "policies:\n- name: p\n  rules:\n  - name: r\n    values:\n      img.config.user: root\n",
+        )
+        .expect("valid values");
+        let supplied = VariableSet::new(values, serde_json::Map::new());
+        assert!(
+            !needs_registry(&registry_entry, &supplied),
+            "values stand in for the entry"
+        );
+        assert!(needs_registry(
+            &policy(
+                "    validate:\n      foreach:\n      - list: request.object.spec.containers\n        context:\n        - name: img\n          imageRegistry:\n            reference: \"{{ element.image }}\"\n        deny: {}\n"
+            ),
+            &none
+        ));
+        assert!(needs_registry(
+            &policy("    verifyImages:\n    - imageReferences: [\"*\"]\n"),
+            &supplied
+        ));
+        assert!(!needs_registry(
+            &policy("    validate:\n      deny: {}\n"),
+            &none
+        ));
+    }
+
+    #[test]
+    fn generate_only_policies_do_not_answer_when_unmatched() {
+        let policy = |rule: &str| {
+            let yaml = format!(
+                "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: p\nspec:\n  rules:\n  - name: r\n    match:\n      any:\n      - resources:\n          kinds: [Namespace]\n{rule}"
+            );
+            LoadedPolicy::from_cluster_policy(serde_saphyr::from_str(&yaml).expect("valid policy"))
+                .expect("loads")
+        };
+        let generate = policy(
+            "    generate:\n      apiVersion: v1\n      kind: ConfigMap\n      name: c\n      namespace: \"{{request.object.metadata.name}}\"\n      data:\n        data: {}\n",
+        );
+        assert!(!answers_when_unmatched(&generate));
+        assert!(answers_when_unmatched(&policy(
+            "    validate:\n      deny: {}\n"
         )));
-        assert!(needs_registry(&policy("    verifyImages:\n    - imageReferences: [\"*\"]\n")));
-        assert!(!needs_registry(&policy("    validate:\n      deny: {}\n")));
     }
 
     #[test]
     fn unsupported_fields_are_named() {
-        let test: Test = serde_saphyr::from_str("apiVersion: v\nkind: Test\ncontext: c.yaml\n").expect("valid");
+        let test: Test =
+            serde_saphyr::from_str("apiVersion: v\nkind: Test\ncontext: c.yaml\n").expect("valid");
         assert_eq!(unsupported_field(&test), Some("context"));
         assert_eq!(unsupported_field(&Test::default()), None);
     }

@@ -1,0 +1,183 @@
+//! A real kubectl against the simulator: `apply -f`, `get`, `get polr` with printer columns,
+//! `run`, `delete`, and a webhook denial as kubectl prints it.
+//!
+//! kubectl is `$KUBECTL` or the first `kubectl` on `PATH`; without one the test is skipped,
+//! unless `KYVERNO_E2E_REQUIRE_KUBECTL=1`, which turns the skip into a failure.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::webhook::{hook, install, start_webhook};
+use common::{sim, within};
+use serde_json::json;
+
+fn find_kubectl() -> Option<PathBuf> {
+    if let Some(k) = std::env::var_os("KUBECTL") {
+        return Some(PathBuf::from(k));
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join("kubectl"))
+            .find(|p| p.is_file())
+    })
+}
+
+struct Kubectl {
+    bin: PathBuf,
+    kubeconfig: PathBuf,
+    cache: PathBuf,
+}
+
+impl Kubectl {
+    /// Runs kubectl; returns (success, stdout, stderr).
+    async fn run(&self, args: &[&str]) -> (bool, String, String) {
+        let out = tokio::time::timeout(
+            Duration::from_secs(30),
+            tokio::process::Command::new(&self.bin)
+                .args(args)
+                .arg("--cache-dir")
+                .arg(&self.cache)
+                .env("KUBECONFIG", &self.kubeconfig)
+                .env_remove("KUBERNETES_SERVICE_HOST")
+                .kill_on_drop(true)
+                .output(),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("kubectl {args:?} timed out"))
+        .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    async fn ok(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.run(args).await;
+        assert!(ok, "kubectl {args:?} failed:\n{out}\n{err}");
+        out
+    }
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.to_string_lossy().into_owned()
+}
+
+fn columns(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
+}
+
+#[tokio::test]
+async fn kubectl_apply_get_run_delete_and_webhook_denial() {
+    let Some(bin) = find_kubectl() else {
+        assert!(
+            std::env::var("KYVERNO_E2E_REQUIRE_KUBECTL").as_deref() != Ok("1"),
+            "kubectl not found and KYVERNO_E2E_REQUIRE_KUBECTL=1"
+        );
+        eprintln!("skipping: no kubectl on PATH and KUBECTL unset");
+        return;
+    };
+    let sim = sim().await;
+    let dir = std::env::temp_dir().join(format!(
+        "apiserver-sim-kubectl-{}",
+        apiserver_sim::new_uid()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kubeconfig = dir.join("kubeconfig");
+    sim.write_kubeconfig(&kubeconfig).unwrap();
+    let k = Kubectl {
+        bin,
+        kubeconfig,
+        cache: dir.join("cache"),
+    };
+    let manifest = |pass: u32| {
+        format!(
+            "apiVersion: wgpolicyk8s.io/v1alpha2\nkind: PolicyReport\nmetadata:\n  name: r1\n  namespace: default\nscope:\n  kind: Pod\n  name: nginx\nsummary: {{pass: {pass}, fail: 1, warn: 0, error: 0, skip: 2}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\n  namespace: default\ndata: {{a: b}}\n"
+        )
+    };
+    within("kubectl session", async {
+        let f = write(&dir, "m.yaml", &manifest(3));
+        let out = k.ok(&["apply", "-f", &f]).await;
+        assert!(out.contains("policyreport.wgpolicyk8s.io/r1 created"), "{out}");
+        assert!(out.contains("configmap/cfg created"), "{out}");
+        let out = k.ok(&["apply", "-f", &f]).await;
+        assert!(out.contains("policyreport.wgpolicyk8s.io/r1 unchanged"), "{out}");
+        let f = write(&dir, "m.yaml", &manifest(5));
+        let out = k.ok(&["apply", "-f", &f]).await;
+        assert!(out.contains("policyreport.wgpolicyk8s.io/r1 configured"), "{out}");
+
+        // kubectl get polr: the CRD's printer columns.
+        let out = k.ok(&["get", "polr"]).await;
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            columns(lines[0]),
+            ["NAME", "KIND", "NAME", "PASS", "FAIL", "WARN", "ERROR", "SKIP", "AGE"],
+            "{out}"
+        );
+        assert_eq!(columns(lines[1])[..8], ["r1", "Pod", "nginx", "5", "1", "0", "0", "2"], "{out}");
+
+        // Server-side apply through kubectl.
+        let out = k.ok(&["apply", "--server-side", "-f", &f]).await;
+        assert!(out.contains("serverside-applied"), "{out}");
+
+        // kubectl run: a pod that stays Pending (nothing runs pods in the simulator).
+        let out = k.ok(&["run", "nginx", "--image=nginx"]).await;
+        assert!(out.contains("pod/nginx created"), "{out}");
+        let out = k.ok(&["get", "pods"]).await;
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(columns(lines[0]), ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]);
+        assert_eq!(columns(lines[1])[..4], ["nginx", "0/1", "Pending", "0"]);
+        let out = k.ok(&["get", "cm", "cfg", "-o", "jsonpath={.data.a}"]).await;
+        assert_eq!(out, "b");
+
+        // A validating webhook's denial, as kubectl prints it.
+        let wh = start_webhook(&["127.0.0.1"]).await;
+        let url = format!("https://127.0.0.1:{}/deny", wh.addr.port());
+        let client = sim.client().await.unwrap();
+        install(
+            &client,
+            "ValidatingWebhookConfiguration",
+            "deny",
+            vec![hook(
+                "deny.sim.test",
+                &url,
+                &wh.ca_bundle,
+                "Fail",
+                5,
+                json!({"objectSelector": {"matchLabels": {"deny": "yes"}}}),
+            )],
+        )
+        .await;
+        let denied = write(
+            &dir,
+            "denied.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: denied\n  namespace: default\n  labels: {deny: \"yes\"}\n",
+        );
+        let (ok, _, err) = k.run(&["apply", "-f", &denied]).await;
+        assert!(!ok);
+        assert!(
+            err.contains("Error from server (Forbidden): error when creating")
+                && err.contains("admission webhook \"deny.sim.test\" denied the request: no way"),
+            "{err}"
+        );
+
+        let out = k.ok(&["delete", "-f", &f]).await;
+        assert!(out.contains("policyreport.wgpolicyk8s.io \"r1\" deleted"), "{out}");
+        assert!(out.contains("configmap \"cfg\" deleted"), "{out}");
+        let out = k.ok(&["delete", "pod", "nginx"]).await;
+        assert!(out.contains("pod \"nginx\" deleted"), "{out}");
+        let (ok, _, err) = k.run(&["get", "polr", "r1"]).await;
+        assert!(!ok);
+        assert!(
+            err.contains("Error from server (NotFound): policyreports.wgpolicyk8s.io \"r1\" not found"),
+            "{err}"
+        );
+    })
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
