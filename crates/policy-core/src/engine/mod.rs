@@ -9,6 +9,7 @@ mod provider;
 mod validate;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use kyverno_api::kyverno::v1::match_resources::AdmissionOperation;
 use kyverno_api::kyverno::v1::policy::ApplyRules;
@@ -92,6 +93,18 @@ pub fn validate(
     let mut base = RuleContext::for_request(request, images);
     base.set_variables(&environment.values.global);
     base.set_variables(&environment.values.resource);
+    // Values may set fields of the object itself (`request.object.metadata.labels.x`); the
+    // object evaluated is then the one they produce, as upstream re-reads it.
+    let overridden;
+    let request = match base.data().pointer("/request/object") {
+        Some(object)
+            if writes_object(&environment.values) && object != request.resource().as_ref() =>
+        {
+            overridden = request.clone().with_resource(Arc::new(object.clone()));
+            &overridden
+        }
+        _ => request,
+    };
     let policy_key = policy.key();
     let is_delete = request.operation() == Some(AdmissionOperation::Delete);
     for rule in &policy.rules {
@@ -194,6 +207,15 @@ pub fn validate(
         }
     }
     response
+}
+
+/// Whether supplied values set fields of `request.object`.
+fn writes_object(values: &SuppliedValues) -> bool {
+    values
+        .global
+        .keys()
+        .chain(values.resource.keys())
+        .any(|key| key.starts_with("request.object."))
 }
 
 /// Evaluates a rule's preconditions: whether they hold, and the message upstream adds to the

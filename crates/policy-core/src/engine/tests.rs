@@ -240,3 +240,17 @@ spec:
         result[0].2
     );
 }
+
+#[test]
+fn values_that_set_object_fields_change_the_evaluated_object() {
+    let policy = policy(REQUIRE_TEAM);
+    let values = SuppliedValues {
+        resource: serde_json::from_value(json!({"request.object.metadata.labels.team": "x"}))
+            .expect("map"),
+        ..SuppliedValues::default()
+    };
+    assert_eq!(
+        run(&policy, pod("b", json!({})), &[], &values)[0].1,
+        RuleStatus::Pass
+    );
+}
