@@ -2,7 +2,7 @@
 //! data, biased towards the syntax the engine parses (anchors, operators, wildcards, quantities,
 //! `{{ }}` variables, `$( )` references, JMESPath), so that the fuzzer reaches deep code quickly.
 
-use arbitrary::{Result, Unstructured};
+use arbitrary::{Arbitrary, Result, Unstructured};
 use serde_json::{Map, Number, Value};
 
 /// Deepest nesting of a generated document.
@@ -241,4 +241,61 @@ fn value(u: &mut Unstructured<'_>, tokens: &[&str], depth: u32) -> Result<Value>
             Value::Object(map)
         }
     })
+}
+
+/// Input of the `pattern` target: a pattern and a resource.
+#[derive(Debug)]
+pub struct PatternInput {
+    /// The pattern (anchors, operators, wildcards in keys and values).
+    pub pattern: Value,
+    /// The resource it is matched against.
+    pub resource: Value,
+}
+
+impl<'a> Arbitrary<'a> for PatternInput {
+    fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
+        Ok(PatternInput {
+            pattern: document(u, PATTERN_TOKENS)?,
+            resource: document(u, PATTERN_TOKENS)?,
+        })
+    }
+}
+
+/// Where in a rule a substituted document is taken from (used for `{{ @ }}` and error paths).
+const LOCATIONS: &[&str] = &[
+    "",
+    "/validate/pattern",
+    "/validate/foreach/0/pattern",
+    "/mutate/patchStrategicMerge",
+];
+
+/// Input of the `substitute` target: a document with variables and references, and the
+/// context they are resolved against.
+#[derive(Debug)]
+pub struct SubstituteInput {
+    /// The document to substitute.
+    pub document: Value,
+    /// `request.object` of the context.
+    pub object: Value,
+    /// `request.operation` of the context.
+    pub operation: &'static str,
+    /// `element` of the context.
+    pub element: Value,
+    /// Another context entry: its dotted path and value.
+    pub entry: (String, Value),
+    /// The JSON pointer of the document inside its rule.
+    pub location: &'static str,
+}
+
+impl<'a> Arbitrary<'a> for SubstituteInput {
+    fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
+        Ok(SubstituteInput {
+            document: document(u, VARIABLE_TOKENS)?,
+            object: document(u, VARIABLE_TOKENS)?,
+            operation: u.choose(&["CREATE", "UPDATE", "DELETE", ""])?,
+            element: document(u, VARIABLE_TOKENS)?,
+            entry: (text(u, VARIABLE_TOKENS)?, document(u, VARIABLE_TOKENS)?),
+            location: u.choose(LOCATIONS)?,
+        })
+    }
 }

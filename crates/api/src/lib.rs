@@ -2,6 +2,7 @@
 pub mod crds;
 pub mod kyverno;
 pub mod load;
+mod newtype;
 pub mod policy_report;
 pub mod reports;
 pub mod schema;

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kyverno_api::kyverno::v1::match_resources::AdmissionOperation;
-use kyverno_policy_core::engine::{Environment, LoadedPolicy};
+use kyverno_api::kyverno::v1::mutate::Mutation;
+use kyverno_policy_core::engine::{Environment, LoadedPolicy, MutateResponse};
 use kyverno_policy_core::request::{GroupVersionKind, RequestInfo, ResourceRequest};
 use kyverno_policy_core::response::PolicyResponse;
 use serde_json::Value;
@@ -17,6 +18,11 @@ pub fn field<'a>(resource: &'a Value, pointer: &str) -> &'a str {
         .pointer(pointer)
         .and_then(Value::as_str)
         .unwrap_or_default()
+}
+
+/// The group of an `apiVersion` (`""` for the core group).
+pub fn api_group(api_version: &str) -> &str {
+    api_version.rsplit_once('/').map_or("", |(group, _)| group)
 }
 
 /// The admission request simulating `operation` on `resource`, as upstream's CLI builds it:
@@ -60,9 +66,7 @@ pub enum EvaluateError {
 /// The first kind of rule of `policy` that the engine cannot evaluate yet, if any.
 fn unsupported_rules(policy: &LoadedPolicy) -> Option<&'static str> {
     policy.rules.iter().find_map(|rule| {
-        if rule.mutate.is_some() {
-            Some("mutate")
-        } else if rule.generate.is_some() {
+        if rule.generate.is_some() {
             Some("generate")
         } else if !rule.verify_images.is_empty() {
             Some("verifyImages")
@@ -72,8 +76,43 @@ fn unsupported_rules(policy: &LoadedPolicy) -> Option<&'static str> {
     })
 }
 
-/// Evaluates `policy` against `request`.
-pub fn evaluate(
+/// Whether `policy` has mutate rules (upstream's `HasMutate`): its mutate pass runs then.
+pub fn has_mutate(policy: &LoadedPolicy) -> bool {
+    policy.rules.iter().any(|rule| {
+        rule.mutate
+            .as_ref()
+            .is_some_and(|mutation| *mutation != Mutation::default())
+    })
+}
+
+/// Whether the validate pass evaluates `policy`: it has rules other than mutate rules
+/// (upstream skips it for policies without validate or verifyImages checks).
+pub fn has_validate_pass(policy: &LoadedPolicy) -> bool {
+    !has_mutate(policy)
+        || policy
+            .rules
+            .iter()
+            .any(|rule| rule.validate.is_some() || !rule.verify_images.is_empty())
+}
+
+/// Applies the mutate rules of `policy` to `request`.
+pub fn mutate(
+    policy: &LoadedPolicy,
+    request: &ResourceRequest,
+    environment: &Environment<'_>,
+) -> Result<MutateResponse, EvaluateError> {
+    if let Some(kind) = unsupported_rules(policy) {
+        return Err(EvaluateError::Unsupported(kind));
+    }
+    Ok(kyverno_policy_core::engine::mutate(
+        policy,
+        request,
+        environment,
+    ))
+}
+
+/// Applies the validate rules of `policy` to `request`.
+pub fn validate(
     policy: &LoadedPolicy,
     request: &ResourceRequest,
     environment: &Environment<'_>,

@@ -7,4 +7,6 @@ pub mod output;
 pub mod provider;
 pub mod report;
 pub mod test_file;
+#[cfg(test)]
+mod test_support;
 pub mod values;

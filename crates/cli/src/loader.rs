@@ -11,6 +11,7 @@ use kyverno_policy_core::engine::{LoadedPolicy, PolicyLoadError};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use crate::engine::{api_group, field};
 use crate::test_file::{ClusterResource, UserInfo, Values};
 
 /// Why files could not be loaded.
@@ -132,11 +133,6 @@ fn documents_below(base: &Path, paths: &[String]) -> Result<Vec<Document>, LoadE
     Ok(documents)
 }
 
-/// The group of an `apiVersion` (`""` for the core group).
-fn group_of(api_version: &str) -> &str {
-    api_version.rsplit_once('/').map_or("", |(group, _)| group)
-}
-
 /// Kinds of policies this implementation does not evaluate yet, by API group.
 fn is_unsupported_policy_kind(group: &str, kind: &str) -> bool {
     match group {
@@ -187,7 +183,7 @@ impl Policies {
 pub fn load_policies(base: &Path, paths: &[String]) -> Result<Policies, LoadError> {
     let mut policies = Policies::default();
     for document in documents_below(base, paths)? {
-        let group = group_of(document.api_version());
+        let group = api_group(document.api_version());
         let loaded = match (group, document.kind()) {
             ("kyverno.io", "ClusterPolicy") => {
                 LoadedPolicy::from_cluster_policy(document.decode::<ClusterPolicy>()?)
@@ -291,16 +287,9 @@ pub fn default_namespace(object: &mut Map<String, Value>) {
 
 /// Identity of a resource for duplicate detection: group, kind, namespace and name.
 fn identity(resource: &Value) -> (String, String, String, String) {
-    let text = |pointer: &str| {
-        resource
-            .pointer(pointer)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let api_version = text("/apiVersion");
+    let text = |pointer: &str| field(resource, pointer).to_owned();
     (
-        group_of(&api_version).to_owned(),
+        api_group(field(resource, "/apiVersion")).to_owned(),
         text("/kind"),
         text("/metadata/namespace"),
         text("/metadata/name"),
@@ -328,7 +317,7 @@ pub fn remove_duplicates(resources: Vec<Value>) -> (Vec<Value>, Vec<(String, Str
 pub fn load_exceptions(base: &Path, paths: &[String]) -> Result<Vec<PolicyException>, LoadError> {
     let mut exceptions = Vec::new();
     for document in documents_below(base, paths)? {
-        match (group_of(document.api_version()), document.kind()) {
+        match (api_group(document.api_version()), document.kind()) {
             ("kyverno.io", "PolicyException") => exceptions.push(document.decode()?),
             ("policies.kyverno.io", _) => return Err(unsupported(&document)),
             _ => {
@@ -393,21 +382,15 @@ pub fn load_cluster_resource(path: &Path) -> Result<ClusterResource, LoadError> 
 mod tests {
     use super::*;
 
-    /// A fresh scratch folder under the target directory.
+    use crate::test_support;
+
     fn scratch(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("kyverno-cli-loader-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("scratch folder");
-        dir
+        test_support::scratch("loader", name)
     }
 
+    /// Writes file `name` of `dir`.
     fn write(dir: &Path, name: &str, text: &str) {
-        let path = dir.join(name);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).expect("folder");
-        }
-        std::fs::write(path, text).expect("write");
+        test_support::write(&dir.join(name), text);
     }
 
     const POLICY: &str = "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: p\nspec:\n  rules: []\n";

@@ -10,6 +10,7 @@ use kyverno_policy_core::engine::{ContextProvider, Lookup, ProviderError};
 use kyverno_policy_core::jmespath::{self, JmesPathError};
 use serde_json::{Map, Value, json};
 
+use crate::engine::{api_group, field};
 use crate::test_file::{ApiCallResponse, GlobalContextEntryValue};
 
 /// Why the mocked GlobalContextEntries could not be prepared.
@@ -85,15 +86,8 @@ impl SimulatedCluster {
         namespace: Option<&str>,
     ) -> impl Iterator<Item = &'s Value> {
         self.objects.iter().filter(move |object| {
-            let text = |pointer: &str| {
-                object
-                    .pointer(pointer)
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-            };
-            let api_version = text("/apiVersion");
-            let object_group = api_version.rsplit_once('/').map_or("", |(group, _)| group);
-            object_group == group
+            let text = |pointer: &str| field(object, pointer);
+            api_group(text("/apiVersion")) == group
                 && self.serves(group, plural, text("/kind"))
                 && namespace.is_none_or(|namespace| text("/metadata/namespace") == namespace)
         })

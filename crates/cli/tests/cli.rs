@@ -1,5 +1,5 @@
-//! Runs the `kyverno` binary on the fixtures under `tests/fixtures` (validate policies of our
-//! own) and on the upstream `test-fail` cases of the conformance corpus.
+//! Runs the `kyverno` binary on the fixtures under `tests/fixtures` (validate and mutate
+//! policies of our own) and on the upstream `test-fail` cases of the conformance corpus.
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -329,5 +329,68 @@ fn apply_requires_resources() {
     assert_eq!(output.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&output.stderr).contains("resource file(s) or cluster required")
+    );
+}
+
+/// Mutate policies run before validate policies, patched resources are compared, and a
+/// difference fails the row with a diff.
+#[test]
+fn test_compares_patched_resources() {
+    let (report, output) = json_report(&[fixture("mutate").to_str().expect("utf-8")]);
+    assert!(output.status.success(), "{report:#}");
+    assert_eq!(
+        report["summary"],
+        serde_json::json!({"rows": 6, "passed": 6, "failed": 0}),
+        "{report:#}"
+    );
+    let (report, output) = json_report(&[fixture("mutate-diff").to_str().expect("utf-8")]);
+    assert_eq!(output.status.code(), Some(1));
+    let rows = &report["tests"][0]["rows"];
+    assert_eq!(rows[0]["reason"], "Resource diff", "{report:#}");
+    assert_eq!(rows[1]["reason"], "Resource error", "{report:#}");
+    let output = kyverno(&[
+        "test",
+        fixture("mutate-diff").to_str().expect("utf-8"),
+        "--remove-color",
+        "--detailed-results",
+    ]);
+    let text = stdout(&output);
+    assert!(
+        text.contains("Patched resource didn't match the patched resource in the test result"),
+        "{text}"
+    );
+    assert!(
+        text.contains("+    imagePullPolicy: IfNotPresent"),
+        "{text}"
+    );
+}
+
+#[test]
+fn apply_prints_mutated_resources() {
+    let output = kyverno(&[
+        "apply",
+        fixture("mutate/policy.yaml").to_str().expect("utf-8"),
+        "-r",
+        fixture("mutate/resources.yaml").to_str().expect("utf-8"),
+    ]);
+    assert!(output.status.success(), "{output:?}");
+    let text = stdout(&output);
+    let (_, mutated) = text
+        .split_once("\npolicy add-defaults applied to default/Pod/unlabelled:\n")
+        .expect("the mutated resource is printed");
+    let (yaml, _) = mutated.split_once("\n---\n").expect("document end");
+    let patched: Value = serde_saphyr::from_str(yaml).expect("YAML");
+    assert_eq!(patched["metadata"]["labels"]["team"], "platform");
+    assert_eq!(
+        patched["spec"]["containers"][1]["imagePullPolicy"],
+        "IfNotPresent"
+    );
+    assert!(
+        text.contains("\n\nMutation:\nMutation has been applied successfully."),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("\npass: 4, fail: 0, warn: 0, error: 0, skip: 2 \n"),
+        "validation sees the mutated resource: {text}"
     );
 }

@@ -5,6 +5,8 @@ pub mod conditions;
 pub mod duration;
 pub mod engine;
 pub mod exceptions;
+mod gofmt;
+mod gopath;
 pub mod images;
 pub mod jmespath;
 pub mod matching;

@@ -17,6 +17,7 @@
 //!
 //! Substitution rebuilds only what changes: untouched parts of the document are not copied.
 
+use crate::gopath;
 use crate::jmespath::{JmesPathError, Runtime, json_string};
 use regex::Regex;
 use serde_json::{Map, Value};
@@ -514,9 +515,9 @@ fn resolve_reference(
         return Err(error("expected path, found empty reference"));
     }
     let absolute = if target.starts_with('/') {
-        clean(target)
+        gopath::clean(target)
     } else {
-        clean(&format!("{location}/{target}"))
+        gopath::clean(&format!("/{location}/{target}"))
     };
     let within_document = if base.is_empty() {
         Some(absolute.as_str())
@@ -566,21 +567,6 @@ fn reference_operator(reference: &str) -> &'static str {
     } else {
         ""
     }
-}
-
-/// Go's `path.Clean` for absolute slash paths.
-fn clean(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            other => parts.push(other),
-        }
-    }
-    format!("/{}", parts.join("/"))
 }
 
 /// The leaf at a slash `path` of `document`, where a key like `(name)` or `^(name)` (a pattern

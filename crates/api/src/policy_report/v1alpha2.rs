@@ -2,7 +2,6 @@
 //! `reports.kyverno.io` ephemeral reports share.
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::ops::{Deref, DerefMut};
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -13,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{CrdDefinition, PrinterColumn, TypedObject};
+use crate::newtype::deref_to;
 
 /// API group of the policy report kinds.
 pub const GROUP: &str = "wgpolicyk8s.io";
@@ -258,18 +258,7 @@ macro_rules! report_kind {
             }
         }
 
-        impl Deref for $name {
-            type Target = PolicyReportContent;
-            fn deref(&self) -> &PolicyReportContent {
-                &self.content
-            }
-        }
-
-        impl DerefMut for $name {
-            fn deref_mut(&mut self) -> &mut PolicyReportContent {
-                &mut self.content
-            }
-        }
+        deref_to!(PolicyReportContent => $name.content);
 
         impl kube::core::Resource for $name {
             type DynamicType = ();

@@ -1,11 +1,10 @@
 //! `reports.kyverno.io/v1`: EphemeralReport and ClusterEphemeralReport.
-use std::ops::{Deref, DerefMut};
-
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::newtype::deref_to;
 use crate::policy_report::v1alpha2::{PolicyReportResult, PolicyReportSummary};
 
 /// The specification shared by EphemeralReport and ClusterEphemeralReport.
@@ -100,24 +99,7 @@ pub struct EphemeralReportSpec(pub EphemeralReportContent);
 #[serde(transparent)]
 pub struct ClusterEphemeralReportSpec(pub EphemeralReportContent);
 
-/// `Deref`/`DerefMut` from a spec newtype to the shared [`EphemeralReportContent`].
-macro_rules! deref_to_content {
-    ($($spec:ty),*) => {$(
-        impl Deref for $spec {
-            type Target = EphemeralReportContent;
-            fn deref(&self) -> &EphemeralReportContent {
-                &self.0
-            }
-        }
-        impl DerefMut for $spec {
-            fn deref_mut(&mut self) -> &mut EphemeralReportContent {
-                &mut self.0
-            }
-        }
-    )*};
-}
-
-deref_to_content!(EphemeralReportSpec, ClusterEphemeralReportSpec);
+deref_to!(EphemeralReportContent => EphemeralReportSpec, ClusterEphemeralReportSpec);
 
 #[cfg(test)]
 mod tests {

@@ -16,9 +16,9 @@ use kyverno_policy_core::request::RequestInfo;
 use kyverno_policy_core::response::{PolicyResponse, RuleStatus, RuleType};
 use serde_json::Value;
 
-use crate::engine::{self, EvaluateError, admission_request, field};
+use crate::engine::{self, EvaluateError, admission_request, field, has_mutate, has_validate_pass};
 use crate::loader::{self, LoadError};
-use crate::output::table::{Align, Cell, Style, Table};
+use crate::output::table::{Cell, ResultRow, ResultsTable, Style};
 use crate::provider::CliContextProvider;
 use crate::report::{is_audit, is_scored, report_result};
 use crate::values::{VariableSet, parse_overrides};
@@ -176,27 +176,53 @@ pub fn run(options: &ApplyOptions, out: &mut dyn Write) -> Result<Counts, ApplyE
                 .unwrap_or_default(),
         );
         let name = field(resource, "/metadata/name");
-        for policy in &policies.valid {
-            let operation = variables.operation(&policy.name, name);
+        let prepare = |policy: &LoadedPolicy, resource: &Arc<Value>| {
             let request = admission_request(
-                &shared,
-                operation,
+                resource,
+                variables.operation(&policy.name, name),
                 &request_info,
                 Arc::clone(&labels),
                 &variables,
             );
-            let values = variables.supplied(&policy.name, name, None);
+            (request, variables.supplied(&policy.name, name, None))
+        };
+        let failed = |source| ApplyError::Evaluate {
+            resource: name.to_owned(),
+            source,
+        };
+        // As upstream: the mutate rules of every policy first, each policy patching the result
+        // of the ones before it, then the validate rules on the final resource.
+        let mut current = shared;
+        for policy in policies.valid.iter().filter(|policy| has_mutate(policy)) {
+            let (request, values) = prepare(policy, &current);
             let environment = Environment {
                 values: &values,
                 exceptions: &[],
                 provider: &provider,
             };
-            let response = engine::evaluate(policy, &request, &environment).map_err(|source| {
-                ApplyError::Evaluate {
-                    resource: name.to_owned(),
-                    source,
-                }
-            })?;
+            let mutated = engine::mutate(policy, &request, &environment).map_err(failed)?;
+            print_mutated(&policy.name, resource, &mutated.patched, out)?;
+            current = Arc::new(mutated.patched);
+            applied.push(Applied {
+                policy,
+                resource,
+                response: PolicyResponse {
+                    rules: mutated.rules,
+                },
+            });
+        }
+        for policy in policies
+            .valid
+            .iter()
+            .filter(|policy| has_validate_pass(policy))
+        {
+            let (request, values) = prepare(policy, &current);
+            let environment = Environment {
+                values: &values,
+                exceptions: &[],
+                provider: &provider,
+            };
+            let response = engine::validate(policy, &request, &environment).map_err(failed)?;
             applied.push(Applied {
                 policy,
                 resource,
@@ -245,6 +271,23 @@ fn resource_path(resource: &Value) -> String {
         field(resource, "/kind"),
         field(resource, "/metadata/name")
     )
+}
+
+/// Prints a policy's mutated resource as upstream does: a header naming the policy and the
+/// resource, the resource as YAML, and the closing `Mutation:` note.
+fn print_mutated(
+    policy: &str,
+    resource: &Value,
+    patched: &Value,
+    out: &mut dyn Write,
+) -> Result<(), ApplyError> {
+    let yaml = serde_saphyr::to_string(patched)?;
+    write!(
+        out,
+        "\npolicy {policy} applied to {}:\n{yaml}\n---\n\n\nMutation:\nMutation has been applied successfully.",
+        resource_path(resource)
+    )?;
+    Ok(())
 }
 
 /// Counts one policy's rule responses and prints its validation failures (unless a policy
@@ -299,19 +342,8 @@ fn count(
 }
 
 /// One row per rule response, as upstream's `printTable`.
-fn results_table(applied: &[Applied<'_>], options: &ApplyOptions) -> Table {
-    let mut columns = vec![
-        ("ID", Align::Right),
-        ("POLICY", Align::Left),
-        ("RULE", Align::Left),
-        ("RESOURCE", Align::Left),
-        ("RESULT", Align::Left),
-        ("REASON", Align::Left),
-    ];
-    if options.detailed_results {
-        columns.push(("MESSAGE", Align::Left));
-    }
-    let mut table = Table::new(&columns);
+fn results_table(applied: &[Applied<'_>], options: &ApplyOptions) -> ResultsTable {
+    let mut table = ResultsTable::new(options.detailed_results);
     let rules = applied
         .iter()
         .flat_map(|answer| answer.response.rules.iter().map(move |rule| (answer, rule)));
@@ -324,18 +356,15 @@ fn results_table(applied: &[Applied<'_>], options: &ApplyOptions) -> Table {
             PolicyResult::Error => ("Error", Style::Bad),
             PolicyResult::Skip => ("Skip", Style::Name),
         };
-        let mut cells = vec![
-            Cell::new((id + 1).to_string(), Style::Plain),
-            Cell::new(answer.policy.key(), Style::Name),
-            Cell::new(rule.name.as_str(), Style::Name),
-            Cell::new(resource_path(answer.resource), Style::Name),
-            Cell::new(text, style),
-            Cell::new("", Style::Plain),
-        ];
-        if options.detailed_results {
-            cells.push(Cell::new(rule.message.as_str(), Style::Plain));
-        }
-        table.push(cells);
+        table.push(ResultRow {
+            id: id + 1,
+            policy: &answer.policy.key(),
+            rule: &rule.name,
+            resource: &resource_path(answer.resource),
+            result: Cell::new(text, style),
+            reason: Cell::new("", Style::Plain),
+            message: &rule.message,
+        });
     }
     table
 }

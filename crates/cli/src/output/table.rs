@@ -166,6 +166,75 @@ impl Table {
     }
 }
 
+/// One row of a [`ResultsTable`].
+#[derive(Clone, Debug)]
+pub struct ResultRow<'a> {
+    /// The row's number.
+    pub id: usize,
+    /// The policy's name.
+    pub policy: &'a str,
+    /// The rule's name.
+    pub rule: &'a str,
+    /// The resource, as `namespace/kind/name` or however the command names it.
+    pub resource: &'a str,
+    /// The result cell (`Pass`, `Fail`, ...), styled by the caller.
+    pub result: Cell,
+    /// The reason cell.
+    pub reason: Cell,
+    /// The rule's message, shown only in detailed tables.
+    pub message: &'a str,
+}
+
+/// A table of rule results in upstream's layout (its `printTable`): `ID`, `POLICY`, `RULE`,
+/// `RESOURCE`, `RESULT`, `REASON`, and `MESSAGE` when detailed.
+#[derive(Clone, Debug)]
+pub struct ResultsTable {
+    table: Table,
+    detailed: bool,
+}
+
+impl ResultsTable {
+    /// An empty results table; `detailed` adds the `MESSAGE` column.
+    pub fn new(detailed: bool) -> Self {
+        let mut columns = vec![
+            ("ID", Align::Right),
+            ("POLICY", Align::Left),
+            ("RULE", Align::Left),
+            ("RESOURCE", Align::Left),
+            ("RESULT", Align::Left),
+            ("REASON", Align::Left),
+        ];
+        if detailed {
+            columns.push(("MESSAGE", Align::Left));
+        }
+        Self {
+            table: Table::new(&columns),
+            detailed,
+        }
+    }
+
+    /// Adds a row.
+    pub fn push(&mut self, row: ResultRow<'_>) {
+        let mut cells = vec![
+            Cell::new(row.id.to_string(), Style::Plain),
+            Cell::new(row.policy, Style::Name),
+            Cell::new(row.rule, Style::Name),
+            Cell::new(row.resource, Style::Name),
+            row.result,
+            row.reason,
+        ];
+        if self.detailed {
+            cells.push(Cell::new(row.message, Style::Plain));
+        }
+        self.table.push(cells);
+    }
+
+    /// The table as text, as [`Table::render`].
+    pub fn render(&self, colors: bool) -> String {
+        self.table.render(colors)
+    }
+}
+
 fn border(out: &mut String, widths: &[usize], [left, middle, right]: [char; 3]) {
     out.push(left);
     for (index, width) in widths.iter().enumerate() {

@@ -13,7 +13,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde_json::Value;
 
-use super::go_fmt::sprint;
+use crate::gofmt::{self, Numbers};
 use crate::{pattern, wildcard};
 
 /// One of the set operators.
@@ -36,6 +36,11 @@ impl SetOperator {
     fn is_deprecated(self) -> bool {
         matches!(self, Self::In | Self::NotIn)
     }
+}
+
+/// A key or value as upstream compares it: `fmt.Sprint` of the `float64`-decoded value.
+fn sprint(value: &Value) -> Cow<'_, str> {
+    gofmt::sprint(value, Numbers::Float64)
 }
 
 /// Evaluates `key <operator> value`; type mismatches make the condition false, as upstream.

@@ -17,7 +17,6 @@
 //! - The message reported with the result joins the messages of the conditions that decided it
 //!   (see [`Verdict::message`]); callers use it in deny results and precondition skip reasons.
 
-mod go_fmt;
 mod membership;
 mod operators;
 

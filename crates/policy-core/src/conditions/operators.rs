@@ -18,9 +18,9 @@ use std::cmp::Ordering;
 use kyverno_api::kyverno::v1::rule::ConditionOperator;
 use serde_json::Value;
 
-use super::go_fmt::format_number;
 use super::membership::{self, SetOperator};
 use crate::duration::parse_duration;
+use crate::gofmt::{self, Numbers};
 use crate::quantity::Quantity;
 use crate::wildcard;
 
@@ -73,7 +73,10 @@ fn string_equals(key: &Value, text: &str, value: &Value) -> bool {
     if let Some(key) = Quantity::parse(text) {
         match value {
             Value::String(value) => return Quantity::parse(value) == Some(key),
-            Value::Number(value) => return Quantity::parse(&format_number(value)) == Some(key),
+            Value::Number(value) => {
+                return Quantity::parse(&gofmt::format_number(value, Numbers::Float64))
+                    == Some(key);
+            }
             _ => {}
         }
     }

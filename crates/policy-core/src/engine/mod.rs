@@ -4,18 +4,22 @@
 //! [`ContextProvider`] that the caller implements (the controllers against the API server, the
 //! CLI from values files and mocks).
 mod context;
+mod mutate;
 mod policy;
 mod provider;
 mod validate;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kyverno_api::kyverno::v1::match_resources::AdmissionOperation;
 use kyverno_api::kyverno::v1::policy::ApplyRules;
+use kyverno_api::kyverno::v1::rule::Rule;
 use kyverno_api::kyverno::v2::policy_exception::PolicyException;
 use serde_json::{Map, Value};
 
+pub use mutate::{MutateResponse, mutate};
 pub use policy::{LoadedPolicy, PolicyLoadError};
 pub use provider::{ContextProvider, Lookup, NoExternalData, ProviderError};
 
@@ -88,106 +92,32 @@ pub fn validate(
     if autogen::is_managed_pod_resource(&policy.annotations, request) {
         return response;
     }
-    let images =
-        crate::images::extract_images(request.resource(), &BTreeMap::new()).unwrap_or(Value::Null);
-    let mut base = RuleContext::for_request(request, images);
-    base.set_variables(&environment.values.global);
-    base.set_variables(&environment.values.resource);
-    // Values may set fields of the object itself (`request.object.metadata.labels.x`); the
-    // object evaluated is then the one they produce, as upstream re-reads it.
-    let overridden;
-    let request = match base.data().pointer("/request/object") {
-        Some(object)
-            if writes_object(environment.values) && object != request.resource().as_ref() =>
-        {
-            overridden = request.clone().with_resource(Arc::new(object.clone()));
-            &overridden
-        }
-        _ => request,
-    };
-    let policy_key = policy.key();
+    let run = PolicyRun::new(policy, request, environment);
+    let request = run.request.as_ref();
     let is_delete = request.operation() == Some(AdmissionOperation::Delete);
     for rule in &policy.rules {
         let Some(validation) = &rule.validate else {
             continue;
         };
-        if rule_matches(rule, policy.namespace.as_deref(), request).is_err() {
-            continue;
-        }
-        let mut context = base.clone();
-        if !rule.image_extractors.is_empty()
-            && let Ok(images) =
-                crate::images::extract_images(request.resource(), &rule.image_extractors)
-        {
-            context.set_variable("images", images);
-        }
-        let rule_values = environment.values.rules.get(&rule.name);
-        if let Some(values) = rule_values {
-            context.set_variables(&values.values);
-        }
-        let error = |what: &str, error: &dyn std::fmt::Display| RuleResponse {
-            name: rule.name.clone(),
-            rule_type: RuleType::Validation,
-            status: RuleStatus::Error,
-            message: format!("{what}: {error}"),
-        };
-        if let Err(e) = context.load_entries(&rule.context, environment.provider) {
-            response.rules.push(error("failed to load context", &e));
-            continue;
-        }
-        match preconditions_hold(rule.preconditions.as_ref(), &context) {
-            Ok((true, _)) => {}
-            Ok((false, message)) => {
-                let message = if message.is_empty() {
-                    "preconditions not met".to_owned()
-                } else {
-                    format!("preconditions not met; {message}")
-                };
-                response.rules.push(RuleResponse {
-                    name: rule.name.clone(),
-                    rule_type: RuleType::Validation,
-                    status: RuleStatus::Skip,
-                    message,
-                });
-                continue;
-            }
-            Err(e) => {
-                response
-                    .rules
-                    .push(error("failed to evaluate preconditions", &e));
-                continue;
-            }
-        }
-        let found = find_exceptions(
-            environment.exceptions,
-            &policy_key,
-            &rule.name,
-            request,
-            |conditions| {
-                Conditions::from(conditions)
-                    .evaluate(|value| context.substitute(value))
-                    .is_ok_and(|verdict| verdict.holds)
-            },
-        );
-        let verdict = ExceptionVerdict::new(found, validation.pod_security.is_some());
+        let pod_security = validation.pod_security.is_some();
+        let (mut context, verdict) =
+            match run.prelude(rule, RuleType::Validation, pod_security, request) {
+                Prelude::Unmatched => continue,
+                Prelude::Answered(answer) => {
+                    response.rules.push(answer);
+                    continue;
+                }
+                Prelude::Run { context, verdict } => (context, verdict),
+            };
         let exemptions = match &verdict {
-            ExceptionVerdict::Skip { message, .. } => {
-                response.rules.push(RuleResponse {
-                    name: rule.name.clone(),
-                    rule_type: RuleType::Validation,
-                    status: RuleStatus::Skip,
-                    message: message.clone(),
-                });
-                continue;
-            }
             ExceptionVerdict::ExemptPodSecurity { exemptions, .. } => exemptions.clone(),
-            ExceptionVerdict::Evaluate => Vec::new(),
+            ExceptionVerdict::Evaluate | ExceptionVerdict::Skip { .. } => Vec::new(),
         };
         let validator = Validator {
             rule,
             validation,
             provider: environment.provider,
-            values: rule_values,
+            values: environment.values.rules.get(&rule.name),
             exemptions: &exemptions,
             is_delete,
         };
@@ -200,13 +130,149 @@ pub fn validate(
         {
             rule_response.message = verdict.pod_security_skip_message();
         }
-        let applied = matches!(rule_response.status, RuleStatus::Pass | RuleStatus::Fail);
+        let applied = counts_as_applied(rule_response.status);
         response.rules.push(rule_response);
         if applied && policy.spec.apply_rules == Some(ApplyRules::One) {
             break;
         }
     }
     response
+}
+
+/// One policy being applied to one request: what every rule starts from.
+struct PolicyRun<'p, 'e> {
+    policy: &'p LoadedPolicy,
+    environment: &'p Environment<'e>,
+    /// How exceptions name the policy.
+    key: String,
+    /// The variables every rule starts from (mutate rules update `request.object` in them).
+    base: RuleContext,
+    /// The request evaluated: supplied values may have rewritten its object.
+    request: Cow<'p, ResourceRequest>,
+}
+
+/// What the steps every rule goes through before its action decided.
+enum Prelude<'e> {
+    /// The rule does not match the request: it has no response.
+    Unmatched,
+    /// The rule is answered without running its action: its context failed to load, its
+    /// preconditions failed or are not met, or a policy exception skips it.
+    Answered(RuleResponse),
+    /// The action runs in this context; `verdict` tells which podSecurity controls exceptions
+    /// exempt.
+    Run {
+        context: RuleContext,
+        verdict: ExceptionVerdict<'e>,
+    },
+}
+
+impl<'p, 'e> PolicyRun<'p, 'e> {
+    fn new(
+        policy: &'p LoadedPolicy,
+        request: &'p ResourceRequest,
+        environment: &'p Environment<'e>,
+    ) -> Self {
+        let images = crate::images::extract_images(request.resource(), &BTreeMap::new())
+            .unwrap_or(Value::Null);
+        let mut base = RuleContext::for_request(request, images);
+        base.set_variables(&environment.values.global);
+        base.set_variables(&environment.values.resource);
+        // Values may set fields of the object itself (`request.object.metadata.labels.x`); the
+        // object evaluated is then the one they produce, as upstream re-reads it.
+        let request = match base.data().pointer("/request/object") {
+            Some(object)
+                if writes_object(environment.values) && object != request.resource().as_ref() =>
+            {
+                Cow::Owned(request.clone().with_resource(Arc::new(object.clone())))
+            }
+            _ => Cow::Borrowed(request),
+        };
+        Self {
+            policy,
+            environment,
+            key: policy.key(),
+            base,
+            request,
+        }
+    }
+
+    /// Runs the steps before a rule's action, as upstream does for every rule type: matching,
+    /// the rule's variables (images, supplied values, context entries), preconditions, and
+    /// policy exceptions (`pod_security` rules may be only partly exempted).
+    fn prelude(
+        &self,
+        rule: &Rule,
+        rule_type: RuleType,
+        pod_security: bool,
+        request: &ResourceRequest,
+    ) -> Prelude<'e> {
+        if rule_matches(rule, self.policy.namespace.as_deref(), request).is_err() {
+            return Prelude::Unmatched;
+        }
+        let answer = |status, message| {
+            Prelude::Answered(RuleResponse {
+                name: rule.name.clone(),
+                rule_type,
+                status,
+                message,
+            })
+        };
+        let mut context = self.base.clone();
+        if !rule.image_extractors.is_empty()
+            && let Ok(images) =
+                crate::images::extract_images(request.resource(), &rule.image_extractors)
+        {
+            context.set_variable("images", images);
+        }
+        if let Some(values) = self.environment.values.rules.get(&rule.name) {
+            context.set_variables(&values.values);
+        }
+        if let Err(error) = context.load_entries(&rule.context, self.environment.provider) {
+            return answer(
+                RuleStatus::Error,
+                format!("failed to load context: {error}"),
+            );
+        }
+        match preconditions_hold(rule.preconditions.as_ref(), &context) {
+            Ok((true, _)) => {}
+            Ok((false, message)) if message.is_empty() => {
+                return answer(RuleStatus::Skip, "preconditions not met".to_owned());
+            }
+            Ok((false, message)) => {
+                return answer(
+                    RuleStatus::Skip,
+                    format!("preconditions not met; {message}"),
+                );
+            }
+            Err(error) => {
+                return answer(
+                    RuleStatus::Error,
+                    format!("failed to evaluate preconditions: {error}"),
+                );
+            }
+        }
+        let found = find_exceptions(
+            self.environment.exceptions,
+            &self.key,
+            &rule.name,
+            request,
+            |conditions| {
+                Conditions::from(conditions)
+                    .evaluate(|value| context.substitute(value))
+                    .is_ok_and(|verdict| verdict.holds)
+            },
+        );
+        match ExceptionVerdict::new(found, pod_security) {
+            ExceptionVerdict::Skip { message, .. } => answer(RuleStatus::Skip, message),
+            verdict => Prelude::Run { context, verdict },
+        }
+    }
+}
+
+/// Whether a rule with this outcome counts as applied for `applyRules: One` (upstream's
+/// `RulesAppliedCount`).
+fn counts_as_applied(status: RuleStatus) -> bool {
+    matches!(status, RuleStatus::Pass | RuleStatus::Fail)
 }
 
 /// Whether supplied values set fields of `request.object`.
@@ -230,6 +296,27 @@ fn preconditions_hold(
     let conditions = parse_conditions(preconditions)?;
     let verdict = conditions.evaluate(|value| context.substitute(value))?;
     Ok((verdict.holds, verdict.message))
+}
+
+/// A rule context for one foreach element: `element`, `elementIndex` (at `nesting`) and the
+/// supplied per-element values.
+pub(crate) fn element_context(
+    context: &RuleContext,
+    element: &Value,
+    index: usize,
+    nesting: usize,
+    values: Option<&RuleValues>,
+) -> RuleContext {
+    let mut element_context = context.clone();
+    element_context.set_element(element.clone(), index, nesting);
+    if let Some(values) = values {
+        for (key, per_element) in &values.foreach {
+            if let Some(value) = per_element.get(index) {
+                element_context.set_variable(key, value.clone());
+            }
+        }
+    }
+    element_context
 }
 
 #[cfg(test)]

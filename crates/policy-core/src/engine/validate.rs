@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::context::RuleContext;
 use super::provider::ContextProvider;
-use super::{EngineError, RuleValues};
+use super::{EngineError, RuleValues, element_context};
 use crate::conditions::{Conditions, parse_conditions};
 use crate::pattern::{self, PatternOutcome};
 use crate::pod_security;
@@ -268,15 +268,8 @@ impl<'a> Validator<'a> {
             if element.is_null() {
                 continue;
             }
-            let mut element_context = context.clone();
-            element_context.set_element(element.clone(), index, nesting);
-            if let Some(values) = self.values {
-                for (key, per_element) in &values.foreach {
-                    if let Some(value) = per_element.get(index) {
-                        element_context.set_variable(key, value.clone());
-                    }
-                }
-            }
+            let mut element_context =
+                element_context(context, element, index, nesting, self.values);
             let scoped = match foreach.element_scope {
                 Some(true) if !element.is_object() => {
                     return (
@@ -351,7 +344,8 @@ impl<'a> Validator<'a> {
     }
 }
 
-/// Evaluates a foreach `list` expression (with variables) to its elements.
+/// Evaluates a foreach `list` expression (with variables) to its elements. As upstream's
+/// `EvaluateList`, a value that is not a list is a list of that one element (`null` is none).
 pub(crate) fn evaluate_list(
     expression: &str,
     context: &RuleContext,
@@ -360,9 +354,7 @@ pub(crate) fn evaluate_list(
     match context.query(&expression)? {
         Value::Array(items) => Ok(items),
         Value::Null => Ok(Vec::new()),
-        other => Err(EngineError::Context(format!(
-            "foreach list is not an array: {other}"
-        ))),
+        other => Ok(vec![other]),
     }
 }
 

@@ -2,6 +2,8 @@
 //! maps marshal with sorted keys, and `encoding/json` escapes HTML characters.
 
 use serde_json::{Number, Value};
+
+use crate::gofmt::{self, Numbers};
 use std::fmt::Write as _;
 
 /// The JMESPath type name of a value, as the `type()` function reports it.
@@ -77,7 +79,7 @@ fn write_json(value: &Value, out: &mut String) {
     match value {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => out.push_str(&format_number(n)),
+        Value::Number(n) => out.push_str(&gofmt::format_number(n, Numbers::Json)),
         Value::String(s) => write_json_string(s, out),
         Value::Array(items) => {
             out.push('[');
@@ -129,59 +131,10 @@ fn write_json_string(s: &str, out: &mut String) {
     out.push('"');
 }
 
-/// A number as Go's `encoding/json` writes a float64.
-pub(crate) fn format_number(n: &Number) -> String {
-    if let Some(i) = n.as_i64() {
-        return i.to_string();
-    }
-    if let Some(u) = n.as_u64() {
-        return u.to_string();
-    }
-    format_float(n.as_f64().unwrap_or(0.0))
-}
-
-/// A float as Go's `encoding/json` writes it: shortest round-trip digits, plain notation
-/// between 1e-6 and 1e21, exponent notation (`1e+21`, `1e-7`) outside.
-pub(crate) fn format_float(value: f64) -> String {
-    let magnitude = value.abs();
-    if magnitude != 0.0 && !(1e-6..1e21).contains(&magnitude) {
-        let formatted = format!("{value:e}");
-        return match formatted.split_once('e') {
-            Some((mantissa, exponent)) if !exponent.starts_with('-') => {
-                format!("{mantissa}e+{exponent}")
-            }
-            _ => formatted,
-        };
-    }
-    format!("{value}")
-}
-
 /// A number as Go's `strconv.FormatFloat(f, 'f', -1, 32)` writes it, which Kyverno uses to turn
 /// number arguments of string functions into strings.
 pub(crate) fn format_float32(value: f64) -> String {
     format!("{}", value as f32)
-}
-
-/// A value as Go's `%v` verb prints the equivalent `interface{}` (used in error messages).
-pub(crate) fn go_debug(value: &Value) -> String {
-    match value {
-        Value::Null => "<nil>".to_owned(),
-        Value::String(s) => s.clone(),
-        Value::Array(items) => {
-            let parts: Vec<String> = items.iter().map(go_debug).collect();
-            format!("[{}]", parts.join(" "))
-        }
-        Value::Object(map) => {
-            let mut entries: Vec<_> = map.iter().collect();
-            entries.sort_unstable_by_key(|(key, _)| *key);
-            let parts: Vec<String> = entries
-                .into_iter()
-                .map(|(key, item)| format!("{key}:{}", go_debug(item)))
-                .collect();
-            format!("map[{}]", parts.join(" "))
-        }
-        other => json_string(other),
-    }
 }
 
 #[cfg(test)]
@@ -227,10 +180,6 @@ mod tests {
             json_string(&json!({"b": [1, 2.5, null], "a": "<x&y>"})),
             r#"{"a":"\u003cx\u0026y\u003e","b":[1,2.5,null]}"#
         );
-        assert_eq!(format_float(1e21), "1e+21");
-        assert_eq!(format_float(1.5e-7), "1.5e-7");
-        assert_eq!(format_float(0.000001), "0.000001");
-        assert_eq!(format_float(123456789.0), "123456789");
     }
 
     #[test]
@@ -238,14 +187,5 @@ mod tests {
         assert_eq!(format_float32(12.0), "12");
         assert_eq!(format_float32(0.1), "0.1");
         assert_eq!(format_float32(123456789.0), "123456790");
-    }
-
-    #[test]
-    fn go_debug_prints_like_percent_v() {
-        assert_eq!(go_debug(&json!(null)), "<nil>");
-        assert_eq!(
-            go_debug(&json!({"b": 1, "a": ["x", "y"]})),
-            "map[a:[x y] b:1]"
-        );
     }
 }

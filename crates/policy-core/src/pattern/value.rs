@@ -7,6 +7,7 @@ use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use crate::duration::parse_duration;
+use crate::gofmt;
 use crate::quantity::Quantity;
 use crate::wildcard;
 
@@ -220,108 +221,8 @@ fn comparable_text(value: &Value) -> Option<Cow<'_, str>> {
         }
         Value::Number(number) => number
             .as_f64()
-            .map(|float| Cow::Owned(go_exponent_format(float, 'E'))),
+            .map(|float| Cow::Owned(gofmt::format_exponent(float, 'E'))),
         Value::Null | Value::Array(_) | Value::Object(_) => None,
-    }
-}
-
-/// Shortest decimal digits and exponent of `float`: `(digits, exponent)` meaning
-/// `d.ddd × 10^exponent`.
-fn shortest_digits(float: f64) -> (String, i32) {
-    let formatted = format!("{:e}", float.abs());
-    let (mantissa, exponent) = formatted.split_once('e').unwrap_or((&formatted, "0"));
-    (mantissa.replace('.', ""), exponent.parse().unwrap_or(0))
-}
-
-/// Go's `strconv.FormatFloat(f, 'e' | 'E', -1, 64)`: shortest digits, two-digit signed exponent.
-fn go_exponent_format(float: f64, letter: char) -> String {
-    if !float.is_finite() {
-        return float.to_string();
-    }
-    let (digits, exponent) = shortest_digits(float);
-    let sign = if float.is_sign_negative() { "-" } else { "" };
-    let (first, rest) = digits.split_at(1);
-    let fraction = if rest.is_empty() {
-        String::new()
-    } else {
-        format!(".{rest}")
-    };
-    let exponent_sign = if exponent < 0 { '-' } else { '+' };
-    format!(
-        "{sign}{first}{fraction}{letter}{exponent_sign}{:02}",
-        exponent.unsigned_abs()
-    )
-}
-
-/// Go's `%v` of a float64 (`strconv.FormatFloat(f, 'g', -1, 64)`): shortest digits, in
-/// exponent form when the decimal exponent is below -4 or at least 6.
-fn go_general_format(float: f64) -> String {
-    if !float.is_finite() {
-        return float.to_string();
-    }
-    let (_, exponent) = shortest_digits(float);
-    if !(-4..6).contains(&exponent) {
-        go_exponent_format(float, 'e')
-    } else {
-        // Rust's `Display` is the shortest round-trip form without an exponent.
-        float.to_string()
-    }
-}
-
-/// Go's `%v` of a decoded JSON value, as Kyverno prints values in error messages
-/// (`map[a:1]`, `[x y]`, `<nil>`).
-pub(crate) fn go_format(value: &Value) -> String {
-    let mut text = String::new();
-    write_go_format(&mut text, value);
-    text
-}
-
-fn write_go_format(out: &mut String, value: &Value) {
-    match value {
-        Value::Null => out.push_str("<nil>"),
-        Value::Bool(flag) => out.push_str(if *flag { "true" } else { "false" }),
-        Value::Number(number) if number.is_i64() || number.is_u64() => {
-            out.push_str(&number.to_string());
-        }
-        Value::Number(number) => out.push_str(&go_general_format(number.as_f64().unwrap_or(0.0))),
-        Value::String(text) => out.push_str(text),
-        Value::Array(items) => {
-            out.push('[');
-            for (index, item) in items.iter().enumerate() {
-                if index > 0 {
-                    out.push(' ');
-                }
-                write_go_format(out, item);
-            }
-            out.push(']');
-        }
-        Value::Object(map) => {
-            let mut entries: Vec<_> = map.iter().collect();
-            entries.sort_unstable_by_key(|(key, _)| *key);
-            out.push_str("map[");
-            for (index, (key, item)) in entries.into_iter().enumerate() {
-                if index > 0 {
-                    out.push(' ');
-                }
-                out.push_str(key);
-                out.push(':');
-                write_go_format(out, item);
-            }
-            out.push(']');
-        }
-    }
-}
-
-/// Go's `%T` of a decoded JSON value.
-pub(crate) fn go_type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "<nil>",
-        Value::Bool(_) => "bool",
-        Value::Number(number) if number.is_i64() || number.is_u64() => "int64",
-        Value::Number(_) => "float64",
-        Value::String(_) => "string",
-        Value::Array(_) => "[]interface {}",
-        Value::Object(_) => "map[string]interface {}",
     }
 }
 
@@ -574,24 +475,5 @@ mod tests {
         assert_eq!(range_bounds("a-b", "-"), None);
         assert_eq!(range_bounds("1-", "-"), None);
         assert_eq!(range_bounds("", "-"), None);
-    }
-
-    #[test]
-    fn go_formatting() {
-        assert_eq!(go_exponent_format(1.0, 'E'), "1E+00");
-        assert_eq!(go_exponent_format(1.5, 'E'), "1.5E+00");
-        assert_eq!(go_exponent_format(-0.00125, 'E'), "-1.25E-03");
-        assert_eq!(go_exponent_format(1e100, 'e'), "1e+100");
-        assert_eq!(go_general_format(1000000.0), "1e+06");
-        assert_eq!(go_general_format(123456.0), "123456");
-        assert_eq!(go_general_format(0.5), "0.5");
-        assert_eq!(go_general_format(0.00001), "1e-05");
-        assert_eq!(
-            go_format(&json!({"b": [1, "x", null], "a": 1.5, "c": {"d": true}})),
-            "map[a:1.5 b:[1 x <nil>] c:map[d:true]]"
-        );
-        assert_eq!(go_type_name(&json!(1)), "int64");
-        assert_eq!(go_type_name(&json!(1.5)), "float64");
-        assert_eq!(go_type_name(&json!({})), "map[string]interface {}");
     }
 }

@@ -9,7 +9,8 @@ use std::fmt::Write;
 use serde_json::{Map, Value};
 
 use super::anchor::{self, AnchorKind};
-use super::value::{go_format, go_type_name, value_matches};
+use super::value::value_matches;
+use crate::gofmt::{self, Numbers, type_name};
 use crate::wildcard;
 
 const CONDITIONAL_MISMATCH: &str = "conditional anchor mismatch";
@@ -142,8 +143,8 @@ impl Walker {
                 let Value::Object(resource_map) = resource else {
                     let message = format!(
                         "pattern and resource have different structures. Path: {path}. Expected {}, found {}",
-                        go_type_name(pattern),
-                        go_type_name(resource)
+                        type_name(pattern),
+                        type_name(resource)
                     );
                     return fail_at(path, MatchError::other(message));
                 };
@@ -169,8 +170,8 @@ impl Walker {
                 }
                 let message = format!(
                     "resource value '{}' does not match '{}' at path {path}",
-                    go_format(resource),
-                    go_format(scalar)
+                    gofmt::sprint(resource, Numbers::Int64WhenIntegral),
+                    gofmt::sprint(scalar, Numbers::Int64WhenIntegral)
                 );
                 fail_at(path, MatchError::other(message))
             }
@@ -308,14 +309,14 @@ impl Walker {
         let Value::Array(items) = resource else {
             let message = format!(
                 "invalid resource type {}: Existence ^ () anchor can be used only on list/array type resource",
-                go_type_name(resource)
+                type_name(resource)
             );
             return fail_at(path, MatchError::other(message));
         };
         let Value::Array(pattern_items) = pattern else {
             let message = format!(
                 "invalid pattern type {}: Pattern has to be of list to compare against resource",
-                go_type_name(pattern)
+                type_name(pattern)
             );
             return fail_at(path, MatchError::other(message));
         };
@@ -323,7 +324,7 @@ impl Walker {
             if !pattern_item.is_object() {
                 let message = format!(
                     "invalid pattern type {}: Pattern has to be of type map to compare against items in resource",
-                    go_type_name(pattern)
+                    type_name(pattern)
                 );
                 return fail_at(path, MatchError::other(message));
             }

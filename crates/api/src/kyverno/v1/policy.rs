@@ -1,6 +1,4 @@
 //! ClusterPolicy and Policy.
-use std::ops::{Deref, DerefMut};
-
 use k8s_openapi::api::admissionregistration::v1::MatchCondition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::CustomResource;
@@ -9,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::rule::Rule;
 use super::validate::{ValidationFailureAction, ValidationFailureActionOverride};
+use crate::newtype::deref_to;
 
 /// The specification shared by ClusterPolicy and Policy.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -265,28 +264,7 @@ pub struct ClusterPolicySpec(pub Spec);
 #[serde(transparent)]
 pub struct PolicySpec(pub Spec);
 
-impl Deref for ClusterPolicySpec {
-    type Target = Spec;
-    fn deref(&self) -> &Spec {
-        &self.0
-    }
-}
-impl DerefMut for ClusterPolicySpec {
-    fn deref_mut(&mut self) -> &mut Spec {
-        &mut self.0
-    }
-}
-impl Deref for PolicySpec {
-    type Target = Spec;
-    fn deref(&self) -> &Spec {
-        &self.0
-    }
-}
-impl DerefMut for PolicySpec {
-    fn deref_mut(&mut self) -> &mut Spec {
-        &mut self.0
-    }
-}
+deref_to!(Spec => ClusterPolicySpec, PolicySpec);
 
 #[cfg(test)]
 mod tests {

@@ -1,7 +1,5 @@
 //! CleanupPolicy and ClusterCleanupPolicy (`kyverno.io/v2`): delete matching resources on a
 //! cron schedule.
-use std::ops::{Deref, DerefMut};
-
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -10,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::kyverno::v1::context::ContextEntry;
 use crate::kyverno::v1::match_resources::MatchResources;
 use crate::kyverno::v1::mutate::AnyAllConditions;
+use crate::newtype::deref_to;
 
 /// The specification shared by CleanupPolicy and ClusterCleanupPolicy.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -89,28 +88,7 @@ pub struct ClusterCleanupPolicySpec(pub Spec);
 #[serde(transparent)]
 pub struct CleanupPolicySpec(pub Spec);
 
-impl Deref for ClusterCleanupPolicySpec {
-    type Target = Spec;
-    fn deref(&self) -> &Spec {
-        &self.0
-    }
-}
-impl DerefMut for ClusterCleanupPolicySpec {
-    fn deref_mut(&mut self) -> &mut Spec {
-        &mut self.0
-    }
-}
-impl Deref for CleanupPolicySpec {
-    type Target = Spec;
-    fn deref(&self) -> &Spec {
-        &self.0
-    }
-}
-impl DerefMut for CleanupPolicySpec {
-    fn deref_mut(&mut self) -> &mut Spec {
-        &mut self.0
-    }
-}
+deref_to!(Spec => ClusterCleanupPolicySpec, CleanupPolicySpec);
 
 #[cfg(test)]
 mod tests {

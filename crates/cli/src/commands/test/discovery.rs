@@ -135,21 +135,10 @@ fn parse_test(document: &kyverno_api::load::Document) -> Result<Test, TestFileEr
 mod tests {
     use super::*;
 
-    fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "kyverno-cli-discovery-{name}-{}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("scratch folder");
-        dir
-    }
+    use crate::test_support::write;
 
-    fn write(path: &Path, text: &str) {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).expect("folder");
-        }
-        std::fs::write(path, text).expect("write");
+    fn scratch(name: &str) -> PathBuf {
+        crate::test_support::scratch("discovery", name)
     }
 
     const TEST: &str = "apiVersion: cli.kyverno.io/v1alpha1\nkind: Test\nmetadata:\n  name: t\npolicies: [p.yaml]\nresults: []\n";

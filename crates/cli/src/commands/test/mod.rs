@@ -3,6 +3,7 @@
 //!
 //! Unlike upstream, a test that cannot be loaded or run does not stop the run: it is reported,
 //! the other tests run, and the run fails.
+mod compare;
 mod discovery;
 mod filter;
 mod rows;
@@ -16,7 +17,7 @@ use filter::Selector;
 use rows::{CheckedRow, Verdict};
 
 use crate::output::json::{RowEntry, Summary, TestEntry, TestReport};
-use crate::output::table::{Align, Cell, Style, Table};
+use crate::output::table::{Cell, ResultRow, ResultsTable, Style};
 use crate::report::result_name;
 
 /// The options of `kyverno test`.
@@ -230,19 +231,8 @@ fn print_summary(
 }
 
 /// The table of numbered rows.
-fn rows_table(rows: &[(usize, &CheckedRow)], detailed: bool) -> Table {
-    let mut columns = vec![
-        ("ID", Align::Right),
-        ("POLICY", Align::Left),
-        ("RULE", Align::Left),
-        ("RESOURCE", Align::Left),
-        ("RESULT", Align::Left),
-        ("REASON", Align::Left),
-    ];
-    if detailed {
-        columns.push(("MESSAGE", Align::Left));
-    }
-    let mut table = Table::new(&columns);
+fn rows_table(rows: &[(usize, &CheckedRow)], detailed: bool) -> ResultsTable {
+    let mut table = ResultsTable::new(detailed);
     for (id, row) in rows {
         let result = match (row.verdict, row.ok) {
             (Verdict::InvalidPolicy, _) => Cell::new("Skip", Style::Name),
@@ -253,18 +243,15 @@ fn rows_table(rows: &[(usize, &CheckedRow)], detailed: bool) -> Table {
             Verdict::Checked { .. } => Style::Plain,
             Verdict::Excluded | Verdict::NotFound | Verdict::InvalidPolicy => Style::Notice,
         };
-        let mut cells = vec![
-            Cell::new(id.to_string(), Style::Plain),
-            Cell::new(row.policy.as_str(), Style::Name),
-            Cell::new(row.rule.as_str(), Style::Name),
-            Cell::new(row.resource.as_str(), Style::Name),
+        table.push(ResultRow {
+            id: *id,
+            policy: &row.policy,
+            rule: &row.rule,
+            resource: &row.resource,
             result,
-            Cell::new(row.reason.as_str(), reason_style),
-        ];
-        if detailed {
-            cells.push(Cell::new(row.message.as_str(), Style::Plain));
-        }
-        table.push(cells);
+            reason: Cell::new(row.reason.as_str(), reason_style),
+            message: &row.message,
+        });
     }
     table
 }

@@ -9,13 +9,22 @@
 //! - a policy that answered for a resource without any matching rule response excluded it: the
 //!   row passes with reason `Excluded`;
 //! - a policy that did not answer at all is `Not found` (a failure), unless it was rejected as
-//!   invalid, which is a skip with reason `Invalid Policy`.
+//!   invalid, which is a skip with reason `Invalid Policy`;
+//! - with `patchedResources`, the resource each matching rule response left (the patched one
+//!   for mutate rules, the one evaluated for validate rules) is compared with the expected one
+//!   first: a difference fails the row (`Resource diff`), a file that cannot be read too
+//!   (`Resource error`); when the file has no resource with the same identity, the row is
+//!   dropped, as upstream does.
 //!
 //! The `Not found` cases for missing resources and rules are those of upstream's `test-fail`
 //! suite (`missing-resource`, `missing-rule`), which must make the run fail.
+use std::sync::Arc;
+
 use kyverno_api::policy_report::v1alpha2::PolicyResult;
 use kyverno_policy_core::response::{PolicyResponse, RuleResponse};
+use serde_json::Value;
 
+use super::compare::{Comparison, compare};
 use crate::loader::InvalidPolicy;
 use crate::report::{report_result, result_name};
 use crate::test_file::TestResult;
@@ -31,7 +40,13 @@ pub struct PolicyOutcome {
     pub scored: bool,
     /// The rule responses.
     pub response: PolicyResponse,
+    /// The resource as the policy left it: patched by its mutate rules, or as its validate
+    /// rules saw it.
+    pub resource: Arc<Value>,
 }
+
+/// The resources of a result's `patchedResources` file, or why it could not be read.
+pub type ExpectedResources = Result<Vec<Value>, String>;
 
 /// One evaluated resource and the answers of every policy.
 #[derive(Clone, Debug, Default)]
@@ -108,7 +123,8 @@ pub struct CheckedRow {
     pub verdict: Verdict,
     /// Whether the expectation is met.
     pub ok: bool,
-    /// Why: `Ok`, `Want x, got y`, `Excluded`, `Not found`, `Invalid Policy`.
+    /// Why: `Ok`, `Want x, got y`, `Excluded`, `Not found`, `Invalid Policy`, `Resource diff`,
+    /// `Resource error`.
     pub reason: String,
     /// The rule's message.
     pub message: String,
@@ -180,12 +196,40 @@ fn matching_rules<'a>(result: &TestResult, response: &'a PolicyResponse) -> Vec<
 
 /// A note for results whose produced resource is not compared yet.
 fn uncompared_resource(result: &TestResult) -> Option<&'static str> {
-    if result.patched_resources.is_some() {
-        Some("patchedResources not compared")
-    } else if result.generated_resource.is_some() || !result.generated_resources.is_empty() {
-        Some("generatedResource not compared")
-    } else {
-        None
+    (result.generated_resource.is_some() || !result.generated_resources.is_empty())
+        .then_some("generatedResource not compared")
+}
+
+/// How the resource a policy left compares with the expected patched resources.
+enum PatchedCheck {
+    /// They are equal: the row is decided by the rule's result.
+    Matches,
+    /// The expected file does not have the resource: the row is dropped.
+    NotExpected,
+    /// The row fails for this reason, with this message.
+    Fails(String, String),
+}
+
+/// Compares the resource `outcome` left with the expected patched resources.
+fn check_patched(expected: &ExpectedResources, outcome: &PolicyOutcome) -> PatchedCheck {
+    let resources = match expected {
+        Ok(resources) => resources,
+        Err(error) => {
+            return PatchedCheck::Fails(
+                "Resource error".to_owned(),
+                format!("error: failed to load resource ({error})"),
+            );
+        }
+    };
+    match compare(&outcome.resource, resources) {
+        Comparison::Equal => PatchedCheck::Matches,
+        Comparison::Missing => PatchedCheck::NotExpected,
+        Comparison::Different(diff) => PatchedCheck::Fails(
+            "Resource diff".to_owned(),
+            format!(
+                "Patched resource didn't match the patched resource in the test result\n(- only in expected, + only in actual)\n\n{diff}"
+            ),
+        ),
     }
 }
 
@@ -194,6 +238,7 @@ pub fn check(
     result: &TestResult,
     trigger: &[ResourceOutcome],
     invalid: &[InvalidPolicy],
+    patched: Option<&ExpectedResources>,
 ) -> Vec<CheckedRow> {
     let policy_name = result.policy.rsplit('/').next().unwrap_or_default();
     let expected_rule = result.rule.clone().unwrap_or_default();
@@ -233,6 +278,8 @@ pub fn check(
         .collect();
     for resource in selected {
         let mut resource_rows = Vec::new();
+        // Rows dropped because the expected patched resources do not have this resource.
+        let mut skipped = false;
         for outcome in resource
             .policies
             .iter()
@@ -244,6 +291,25 @@ pub fn check(
             }
             for rule in matching_rules(result, &outcome.response) {
                 let actual = report_result(rule.status, outcome.scored, false);
+                let verdict = Verdict::Checked { actual };
+                match patched.map(|expected| check_patched(expected, outcome)) {
+                    None | Some(PatchedCheck::Matches) => {}
+                    Some(PatchedCheck::NotExpected) => {
+                        skipped = true;
+                        continue;
+                    }
+                    Some(PatchedCheck::Fails(reason, message)) => {
+                        resource_rows.push(row(
+                            resource,
+                            rule.name.clone(),
+                            verdict,
+                            false,
+                            reason,
+                            message,
+                        ));
+                        continue;
+                    }
+                }
                 let ok = actual == result.result;
                 let mut reason = if ok {
                     "Ok".to_owned()
@@ -257,7 +323,6 @@ pub fn check(
                 if let Some(note) = uncompared_resource(result) {
                     reason = format!("{reason} ({note})");
                 }
-                let verdict = Verdict::Checked { actual };
                 resource_rows.push(row(
                     resource,
                     rule.name.clone(),
@@ -267,7 +332,7 @@ pub fn check(
                     rule.message.clone(),
                 ));
             }
-            if resource_rows.is_empty() {
+            if resource_rows.is_empty() && !skipped {
                 let reason = "Excluded".to_owned();
                 resource_rows.push(row(
                     resource,
@@ -279,7 +344,7 @@ pub fn check(
                 ));
             }
         }
-        if resource_rows.is_empty() {
+        if resource_rows.is_empty() && !skipped {
             resource_rows.push(
                 match invalid.iter().find(|policy| policy.name == policy_name) {
                     Some(policy) => row(
@@ -341,6 +406,7 @@ mod tests {
             rules: names,
             scored: true,
             response: PolicyResponse { rules },
+            resource: Arc::new(Value::Null),
         }
     }
 
@@ -382,6 +448,7 @@ mod tests {
             ),
             &trigger(),
             &[],
+            None,
         );
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].resource, "v1/Pod/default/good");
@@ -399,6 +466,7 @@ mod tests {
             &result("policy: p\nrule: r\nkind: Pod\nresources: [bad]\nresult: fail\n"),
             &trigger(),
             &[],
+            None,
         );
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[1].rule, "autogen-r");
@@ -406,6 +474,7 @@ mod tests {
             &result("policy: p\nrule: r\nkind: Deployment\nresources: [good]\nresult: pass\n"),
             &trigger(),
             &[],
+            None,
         );
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].resource, "v1/Deployment/default/good");
@@ -413,6 +482,7 @@ mod tests {
             &result("policy: p\nrule: r\nresources: [good]\nresult: pass\n"),
             &trigger(),
             &[],
+            None,
         );
         assert_eq!(rows.len(), 2, "no kind matches any kind");
     }
@@ -435,6 +505,7 @@ mod tests {
             &result("policy: p\nrule: r\nkind: CronJob\nresources: [c]\nresult: skip\n"),
             &trigger,
             &[],
+            None,
         );
         assert_eq!(rows.len(), 1);
         assert!(rows[0].ok);
@@ -446,6 +517,7 @@ mod tests {
             &result("policy: p\nrule: r\nkind: Pod\nresources: [excluded]\nresult: fail\n"),
             &trigger(),
             &[],
+            None,
         );
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].verdict, Verdict::Excluded);
@@ -460,6 +532,7 @@ mod tests {
             &result("policy: p\nrule: typo\nkind: Pod\nresources: [default/good]\nresult: pass\n"),
             &trigger(),
             &[],
+            None,
         );
         assert_eq!(rows[0].verdict, Verdict::NotFound);
         assert!(!rows[0].ok);
@@ -473,6 +546,7 @@ mod tests {
             ),
             &trigger(),
             &[],
+            None,
         );
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].verdict, Verdict::NotFound);
@@ -492,6 +566,7 @@ mod tests {
             ),
             &trigger(),
             &invalid,
+            None,
         );
         assert_eq!(rows[0].verdict, Verdict::InvalidPolicy);
         assert!(rows[0].ok);
@@ -506,6 +581,7 @@ mod tests {
             ),
             &trigger(),
             &[],
+            None,
         );
         assert_eq!(rows[0].verdict, Verdict::NotFound);
         assert_eq!(rows[0].resource, "Pod/nowhere");
@@ -521,6 +597,7 @@ mod tests {
             ),
             &trigger(),
             &[],
+            None,
         );
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].resource, "v1/Pod/other/bad");
@@ -532,6 +609,7 @@ mod tests {
             &result("policy: ns/p\nrule: r\nkind: Pod\nresources: [default/good]\nresult: pass\n"),
             &trigger(),
             &[],
+            None,
         );
         assert!(rows[0].ok);
         assert_eq!(rows[0].policy, "ns/p");
@@ -550,14 +628,16 @@ mod tests {
                 response: PolicyResponse {
                     rules: vec![rule("r", RuleStatus::Fail)],
                 },
+                resource: Arc::new(Value::Null),
             }],
         )];
         let rows = check(
             &result(
-                "policy: p\nrule: r\nkind: Pod\nresources: [a]\nresult: warn\npatchedResources: patched.yaml\n",
+                "policy: p\nrule: r\nkind: Pod\nresources: [a]\nresult: warn\ngeneratedResource: generated.yaml\n",
             ),
             &trigger,
             &[],
+            None,
         );
         assert!(rows[0].ok);
         assert_eq!(
@@ -566,6 +646,48 @@ mod tests {
                 actual: PolicyResult::Warn
             }
         );
-        assert_eq!(rows[0].reason, "Ok (patchedResources not compared)");
+        assert_eq!(rows[0].reason, "Ok (generatedResource not compared)");
+    }
+
+    #[test]
+    fn patched_resources_are_compared_before_the_result() {
+        let patched = serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "a", "namespace": "default", "labels": {"team": "x"}}
+        });
+        let mut policy = outcome("p", vec![rule("r", RuleStatus::Pass)]);
+        policy.resource = Arc::new(patched.clone());
+        let trigger = vec![resource("Pod", "default", "a", vec![policy])];
+        let result = result("policy: p\nrule: r\nkind: Pod\nresources: [a]\nresult: pass\n");
+        let check = |expected: ExpectedResources| check(&result, &trigger, &[], Some(&expected));
+
+        let rows = check(Ok(vec![patched.clone()]));
+        assert_eq!((rows[0].ok, rows[0].reason.as_str()), (true, "Ok"));
+
+        let mut different = patched.clone();
+        different["metadata"]["labels"]["team"] = serde_json::json!("z");
+        let rows = check(Ok(vec![different]));
+        assert_eq!(
+            (rows[0].ok, rows[0].reason.as_str()),
+            (false, "Resource diff")
+        );
+        assert!(
+            rows[0].message.contains("-    team: z\n+    team: x\n"),
+            "{}",
+            rows[0].message
+        );
+
+        let rows = check(Err("no such file".to_owned()));
+        assert_eq!(
+            (rows[0].ok, rows[0].reason.as_str()),
+            (false, "Resource error")
+        );
+
+        let mut elsewhere = patched;
+        elsewhere["metadata"]["name"] = serde_json::json!("b");
+        assert!(
+            check(Ok(vec![elsewhere])).is_empty(),
+            "a resource the file does not have has no row, as upstream"
+        );
     }
 }

@@ -8,13 +8,13 @@ use std::sync::Arc;
 
 use kyverno_api::kyverno::v1::match_resources::AdmissionOperation;
 use kyverno_api::kyverno::v2::policy_exception::PolicyException;
-use kyverno_policy_core::engine::{Environment, LoadedPolicy};
+use kyverno_policy_core::engine::{Environment, LoadedPolicy, MutateResponse};
 use kyverno_policy_core::request::{RequestInfo, ResourceRequest};
 use kyverno_policy_core::response::PolicyResponse;
 use serde_json::{Map, Value};
 
 use super::rows::{self, CheckedRow, PolicyOutcome, ResourceOutcome};
-use crate::engine::{self, EvaluateError, admission_request, field};
+use crate::engine::{self, EvaluateError, admission_request, field, has_mutate, has_validate_pass};
 use crate::loader::{self, InvalidPolicy, LoadError};
 use crate::provider::{CliContextProvider, MockError, SimulatedCluster};
 use crate::report::is_scored;
@@ -244,11 +244,13 @@ impl Loaded {
     }
 
     /// Every policy's answer for every resource, under the `requested` operation, else the one
-    /// the values ask for.
+    /// the values ask for. As upstream's CLI does, the policies with mutate rules run first, each
+    /// on the resource the ones before it patched; the validate rules then see the final
+    /// resource.
     fn evaluate(
         &self,
         requested: Option<AdmissionOperation>,
-        evaluator: &Evaluator<'_>,
+        evaluators: &Evaluators<'_>,
     ) -> Result<Vec<ResourceOutcome>, RunError> {
         self.resources
             .iter()
@@ -256,8 +258,7 @@ impl Loaded {
                 let labels =
                     Arc::new(self.namespace_labels(field(resource, "/metadata/namespace")));
                 let name = field(resource, "/metadata/name");
-                let mut policies = Vec::with_capacity(self.policies.len());
-                for policy in &self.policies {
+                let prepare = |policy: &LoadedPolicy, resource: &Arc<Value>| {
                     let operation =
                         requested.unwrap_or_else(|| self.variables.operation(&policy.name, name));
                     let request = admission_request(
@@ -267,28 +268,61 @@ impl Loaded {
                         Arc::clone(&labels),
                         &self.variables,
                     );
-                    let values = self.variables.supplied(&policy.name, name, requested);
+                    (
+                        request,
+                        self.variables.supplied(&policy.name, name, requested),
+                    )
+                };
+                let failed = |policy: &LoadedPolicy| {
+                    let policy = policy.key();
+                    move |source| RunError::Evaluate {
+                        policy,
+                        resource: name.to_owned(),
+                        source,
+                    }
+                };
+                let outcome =
+                    |policy: &LoadedPolicy, response, resource: &Arc<Value>| PolicyOutcome {
+                        policy: policy.name.clone(),
+                        rules: policy.rules.iter().map(|rule| rule.name.clone()).collect(),
+                        scored: is_scored(policy),
+                        response,
+                        resource: Arc::clone(resource),
+                    };
+                let mut current = Arc::clone(resource);
+                let mut policies = Vec::with_capacity(self.policies.len());
+                for policy in self.policies.iter().filter(|policy| has_mutate(policy)) {
+                    let (request, values) = prepare(policy, &current);
                     let environment = Environment {
                         values: &values,
                         exceptions: &self.exceptions,
                         provider: &self.provider,
                     };
-                    let response = evaluator(policy, &request, &environment).map_err(|source| {
-                        RunError::Evaluate {
-                            policy: policy.key(),
-                            resource: name.to_owned(),
-                            source,
-                        }
-                    })?;
+                    let mutated = (evaluators.mutate)(policy, &request, &environment)
+                        .map_err(failed(policy))?;
+                    current = Arc::new(mutated.patched);
+                    let response = PolicyResponse {
+                        rules: mutated.rules,
+                    };
+                    policies.push(outcome(policy, response, &current));
+                }
+                for policy in self
+                    .policies
+                    .iter()
+                    .filter(|policy| has_validate_pass(policy))
+                {
+                    let (request, values) = prepare(policy, &current);
+                    let environment = Environment {
+                        values: &values,
+                        exceptions: &self.exceptions,
+                        provider: &self.provider,
+                    };
+                    let response = (evaluators.validate)(policy, &request, &environment)
+                        .map_err(failed(policy))?;
                     if response.rules.is_empty() && !answers_when_unmatched(policy) {
                         continue;
                     }
-                    policies.push(PolicyOutcome {
-                        policy: policy.name.clone(),
-                        rules: policy.rules.iter().map(|rule| rule.name.clone()).collect(),
-                        scored: is_scored(policy),
-                        response,
-                    });
+                    policies.push(outcome(policy, response, &current));
                 }
                 Ok(ResourceOutcome {
                     api_version: field(resource, "/apiVersion").to_owned(),
@@ -302,9 +336,19 @@ impl Loaded {
     }
 }
 
-/// How a policy is evaluated: [`engine::evaluate`], or a stand-in in tests.
-type Evaluator<'a> = dyn Fn(&LoadedPolicy, &ResourceRequest, &Environment<'_>) -> Result<PolicyResponse, EvaluateError>
+/// Applies a policy's mutate rules: [`engine::mutate`], or a stand-in in tests.
+type MutateFn<'a> = dyn Fn(&LoadedPolicy, &ResourceRequest, &Environment<'_>) -> Result<MutateResponse, EvaluateError>
     + 'a;
+
+/// Applies a policy's validate rules: [`engine::validate`], or a stand-in in tests.
+type ValidateFn<'a> = dyn Fn(&LoadedPolicy, &ResourceRequest, &Environment<'_>) -> Result<PolicyResponse, EvaluateError>
+    + 'a;
+
+/// How policies are evaluated.
+struct Evaluators<'a> {
+    mutate: &'a MutateFn<'a>,
+    validate: &'a ValidateFn<'a>,
+}
 
 /// Runs `test` (whose files are relative to `dir`) for the given result items and compares.
 pub fn run(
@@ -313,7 +357,11 @@ pub fn run(
     results: &[TestResult],
     log: &mut dyn Write,
 ) -> Result<Vec<CheckedRow>, RunError> {
-    run_with(dir, test, results, log, &engine::evaluate)
+    let evaluators = Evaluators {
+        mutate: &engine::mutate,
+        validate: &engine::validate,
+    };
+    run_with(dir, test, results, log, &evaluators)
 }
 
 fn run_with(
@@ -321,7 +369,7 @@ fn run_with(
     test: &Test,
     results: &[TestResult],
     log: &mut dyn Write,
-    evaluator: &Evaluator<'_>,
+    evaluators: &Evaluators<'_>,
 ) -> Result<Vec<CheckedRow>, RunError> {
     let loaded = load_test(dir, test, log)?;
     let mut outcomes: BTreeMap<Option<&str>, Vec<ResourceOutcome>> = BTreeMap::new();
@@ -342,11 +390,19 @@ fn run_with(
                             .ok_or_else(|| RunError::Operation(name.to_owned()))?,
                     ),
                 };
-                let computed = loaded.evaluate(operation, evaluator)?;
+                let computed = loaded.evaluate(operation, evaluators)?;
                 entry.insert(computed)
             }
         };
-        rows.extend(rows::check(result, trigger, &loaded.invalid));
+        let patched = result.patched_resources.as_deref().map(|path| {
+            loader::load_resources(dir, &[path.to_owned()]).map_err(|error| error.to_string())
+        });
+        rows.extend(rows::check(
+            result,
+            trigger,
+            &loaded.invalid,
+            patched.as_ref(),
+        ));
     }
     Ok(rows)
 }
@@ -356,15 +412,6 @@ mod tests {
     use super::*;
     use crate::commands::test::rows::Verdict;
     use kyverno_policy_core::response::{RuleResponse, RuleStatus, RuleType};
-    use std::path::PathBuf;
-
-    fn scratch(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("kyverno-cli-runner-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("scratch folder");
-        dir
-    }
 
     /// A stand-in engine: every rule written in the policy (autogen rules left out) passes on
     /// resources named `good*`, fails on `bad*`, and no rule applies to other resources. Messages tell the operation and the supplied value `v`.
@@ -466,7 +513,7 @@ results:
 ";
 
     fn run_fixture(name: &str, test_text: &str) -> (Result<Vec<CheckedRow>, RunError>, String) {
-        let dir = scratch(name);
+        let dir = crate::test_support::scratch("runner", name);
         for (name, text) in [
             ("policy.yaml", POLICY),
             ("resources.yaml", RESOURCES),
@@ -478,7 +525,11 @@ results:
         crate::test_file::canonicalize_test(&mut value);
         let test: Test = serde_json::from_value(value).expect("valid test");
         let mut log = Vec::new();
-        let rows = run_with(&dir, &test, &test.results, &mut log, &fake_engine);
+        let evaluators = Evaluators {
+            mutate: &engine::mutate,
+            validate: &fake_engine,
+        };
+        let rows = run_with(&dir, &test, &test.results, &mut log, &evaluators);
         (rows, String::from_utf8(log).expect("utf-8"))
     }
 

@@ -3,6 +3,7 @@
 
 use super::{Arg, ArgType, FunctionSpec, integer, number, required, value};
 use crate::duration::{format_duration, parse_duration};
+use crate::gofmt;
 use crate::jmespath::error::JmesPathError;
 use crate::jmespath::value::{self as values};
 use crate::quantity::Quantity;
@@ -341,7 +342,7 @@ fn integers(dividend: f64, divisor: f64) -> Result<(i64, i64), JmesPathError> {
 
 /// A scalar as a quantity, parsed from Go's `%v` rendering as upstream does.
 fn scalar_quantity(scalar: f64) -> Result<Quantity, JmesPathError> {
-    let text = go_general_float(scalar);
+    let text = gofmt::format_float(scalar);
     // Only non-finite scalars fail; upstream passes Kubernetes' parse error through unprefixed.
     Quantity::parse(&text).ok_or_else(|| {
         JmesPathError::Function(
@@ -349,21 +350,6 @@ fn scalar_quantity(scalar: f64) -> Result<Quantity, JmesPathError> {
                 .to_owned(),
         )
     })
-}
-
-/// A float as Go's `%v` verb prints it: shortest digits, in exponent form (`1e+06`, `1e-05`)
-/// when the decimal exponent is below -4 or above 5.
-fn go_general_float(value: f64) -> String {
-    let scientific = format!("{value:e}");
-    let Some((mantissa, exponent)) = scientific.split_once('e') else {
-        return scientific;
-    };
-    let exponent: i32 = exponent.parse().unwrap_or(0);
-    if (-4..6).contains(&exponent) {
-        return format!("{value}");
-    }
-    let sign = if exponent < 0 { '-' } else { '+' };
-    format!("{mantissa}e{sign}{:02}", exponent.unsigned_abs())
 }
 
 fn nanoseconds(duration: TimeDelta) -> i64 {
@@ -383,20 +369,8 @@ fn scale_duration(duration: TimeDelta, factor: f64) -> TimeDelta {
 
 #[cfg(test)]
 mod tests {
-    use super::go_general_float;
-    use crate::jmespath::search;
-    use serde_json::{Value, json};
-
-    fn eval(expression: &str) -> Value {
-        search(expression, &json!({})).unwrap_or_else(|error| panic!("{expression}: {error}"))
-    }
-
-    fn fails(expression: &str) -> String {
-        match search(expression, &json!({})) {
-            Ok(value) => panic!("{expression} gave {value}"),
-            Err(error) => error.to_string(),
-        }
-    }
+    use super::super::test_support::{eval, fails};
+    use serde_json::json;
 
     #[test]
     fn add_same_kinds_only() {
@@ -535,14 +509,5 @@ mod tests {
         );
         assert!(fails("round(`10.5`, `-1`)").contains("out of bounds"));
         assert!(fails("round('10.5', `1`)").contains("invalid type"));
-    }
-
-    #[test]
-    fn scalars_render_like_go_percent_v() {
-        assert_eq!(go_general_float(2.5), "2.5");
-        assert_eq!(go_general_float(100000.0), "100000");
-        assert_eq!(go_general_float(1e6), "1e+06");
-        assert_eq!(go_general_float(0.0001), "0.0001");
-        assert_eq!(go_general_float(0.00001), "1e-05");
     }
 }

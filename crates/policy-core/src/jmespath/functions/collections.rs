@@ -139,19 +139,14 @@ pub(super) const FUNCTIONS: &[FunctionSpec] = &[
 
 #[cfg(test)]
 mod tests {
-    use crate::jmespath::search;
+    use super::super::test_support::{eval_in, fails};
     use serde_json::{Value, json};
 
     fn eval(expression: &str) -> Value {
-        search(expression, &json!({"metadata": {"labels": {"app": "test-app", "controller-name": "test-controller"}}}))
-            .unwrap_or_else(|error| panic!("{expression}: {error}"))
-    }
-
-    fn fails(expression: &str) -> String {
-        match search(expression, &json!({})) {
-            Ok(value) => panic!("{expression} gave {value}"),
-            Err(error) => error.to_string(),
-        }
+        eval_in(
+            expression,
+            &json!({"metadata": {"labels": {"app": "test-app", "controller-name": "test-controller"}}}),
+        )
     }
 
     #[test]

@@ -122,19 +122,8 @@ fn hex_digest<D: Digest>(input: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use crate::jmespath::search;
-    use serde_json::{Value, json};
-
-    fn eval(expression: &str) -> Value {
-        search(expression, &json!({})).unwrap_or_else(|error| panic!("{expression}: {error}"))
-    }
-
-    fn fails(expression: &str) -> String {
-        match search(expression, &json!({})) {
-            Ok(value) => panic!("{expression} gave {value}"),
-            Err(error) => error.to_string(),
-        }
-    }
+    use super::super::test_support::{eval, fails};
+    use serde_json::json;
 
     #[test]
     fn base64_round_trips() {

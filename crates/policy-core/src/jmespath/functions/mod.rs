@@ -11,13 +11,15 @@ mod random;
 mod semver;
 mod standard;
 mod strings;
+#[cfg(test)]
+mod test_support;
 mod time;
 mod x509;
 
 use super::error::JmesPathError;
 use super::interpreter::Interpreter;
 use super::parser::Node;
-use super::value::go_debug;
+use crate::gofmt::{self, Numbers};
 use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -265,8 +267,8 @@ fn check_arguments(spec: &FunctionSpec, args: &[Arg<'_>]) -> Result<(), JmesPath
             && !spec.types.iter().any(|t| t.accepts(argument))
         {
             let shown = match argument {
-                Arg::Value(value) => go_debug(value),
-                Arg::Expref(_) => "expref".to_owned(),
+                Arg::Value(value) => gofmt::sprint(value, Numbers::Json),
+                Arg::Expref(_) => Cow::Borrowed("expref"),
             };
             let expected: Vec<String> = spec
                 .types
@@ -326,7 +328,7 @@ pub(crate) fn integer(number: f64) -> Result<i64, String> {
     if !number.is_finite() || number.trunc() != number {
         return Err(format!(
             "expected an integer number but got: {}",
-            super::value::format_float(number)
+            gofmt::format_json_float(number)
         ));
     }
     // Saturating casts: the round trip fails for values outside the i64 range.
@@ -334,7 +336,7 @@ pub(crate) fn integer(number: f64) -> Result<i64, String> {
     if integer as f64 != number {
         return Err(format!(
             "number is outside the range of integer numbers: {}",
-            super::value::format_float(number)
+            gofmt::format_json_float(number)
         ));
     }
     Ok(integer)

@@ -548,7 +548,7 @@ fn trim_side(function: &str, args: &[Arg<'_>], left: bool) -> Result<Value, Jmes
 
 #[cfg(test)]
 mod tests {
-    use crate::jmespath::search;
+    use super::super::test_support::{eval_in, fails_in};
     use serde_json::{Value, json};
 
     fn eval(expression: &str) -> Value {
@@ -561,14 +561,11 @@ mod tests {
             "object": {"k1": 1, "k2": 2},
             "text": "hello world"
         });
-        search(expression, &data).unwrap_or_else(|error| panic!("{expression}: {error}"))
+        eval_in(expression, &data)
     }
 
     fn fails(expression: &str) -> String {
-        match search(expression, &json!({"text": "a"})) {
-            Ok(value) => panic!("{expression} gave {value}"),
-            Err(error) => error.to_string(),
-        }
+        fails_in(expression, &json!({"text": "a"}))
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! expressions, wildcards and paths.
 
 use super::{Arg, ArgType, FunctionSpec, number, required, string, value};
+use crate::gopath;
 use crate::jmespath::error::JmesPathError;
 use crate::jmespath::value::format_float32;
 use regex::{NoExpand, Regex};
@@ -219,7 +220,7 @@ pub(super) const FUNCTIONS: &[FunctionSpec] = &[
             Ok(Value::String(if path.is_empty() {
                 String::new()
             } else {
-                clean_path(path)
+                gopath::clean(path)
             }))
         },
     },
@@ -297,46 +298,14 @@ fn compiled(pattern: &str) -> Result<Regex, String> {
     Ok(regex)
 }
 
-/// Go's `path.Clean`: the shortest equivalent path, resolving `.`, `..` and repeated slashes.
-fn clean_path(path: &str) -> String {
-    let rooted = path.starts_with('/');
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                if parts.last().is_some_and(|last| *last != "..") {
-                    parts.pop();
-                } else if !rooted {
-                    parts.push("..");
-                }
-            }
-            other => parts.push(other),
-        }
-    }
-    let joined = parts.join("/");
-    match (rooted, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".to_owned(),
-        (false, false) => joined,
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::{eval_in, fails};
     use crate::jmespath::search;
     use serde_json::{Value, json};
 
     fn eval(expression: &str) -> Value {
-        search(expression, &json!({"foo": "hgf'b1a2r'b12g", "num": -12.0}))
-            .unwrap_or_else(|error| panic!("{expression}: {error}"))
-    }
-
-    fn error(expression: &str) -> String {
-        match search(expression, &json!({})) {
-            Ok(value) => panic!("{expression} gave {value}"),
-            Err(error) => error.to_string(),
-        }
+        eval_in(expression, &json!({"foo": "hgf'b1a2r'b12g", "num": -12.0}))
     }
 
     #[test]
@@ -344,14 +313,14 @@ mod tests {
         assert_eq!(eval("compare('a', 'a')"), json!(0));
         assert_eq!(eval("compare('a', 'b')"), json!(-1));
         assert_eq!(eval("compare('b', 'a')"), json!(1));
-        assert!(error("compare(`1`, 'b')").contains("invalid type"));
+        assert!(fails("compare(`1`, 'b')").contains("invalid type"));
     }
 
     #[test]
     fn equal_fold_ignores_case() {
         assert_eq!(eval("equal_fold('Go', 'go')"), json!(true));
         assert_eq!(eval("equal_fold('1', 'b')"), json!(false));
-        assert!(error("equal_fold('a', `1`)").contains("invalid type"));
+        assert!(fails("equal_fold('a', `1`)").contains("invalid type"));
     }
 
     #[test]
@@ -366,7 +335,7 @@ mod tests {
             json!("Lorem muspi ipsum ipsum dolor sit amet")
         );
         assert!(
-            error(&format!("replace({text}, 'ipsum', 'muspi', `true`)")).contains("invalid type")
+            fails(&format!("replace({text}, 'ipsum', 'muspi', `true`)")).contains("invalid type")
         );
     }
 
@@ -376,15 +345,15 @@ mod tests {
             eval("replace_all('Lorem ipsum dolor sit amet', 'ipsum', 'muspi')"),
             json!("Lorem muspi dolor sit amet")
         );
-        assert!(error("replace_all(`1`, 'a', 'b')").contains("invalid type"));
+        assert!(fails("replace_all(`1`, 'a', 'b')").contains("invalid type"));
     }
 
     #[test]
     fn case_conversion() {
         assert_eq!(eval("to_upper('a#%&123Bc')"), json!("A#%&123BC"));
         assert_eq!(eval("to_lower('A#%&123BC')"), json!("a#%&123bc"));
-        assert!(error("to_upper(`32`)").contains("invalid type"));
-        assert!(error("to_lower(`32`)").contains("invalid type"));
+        assert!(fails("to_upper(`32`)").contains("invalid type"));
+        assert!(fails("to_lower(`32`)").contains("invalid type"));
     }
 
     #[test]
@@ -393,7 +362,7 @@ mod tests {
             eval("trim('¡¡¡Hello, Gophers!!!', '!¡')"),
             json!("Hello, Gophers")
         );
-        assert!(error("trim('abc')").contains("invalid arity"));
+        assert!(fails("trim('abc')").contains("invalid arity"));
     }
 
     #[test]
@@ -406,7 +375,7 @@ mod tests {
             eval("trim_prefix('¡¡¡Hello, Gophers!!!', '¡¡¡Hola, ')"),
             json!("¡¡¡Hello, Gophers!!!")
         );
-        assert!(error("trim_prefix(`1`, 'a')").contains("invalid type"));
+        assert!(fails("trim_prefix(`1`, 'a')").contains("invalid type"));
     }
 
     #[test]
@@ -417,7 +386,7 @@ mod tests {
         );
         assert_eq!(eval("split('abc', '')"), json!(["a", "b", "c"]));
         assert_eq!(eval("split('', ',')"), json!([""]));
-        assert!(error("split('a')").contains("invalid arity"));
+        assert!(fails("split('a')").contains("invalid arity"));
     }
 
     #[test]
@@ -442,9 +411,9 @@ mod tests {
             json!("$1")
         );
         assert_eq!(eval("regex_replace_all('[0-9]', `123`, `4`)"), json!("444"));
-        assert!(error("regex_replace_all_literal('a', `[]`, 'b')").contains("invalid type"));
+        assert!(fails("regex_replace_all_literal('a', `[]`, 'b')").contains("invalid type"));
         assert!(
-            error("regex_replace_all('(', 'a', 'b')")
+            fails("regex_replace_all('(', 'a', 'b')")
                 .starts_with("JMESPath function 'regex_replace_all': error parsing regexp")
         );
     }
@@ -454,7 +423,7 @@ mod tests {
         assert_eq!(eval("regex_match('12.*', foo)"), json!(true));
         assert_eq!(eval("regex_match('12.*', abs(num))"), json!(true));
         assert_eq!(eval("regex_match('^12$', 'a12')"), json!(false));
-        assert!(error("regex_match('(', 'a')").starts_with("error parsing regexp"));
+        assert!(fails("regex_match('(', 'a')").starts_with("error parsing regexp"));
     }
 
     #[test]
@@ -462,7 +431,7 @@ mod tests {
         assert_eq!(eval("pattern_match('prefix-*', 'prefix-foo')"), json!(true));
         assert_eq!(eval("pattern_match('12*', abs(num))"), json!(true));
         assert_eq!(eval("pattern_match('a?c', 'abbc')"), json!(false));
-        assert!(error("pattern_match(`1`, 'a')").contains("invalid type"));
+        assert!(fails("pattern_match(`1`, 'a')").contains("invalid type"));
     }
 
     #[test]
@@ -470,10 +439,10 @@ mod tests {
         assert_eq!(eval("to_boolean('TRue')"), json!(true));
         assert_eq!(eval("to_boolean('FaLse')"), json!(false));
         assert_eq!(
-            error("to_boolean('FaLsee')"),
+            fails("to_boolean('FaLsee')"),
             "JMESPath function 'to_boolean': lowercase argument must be 'true' or 'false' (provided: 'FaLsee')"
         );
-        assert!(error("to_boolean(`1`)").contains("invalid type"));
+        assert!(fails("to_boolean(`1`)").contains("invalid type"));
     }
 
     #[test]
@@ -485,7 +454,7 @@ mod tests {
         assert_eq!(eval("truncate('Lorem ipsum', `2.6`)"), json!("Lo"));
         assert_eq!(eval("truncate('Lorem ipsum', `-1`)"), json!(""));
         assert_eq!(eval("truncate('Lorem', `40`)"), json!("Lorem"));
-        assert!(error("truncate('Lorem', '5')").contains("invalid type"));
+        assert!(fails("truncate('Lorem', '5')").contains("invalid type"));
     }
 
     #[test]
@@ -507,6 +476,6 @@ mod tests {
                 json!(expected)
             );
         }
-        assert!(error("path_canonicalize(`1`)").contains("invalid type"));
+        assert!(fails("path_canonicalize(`1`)").contains("invalid type"));
     }
 }

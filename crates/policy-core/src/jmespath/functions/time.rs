@@ -213,7 +213,8 @@ fn truncate(time: DateTime<FixedOffset>, duration: TimeDelta) -> DateTime<FixedO
 
 #[cfg(test)]
 mod tests {
-    use crate::jmespath::{Runtime, search};
+    use super::super::test_support::fails;
+    use crate::jmespath::Runtime;
     use chrono::{DateTime, TimeZone, Utc};
     use serde_json::{Value, json};
 
@@ -227,13 +228,6 @@ mod tests {
         Runtime::with_clock(fixed_now)
             .search(expression, &json!({}))
             .unwrap_or_else(|error| panic!("{expression}: {error}"))
-    }
-
-    fn fails(expression: &str) -> String {
-        match search(expression, &json!({})) {
-            Ok(value) => panic!("{expression} gave {value}"),
-            Err(error) => error.to_string(),
-        }
     }
 
     #[test]
