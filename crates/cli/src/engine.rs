@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use kyverno_api::kyverno::v1::match_resources::AdmissionOperation;
 use kyverno_api::kyverno::v1::mutate::Mutation;
-use kyverno_policy_core::engine::{Environment, LoadedPolicy, MutateResponse};
+use kyverno_policy_core::engine::{Environment, GenerateResponse, LoadedPolicy, MutateResponse};
 use kyverno_policy_core::request::{GroupVersionKind, RequestInfo, ResourceRequest};
 use kyverno_policy_core::response::PolicyResponse;
 use serde_json::Value;
@@ -65,15 +65,10 @@ pub enum EvaluateError {
 
 /// The first kind of rule of `policy` that the engine cannot evaluate yet, if any.
 fn unsupported_rules(policy: &LoadedPolicy) -> Option<&'static str> {
-    policy.rules.iter().find_map(|rule| {
-        if rule.generate.is_some() {
-            Some("generate")
-        } else if !rule.verify_images.is_empty() {
-            Some("verifyImages")
-        } else {
-            None
-        }
-    })
+    policy
+        .rules
+        .iter()
+        .find_map(|rule| (!rule.verify_images.is_empty()).then_some("verifyImages"))
 }
 
 /// Whether `policy` has mutate rules (upstream's `HasMutate`): its mutate pass runs then.
@@ -83,6 +78,11 @@ pub fn has_mutate(policy: &LoadedPolicy) -> bool {
             .as_ref()
             .is_some_and(|mutation| *mutation != Mutation::default())
     })
+}
+
+/// Whether `policy` has generate rules: its generate pass runs then.
+pub fn has_generate(policy: &LoadedPolicy) -> bool {
+    policy.rules.iter().any(|rule| rule.generate.is_some())
 }
 
 /// Whether the validate pass evaluates `policy`: it has rules other than mutate rules
@@ -121,6 +121,22 @@ pub fn validate(
         return Err(EvaluateError::Unsupported(kind));
     }
     Ok(kyverno_policy_core::engine::validate(
+        policy,
+        request,
+        environment,
+    ))
+}
+
+/// Applies the generate rules of `policy` to the trigger `request`.
+pub fn generate(
+    policy: &LoadedPolicy,
+    request: &ResourceRequest,
+    environment: &Environment<'_>,
+) -> Result<GenerateResponse, EvaluateError> {
+    if let Some(kind) = unsupported_rules(policy) {
+        return Err(EvaluateError::Unsupported(kind));
+    }
+    Ok(kyverno_policy_core::engine::generate(
         policy,
         request,
         environment,

@@ -376,6 +376,91 @@ impl ContextProvider for CliContextProvider {
     }
 }
 
+/// The provider a policy's generate rules see, as upstream's CLI builds it: context entries
+/// answer as for the other rules, while the cluster that generate rules read (clone sources)
+/// holds only the trigger resource and the clone sources the test gives for the policy.
+pub struct GenerateProvider<'a> {
+    base: &'a CliContextProvider,
+    objects: Vec<Value>,
+}
+
+impl<'a> GenerateProvider<'a> {
+    /// A provider answering generate reads from `objects` and everything else from `base`.
+    pub fn new(base: &'a CliContextProvider, objects: Vec<Value>) -> Self {
+        Self { base, objects }
+    }
+
+    /// The objects of `kind` (and `api_version`, unless empty) in `namespace`.
+    fn select<'s>(
+        &'s self,
+        api_version: &'s str,
+        kind: &'s str,
+        namespace: &'s str,
+    ) -> impl Iterator<Item = &'s Value> {
+        self.objects.iter().filter(move |object| {
+            (api_version.is_empty() || field(object, "/apiVersion") == api_version)
+                && field(object, "/kind") == kind
+                && (namespace.is_empty() || field(object, "/metadata/namespace") == namespace)
+        })
+    }
+}
+
+impl ContextProvider for GenerateProvider<'_> {
+    fn config_map(&self, namespace: &str, name: &str) -> Result<Lookup, ProviderError> {
+        self.base.config_map(namespace, name)
+    }
+
+    fn api_call(
+        &self,
+        method: &str,
+        url_path: &str,
+        body: Option<&Value>,
+    ) -> Result<Lookup, ProviderError> {
+        self.base.api_call(method, url_path, body)
+    }
+
+    fn service_call(
+        &self,
+        method: &str,
+        url: &str,
+        body: Option<&Value>,
+    ) -> Result<Lookup, ProviderError> {
+        self.base.service_call(method, url, body)
+    }
+
+    fn global_context(&self, name: &str) -> Result<Lookup, ProviderError> {
+        self.base.global_context(name)
+    }
+
+    fn image_data(&self, reference: &str) -> Result<Lookup, ProviderError> {
+        self.base.image_data(reference)
+    }
+
+    fn get_resource(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Lookup, ProviderError> {
+        Ok(self
+            .select(api_version, kind, namespace)
+            .find(|object| field(object, "/metadata/name") == name)
+            .map_or(Lookup::Unavailable, |object| Lookup::Found(object.clone())))
+    }
+
+    fn list_resources(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+    ) -> Result<Lookup, ProviderError> {
+        Ok(Lookup::Found(Value::Array(
+            self.select(api_version, kind, namespace).cloned().collect(),
+        )))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -394,3 +394,48 @@ fn apply_prints_mutated_resources() {
         "validation sees the mutated resource: {text}"
     );
 }
+
+/// Generate rules run after validate rules; the resources they generate (from data with
+/// variables, or cloned from the test's clone sources) are compared with the expected ones.
+#[test]
+fn test_compares_generated_resources() {
+    let (report, output) = json_report(&[fixture("generate").to_str().expect("utf-8")]);
+    assert!(output.status.success(), "{report:#}");
+    assert_eq!(
+        report["summary"],
+        serde_json::json!({"rows": 3, "passed": 3, "failed": 0}),
+        "{report:#}"
+    );
+    let (report, output) = json_report(&[fixture("generate-diff").to_str().expect("utf-8")]);
+    assert_eq!(output.status.code(), Some(1));
+    let rows = &report["tests"][0]["rows"];
+    assert_eq!(rows[0]["reason"], "Resource diff", "{report:#}");
+    assert_eq!(rows[1]["reason"], "Resource diff", "{report:#}");
+    let output = kyverno(&[
+        "test",
+        fixture("generate-diff").to_str().expect("utf-8"),
+        "--remove-color",
+        "--detailed-results",
+    ]);
+    let text = stdout(&output);
+    assert!(text.contains("+    pods: \"10\""), "{text}");
+    assert!(
+        text.contains("resource v1/Secret/default/regcred not found"),
+        "without its clone source the rule cannot clone: {text}"
+    );
+}
+
+#[test]
+fn apply_counts_generate_rules() {
+    let output = kyverno(&[
+        "apply",
+        fixture("generate/policy.yaml").to_str().expect("utf-8"),
+        "-r",
+        fixture("generate/resources.yaml").to_str().expect("utf-8"),
+    ]);
+    let text = stdout(&output);
+    assert!(
+        text.ends_with("\npass: 1, fail: 0, warn: 0, error: 2, skip: 1 \n"),
+        "quota passes for team-a and is skipped for kube-system; without a clone source the clone rule errors: {text}"
+    );
+}

@@ -16,10 +16,12 @@ use kyverno_policy_core::request::RequestInfo;
 use kyverno_policy_core::response::{PolicyResponse, RuleStatus, RuleType};
 use serde_json::Value;
 
-use crate::engine::{self, EvaluateError, admission_request, field, has_mutate, has_validate_pass};
+use crate::engine::{
+    self, EvaluateError, admission_request, field, has_generate, has_mutate, has_validate_pass,
+};
 use crate::loader::{self, LoadError};
 use crate::output::table::{Cell, ResultRow, ResultsTable, Style};
-use crate::provider::CliContextProvider;
+use crate::provider::{CliContextProvider, GenerateProvider};
 use crate::report::{is_audit, is_scored, report_result};
 use crate::values::{VariableSet, parse_overrides};
 
@@ -227,6 +229,29 @@ pub fn run(options: &ApplyOptions, out: &mut dyn Write) -> Result<Counts, ApplyE
                 policy,
                 resource,
                 response,
+            });
+        }
+        // Generate rules count like the others (upstream prints no generated resource and
+        // reports none); their clone sources can only be the trigger itself.
+        if options.policy_report {
+            continue;
+        }
+        for policy in policies.valid.iter().filter(|policy| has_generate(policy)) {
+            let (request, values) = prepare(policy, &current);
+            let generate_provider =
+                GenerateProvider::new(&provider, vec![current.as_ref().clone()]);
+            let environment = Environment {
+                values: &values,
+                exceptions: &[],
+                provider: &generate_provider,
+            };
+            let generated = engine::generate(policy, &request, &environment).map_err(failed)?;
+            applied.push(Applied {
+                policy,
+                resource,
+                response: PolicyResponse {
+                    rules: generated.rules,
+                },
             });
         }
     }

@@ -4,6 +4,7 @@
 //! [`ContextProvider`] that the caller implements (the controllers against the API server, the
 //! CLI from values files and mocks).
 mod context;
+mod generate;
 mod mutate;
 mod policy;
 mod provider;
@@ -19,6 +20,7 @@ use kyverno_api::kyverno::v1::rule::Rule;
 use kyverno_api::kyverno::v2::policy_exception::PolicyException;
 use serde_json::{Map, Value};
 
+pub use generate::{GenerateResponse, GeneratedResource, generate};
 pub use mutate::{MutateResponse, mutate};
 pub use policy::{LoadedPolicy, PolicyLoadError};
 pub use provider::{ContextProvider, Lookup, NoExternalData, ProviderError};

@@ -38,6 +38,27 @@ pub trait ContextProvider: Send + Sync {
     fn global_context(&self, name: &str) -> Result<Lookup, ProviderError>;
     /// Image metadata (config, manifest, digest) from its registry.
     fn image_data(&self, reference: &str) -> Result<Lookup, ProviderError>;
+    /// A resource of the cluster, such as the source of a generate `clone`: `Unavailable` when
+    /// it does not exist or cannot be read. An empty `api_version` matches any version.
+    fn get_resource(
+        &self,
+        _api_version: &str,
+        _kind: &str,
+        _namespace: &str,
+        _name: &str,
+    ) -> Result<Lookup, ProviderError> {
+        Ok(Lookup::Unavailable)
+    }
+    /// The resources of a kind in a namespace (every namespace when empty), such as the sources
+    /// of a generate `cloneList`, as a JSON array. An empty `api_version` matches any version.
+    fn list_resources(
+        &self,
+        _api_version: &str,
+        _kind: &str,
+        _namespace: &str,
+    ) -> Result<Lookup, ProviderError> {
+        Ok(Lookup::Unavailable)
+    }
 }
 
 /// A provider with no external data at all: every entry is unavailable.

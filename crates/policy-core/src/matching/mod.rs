@@ -20,6 +20,7 @@ use thiserror::Error;
 
 pub(crate) use kind::contains_kind;
 pub use selector::SelectorError;
+pub(crate) use selector::selector_matches;
 pub use validate::{InvalidMatch, MatchProblem, validate_match_resources};
 
 use crate::request::{AdmissionUserInfo, ResourceRequest};

@@ -14,13 +14,17 @@
 //!   for mutate rules, the one evaluated for validate rules) is compared with the expected one
 //!   first: a difference fails the row (`Resource diff`), a file that cannot be read too
 //!   (`Resource error`); when the file has no resource with the same identity, the row is
-//!   dropped, as upstream does.
+//!   dropped, as upstream does;
+//! - with `generatedResource(s)`, the resources each matching generate rule generated are
+//!   compared with those of the files: a generated resource the files have must be equal, and
+//!   at least one must be there, else the row fails (`Resource diff`).
 //!
 //! The `Not found` cases for missing resources and rules are those of upstream's `test-fail`
 //! suite (`missing-resource`, `missing-rule`), which must make the run fail.
 use std::sync::Arc;
 
 use kyverno_api::policy_report::v1alpha2::PolicyResult;
+use kyverno_policy_core::engine::GeneratedResource;
 use kyverno_policy_core::response::{PolicyResponse, RuleResponse};
 use serde_json::Value;
 
@@ -43,10 +47,21 @@ pub struct PolicyOutcome {
     /// The resource as the policy left it: patched by its mutate rules, or as its validate
     /// rules saw it.
     pub resource: Arc<Value>,
+    /// The resources its generate rules generated.
+    pub generated: Vec<GeneratedResource>,
 }
 
-/// The resources of a result's `patchedResources` file, or why it could not be read.
+/// The resources of a result's expected-resource files, or why they could not be read.
 pub type ExpectedResources = Result<Vec<Value>, String>;
+
+/// The resources a result item expects the policy to produce.
+#[derive(Clone, Debug, Default)]
+pub struct ExpectedOutput {
+    /// The resources of its `patchedResources` file, if it names one.
+    pub patched: Option<ExpectedResources>,
+    /// The resources of its `generatedResource` and `generatedResources` files, if it names any.
+    pub generated: Option<ExpectedResources>,
+}
 
 /// One evaluated resource and the answers of every policy.
 #[derive(Clone, Debug, Default)]
@@ -194,12 +209,6 @@ fn matching_rules<'a>(result: &TestResult, response: &'a PolicyResponse) -> Vec<
     }
 }
 
-/// A note for results whose produced resource is not compared yet.
-fn uncompared_resource(result: &TestResult) -> Option<&'static str> {
-    (result.generated_resource.is_some() || !result.generated_resources.is_empty())
-        .then_some("generatedResource not compared")
-}
-
 /// How the resource a policy left compares with the expected patched resources.
 enum PatchedCheck {
     /// They are equal: the row is decided by the rule's result.
@@ -233,12 +242,56 @@ fn check_patched(expected: &ExpectedResources, outcome: &PolicyOutcome) -> Patch
     }
 }
 
+/// Compares the resources `rule` of `outcome` generated with the expected ones: each generated
+/// resource the expected files have must equal it, and at least one must be there.
+fn check_generated(
+    expected: &ExpectedResources,
+    outcome: &PolicyOutcome,
+    rule: &RuleResponse,
+) -> Option<PatchedCheck> {
+    let resources = match expected {
+        Ok(resources) => resources,
+        Err(error) => {
+            return Some(PatchedCheck::Fails(
+                "Resource error".to_owned(),
+                format!("error: failed to load resource ({error})"),
+            ));
+        }
+    };
+    let mut found = false;
+    for generated in outcome
+        .generated
+        .iter()
+        .filter(|generated| generated.rule == rule.name)
+    {
+        match compare(&generated.resource, resources) {
+            Comparison::Equal => found = true,
+            Comparison::Missing => {}
+            Comparison::Different(diff) => {
+                return Some(PatchedCheck::Fails(
+                    "Resource diff".to_owned(),
+                    format!(
+                        "Generated resource didn't match the generated resource in the test result\n(- only in expected, + only in actual)\n\n{diff}"
+                    ),
+                ));
+            }
+        }
+    }
+    (!found).then(|| {
+        let mut message = "the rule generated none of the resources in the test result".to_owned();
+        if !rule.message.is_empty() {
+            message = format!("{message}: {}", rule.message);
+        }
+        PatchedCheck::Fails("Resource diff".to_owned(), message)
+    })
+}
+
 /// Compares one result item with the engine's answers.
 pub fn check(
     result: &TestResult,
     trigger: &[ResourceOutcome],
     invalid: &[InvalidPolicy],
-    patched: Option<&ExpectedResources>,
+    expected: &ExpectedOutput,
 ) -> Vec<CheckedRow> {
     let policy_name = result.policy.rsplit('/').next().unwrap_or_default();
     let expected_rule = result.rule.clone().unwrap_or_default();
@@ -292,7 +345,11 @@ pub fn check(
             for rule in matching_rules(result, &outcome.response) {
                 let actual = report_result(rule.status, outcome.scored, false);
                 let verdict = Verdict::Checked { actual };
-                match patched.map(|expected| check_patched(expected, outcome)) {
+                match expected
+                    .patched
+                    .as_ref()
+                    .map(|expected| check_patched(expected, outcome))
+                {
                     None | Some(PatchedCheck::Matches) => {}
                     Some(PatchedCheck::NotExpected) => {
                         skipped = true;
@@ -310,8 +367,23 @@ pub fn check(
                         continue;
                     }
                 }
+                if let Some(PatchedCheck::Fails(reason, message)) = expected
+                    .generated
+                    .as_ref()
+                    .and_then(|expected| check_generated(expected, outcome, rule))
+                {
+                    resource_rows.push(row(
+                        resource,
+                        rule.name.clone(),
+                        verdict,
+                        false,
+                        reason,
+                        message,
+                    ));
+                    continue;
+                }
                 let ok = actual == result.result;
-                let mut reason = if ok {
+                let reason = if ok {
                     "Ok".to_owned()
                 } else {
                     format!(
@@ -320,9 +392,6 @@ pub fn check(
                         result_name(actual)
                     )
                 };
-                if let Some(note) = uncompared_resource(result) {
-                    reason = format!("{reason} ({note})");
-                }
                 resource_rows.push(row(
                     resource,
                     rule.name.clone(),
@@ -407,6 +476,7 @@ mod tests {
             scored: true,
             response: PolicyResponse { rules },
             resource: Arc::new(Value::Null),
+            generated: Vec::new(),
         }
     }
 
@@ -448,7 +518,7 @@ mod tests {
             ),
             &trigger(),
             &[],
-            None,
+            &ExpectedOutput::default(),
         );
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].resource, "v1/Pod/default/good");
@@ -466,7 +536,7 @@ mod tests {
             &result("policy: p\nrule: r\nkind: Pod\nresources: [bad]\nresult: fail\n"),
             &trigger(),
             &[],
-            None,
+            &ExpectedOutput::default(),
         );
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[1].rule, "autogen-r");
@@ -474,7 +544,7 @@ mod tests {
             &result("policy: p\nrule: r\nkind: Deployment\nresources: [good]\nresult: pass\n"),
             &trigger(),
             &[],
-            None,
+            &ExpectedOutput::default(),
         );
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].resource, "v1/Deployment/default/good");
@@ -482,7 +552,7 @@ mod tests {
             &result("policy: p\nrule: r\nresources: [good]\nresult: pass\n"),
             &trigger(),
             &[],
-            None,
+            &ExpectedOutput::default(),
         );
         assert_eq!(rows.len(), 2, "no kind matches any kind");
     }
@@ -505,7 +575,7 @@ mod tests {
             &result("policy: p\nrule: r\nkind: CronJob\nresources: [c]\nresult: skip\n"),
             &trigger,
             &[],
-            None,
+            &ExpectedOutput::default(),
         );
         assert_eq!(rows.len(), 1);
         assert!(rows[0].ok);
@@ -517,7 +587,7 @@ mod tests {
             &result("policy: p\nrule: r\nkind: Pod\nresources: [excluded]\nresult: fail\n"),
             &trigger(),
             &[],
-            None,
+            &ExpectedOutput::default(),
         );
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].verdict, Verdict::Excluded);
@@ -532,7 +602,7 @@ mod tests {
             &result("policy: p\nrule: typo\nkind: Pod\nresources: [default/good]\nresult: pass\n"),
             &trigger(),
             &[],
-            None,
+            &ExpectedOutput::default(),
         );
         assert_eq!(rows[0].verdict, Verdict::NotFound);
         assert!(!rows[0].ok);
@@ -546,7 +616,7 @@ mod tests {
             ),
             &trigger(),
             &[],
-            None,
+            &ExpectedOutput::default(),
         );
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].verdict, Verdict::NotFound);
@@ -566,7 +636,7 @@ mod tests {
             ),
             &trigger(),
             &invalid,
-            None,
+            &ExpectedOutput::default(),
         );
         assert_eq!(rows[0].verdict, Verdict::InvalidPolicy);
         assert!(rows[0].ok);
@@ -581,7 +651,7 @@ mod tests {
             ),
             &trigger(),
             &[],
-            None,
+            &ExpectedOutput::default(),
         );
         assert_eq!(rows[0].verdict, Verdict::NotFound);
         assert_eq!(rows[0].resource, "Pod/nowhere");
@@ -597,7 +667,7 @@ mod tests {
             ),
             &trigger(),
             &[],
-            None,
+            &ExpectedOutput::default(),
         );
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].resource, "v1/Pod/other/bad");
@@ -609,14 +679,14 @@ mod tests {
             &result("policy: ns/p\nrule: r\nkind: Pod\nresources: [default/good]\nresult: pass\n"),
             &trigger(),
             &[],
-            None,
+            &ExpectedOutput::default(),
         );
         assert!(rows[0].ok);
         assert_eq!(rows[0].policy, "ns/p");
     }
 
     #[test]
-    fn unscored_failures_are_warnings_and_uncompared_resources_are_marked() {
+    fn unscored_failures_are_warnings() {
         let trigger = vec![resource(
             "Pod",
             "default",
@@ -629,15 +699,14 @@ mod tests {
                     rules: vec![rule("r", RuleStatus::Fail)],
                 },
                 resource: Arc::new(Value::Null),
+                generated: Vec::new(),
             }],
         )];
         let rows = check(
-            &result(
-                "policy: p\nrule: r\nkind: Pod\nresources: [a]\nresult: warn\ngeneratedResource: generated.yaml\n",
-            ),
+            &result("policy: p\nrule: r\nkind: Pod\nresources: [a]\nresult: warn\n"),
             &trigger,
             &[],
-            None,
+            &ExpectedOutput::default(),
         );
         assert!(rows[0].ok);
         assert_eq!(
@@ -646,7 +715,7 @@ mod tests {
                 actual: PolicyResult::Warn
             }
         );
-        assert_eq!(rows[0].reason, "Ok (generatedResource not compared)");
+        assert_eq!(rows[0].reason, "Ok");
     }
 
     #[test]
@@ -659,7 +728,13 @@ mod tests {
         policy.resource = Arc::new(patched.clone());
         let trigger = vec![resource("Pod", "default", "a", vec![policy])];
         let result = result("policy: p\nrule: r\nkind: Pod\nresources: [a]\nresult: pass\n");
-        let check = |expected: ExpectedResources| check(&result, &trigger, &[], Some(&expected));
+        let check = |patched: ExpectedResources| {
+            let expected = ExpectedOutput {
+                patched: Some(patched),
+                generated: None,
+            };
+            check(&result, &trigger, &[], &expected)
+        };
 
         let rows = check(Ok(vec![patched.clone()]));
         assert_eq!((rows[0].ok, rows[0].reason.as_str()), (true, "Ok"));
@@ -688,6 +763,61 @@ mod tests {
         assert!(
             check(Ok(vec![elsewhere])).is_empty(),
             "a resource the file does not have has no row, as upstream"
+        );
+    }
+
+    #[test]
+    fn generated_resources_of_the_rule_are_compared() {
+        let generated = serde_json::json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "cm", "namespace": "dev", "labels": {
+                "app.kubernetes.io/managed-by": "kyverno",
+                "generate.kyverno.io/rule-name": "r"
+            }},
+            "data": {"a": "b"}
+        });
+        let mut policy = outcome("p", vec![rule("r", RuleStatus::Pass)]);
+        policy.generated = vec![GeneratedResource {
+            rule: "r".to_owned(),
+            resource: generated.clone(),
+            synchronize: false,
+            orphan_downstream_on_policy_delete: false,
+        }];
+        let trigger = vec![resource("Namespace", "", "dev", vec![policy])];
+        let result =
+            result("policy: p\nrule: r\nkind: Namespace\nresources: [dev]\nresult: pass\n");
+        let check = |generated: ExpectedResources| {
+            let expected = ExpectedOutput {
+                patched: None,
+                generated: Some(generated),
+            };
+            check(&result, &trigger, &[], &expected)
+        };
+        let mut expected = generated.clone();
+        expected["metadata"]["labels"] = serde_json::json!({});
+        let rows = check(Ok(vec![expected.clone()]));
+        assert_eq!((rows[0].ok, rows[0].reason.as_str()), (true, "Ok"));
+
+        expected["data"]["a"] = serde_json::json!("c");
+        let rows = check(Ok(vec![expected.clone()]));
+        assert_eq!(
+            (rows[0].ok, rows[0].reason.as_str()),
+            (false, "Resource diff")
+        );
+        assert!(
+            rows[0].message.contains("-  a: c\n+  a: b\n"),
+            "{}",
+            rows[0].message
+        );
+
+        expected["metadata"]["name"] = serde_json::json!("other");
+        let rows = check(Ok(vec![expected]));
+        assert_eq!(
+            (rows[0].ok, rows[0].message.as_str()),
+            (
+                false,
+                "the rule generated none of the resources in the test result: r says pass"
+            )
         );
     }
 }

@@ -8,15 +8,17 @@ use std::sync::Arc;
 
 use kyverno_api::kyverno::v1::match_resources::AdmissionOperation;
 use kyverno_api::kyverno::v2::policy_exception::PolicyException;
-use kyverno_policy_core::engine::{Environment, LoadedPolicy, MutateResponse};
+use kyverno_policy_core::engine::{Environment, GenerateResponse, LoadedPolicy, MutateResponse};
 use kyverno_policy_core::request::{RequestInfo, ResourceRequest};
 use kyverno_policy_core::response::PolicyResponse;
 use serde_json::{Map, Value};
 
-use super::rows::{self, CheckedRow, PolicyOutcome, ResourceOutcome};
-use crate::engine::{self, EvaluateError, admission_request, field, has_mutate, has_validate_pass};
+use super::rows::{self, CheckedRow, ExpectedOutput, PolicyOutcome, ResourceOutcome};
+use crate::engine::{
+    self, EvaluateError, admission_request, field, has_generate, has_mutate, has_validate_pass,
+};
 use crate::loader::{self, InvalidPolicy, LoadError};
-use crate::provider::{CliContextProvider, MockError, SimulatedCluster};
+use crate::provider::{CliContextProvider, GenerateProvider, MockError, SimulatedCluster};
 use crate::report::is_scored;
 use crate::test_file::{Test, TestResult};
 use crate::values::{VariableSet, parse_operation};
@@ -137,6 +139,8 @@ struct Loaded {
     resources: Vec<Arc<Value>>,
     exceptions: Vec<PolicyException>,
     provider: CliContextProvider,
+    /// The clone sources the results give (`cloneSourceResource`), by policy name.
+    clone_sources: BTreeMap<String, Vec<Value>>,
 }
 
 /// Loads what `test` points at, printing upstream's progress lines to `log`.
@@ -212,6 +216,20 @@ fn load_test(dir: &Path, test: &Test, log: &mut dyn Write) -> Result<Loaded, Run
         test.api_call_responses.clone(),
         &global_entries,
     )?;
+    let mut clone_sources: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for result in &test.results {
+        if let Some(path) = &result.clone_source_resource {
+            let sources = load(
+                "clone source resources",
+                loader::load_resources(dir, std::slice::from_ref(path)),
+            )?;
+            let policy = result.policy.rsplit('/').next().unwrap_or_default();
+            clone_sources
+                .entry(policy.to_owned())
+                .or_default()
+                .extend(sources);
+        }
+    }
     writeln!(log, "  Loading exceptions ...")?;
     let exceptions = load("exceptions", loader::load_exceptions(dir, &test.exceptions))?;
     writeln!(
@@ -229,6 +247,7 @@ fn load_test(dir: &Path, test: &Test, log: &mut dyn Write) -> Result<Loaded, Run
         resources: resources.into_iter().map(Arc::new).collect(),
         exceptions,
         provider,
+        clone_sources,
     })
 }
 
@@ -288,6 +307,7 @@ impl Loaded {
                         scored: is_scored(policy),
                         response,
                         resource: Arc::clone(resource),
+                        generated: Vec::new(),
                     };
                 let mut current = Arc::clone(resource);
                 let mut policies = Vec::with_capacity(self.policies.len());
@@ -324,6 +344,32 @@ impl Loaded {
                     }
                     policies.push(outcome(policy, response, &current));
                 }
+                // As upstream's CLI, generate rules read a cluster holding only the trigger and
+                // the test's clone sources for the policy.
+                for policy in self.policies.iter().filter(|policy| has_generate(policy)) {
+                    let (request, values) = prepare(policy, &current);
+                    let mut objects = vec![current.as_ref().clone()];
+                    if let Some(sources) = self.clone_sources.get(&policy.name) {
+                        objects.extend(sources.iter().cloned());
+                    }
+                    let provider = GenerateProvider::new(&self.provider, objects);
+                    let environment = Environment {
+                        values: &values,
+                        exceptions: &self.exceptions,
+                        provider: &provider,
+                    };
+                    let generated = (evaluators.generate)(policy, &request, &environment)
+                        .map_err(failed(policy))?;
+                    if generated.rules.is_empty() {
+                        continue;
+                    }
+                    let response = PolicyResponse {
+                        rules: generated.rules,
+                    };
+                    let mut generate_outcome = outcome(policy, response, &current);
+                    generate_outcome.generated = generated.resources;
+                    policies.push(generate_outcome);
+                }
                 Ok(ResourceOutcome {
                     api_version: field(resource, "/apiVersion").to_owned(),
                     kind: field(resource, "/kind").to_owned(),
@@ -344,10 +390,15 @@ type MutateFn<'a> = dyn Fn(&LoadedPolicy, &ResourceRequest, &Environment<'_>) ->
 type ValidateFn<'a> = dyn Fn(&LoadedPolicy, &ResourceRequest, &Environment<'_>) -> Result<PolicyResponse, EvaluateError>
     + 'a;
 
+/// Applies a policy's generate rules: [`engine::generate`], or a stand-in in tests.
+type GenerateFn<'a> = dyn Fn(&LoadedPolicy, &ResourceRequest, &Environment<'_>) -> Result<GenerateResponse, EvaluateError>
+    + 'a;
+
 /// How policies are evaluated.
 struct Evaluators<'a> {
     mutate: &'a MutateFn<'a>,
     validate: &'a ValidateFn<'a>,
+    generate: &'a GenerateFn<'a>,
 }
 
 /// Runs `test` (whose files are relative to `dir`) for the given result items and compares.
@@ -360,6 +411,7 @@ pub fn run(
     let evaluators = Evaluators {
         mutate: &engine::mutate,
         validate: &engine::validate,
+        generate: &engine::generate,
     };
     run_with(dir, test, results, log, &evaluators)
 }
@@ -394,15 +446,23 @@ fn run_with(
                 entry.insert(computed)
             }
         };
-        let patched = result.patched_resources.as_deref().map(|path| {
-            loader::load_resources(dir, &[path.to_owned()]).map_err(|error| error.to_string())
-        });
-        rows.extend(rows::check(
-            result,
-            trigger,
-            &loaded.invalid,
-            patched.as_ref(),
-        ));
+        let read = |paths: &[String]| {
+            loader::load_resources(dir, paths).map_err(|error| error.to_string())
+        };
+        let generated_files: Vec<String> = result
+            .generated_resource
+            .iter()
+            .chain(&result.generated_resources)
+            .cloned()
+            .collect();
+        let expected = ExpectedOutput {
+            patched: result
+                .patched_resources
+                .as_ref()
+                .map(|path| read(std::slice::from_ref(path))),
+            generated: (!generated_files.is_empty()).then(|| read(&generated_files)),
+        };
+        rows.extend(rows::check(result, trigger, &loaded.invalid, &expected));
     }
     Ok(rows)
 }
@@ -528,6 +588,7 @@ results:
         let evaluators = Evaluators {
             mutate: &engine::mutate,
             validate: &fake_engine,
+            generate: &engine::generate,
         };
         let rows = run_with(&dir, &test, &test.results, &mut log, &evaluators);
         (rows, String::from_utf8(log).expect("utf-8"))
