@@ -200,6 +200,34 @@ pub fn substitute_at(
     path: &str,
     context: &Context,
 ) -> Result<Value, VariableError> {
+    substitute_with(document, path, context, Unresolved::Error)
+}
+
+/// Like [`substitute`] for preconditions: a variable that fails to resolve (a missing field,
+/// a failing function) becomes `null` instead of an error, as upstream's preconditions
+/// resolver does.
+pub fn substitute_preconditions(
+    document: &Value,
+    context: &Context,
+) -> Result<Value, VariableError> {
+    substitute_with(document, "", context, Unresolved::Null)
+}
+
+/// What a variable that fails to resolve becomes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Unresolved {
+    /// An error.
+    Error,
+    /// `null`.
+    Null,
+}
+
+fn substitute_with(
+    document: &Value,
+    path: &str,
+    context: &Context,
+    unresolved: Unresolved,
+) -> Result<Value, VariableError> {
     let mut location = path.to_owned();
     let referenced = walk(document, &mut location, &mut |text, at| {
         substitute_references(text, at, path, document)
@@ -207,7 +235,7 @@ pub fn substitute_at(
     let delete_request = context.is_delete_request();
     let mut location = path.to_owned();
     let substituted = walk(&referenced, &mut location, &mut |text, at| {
-        substitute_variables(text, at, context, delete_request)
+        substitute_variables(text, at, context, delete_request, unresolved)
     })?;
     Ok(substituted.into_owned())
 }
@@ -215,10 +243,14 @@ pub fn substitute_at(
 /// Substitutes the `{{ }}` variables of a single string (there is no document for `$( )`
 /// references to point into). The result is typed when the string is exactly one variable.
 pub fn substitute_str(text: &str, context: &Context) -> Result<Value, VariableError> {
-    Ok(
-        substitute_variables(text, "", context, context.is_delete_request())?
-            .unwrap_or_else(|| Value::String(text.to_owned())),
-    )
+    Ok(substitute_variables(
+        text,
+        "",
+        context,
+        context.is_delete_request(),
+        Unresolved::Error,
+    )?
+    .unwrap_or_else(|| Value::String(text.to_owned())))
 }
 
 /// Rewrites one string; `None` when it stays as it is.
@@ -325,6 +357,7 @@ fn substitute_variables(
     location: &str,
     context: &Context,
     delete_request: bool,
+    unresolved: Unresolved,
 ) -> Result<Option<Value>, VariableError> {
     let Some(patterns) = PATTERNS.as_ref().filter(|_| text.contains("{{")) else {
         return Ok(None);
@@ -345,18 +378,24 @@ fn substitute_variables(
         let original = value.clone();
         for (prefix, variable_text) in found {
             let variable = expression_of(&variable_text, location, context, delete_request);
-            let resolved = context.query(&variable).map_err(|error| match error {
-                JmesPathError::NotFound(key) => VariableError::NotFound {
-                    variable: variable.clone(),
-                    path: location.to_owned(),
-                    key,
-                },
-                source => VariableError::Resolution {
-                    variable: variable.clone(),
-                    path: location.to_owned(),
-                    source,
-                },
-            })?;
+            let resolved = match context.query(&variable) {
+                Ok(resolved) => resolved,
+                Err(_) if unresolved == Unresolved::Null => Value::Null,
+                Err(JmesPathError::NotFound(key)) => {
+                    return Err(VariableError::NotFound {
+                        variable,
+                        path: location.to_owned(),
+                        key,
+                    });
+                }
+                Err(source) => {
+                    return Err(VariableError::Resolution {
+                        variable,
+                        path: location.to_owned(),
+                        source,
+                    });
+                }
+            };
             if original == variable_text {
                 return Ok(Some(resolved));
             }

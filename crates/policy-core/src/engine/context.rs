@@ -84,6 +84,11 @@ impl RuleContext {
         Ok(variables::substitute_at(value, path, &self.variables)?)
     }
 
+    /// Replaces `{{ }}` variables in preconditions: one that fails to resolve becomes `null`.
+    pub(crate) fn substitute_preconditions(&self, value: &Value) -> Result<Value, EngineError> {
+        Ok(variables::substitute_preconditions(value, &self.variables)?)
+    }
+
     /// Replaces `{{ }}` variables in a JSON tree.
     pub(crate) fn substitute(&self, value: &Value) -> Result<Value, EngineError> {
         Ok(variables::substitute(value, &self.variables)?)

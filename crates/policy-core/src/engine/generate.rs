@@ -204,7 +204,9 @@ impl Generator<'_> {
                         let holds = match &foreach.preconditions {
                             Some(preconditions) => {
                                 Conditions::from(preconditions)
-                                    .evaluate(|value| element_context.substitute(value))?
+                                    .evaluate(|value| {
+                                        element_context.substitute_preconditions(value)
+                                    })?
                                     .holds
                             }
                             None => true,

@@ -296,7 +296,7 @@ fn preconditions_hold(
         return Ok((true, String::new()));
     };
     let conditions = parse_conditions(preconditions)?;
-    let verdict = conditions.evaluate(|value| context.substitute(value))?;
+    let verdict = conditions.evaluate(|value| context.substitute_preconditions(value))?;
     Ok((verdict.holds, verdict.message))
 }
 

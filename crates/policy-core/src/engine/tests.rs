@@ -254,3 +254,30 @@ fn values_that_set_object_fields_change_the_evaluated_object() {
         RuleStatus::Pass
     );
 }
+
+#[test]
+fn preconditions_read_missing_fields_as_null() {
+    let policy = policy(
+        r#"
+apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: optional-field}
+spec:
+  rules:
+  - name: r
+    match: {any: [{resources: {kinds: [Pod]}}]}
+    preconditions:
+      all:
+      - {key: "{{ request.object.spec.missing }}", operator: NotEquals, value: ""}
+    validate:
+      pattern: {metadata: {name: "?*"}}
+"#,
+    );
+    let result = run(
+        &policy,
+        pod("p", json!({})),
+        &[],
+        &SuppliedValues::default(),
+    );
+    assert_eq!(result[0].1, RuleStatus::Pass, "{}", result[0].2);
+}

@@ -311,7 +311,7 @@ impl<'a> Validator<'a> {
         }
         if let Some(preconditions) = &foreach.preconditions {
             let conditions = Conditions::from(preconditions);
-            match conditions.evaluate(|value| context.substitute(value)) {
+            match conditions.evaluate(|value| context.substitute_preconditions(value)) {
                 Ok(verdict) if !verdict.holds => {
                     return Some(self.response(RuleStatus::Skip, "preconditions not met"));
                 }
