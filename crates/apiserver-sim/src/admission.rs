@@ -1,8 +1,11 @@
 //! Calls to Mutating- and ValidatingWebhookConfigurations, as the API server's admission chain
 //! makes them: rules, namespaceSelector, objectSelector, failurePolicy, timeoutSeconds,
-//! caBundle-verified HTTPS, JSONPatch responses, warnings and denials.
+//! `matchConditions` (CEL, see [`crate::matchconditions`]), caBundle-verified HTTPS, JSONPatch
+//! responses, warnings and denials.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -12,6 +15,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
+use crate::matchconditions::{MatchInput, Matcher};
 use crate::resources::ResourceType;
 use crate::selector::{LabelSelector, labels_of};
 use crate::server::Shared;
@@ -355,7 +359,8 @@ async fn call(
     Ok(Outcome::Allowed { patch, warnings })
 }
 
-fn webhook_configs(shared: &Shared, plural: &str) -> Vec<Value> {
+/// The webhooks of all configurations of a kind, each with its compiled `matchConditions`.
+fn webhook_configs(shared: &Shared, plural: &str) -> Vec<(Value, Arc<Matcher>)> {
     let Ok(state) = shared.state.lock() else {
         return Vec::new();
     };
@@ -367,12 +372,98 @@ fn webhook_configs(shared: &Shared, plural: &str) -> Vec<Value> {
         return Vec::new();
     };
     let mut hooks = Vec::new();
+    let mut live = HashSet::new();
     for cfg in state.list(&rt, None) {
+        let matchers = shared.matchers.get(plural, cfg);
+        if let Some(uid) = cfg.pointer("/metadata/uid").and_then(Value::as_str) {
+            live.insert(uid.to_string());
+        }
         if let Some(ws) = cfg.get("webhooks").and_then(Value::as_array) {
-            hooks.extend(ws.iter().cloned());
+            hooks.extend(ws.iter().cloned().zip(matchers.iter().cloned()));
         }
     }
+    shared.matchers.retain(plural, &live);
     hooks
+}
+
+/// The `request` variable of match conditions: the AdmissionRequest fields the API server
+/// binds (every field present, empty when unset).
+fn cel_request(attrs: &Attributes<'_>) -> Value {
+    let rt = attrs.rt;
+    let kind = json!({"group": rt.group, "version": rt.version, "kind": rt.kind});
+    let resource = json!({"group": rt.group, "version": rt.version, "resource": rt.plural});
+    json!({
+        "kind": kind,
+        "resource": resource,
+        "subResource": attrs.sub,
+        "requestKind": kind,
+        "requestResource": resource,
+        "requestSubResource": attrs.sub,
+        "name": attrs.name,
+        "namespace": attrs.namespace,
+        "operation": attrs.operation,
+        "userInfo": {
+            "username": attrs.user.username,
+            "uid": attrs.user.uid,
+            "groups": attrs.user.groups,
+            "extra": {},
+        },
+        "dryRun": attrs.dry_run,
+        "options": attrs.options,
+    })
+}
+
+/// Evaluates a webhook's `matchConditions`: `Ok(true)` to call it, `Ok(false)` to skip it. An
+/// evaluation error skips it under `failurePolicy: Ignore` and rejects the request (403, as
+/// the API server's `NewForbidden`) otherwise.
+fn conditions_match(
+    hook: &Value,
+    matcher: &Matcher,
+    attrs: &Attributes<'_>,
+    object: Option<&Value>,
+) -> Result<bool, ApiError> {
+    if matcher.is_empty() {
+        return Ok(true);
+    }
+    let request = cel_request(attrs);
+    let input = MatchInput {
+        object: object.unwrap_or(&Value::Null),
+        old_object: attrs.old.unwrap_or(&Value::Null),
+        request: &request,
+    };
+    let err = match matcher.matches(&input) {
+        Ok(m) => return Ok(m),
+        Err(e) => e,
+    };
+    let name = hook.get("name").and_then(Value::as_str).unwrap_or("");
+    if hook.get("failurePolicy").and_then(Value::as_str) == Some("Ignore") {
+        tracing::warn!(
+            webhook = name,
+            "match conditions failed, skipping webhook: {err}"
+        );
+        return Ok(false);
+    }
+    tracing::warn!(
+        webhook = name,
+        "Failed evaluating match conditions, failing closed: {err}"
+    );
+    let rt = attrs.rt;
+    let message = if attrs.name.is_empty() {
+        format!("{} is forbidden: {err}", rt.qualified_plural())
+    } else {
+        format!(
+            "{} \"{}\" is forbidden: {err}",
+            rt.qualified_plural(),
+            attrs.name
+        )
+    };
+    let mut e = ApiError::forbidden(message);
+    let mut details = json!({"name": attrs.name, "kind": rt.plural});
+    if !rt.group.is_empty() {
+        details["group"] = json!(rt.group);
+    }
+    e.details = Some(details);
+    Err(e)
 }
 
 fn namespace_of(shared: &Shared, attrs: &Attributes<'_>) -> Option<Value> {
@@ -418,8 +509,13 @@ pub async fn mutate(
         return Ok(warnings);
     }
     let ns = namespace_of(shared, attrs);
-    for hook in hooks {
+    for (hook, matcher) in hooks {
         if !webhook_applies(&hook, attrs, Some(object), ns.as_ref())? {
+            continue;
+        }
+        if !conditions_match(&hook, &matcher, attrs, Some(object))
+            .map_err(|e| with_warnings(e, warnings.clone()))?
+        {
             continue;
         }
         match call(shared, &hook, attrs, Some(object)).await {
@@ -469,8 +565,10 @@ pub async fn validate(
     }
     let ns = namespace_of(shared, attrs);
     let mut applicable = Vec::new();
-    for hook in hooks {
-        if webhook_applies(&hook, attrs, object, ns.as_ref())? {
+    for (hook, matcher) in hooks {
+        if webhook_applies(&hook, attrs, object, ns.as_ref())?
+            && conditions_match(&hook, &matcher, attrs, object)?
+        {
             applicable.push(hook);
         }
     }

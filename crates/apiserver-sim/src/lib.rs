@@ -48,8 +48,13 @@
 //! - Table responses (`Accept: application/json;as=Table;v=v1;g=meta.k8s.io`) from CRD
 //!   `additionalPrinterColumns` (and a few built-in printers);
 //! - admission: MutatingWebhookConfigurations then ValidatingWebhookConfigurations, with rules,
-//!   namespaceSelector, objectSelector, failurePolicy, timeoutSeconds, caBundle-verified HTTPS
-//!   to a `url` or to a `service` mapped to a local address ([`ApiServerSim::map_service`]),
+//!   namespaceSelector, objectSelector, `matchConditions` (CEL over `object`, `oldObject` and
+//!   `request`, compiled once per configuration version; a false condition skips the webhook,
+//!   an error follows failurePolicy: `Fail` rejects the request with the API server's 403
+//!   `<resource> "<name>" is forbidden: expression '<expr>' resulted in error: ...`, `Ignore`
+//!   skips the webhook; see [`matchconditions`]), failurePolicy, timeoutSeconds,
+//!   caBundle-verified HTTPS to a `url` or to a `service` mapped to a local address
+//!   ([`ApiServerSim::map_service`]),
 //!   JSONPatch responses, warnings as `Warning` headers, and denials worded as
 //!   `admission webhook "<name>" denied the request: <message>`.
 //!
@@ -84,8 +89,12 @@
 //! - **Strategic merge patch** knows the common list keys of the built-in kinds and the
 //!   `$patch`, `$deleteFromPrimitiveList`, `$setElementOrder` (ignored) and `$retainKeys`
 //!   directives; it is refused (415) for custom resources, as the real server does.
-//! - **Admission**: `matchConditions` (CEL) are not evaluated: a webhook whose rules and
-//!   selectors match is called. `reinvocationPolicy`, `sideEffects` and `matchPolicy:
+//! - **Admission**: `matchConditions` are evaluated with the `cel` interpreter and `kube-cel`'s
+//!   Kubernetes libraries, without type-checking and without the `authorizer` variable (an
+//!   expression that reaches it errors, and the error follows failurePolicy). The configuration
+//!   is not validated when written, so what the real server would refuse then (a syntax error,
+//!   a non-boolean result, more than 64 conditions) is an evaluation error at request time;
+//!   no cost budget is enforced. `reinvocationPolicy`, `sideEffects` and `matchPolicy:
 //!   Equivalent` are ignored. DELETE requests go to validating webhooks only. A webhook without
 //!   `caBundle` is verified against the simulator's own CA. Requests on webhook configurations
 //!   themselves are never sent to webhooks (as on a real server).
@@ -105,6 +114,7 @@
 
 pub mod admission;
 pub mod error;
+pub mod matchconditions;
 pub mod merge;
 pub mod resources;
 pub mod selector;
@@ -297,6 +307,7 @@ impl ApiServerSim {
             ca_pem: ca.cert_pem().to_string(),
             bookmark_interval: config.bookmark_interval,
             shutdown: rx.clone(),
+            matchers: matchconditions::MatcherCache::default(),
         });
         let mut sim = Self {
             shared: shared.clone(),

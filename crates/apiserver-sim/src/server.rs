@@ -45,6 +45,8 @@ pub struct Shared {
     pub bookmark_interval: Duration,
     /// Flips to `true` on shutdown.
     pub shutdown: watch::Receiver<bool>,
+    /// Compiled webhook `matchConditions`, per configuration version.
+    pub matchers: crate::matchconditions::MatcherCache,
 }
 
 impl Shared {

@@ -1,6 +1,7 @@
 //! Admission webhooks called by the simulator over caBundle-verified HTTPS: deny, patch,
-//! warnings, selectors, timeouts under `failurePolicy: Ignore` and `Fail`, services mapped to
-//! local addresses, and the user info they see.
+//! warnings, selectors, `matchConditions` (false skips, errors follow the failurePolicy),
+//! timeouts under `failurePolicy: Ignore` and `Fail`, services mapped to local addresses, and
+//! the user info they see.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod common;
@@ -213,6 +214,240 @@ async fn webhook_timeouts_under_ignore_and_fail() {
         assert_eq!(e.code, 500);
         assert!(e.message.contains("failed calling webhook \"untrusted.sim.test\""), "{}", e.message);
         assert!(e.message.contains("certificate"), "{}", e.message);
+    })
+    .await;
+}
+
+fn conditions(exprs: &[&str]) -> Value {
+    let list: Vec<Value> = exprs
+        .iter()
+        .enumerate()
+        .map(|(i, e)| json!({"name": format!("condition-{i}"), "expression": e}))
+        .collect();
+    json!({"matchConditions": list})
+}
+
+fn paths(wh: &common::webhook::Webhook) -> Vec<String> {
+    wh.seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| s["path"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn match_conditions_decide_whether_the_webhook_is_called() {
+    let sim = sim_with_dev_user().await;
+    let admin = sim.client().await.unwrap();
+    let dev = sim.client_for("dev-token").await.unwrap();
+    let wh = start_webhook(&["127.0.0.1"]).await;
+    let url = format!("https://127.0.0.1:{}", wh.addr.port());
+    within("match conditions", async {
+        install(
+            &admin,
+            "ValidatingWebhookConfiguration",
+            "conditional",
+            vec![
+                hook(
+                    "deny.sim.test",
+                    &format!("{url}/deny"),
+                    &wh.ca_bundle,
+                    "Fail",
+                    5,
+                    conditions(&[
+                        "object.metadata.name.startsWith('deny-')",
+                        "oldObject == null",
+                    ]),
+                ),
+                hook(
+                    "dev-only.sim.test",
+                    &format!("{url}/allow"),
+                    &wh.ca_bundle,
+                    "Fail",
+                    5,
+                    conditions(&[
+                        "request.userInfo.username == 'dev@example.com'",
+                        "request.namespace == 'default' && request.kind.kind == 'ConfigMap'",
+                        "request.operation == 'CREATE'",
+                    ]),
+                ),
+            ],
+        )
+        .await;
+        let admin_cms: Api<ConfigMap> = Api::namespaced(admin.clone(), "default");
+        let dev_cms: Api<ConfigMap> = Api::namespaced(dev.clone(), "default");
+        // Every condition false: no webhook is called.
+        admin_cms
+            .create(&PostParams::default(), &cm("plain", json!({})))
+            .await
+            .unwrap();
+        assert!(paths(&wh).is_empty(), "{:?}", paths(&wh));
+        // Conditions true: the webhook is called (and denies).
+        let e = api_err(
+            admin_cms
+                .create(&PostParams::default(), &cm("deny-me", json!({})))
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!(
+            e.message,
+            "admission webhook \"deny.sim.test\" denied the request: no way"
+        );
+        assert_eq!(paths(&wh), ["/deny"]);
+        // `request` carries the user: only the developer's request reaches the second webhook.
+        dev_cms
+            .create(&PostParams::default(), &cm("by-dev", json!({})))
+            .await
+            .unwrap();
+        assert_eq!(paths(&wh), ["/deny", "/allow"]);
+        // An UPDATE makes `request.operation == 'CREATE'` false.
+        let mut by_dev = dev_cms.get("by-dev").await.unwrap();
+        by_dev.data = Some([("k".to_string(), "w".to_string())].into());
+        dev_cms
+            .replace("by-dev", &PostParams::default(), &by_dev)
+            .await
+            .unwrap();
+        assert_eq!(paths(&wh), ["/deny", "/allow"]);
+        uninstall(&admin, "ValidatingWebhookConfiguration", "conditional").await;
+
+        // Mutating webhooks too: patched only when the condition holds.
+        install(
+            &admin,
+            "MutatingWebhookConfiguration",
+            "conditional-patch",
+            vec![hook(
+                "patch.sim.test",
+                &format!("{url}/patch"),
+                &wh.ca_bundle,
+                "Fail",
+                5,
+                conditions(&["has(object.metadata.labels) && object.metadata.labels.app == 'x'"]),
+            )],
+        )
+        .await;
+        let p = admin_cms
+            .create(&PostParams::default(), &cm("p", json!({"app": "x"})))
+            .await
+            .unwrap();
+        assert_eq!(p.labels()["patched"], "true");
+        let q = admin_cms
+            .create(&PostParams::default(), &cm("q", json!({"app": "y"})))
+            .await
+            .unwrap();
+        assert!(!q.labels().contains_key("patched"));
+        assert_eq!(paths(&wh), ["/deny", "/allow", "/patch"]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn match_condition_errors_follow_the_failure_policy() {
+    let sim = sim_with_dev_user().await;
+    let admin = sim.client().await.unwrap();
+    let wh = start_webhook(&["127.0.0.1"]).await;
+    let url = format!("https://127.0.0.1:{}", wh.addr.port());
+    let cms: Api<ConfigMap> = Api::namespaced(admin.clone(), "default");
+    let broken = "object.metadata.labels.missing == 'x'";
+    within("match condition errors", async {
+        // Ignore: the webhook is skipped and the request allowed.
+        install(
+            &admin,
+            "ValidatingWebhookConfiguration",
+            "broken-ignore",
+            vec![hook(
+                "broken.sim.test",
+                &format!("{url}/deny"),
+                &wh.ca_bundle,
+                "Ignore",
+                5,
+                conditions(&["true", broken]),
+            )],
+        )
+        .await;
+        cms.create(&PostParams::default(), &cm("ignored", json!({"a": "b"})))
+            .await
+            .unwrap();
+        assert!(paths(&wh).is_empty());
+        uninstall(&admin, "ValidatingWebhookConfiguration", "broken-ignore").await;
+
+        // Fail: the request is rejected as the API server does, without calling the webhook.
+        install(
+            &admin,
+            "ValidatingWebhookConfiguration",
+            "broken-fail",
+            vec![hook(
+                "broken.sim.test",
+                &format!("{url}/allow"),
+                &wh.ca_bundle,
+                "Fail",
+                5,
+                conditions(&["true", broken]),
+            )],
+        )
+        .await;
+        let e = api_err(
+            cms.create(&PostParams::default(), &cm("failed", json!({"a": "b"})))
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!(e.code, 403);
+        assert_eq!(e.reason, "Forbidden");
+        let prefix = format!(
+            "configmaps \"failed\" is forbidden: expression '{broken}' resulted in error: "
+        );
+        assert!(e.message.starts_with(&prefix), "{}", e.message);
+        assert!(e.message.contains("missing"), "{}", e.message);
+        assert_eq!(api_err(cms.get("failed").await.unwrap_err()).code, 404);
+        // A false condition still skips the webhook, even next to an erroring one.
+        uninstall(&admin, "ValidatingWebhookConfiguration", "broken-fail").await;
+        install(
+            &admin,
+            "ValidatingWebhookConfiguration",
+            "broken-but-false",
+            vec![hook(
+                "broken.sim.test",
+                &format!("{url}/allow"),
+                &wh.ca_bundle,
+                "Fail",
+                5,
+                conditions(&[broken, "false"]),
+            )],
+        )
+        .await;
+        cms.create(&PostParams::default(), &cm("skipped", json!({"a": "b"})))
+            .await
+            .unwrap();
+        uninstall(&admin, "ValidatingWebhookConfiguration", "broken-but-false").await;
+
+        // `authorizer` is not available in the simulator: using it is an error.
+        install(
+            &admin,
+            "MutatingWebhookConfiguration",
+            "authz",
+            vec![hook(
+                "authz.sim.test",
+                &format!("{url}/patch"),
+                &wh.ca_bundle,
+                "Fail",
+                5,
+                conditions(&["authorizer.group('').resource('pods').check('create').allowed()"]),
+            )],
+        )
+        .await;
+        let e = api_err(
+            cms.create(&PostParams::default(), &cm("authz", json!({})))
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!(e.code, 403);
+        assert!(
+            e.message
+                .contains("the authorizer variable is not supported by apiserver-sim"),
+            "{}",
+            e.message
+        );
+        assert!(paths(&wh).is_empty(), "{:?}", paths(&wh));
     })
     .await;
 }
