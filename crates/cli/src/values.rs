@@ -26,27 +26,6 @@ pub struct SubresourceOf {
     pub subresource: String,
 }
 
-/// The admission operation named by a string, as in `request.operation` and test results.
-pub fn parse_operation(name: &str) -> Option<AdmissionOperation> {
-    match name {
-        "CREATE" => Some(AdmissionOperation::Create),
-        "UPDATE" => Some(AdmissionOperation::Update),
-        "DELETE" => Some(AdmissionOperation::Delete),
-        "CONNECT" => Some(AdmissionOperation::Connect),
-        _ => None,
-    }
-}
-
-/// The upper-case name of an admission operation.
-pub fn operation_name(operation: AdmissionOperation) -> &'static str {
-    match operation {
-        AdmissionOperation::Create => "CREATE",
-        AdmissionOperation::Update => "UPDATE",
-        AdmissionOperation::Delete => "DELETE",
-        AdmissionOperation::Connect => "CONNECT",
-    }
-}
-
 /// Parses `--set` arguments: `key=value` pairs, each argument possibly holding several separated
 /// by commas. Pairs without `=` are ignored, as upstream does.
 pub fn parse_overrides<'a>(arguments: impl IntoIterator<Item = &'a str>) -> Map<String, Value> {
@@ -81,7 +60,10 @@ impl VariableSet {
             .get(OPERATION_KEY)
             .or_else(resource_value)
             .or_else(|| self.values.global_values.get(OPERATION_KEY));
-        match requested.and_then(Value::as_str).and_then(parse_operation) {
+        match requested
+            .and_then(Value::as_str)
+            .and_then(AdmissionOperation::from_name)
+        {
             Some(AdmissionOperation::Update) => AdmissionOperation::Update,
             Some(AdmissionOperation::Delete) => AdmissionOperation::Delete,
             _ => AdmissionOperation::Create,
@@ -139,10 +121,7 @@ impl VariableSet {
         }
         resource_values.extend(self.overrides.clone());
         if let Some(operation) = operation {
-            resource_values.insert(
-                OPERATION_KEY.to_owned(),
-                Value::from(operation_name(operation)),
-            );
+            resource_values.insert(OPERATION_KEY.to_owned(), Value::from(operation.as_str()));
         }
         SuppliedValues {
             global: self.values.global_values.clone(),

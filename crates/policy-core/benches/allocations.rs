@@ -1,6 +1,6 @@
 //! Heap allocations per full Pod Security Standards profile evaluation, counted with `dhat`.
 //!
-//! `cargo bench -p kyverno-policy-core --bench allocations [-- EVALUATIONS]` (default 1000)
+//! `cargo bench -p kyverno-policy-core --bench allocations [-- EVALUATIONS]` (default 100)
 //! prints, for each resource, the allocations and bytes allocated per evaluation. The first
 //! evaluation of each resource runs before counting, so caches (compiled regexes and JMESPath
 //! expressions) are warm, as in a long-running webhook.
@@ -15,7 +15,7 @@ use support::SetupResult;
 static ALLOCATOR: dhat::Alloc = dhat::Alloc;
 
 /// Evaluations per resource when no count is given.
-const DEFAULT_EVALUATIONS: u64 = 1000;
+const DEFAULT_EVALUATIONS: u64 = 100;
 
 fn main() -> SetupResult<()> {
     // `cargo bench` passes `--bench`; any other argument is the number of evaluations.

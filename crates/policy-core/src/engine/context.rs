@@ -7,6 +7,7 @@ use super::provider::{ContextProvider, Lookup};
 use crate::request::ResourceRequest;
 use crate::variables::{self, Context};
 use kyverno_api::kyverno::v1::context::{ApiCall, ContextEntry, HttpMethod};
+use kyverno_api::kyverno::v1::match_resources::AdmissionOperation;
 
 /// The variables of a rule, with the loading of its context entries.
 #[derive(Clone, Debug, Default)]
@@ -21,7 +22,9 @@ impl RuleContext {
         let info = request.request_info();
         let user = &info.user_info;
         let gvk = request.gvk();
-        let operation = request.operation().map_or("CREATE", operation_name);
+        let operation = request
+            .operation()
+            .map_or("CREATE", AdmissionOperation::as_str);
         let mut request_data = json!({
             "operation": operation,
             "object": request.resource().as_ref(),
@@ -240,12 +243,10 @@ impl RuleContext {
             }
             (None, None) => return Ok(Lookup::Unavailable),
         };
-        match outcome {
-            Ok(lookup) => Ok(lookup),
-            Err(_) if call.default.is_some() => Ok(Lookup::Found(
-                self.substitute(call.default.as_ref().unwrap_or(&Value::Null))?,
-            )),
-            Err(error) => Err(EngineError::Context(format!(
+        match (outcome, &call.default) {
+            (Ok(lookup), _) => Ok(lookup),
+            (Err(_), Some(default)) => Ok(Lookup::Found(self.substitute(default)?)),
+            (Err(error), None) => Err(EngineError::Context(format!(
                 "failed to execute APICall: {error}"
             ))),
         }
@@ -266,12 +267,10 @@ impl RuleContext {
         let value = match jmes_path.filter(|p| !p.is_empty()) {
             Some(path) => {
                 let path = self.substitute_str(path)?;
-                match crate::jmespath::search(&path, &data) {
-                    Ok(Value::Null) | Err(_) if default.is_some() => {
-                        self.substitute(default.unwrap_or(&Value::Null))?
-                    }
-                    Ok(found) => found,
-                    Err(error) => {
+                match (crate::jmespath::search(&path, &data), default) {
+                    (Ok(Value::Null) | Err(_), Some(default)) => self.substitute(default)?,
+                    (Ok(found), _) => found,
+                    (Err(error), None) => {
                         return Err(EngineError::Context(format!(
                             "failed to apply JMESPath {path} to context entry {name}: {error}"
                         )));
@@ -282,17 +281,5 @@ impl RuleContext {
         };
         self.set_variable(name, value);
         Ok(())
-    }
-}
-
-fn operation_name(
-    operation: kyverno_api::kyverno::v1::match_resources::AdmissionOperation,
-) -> &'static str {
-    use kyverno_api::kyverno::v1::match_resources::AdmissionOperation;
-    match operation {
-        AdmissionOperation::Create => "CREATE",
-        AdmissionOperation::Update => "UPDATE",
-        AdmissionOperation::Delete => "DELETE",
-        AdmissionOperation::Connect => "CONNECT",
     }
 }

@@ -97,3 +97,36 @@ pub enum AdmissionOperation {
     /// Connection to a subresource (exec, attach, port-forward, proxy).
     Connect,
 }
+
+impl AdmissionOperation {
+    /// The upper-case name, as in admission requests (`CREATE`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdmissionOperation::Create => "CREATE",
+            AdmissionOperation::Update => "UPDATE",
+            AdmissionOperation::Delete => "DELETE",
+            AdmissionOperation::Connect => "CONNECT",
+        }
+    }
+
+    /// The operation of an upper-case name (`CREATE`), as in admission requests.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Create, Self::Update, Self::Delete, Self::Connect]
+            .into_iter()
+            .find(|operation| operation.as_str() == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AdmissionOperation;
+
+    #[test]
+    fn operation_names_round_trip() {
+        for name in ["CREATE", "UPDATE", "DELETE", "CONNECT"] {
+            let operation = AdmissionOperation::from_name(name).expect("known operation");
+            assert_eq!(operation.as_str(), name);
+        }
+        assert_eq!(AdmissionOperation::from_name("create"), None);
+    }
+}

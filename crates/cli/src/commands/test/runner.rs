@@ -21,7 +21,7 @@ use crate::loader::{self, InvalidPolicy, LoadError};
 use crate::provider::{CliContextProvider, GenerateProvider, MockError, SimulatedCluster};
 use crate::report::is_scored;
 use crate::test_file::{Test, TestResult};
-use crate::values::{VariableSet, parse_operation};
+use crate::values::VariableSet;
 
 /// Why a test could not be run.
 #[derive(Debug, thiserror::Error)]
@@ -437,7 +437,7 @@ fn run_with(
                 let operation = match requested {
                     None => None,
                     Some(name) => Some(
-                        parse_operation(name)
+                        AdmissionOperation::from_name(name)
                             .filter(|operation| *operation != AdmissionOperation::Connect)
                             .ok_or_else(|| RunError::Operation(name.to_owned()))?,
                     ),
