@@ -48,6 +48,16 @@ pub enum VariableError {
         /// The JMESPath error.
         source: JmesPathError,
     },
+    /// Values kept producing new variables: substitution stopped after too many passes.
+    #[error("variables at path {path} still unresolved after {passes} substitution passes: {text}")]
+    TooManyPasses {
+        /// JSON pointer of the string holding the variables.
+        path: String,
+        /// How many passes were made.
+        passes: usize,
+        /// The string's text when substitution stopped (shortened).
+        text: String,
+    },
     /// A map key became something other than a string.
     #[error("expected string after substituting variables in key \"{key}\"")]
     NonStringKey {
@@ -213,6 +223,10 @@ pub fn substitute_preconditions(
     substitute_with(document, "", context, Unresolved::Null)
 }
 
+/// Most passes over one string: each pass resolves the variables that the previous one's values
+/// brought in.
+const MAX_SUBSTITUTION_PASSES: usize = 32;
+
 /// What a variable that fails to resolve becomes.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Unresolved {
@@ -363,7 +377,16 @@ fn substitute_variables(
         return Ok(None);
     };
     let mut value = text.to_owned();
-    loop {
+    for pass in 0.. {
+        // A resolved value may hold variables itself, which the next pass resolves (as
+        // upstream does); a value that reproduces its own variable would loop forever.
+        if pass == MAX_SUBSTITUTION_PASSES {
+            return Err(VariableError::TooManyPasses {
+                path: location.to_owned(),
+                passes: pass,
+                text: value.chars().take(200).collect(),
+            });
+        }
         let found: Vec<(String, String)> = patterns
             .variable
             .captures_iter(&value)
@@ -408,6 +431,9 @@ fn substitute_variables(
                 &format!("{prefix}{rendered}"),
                 1,
             );
+        }
+        if value == original {
+            break;
         }
     }
     Ok(Some(Value::String(unescape(
@@ -637,6 +663,20 @@ fn strip_anchor(key: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn values_that_reproduce_their_variables_do_not_loop_forever() {
+        let mut context = Context::new();
+        context.set("note", Value::from("{{ note }}"));
+        let stays = substitute(&json!("note: {{ note }}"), &context).expect("stops");
+        assert_eq!(stays, json!("note: {{ note }}"));
+        context.set("grow", Value::from("{{ grow }}x"));
+        let error = substitute(&json!("a {{ grow }}"), &context).expect_err("grows forever");
+        assert!(
+            matches!(error, VariableError::TooManyPasses { .. }),
+            "{error}"
+        );
+    }
 
     #[test]
     fn set_keeps_quoted_segments_whole() {

@@ -83,10 +83,15 @@ pub(crate) enum ArithmeticOperator {
 }
 
 /// Parses a JMESPath expression.
+/// Deepest nesting of sub-expressions accepted. Parsing and evaluation recurse per level, so
+/// without a bound a policy could overflow the stack of the thread evaluating it.
+const MAX_NESTING: usize = 128;
+
 pub(crate) fn parse(expression: &str) -> Result<Node, JmesPathError> {
     let mut parser = Parser {
         tokens: tokenize(expression)?,
         index: 0,
+        depth: 0,
     };
     let node = parser.expression(0)?;
     if parser.current() != &TokenKind::Eof {
@@ -103,6 +108,8 @@ const CURRENT: Node = Node::Current;
 struct Parser {
     tokens: Vec<Token>,
     index: usize,
+    /// How many `expression` calls are in progress.
+    depth: usize,
 }
 
 impl Parser {
@@ -141,6 +148,18 @@ impl Parser {
     }
 
     fn expression(&mut self, binding_power: u8) -> Result<Node, JmesPathError> {
+        if self.depth == MAX_NESTING {
+            return Err(self.error(format!(
+                "expression nested more than {MAX_NESTING} levels deep"
+            )));
+        }
+        self.depth += 1;
+        let node = self.nested_expression(binding_power);
+        self.depth -= 1;
+        node
+    }
+
+    fn nested_expression(&mut self, binding_power: u8) -> Result<Node, JmesPathError> {
         let token = self.advance();
         let mut left = self.nud(token)?;
         while binding_power < self.current().binding_power() {
@@ -531,6 +550,20 @@ mod tests {
                 )),
             ))
         );
+    }
+
+    #[test]
+    fn rejects_deep_nesting_instead_of_overflowing_the_stack() {
+        let deep = format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000));
+        let error = parse(&deep).expect_err("too deep");
+        assert!(
+            error.to_string().contains("nested more than 128 levels"),
+            "{error}"
+        );
+        let parenthesised = format!("{}a{}", "(".repeat(100_000), ")".repeat(100_000));
+        assert!(parse(&parenthesised).is_err());
+        let fine = format!("{}1{}", "[".repeat(50), "]".repeat(50));
+        assert!(parse(&fine).is_ok());
     }
 
     #[test]
