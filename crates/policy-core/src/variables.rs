@@ -58,6 +58,14 @@ pub enum VariableError {
         /// The string's text when substitution stopped (shortened).
         text: String,
     },
+    /// Substituted values made the string grow past the size limit.
+    #[error("substituting variables at path {path} makes the string longer than {limit} bytes")]
+    TooLarge {
+        /// JSON pointer of the string holding the variables.
+        path: String,
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// A map key became something other than a string.
     #[error("expected string after substituting variables in key \"{key}\"")]
     NonStringKey {
@@ -226,6 +234,10 @@ pub fn substitute_preconditions(
 /// Most passes over one string: each pass resolves the variables that the previous one's values
 /// brought in.
 const MAX_SUBSTITUTION_PASSES: usize = 32;
+
+/// Longest string substitution may produce: values holding variables can otherwise double the
+/// text at every pass.
+const MAX_SUBSTITUTED_LEN: usize = 1 << 20;
 
 /// What a variable that fails to resolve becomes.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -431,6 +443,12 @@ fn substitute_variables(
                 &format!("{prefix}{rendered}"),
                 1,
             );
+            if value.len() > MAX_SUBSTITUTED_LEN {
+                return Err(VariableError::TooLarge {
+                    path: location.to_owned(),
+                    limit: MAX_SUBSTITUTED_LEN,
+                });
+            }
         }
         if value == original {
             break;
