@@ -399,20 +399,17 @@ fn substitute_variables(
                 text: value.chars().take(200).collect(),
             });
         }
-        let found: Vec<(String, String)> = patterns
-            .variable
-            .captures_iter(&value)
-            .map(|captures| {
-                let group = |index| captures.get(index).map_or("", |m| m.as_str()).to_owned();
-                (group(1), group(2))
-            })
-            .collect();
-        if found.is_empty() {
-            break;
-        }
-        let original = value.clone();
-        for (prefix, variable_text) in found {
-            let variable = expression_of(&variable_text, location, context, delete_request);
+        // One sweep per pass: each variable is replaced where it was found (linear in the
+        // text; replacing occurrence by occurrence was quadratic on texts that values inflate).
+        let mut next = String::with_capacity(value.len());
+        let mut copied = 0;
+        for captures in patterns.variable.captures_iter(&value) {
+            let (Some(whole), Some(variable_match)) = (captures.get(0), captures.get(2)) else {
+                continue;
+            };
+            let prefix = captures.get(1).map_or("", |m| m.as_str());
+            let variable_text = variable_match.as_str();
+            let variable = expression_of(variable_text, location, context, delete_request);
             let resolved = match context.query(&variable) {
                 Ok(resolved) => resolved,
                 Err(_) if unresolved == Unresolved::Null => Value::Null,
@@ -431,25 +428,28 @@ fn substitute_variables(
                     });
                 }
             };
-            if original == variable_text {
+            if value == variable_text {
                 return Ok(Some(resolved));
             }
-            let rendered = match resolved {
-                Value::String(s) => s,
-                other => json_string(&other),
-            };
-            value = value.replacen(
-                &format!("{prefix}{variable_text}"),
-                &format!("{prefix}{rendered}"),
-                1,
-            );
-            if value.len() > MAX_SUBSTITUTED_LEN {
+            next.push_str(&value[copied..whole.start()]);
+            next.push_str(prefix);
+            match resolved {
+                Value::String(text) => next.push_str(&text),
+                other => next.push_str(&json_string(&other)),
+            }
+            copied = whole.end();
+            if next.len() > MAX_SUBSTITUTED_LEN {
                 return Err(VariableError::TooLarge {
                     path: location.to_owned(),
                     limit: MAX_SUBSTITUTED_LEN,
                 });
             }
         }
+        if copied == 0 {
+            break;
+        }
+        next.push_str(&value[copied..]);
+        let original = std::mem::replace(&mut value, next);
         if value == original {
             break;
         }
