@@ -588,6 +588,14 @@ fn autogen_rule_name(prefix: &str, name: &str) -> String {
     generated
 }
 
+/// Whether the rule named `name` is rule `rule` or one of the rules autogen derives from it
+/// (`autogen-<rule>`, `autogen-cronjob-<rule>`), as test results and values name them.
+pub fn names_rule(name: &str, rule: &str) -> bool {
+    name == rule
+        || name.strip_prefix("autogen-") == Some(rule)
+        || name.strip_prefix("autogen-cronjob-") == Some(rule)
+}
+
 fn is_autogen_rule_name(name: &str) -> bool {
     name.starts_with(AUTOGEN_PREFIX)
 }

@@ -703,3 +703,12 @@ fn conformance_tests_naming_autogen_rules() {
         "{{request.object.spec.jobTemplate.spec.template.spec.containers[] | length(@)}}"
     );
 }
+
+#[test]
+fn names_rule_covers_the_rule_and_its_autogen_variants() {
+    assert!(names_rule("check", "check"));
+    assert!(names_rule("autogen-check", "check"));
+    assert!(names_rule("autogen-cronjob-check", "check"));
+    assert!(!names_rule("autogen-other", "check"));
+    assert!(!names_rule("check", "autogen-check"));
+}

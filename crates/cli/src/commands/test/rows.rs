@@ -24,6 +24,7 @@
 use std::sync::Arc;
 
 use kyverno_api::policy_report::v1alpha2::PolicyResult;
+use kyverno_policy_core::autogen::names_rule;
 use kyverno_policy_core::engine::GeneratedResource;
 use kyverno_policy_core::response::{PolicyResponse, RuleResponse};
 use serde_json::Value;
@@ -184,11 +185,7 @@ fn select<'a, 'r>(
 fn has_rule(result: &TestResult, outcome: &PolicyOutcome) -> bool {
     match result.rule.as_deref().filter(|rule| !rule.is_empty()) {
         None => true,
-        Some(rule) => outcome.rules.iter().any(|name| {
-            name == rule
-                || name.strip_prefix("autogen-") == Some(rule)
-                || name.strip_prefix("autogen-cronjob-") == Some(rule)
-        }),
+        Some(rule) => outcome.rules.iter().any(|name| names_rule(name, rule)),
     }
 }
 
@@ -199,12 +196,7 @@ fn matching_rules<'a>(result: &TestResult, response: &'a PolicyResponse) -> Vec<
         Some(rule) => response
             .rules
             .iter()
-            .filter(|response| {
-                let name = response.name.as_str();
-                name == rule
-                    || name.strip_prefix("autogen-") == Some(rule)
-                    || name.strip_prefix("autogen-cronjob-") == Some(rule)
-            })
+            .filter(|response| names_rule(&response.name, rule))
             .collect(),
     }
 }
