@@ -1,6 +1,7 @@
 //! The Kyverno policy engine, sans-IO: everything needed to evaluate a policy against a resource,
 //! with data from outside (ConfigMaps, API calls, namespace labels) supplied by the caller.
 pub mod autogen;
+pub mod cel;
 pub mod conditions;
 pub mod duration;
 pub mod engine;

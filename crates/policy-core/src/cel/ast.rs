@@ -1,0 +1,199 @@
+//! Walking and adjusting parsed CEL expressions.
+//!
+//! The `cel` crate's optional field selection (`a.?b`) fails when the field is missing instead
+//! of producing `optional.none()`, and a plain selection after it (`a.?b.c`) does not stay
+//! optional as CEL specifies. Compiled expressions therefore have their optional selections
+//! rewritten into calls of [`optional_select`], which implements the specified behaviour; the
+//! rest of a chain after a `.?` or `[?]` becomes optional too.
+use std::sync::Arc;
+
+use kube_cel::cel::common::ast::{EntryExpr, Expr, operators};
+use kube_cel::cel::extractors::Arguments;
+use kube_cel::cel::objects::OptionalValue;
+use kube_cel::cel::{ExecutionError, IdedExpr, Value};
+
+/// The function name optional selections are rewritten to.
+pub(super) const OPTIONAL_SELECT: &str = "@optional_select";
+
+/// Pushes the direct sub-expressions of `expr` onto `out`.
+pub(super) fn children<'a>(expr: &'a IdedExpr, out: &mut Vec<&'a IdedExpr>) {
+    match &expr.expr {
+        Expr::Select(select) => out.push(&select.operand),
+        Expr::Call(call) => {
+            out.extend(call.target.as_deref());
+            out.extend(call.args.iter());
+        }
+        Expr::List(list) => out.extend(list.elements.iter()),
+        Expr::Map(map) => map
+            .entries
+            .iter()
+            .for_each(|entry| entry_children(&entry.expr, out)),
+        Expr::Struct(structure) => structure
+            .entries
+            .iter()
+            .for_each(|entry| entry_children(&entry.expr, out)),
+        Expr::Comprehension(c) => {
+            out.extend([
+                &c.iter_range,
+                &c.accu_init,
+                &c.loop_cond,
+                &c.loop_step,
+                &c.result,
+            ]);
+        }
+        Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => {}
+    }
+}
+
+fn entry_children<'a>(entry: &'a EntryExpr, out: &mut Vec<&'a IdedExpr>) {
+    match entry {
+        EntryExpr::MapEntry(e) => out.extend([&e.key, &e.value]),
+        EntryExpr::StructField(f) => out.push(&f.value),
+    }
+}
+
+/// Rewrites every optional selection of `expr` (see the module documentation).
+pub(super) fn rewrite_optional_selects(expr: &mut IdedExpr) {
+    rewrite(expr);
+}
+
+/// Rewrites `expr` and tells whether its value is optional (an optional selection or index, or
+/// a selection or index on one).
+fn rewrite(expr: &mut IdedExpr) -> bool {
+    match &mut expr.expr {
+        Expr::Select(select) if !select.test => {
+            if rewrite(&mut select.operand) {
+                let operand = std::mem::take(&mut *select.operand);
+                let field = std::mem::take(&mut select.field);
+                expr.expr = optional_select_call(operand, field);
+                true
+            } else {
+                false
+            }
+        }
+        Expr::Call(call) if call.func_name == operators::OPT_SELECT && call.args.len() == 2 => {
+            call.func_name = OPTIONAL_SELECT.to_string();
+            if let Some(operand) = call.args.first_mut() {
+                rewrite(operand);
+            }
+            true
+        }
+        Expr::Call(call)
+            if call.func_name == operators::OPT_INDEX || call.func_name == operators::INDEX =>
+        {
+            let optional_index = call.func_name == operators::OPT_INDEX;
+            let mut optional_operand = false;
+            for (position, arg) in call.args.iter_mut().enumerate() {
+                let optional = rewrite(arg);
+                if position == 0 {
+                    optional_operand = optional;
+                }
+            }
+            optional_index || optional_operand
+        }
+        _ => {
+            visit_children_mut(expr);
+            false
+        }
+    }
+}
+
+fn visit_children_mut(expr: &mut IdedExpr) {
+    match &mut expr.expr {
+        Expr::Select(select) => {
+            rewrite(&mut select.operand);
+        }
+        Expr::Call(call) => {
+            if let Some(target) = call.target.as_deref_mut() {
+                rewrite(target);
+            }
+            call.args.iter_mut().for_each(|arg| {
+                rewrite(arg);
+            });
+        }
+        Expr::List(list) => list.elements.iter_mut().for_each(|e| {
+            rewrite(e);
+        }),
+        Expr::Map(map) => map
+            .entries
+            .iter_mut()
+            .for_each(|entry| rewrite_entry(&mut entry.expr)),
+        Expr::Struct(structure) => structure
+            .entries
+            .iter_mut()
+            .for_each(|entry| rewrite_entry(&mut entry.expr)),
+        Expr::Comprehension(c) => {
+            for part in [
+                &mut c.iter_range,
+                &mut c.accu_init,
+                &mut c.loop_cond,
+                &mut c.loop_step,
+                &mut c.result,
+            ] {
+                rewrite(part);
+            }
+        }
+        Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => {}
+    }
+}
+
+fn rewrite_entry(entry: &mut EntryExpr) {
+    match entry {
+        EntryExpr::MapEntry(e) => {
+            rewrite(&mut e.key);
+            rewrite(&mut e.value);
+        }
+        EntryExpr::StructField(f) => {
+            rewrite(&mut f.value);
+        }
+    }
+}
+
+fn optional_select_call(operand: IdedExpr, field: String) -> Expr {
+    let field = IdedExpr {
+        id: operand.id,
+        expr: Expr::Literal(kube_cel::cel::common::ast::LiteralValue::String(
+            field.into(),
+        )),
+    };
+    Expr::Call(kube_cel::cel::common::ast::CallExpr {
+        func_name: OPTIONAL_SELECT.to_string(),
+        target: None,
+        args: vec![operand, field],
+    })
+}
+
+/// `operand.?field`: `optional.none()` when the operand is none or a map without the field,
+/// else the field's value as an optional.
+pub(super) fn optional_select(Arguments(arguments): Arguments) -> Result<Value, ExecutionError> {
+    let [operand, Value::String(field)] = arguments.as_slice() else {
+        return Err(ExecutionError::function_error(
+            "_?._",
+            "expects an operand and a field name",
+        ));
+    };
+    let operand = match operand {
+        Value::Opaque(opaque) => match opaque.downcast_ref::<OptionalValue>() {
+            Some(optional) => match optional.value() {
+                Some(inner) => inner,
+                None => return Ok(none()),
+            },
+            None => return Err(ExecutionError::NoSuchOverload),
+        },
+        other => other,
+    };
+    match operand {
+        Value::Map(map) => Ok(
+            match map.get(&kube_cel::cel::objects::Key::String(Arc::clone(field))) {
+                Some(value) => Value::Opaque(Arc::new(OptionalValue::of(value.clone()))),
+                None => none(),
+            },
+        ),
+        Value::Null => Ok(none()),
+        _ => Err(ExecutionError::NoSuchOverload),
+    }
+}
+
+fn none() -> Value {
+    Value::Opaque(Arc::new(OptionalValue::none()))
+}
