@@ -5,9 +5,16 @@
 //! optional as CEL specifies. Compiled expressions therefore have their optional selections
 //! rewritten into calls of [`optional_select`], which implements the specified behaviour; the
 //! rest of a chain after a `.?` or `[?]` becomes optional too.
+//!
+//! Typed object construction (`Object{spec: Object.spec{replicas: 1}}`, as MutatingPolicy
+//! apply configurations write it) is not implemented by the `cel` crate either; since the
+//! objects built here are JSON documents, it is rewritten into a map literal with the same
+//! fields.
 use std::sync::Arc;
 
-use kube_cel::cel::common::ast::{EntryExpr, Expr, operators};
+use kube_cel::cel::common::ast::{
+    CallExpr, EntryExpr, Expr, LiteralValue, MapEntryExpr, MapExpr, operators,
+};
 use kube_cel::cel::extractors::Arguments;
 use kube_cel::cel::objects::OptionalValue;
 use kube_cel::cel::{ExecutionError, IdedExpr, Value};
@@ -91,6 +98,28 @@ fn rewrite(expr: &mut IdedExpr) -> bool {
             }
             optional_index || optional_operand
         }
+        Expr::Struct(structure) => {
+            let entries = std::mem::take(&mut structure.entries)
+                .into_iter()
+                .map(|mut entry| {
+                    if let EntryExpr::StructField(field) = entry.expr {
+                        let key = IdedExpr {
+                            id: entry.id,
+                            expr: Expr::Literal(LiteralValue::String(field.field.into())),
+                        };
+                        entry.expr = EntryExpr::MapEntry(MapEntryExpr {
+                            key,
+                            value: field.value,
+                            optional: field.optional,
+                        });
+                    }
+                    entry
+                })
+                .collect();
+            expr.expr = Expr::Map(MapExpr { entries });
+            visit_children_mut(expr);
+            false
+        }
         _ => {
             visit_children_mut(expr);
             false
@@ -152,11 +181,9 @@ fn rewrite_entry(entry: &mut EntryExpr) {
 fn optional_select_call(operand: IdedExpr, field: String) -> Expr {
     let field = IdedExpr {
         id: operand.id,
-        expr: Expr::Literal(kube_cel::cel::common::ast::LiteralValue::String(
-            field.into(),
-        )),
+        expr: Expr::Literal(LiteralValue::String(field.into())),
     };
-    Expr::Call(kube_cel::cel::common::ast::CallExpr {
+    Expr::Call(CallExpr {
         func_name: OPTIONAL_SELECT.to_string(),
         target: None,
         args: vec![operand, field],

@@ -34,6 +34,9 @@ pub enum CelError {
         /// The type the expression produced.
         got: String,
     },
+    /// The expression uses a construct the interpreter does not implement.
+    #[error("the expression uses a construct the CEL interpreter does not support: {0}")]
+    Unsupported(String),
     /// The result cannot be represented as JSON.
     #[error(transparent)]
     Json(#[from] ToJsonError),
@@ -72,7 +75,13 @@ impl Program {
 
     /// Evaluates the expression in `scope` (a scope made with [`scope`]).
     pub fn evaluate(&self, scope: &Context<'_>) -> Result<CelValue, CelError> {
-        Ok(CelValue::resolve(&self.expression, scope)?)
+        // The interpreter still has a few unfinished paths that panic; an expression reaching
+        // one must fail alone, not take the process down.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            CelValue::resolve(&self.expression, scope)
+        }))
+        .map_err(|_| CelError::Unsupported(self.source.to_string()))?
+        .map_err(CelError::from)
     }
 
     /// Evaluates the expression to a boolean.

@@ -97,7 +97,23 @@ fn selections_after_an_optional_one_stay_optional() {
         ("object.l[?0].orValue(3)", json!(1)),
         ("has(object.a.b)", json!(true)),
     ] {
-        assert_eq!(evaluate(expression, object.clone()).unwrap(), expected, "{expression}");
+        assert_eq!(
+            evaluate(expression, object.clone()).unwrap(),
+            expected,
+            "{expression}"
+        );
     }
     assert!(evaluate("object.x.?b", object).is_err());
+}
+
+#[test]
+fn typed_object_construction_builds_maps() {
+    assert_eq!(
+        evaluate(
+            "Object{metadata: Object.metadata{labels: {'a': 'b'}}, spec: Object.spec{?x: optional.none()}}",
+            json!({})
+        )
+        .unwrap(),
+        json!({"metadata": {"labels": {"a": "b"}}, "spec": {}})
+    );
 }
