@@ -87,6 +87,14 @@ fn round_trip_known(doc: &Document) -> Option<(&'static str, Result<Option<Strin
     use kyverno_api::kyverno::v2::policy_exception::PolicyException;
     use kyverno_api::kyverno::v2::update_request::UpdateRequest;
     use kyverno_api::kyverno::v2beta1::global_context_entry::GlobalContextEntry;
+    use kyverno_api::policies::deleting::{DeletingPolicy, NamespacedDeletingPolicy};
+    use kyverno_api::policies::exception::PolicyException as CelPolicyException;
+    use kyverno_api::policies::generating::{GeneratingPolicy, NamespacedGeneratingPolicy};
+    use kyverno_api::policies::image_validating::{
+        ImageValidatingPolicy, NamespacedImageValidatingPolicy,
+    };
+    use kyverno_api::policies::mutating::{MutatingPolicy, NamespacedMutatingPolicy};
+    use kyverno_api::policies::validating::{NamespacedValidatingPolicy, ValidatingPolicy};
     use kyverno_api::policy_report::v1alpha2::{ClusterPolicyReport, PolicyReport};
     use kyverno_api::reports::v1::{ClusterEphemeralReport, EphemeralReport};
     let group = doc.api_version().split('/').next().unwrap_or_default();
@@ -117,6 +125,46 @@ fn round_trip_known(doc: &Document) -> Option<(&'static str, Result<Option<Strin
             "ClusterEphemeralReport",
             round_trip::<ClusterEphemeralReport>(doc),
         ),
+        ("policies.kyverno.io", "ValidatingPolicy") => {
+            ("ValidatingPolicy", round_trip::<ValidatingPolicy>(doc))
+        }
+        ("policies.kyverno.io", "NamespacedValidatingPolicy") => (
+            "NamespacedValidatingPolicy",
+            round_trip::<NamespacedValidatingPolicy>(doc),
+        ),
+        ("policies.kyverno.io", "MutatingPolicy") => {
+            ("MutatingPolicy", round_trip::<MutatingPolicy>(doc))
+        }
+        ("policies.kyverno.io", "NamespacedMutatingPolicy") => (
+            "NamespacedMutatingPolicy",
+            round_trip::<NamespacedMutatingPolicy>(doc),
+        ),
+        ("policies.kyverno.io", "GeneratingPolicy") => {
+            ("GeneratingPolicy", round_trip::<GeneratingPolicy>(doc))
+        }
+        ("policies.kyverno.io", "NamespacedGeneratingPolicy") => (
+            "NamespacedGeneratingPolicy",
+            round_trip::<NamespacedGeneratingPolicy>(doc),
+        ),
+        ("policies.kyverno.io", "DeletingPolicy") => {
+            ("DeletingPolicy", round_trip::<DeletingPolicy>(doc))
+        }
+        ("policies.kyverno.io", "NamespacedDeletingPolicy") => (
+            "NamespacedDeletingPolicy",
+            round_trip::<NamespacedDeletingPolicy>(doc),
+        ),
+        ("policies.kyverno.io", "ImageValidatingPolicy") => (
+            "ImageValidatingPolicy",
+            round_trip::<ImageValidatingPolicy>(doc),
+        ),
+        ("policies.kyverno.io", "NamespacedImageValidatingPolicy") => (
+            "NamespacedImageValidatingPolicy",
+            round_trip::<NamespacedImageValidatingPolicy>(doc),
+        ),
+        ("policies.kyverno.io", "PolicyException") => (
+            "policies.kyverno.io/PolicyException",
+            round_trip::<CelPolicyException>(doc),
+        ),
         _ => return None,
     };
     Some(outcome)
@@ -125,8 +173,23 @@ fn round_trip_known(doc: &Document) -> Option<(&'static str, Result<Option<Strin
 /// Chainsaw's status assertions (`policy-ready.yaml`) are partial policies without a spec;
 /// upstream's schema requires `spec` for these kinds, and so do we.
 fn is_spec_less_policy(kind: &str, doc: &Document) -> bool {
-    matches!(kind, "ClusterPolicy" | "Policy" | "PolicyException")
-        && doc.value.get("spec").is_none()
+    matches!(
+        kind,
+        "ClusterPolicy"
+            | "Policy"
+            | "PolicyException"
+            | "ValidatingPolicy"
+            | "NamespacedValidatingPolicy"
+            | "MutatingPolicy"
+            | "NamespacedMutatingPolicy"
+            | "GeneratingPolicy"
+            | "NamespacedGeneratingPolicy"
+            | "DeletingPolicy"
+            | "NamespacedDeletingPolicy"
+            | "ImageValidatingPolicy"
+            | "NamespacedImageValidatingPolicy"
+            | "policies.kyverno.io/PolicyException"
+    ) && doc.value.get("spec").is_none()
 }
 
 #[test]
@@ -175,6 +238,12 @@ fn every_corpus_resource_round_trips() {
         ("ClusterPolicy", 350),
         ("PolicyException", 4),
         ("PolicyReport", 1),
+        ("ValidatingPolicy", 100),
+        ("MutatingPolicy", 30),
+        ("GeneratingPolicy", 10),
+        ("DeletingPolicy", 5),
+        ("ImageValidatingPolicy", 1),
+        ("policies.kyverno.io/PolicyException", 5),
     ] {
         assert!(
             counts.get(kind).copied().unwrap_or(0) >= at_least,

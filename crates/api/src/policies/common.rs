@@ -1,0 +1,225 @@
+//! Shapes shared by several `policies.kyverno.io` kinds: evaluation switches, autogen settings,
+//! webhook settings and the status blocks.
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::{Deserialize, Serialize};
+
+use crate::kyverno::v1::policy::StatusCondition;
+
+/// An `{enabled: bool}` switch whose value, when unset, is `DEFAULT` (upstream declares that
+/// default in the CRD, so the API server fills it in).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Toggle<const DEFAULT: bool> {
+    /// Whether the feature is on; `DEFAULT` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+}
+
+impl<const DEFAULT: bool> Toggle<DEFAULT> {
+    /// Whether the feature is on, taking the default into account.
+    pub fn is_enabled(&self) -> bool {
+        self.enabled.unwrap_or(DEFAULT)
+    }
+
+    /// Whether an optional switch is on: the default when the switch itself is absent.
+    pub fn enabled_or_default(toggle: Option<&Self>) -> bool {
+        toggle.map_or(DEFAULT, Self::is_enabled)
+    }
+}
+
+impl<const DEFAULT: bool> JsonSchema for Toggle<DEFAULT> {
+    fn schema_name() -> Cow<'static, str> {
+        if DEFAULT {
+            "ToggleOnByDefault".into()
+        } else {
+            "ToggleOffByDefault".into()
+        }
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "object",
+            "properties": {
+                "enabled": {
+                    "description": "Whether the feature is on.",
+                    "type": "boolean",
+                    "default": DEFAULT,
+                    "nullable": true,
+                },
+            },
+        })
+    }
+}
+
+/// When and where a validating policy is applied: admission, background scans, and the kind of
+/// payload it evaluates.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EvaluationConfiguration {
+    /// Whether the policy is applied to admission requests (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admission: Option<Toggle<true>>,
+    /// Whether the policy is applied to existing resources by background scans (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub background: Option<Toggle<true>>,
+    /// What the policy evaluates: `Kubernetes` resources (the default) or arbitrary `JSON`
+    /// payloads (other modes such as `Envoy` or `HTTP` exist in Kyverno's authz extensions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+}
+
+impl EvaluationConfiguration {
+    /// Whether admission requests are evaluated, given an optional configuration.
+    pub fn admission_enabled(evaluation: Option<&Self>) -> bool {
+        Toggle::enabled_or_default(evaluation.and_then(|e| e.admission.as_ref()))
+    }
+
+    /// Whether background scans are run, given an optional configuration.
+    pub fn background_enabled(evaluation: Option<&Self>) -> bool {
+        Toggle::enabled_or_default(evaluation.and_then(|e| e.background.as_ref()))
+    }
+}
+
+/// Settings of the admission webhook that serves a policy.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookConfiguration {
+    /// Maximum seconds the webhook may take (1 to 30, default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<i32>,
+}
+
+/// What happens when a validation of a policy fails.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum ValidationAction {
+    /// Reject the request.
+    Deny,
+    /// Record the failure in the audit annotations (and policy reports).
+    Audit,
+    /// Return a warning to the client.
+    Warn,
+}
+
+/// Pod controllers for which rules are generated automatically from Pod rules.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PodControllersGeneration {
+    /// The controller kinds (e.g. `Deployment`, `CronJob`); an empty list disables autogen.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub controllers: Vec<String>,
+}
+
+/// Whether a native Kubernetes admission policy is generated from a Kyverno policy.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdmissionPolicyGeneration {
+    /// Generate the Kubernetes policy and its binding (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+}
+
+/// The resource an autogenerated policy variant applies to.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Target {
+    /// The API group; empty for the core group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// The API version.
+    pub version: String,
+    /// The resource (plural name).
+    pub resource: String,
+    /// The kind.
+    pub kind: String,
+}
+
+/// One autogenerated variant of a policy: the specification used for some pod controllers.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AutogenConfig<S> {
+    /// The resources this variant applies to.
+    pub targets: Vec<Target>,
+    /// The generated specification.
+    pub spec: S,
+}
+
+/// Policy variants Kyverno generated for pod controllers, keyed by variant name.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AutogenStatus<S> {
+    /// The generated variants.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub configs: BTreeMap<String, AutogenConfig<S>>,
+}
+
+/// Readiness of a policy, with the conditions it is derived from.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConditionStatus {
+    /// Whether the policy is ready to be used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready: Option<bool>,
+    /// Standard conditions, such as `WebhookConfigured` and `RBACPermissionsGranted`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<StatusCondition>,
+    /// A summary of why the policy is not ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// The status of ValidatingPolicy and MutatingPolicy kinds (and their namespaced forms), `S`
+/// being the kind's specification.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyStatus<S> {
+    /// Readiness of the policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition_status: Option<ConditionStatus>,
+    /// Variants generated for pod controllers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autogen: Option<AutogenStatus<S>>,
+    /// Whether a native Kubernetes admission policy was generated from this policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generated: Option<bool>,
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn toggles_default_per_kind_and_keep_explicit_values() {
+        let on: Toggle<true> = serde_json::from_value(json!({})).expect("toggle");
+        assert!(on.is_enabled());
+        let off: Toggle<false> = serde_json::from_value(json!({})).expect("toggle");
+        assert!(!off.is_enabled());
+        let explicit: Toggle<true> =
+            serde_json::from_value(json!({"enabled": false})).expect("toggle");
+        assert!(!explicit.is_enabled());
+        assert_eq!(
+            serde_json::to_value(explicit).expect("ser"),
+            json!({"enabled": false})
+        );
+        assert!(EvaluationConfiguration::admission_enabled(None));
+        let evaluation: EvaluationConfiguration =
+            serde_json::from_value(json!({"background": {"enabled": false}, "mode": "JSON"}))
+                .expect("evaluation");
+        assert!(!EvaluationConfiguration::background_enabled(Some(
+            &evaluation
+        )));
+        assert!(EvaluationConfiguration::admission_enabled(Some(
+            &evaluation
+        )));
+    }
+
+    #[test]
+    fn toggle_schema_carries_the_default() {
+        let schema = schemars::schema_for!(EvaluationConfiguration);
+        let text = serde_json::to_string(&schema).expect("schema");
+        assert!(text.contains(r#""default":true"#), "{text}");
+    }
+}
