@@ -1,5 +1,6 @@
 //! The `kyverno` command-line tool: `test`, `apply`, `jp` and `version`, a drop-in for the
 //! offline commands of upstream Kyverno's CLI.
+pub mod cel;
 pub mod commands;
 pub mod engine;
 pub mod loader;

@@ -4,15 +4,27 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingAdmissionPolicy, MutatingAdmissionPolicyBinding, ValidatingAdmissionPolicy,
+    ValidatingAdmissionPolicyBinding,
+};
 use kyverno_api::kyverno::v1::policy::{ClusterPolicy, Policy};
 use kyverno_api::kyverno::v2::policy_exception::PolicyException;
 use kyverno_api::load::{self, Document};
+use kyverno_api::policies::deleting::{DeletingPolicy, NamespacedDeletingPolicy};
+use kyverno_api::policies::exception::PolicyException as CelPolicyException;
+use kyverno_api::policies::generating::{GeneratingPolicy, NamespacedGeneratingPolicy};
+use kyverno_api::policies::image_validating::{
+    ImageValidatingPolicy, NamespacedImageValidatingPolicy,
+};
+use kyverno_api::policies::mutating::{MutatingPolicy, NamespacedMutatingPolicy};
+use kyverno_api::policies::validating::{NamespacedValidatingPolicy, ValidatingPolicy};
 use kyverno_policy_core::engine::{LoadedPolicy, PolicyLoadError};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::engine::{api_group, field};
-use crate::test_file::{ClusterResource, UserInfo, Values};
+use crate::test_file::{ClusterResource, ContextFile, UserInfo, Values};
 
 /// Why files could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -133,20 +145,14 @@ fn documents_below(base: &Path, paths: &[String]) -> Result<Vec<Document>, LoadE
     Ok(documents)
 }
 
-/// Kinds of policies this implementation does not evaluate yet, by API group.
-fn is_unsupported_policy_kind(group: &str, kind: &str) -> bool {
-    match group {
-        "policies.kyverno.io" => true,
-        "admissionregistration.k8s.io" => matches!(
-            kind,
-            "ValidatingAdmissionPolicy"
-                | "ValidatingAdmissionPolicyBinding"
-                | "MutatingAdmissionPolicy"
-                | "MutatingAdmissionPolicyBinding"
-        ),
-        _ => false,
-    }
-}
+/// The API group of Kyverno's CEL policy kinds and their exceptions.
+const CEL_POLICY_GROUP: &str = "policies.kyverno.io";
+/// The API group of Kubernetes' admission policies.
+const ADMISSION_GROUP: &str = "admissionregistration.k8s.io";
+/// The versions of [`CEL_POLICY_GROUP`] that upstream serves.
+const CEL_POLICY_VERSIONS: [&str; 3] = ["v1alpha1", "v1beta1", "v1"];
+/// The versions of [`ADMISSION_GROUP`] whose admission policies load (all as `v1`).
+const ADMISSION_VERSIONS: [&str; 3] = ["v1alpha1", "v1beta1", "v1"];
 
 /// A policy that failed validation: upstream skips such policies and reports them.
 #[derive(Clone, Debug, PartialEq)]
@@ -157,6 +163,133 @@ pub struct InvalidPolicy {
     pub message: String,
 }
 
+/// The CEL-based policies found in policy files, by kind, in file order. Kubernetes admission
+/// policies of every served version are held as `v1`, the version the engine evaluates.
+#[derive(Clone, Debug, Default)]
+pub struct CelPolicies {
+    /// ValidatingPolicies.
+    pub validating: Vec<ValidatingPolicy>,
+    /// NamespacedValidatingPolicies.
+    pub namespaced_validating: Vec<NamespacedValidatingPolicy>,
+    /// ValidatingAdmissionPolicies.
+    pub validating_admission: Vec<ValidatingAdmissionPolicy>,
+    /// ValidatingAdmissionPolicyBindings.
+    pub validating_admission_bindings: Vec<ValidatingAdmissionPolicyBinding>,
+    /// MutatingPolicies.
+    pub mutating: Vec<MutatingPolicy>,
+    /// NamespacedMutatingPolicies.
+    pub namespaced_mutating: Vec<NamespacedMutatingPolicy>,
+    /// MutatingAdmissionPolicies.
+    pub mutating_admission: Vec<MutatingAdmissionPolicy>,
+    /// MutatingAdmissionPolicyBindings.
+    pub mutating_admission_bindings: Vec<MutatingAdmissionPolicyBinding>,
+    /// GeneratingPolicies.
+    pub generating: Vec<GeneratingPolicy>,
+    /// NamespacedGeneratingPolicies.
+    pub namespaced_generating: Vec<NamespacedGeneratingPolicy>,
+    /// DeletingPolicies.
+    pub deleting: Vec<DeletingPolicy>,
+    /// NamespacedDeletingPolicies.
+    pub namespaced_deleting: Vec<NamespacedDeletingPolicy>,
+    /// ImageValidatingPolicies.
+    pub image_validating: Vec<ImageValidatingPolicy>,
+    /// NamespacedImageValidatingPolicies.
+    pub namespaced_image_validating: Vec<NamespacedImageValidatingPolicy>,
+}
+
+impl CelPolicies {
+    /// How many policies there are (bindings are not policies).
+    pub fn len(&self) -> usize {
+        self.validating.len()
+            + self.namespaced_validating.len()
+            + self.validating_admission.len()
+            + self.mutating.len()
+            + self.namespaced_mutating.len()
+            + self.mutating_admission.len()
+            + self.generating.len()
+            + self.namespaced_generating.len()
+            + self.deleting.len()
+            + self.namespaced_deleting.len()
+            + self.image_validating.len()
+            + self.namespaced_image_validating.len()
+    }
+
+    /// Whether there is no policy.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Decodes a document of a CEL policy kind into its list; `Ok(false)` when the document is
+    /// not of such a kind, an error when it is of a kind or version that cannot be loaded.
+    fn add(&mut self, document: &Document) -> Result<bool, LoadError> {
+        let (group, version) = document
+            .api_version()
+            .rsplit_once('/')
+            .unwrap_or(("", document.api_version()));
+        match group {
+            CEL_POLICY_GROUP if CEL_POLICY_VERSIONS.contains(&version) => match document.kind() {
+                "ValidatingPolicy" => self.validating.push(document.decode()?),
+                "NamespacedValidatingPolicy" => self.namespaced_validating.push(document.decode()?),
+                "MutatingPolicy" => self.mutating.push(document.decode()?),
+                "NamespacedMutatingPolicy" => self.namespaced_mutating.push(document.decode()?),
+                "GeneratingPolicy" => self.generating.push(document.decode()?),
+                "NamespacedGeneratingPolicy" => self.namespaced_generating.push(document.decode()?),
+                "DeletingPolicy" => self.deleting.push(document.decode()?),
+                "NamespacedDeletingPolicy" => self.namespaced_deleting.push(document.decode()?),
+                "ImageValidatingPolicy" => self.image_validating.push(document.decode()?),
+                "NamespacedImageValidatingPolicy" => {
+                    self.namespaced_image_validating.push(document.decode()?)
+                }
+                "PolicyException" => return Ok(false),
+                _ => return Err(unsupported(document)),
+            },
+            CEL_POLICY_GROUP => return Err(unsupported(document)),
+            ADMISSION_GROUP => {
+                let kind = document.kind();
+                let is_admission_policy = matches!(
+                    kind,
+                    "ValidatingAdmissionPolicy"
+                        | "ValidatingAdmissionPolicyBinding"
+                        | "MutatingAdmissionPolicy"
+                        | "MutatingAdmissionPolicyBinding"
+                );
+                if !is_admission_policy {
+                    return Ok(false);
+                }
+                if !ADMISSION_VERSIONS.contains(&version) {
+                    return Err(unsupported(document));
+                }
+                let document = as_admission_v1(document);
+                match kind {
+                    "ValidatingAdmissionPolicy" => {
+                        self.validating_admission.push(document.decode()?)
+                    }
+                    "ValidatingAdmissionPolicyBinding" => {
+                        self.validating_admission_bindings.push(document.decode()?)
+                    }
+                    "MutatingAdmissionPolicy" => self.mutating_admission.push(document.decode()?),
+                    _ => self.mutating_admission_bindings.push(document.decode()?),
+                }
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+/// The document with its `admissionregistration.k8s.io` apiVersion set to `v1`: the served
+/// versions of the admission policy kinds share one schema.
+fn as_admission_v1(document: &Document) -> Document {
+    let mut document = document.clone();
+    if let Some(object) = document.value.as_object_mut() {
+        object.insert(
+            "apiVersion".to_owned(),
+            Value::from(format!("{ADMISSION_GROUP}/v1")),
+        );
+    }
+    document
+}
+
 /// The policies found in policy files.
 #[derive(Clone, Debug, Default)]
 pub struct Policies {
@@ -164,12 +297,14 @@ pub struct Policies {
     pub valid: Vec<LoadedPolicy>,
     /// Policies rejected by validation.
     pub invalid: Vec<InvalidPolicy>,
+    /// The CEL-based policies.
+    pub cel: CelPolicies,
 }
 
 impl Policies {
-    /// How many policies were found, valid or not.
+    /// How many policies were found, valid or not, of every kind.
     pub fn len(&self) -> usize {
-        self.valid.len() + self.invalid.len()
+        self.valid.len() + self.invalid.len() + self.cel.len()
     }
 
     /// Whether no policy was found.
@@ -178,20 +313,21 @@ impl Policies {
     }
 }
 
-/// Loads the ClusterPolicies and Policies of the given files or folders. Documents of other
-/// kinds are ignored, except the policy kinds not supported yet, which are an error.
+/// Loads the policies of the given files or folders: ClusterPolicies, Policies, Kyverno's CEL
+/// policy kinds and Kubernetes admission policies with their bindings. Documents of other kinds
+/// are ignored, except policy kinds (or versions) that cannot be loaded, which are an error.
 pub fn load_policies(base: &Path, paths: &[String]) -> Result<Policies, LoadError> {
     let mut policies = Policies::default();
     for document in documents_below(base, paths)? {
+        if policies.cel.add(&document)? {
+            continue;
+        }
         let group = api_group(document.api_version());
         let loaded = match (group, document.kind()) {
             ("kyverno.io", "ClusterPolicy") => {
                 LoadedPolicy::from_cluster_policy(document.decode::<ClusterPolicy>()?)
             }
             ("kyverno.io", "Policy") => LoadedPolicy::from_policy(document.decode::<Policy>()?),
-            (group, kind) if is_unsupported_policy_kind(group, kind) => {
-                return Err(unsupported(&document));
-            }
             _ => continue,
         };
         match loaded {
@@ -313,13 +449,43 @@ pub fn remove_duplicates(resources: Vec<Value>) -> (Vec<Value>, Vec<(String, Str
     (uniques, duplicates)
 }
 
+/// The PolicyExceptions of exception files: those of ClusterPolicies and Policies
+/// (`kyverno.io`), and those of the CEL policy kinds (`policies.kyverno.io`).
+#[derive(Clone, Debug, Default)]
+pub struct Exceptions {
+    /// `kyverno.io` PolicyExceptions.
+    pub kyverno: Vec<PolicyException>,
+    /// `policies.kyverno.io` PolicyExceptions.
+    pub cel: Vec<CelPolicyException>,
+}
+
+impl Exceptions {
+    /// How many exceptions there are, of both kinds.
+    pub fn len(&self) -> usize {
+        self.kyverno.len() + self.cel.len()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// Loads the PolicyExceptions of the given files or folders.
-pub fn load_exceptions(base: &Path, paths: &[String]) -> Result<Vec<PolicyException>, LoadError> {
-    let mut exceptions = Vec::new();
+pub fn load_exceptions(base: &Path, paths: &[String]) -> Result<Exceptions, LoadError> {
+    let mut exceptions = Exceptions::default();
     for document in documents_below(base, paths)? {
+        let version = document
+            .api_version()
+            .rsplit('/')
+            .next()
+            .unwrap_or_default();
         match (api_group(document.api_version()), document.kind()) {
-            ("kyverno.io", "PolicyException") => exceptions.push(document.decode()?),
-            ("policies.kyverno.io", _) => return Err(unsupported(&document)),
+            ("kyverno.io", "PolicyException") => exceptions.kyverno.push(document.decode()?),
+            (CEL_POLICY_GROUP, "PolicyException") if CEL_POLICY_VERSIONS.contains(&version) => {
+                exceptions.cel.push(document.decode()?)
+            }
+            (CEL_POLICY_GROUP, _) => return Err(unsupported(&document)),
             _ => {
                 return Err(LoadError::UnexpectedKind {
                     source_name: document.source_name.clone(),
@@ -378,6 +544,26 @@ pub fn load_cluster_resource(path: &Path) -> Result<ClusterResource, LoadError> 
     load_single(path, &["ClusterResource"], "ClusterResource")
 }
 
+/// Loads a Context file: the resources and image data the CEL libraries read offline.
+pub fn load_context(path: &Path) -> Result<ContextFile, LoadError> {
+    load_single(path, &["Context"], "Context")
+}
+
+/// Loads a JSON (or YAML) payload: the document of the file, or the list of its documents when
+/// it holds several.
+pub fn load_payload(path: &Path) -> Result<Value, LoadError> {
+    let mut documents = read_documents(path)?;
+    Ok(match documents.len() {
+        1 => documents.remove(0).value,
+        _ => Value::Array(
+            documents
+                .into_iter()
+                .map(|document| document.value)
+                .collect(),
+        ),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -416,7 +602,7 @@ mod tests {
     }
 
     #[test]
-    fn policy_files_ignore_other_kinds_and_reject_cel_kinds() {
+    fn policy_files_ignore_other_kinds() {
         let dir = scratch("policies");
         write(
             &dir,
@@ -426,19 +612,171 @@ mod tests {
         let policies = load_policies(&dir, &["p.yaml".to_owned()]).expect("loads");
         assert_eq!(policies.valid.len(), 1);
         assert_eq!(policies.valid[0].key(), "p");
+        assert!(policies.cel.is_empty());
+    }
 
+    #[test]
+    fn cel_policy_kinds_load_in_every_served_version() {
+        let dir = scratch("cel-policies");
+        let document = |api_version: &str, kind: &str, name: &str| {
+            format!(
+                "apiVersion: {api_version}\nkind: {kind}\nmetadata:\n  name: {name}\n  namespace: ns\nspec: {{}}\n---\n"
+            )
+        };
+        let text = [
+            document("policies.kyverno.io/v1alpha1", "ValidatingPolicy", "v1"),
+            document("policies.kyverno.io/v1beta1", "ValidatingPolicy", "v2"),
+            document("policies.kyverno.io/v1", "NamespacedValidatingPolicy", "nv"),
+            document("policies.kyverno.io/v1alpha1", "MutatingPolicy", "m"),
+            document(
+                "policies.kyverno.io/v1beta1",
+                "NamespacedMutatingPolicy",
+                "nm",
+            ),
+            document("policies.kyverno.io/v1alpha1", "PolicyException", "e"),
+            document(
+                "admissionregistration.k8s.io/v1",
+                "ValidatingAdmissionPolicy",
+                "vap",
+            ),
+            document(
+                "admissionregistration.k8s.io/v1beta1",
+                "ValidatingAdmissionPolicyBinding",
+                "vapb",
+            ),
+            document(
+                "admissionregistration.k8s.io/v1alpha1",
+                "MutatingAdmissionPolicy",
+                "map",
+            ),
+            document(
+                "admissionregistration.k8s.io/v1beta1",
+                "MutatingAdmissionPolicyBinding",
+                "mapb",
+            ),
+            document(
+                "admissionregistration.k8s.io/v1",
+                "ValidatingWebhookConfiguration",
+                "w",
+            ),
+        ]
+        .concat();
+        write(&dir, "p.yaml", &text);
+        let policies = load_policies(&dir, &["p.yaml".to_owned()]).expect("loads");
+        let cel = &policies.cel;
+        let names = |metadata: Vec<&Option<String>>| -> Vec<String> {
+            metadata.into_iter().flatten().cloned().collect()
+        };
+        assert_eq!(
+            names(cel.validating.iter().map(|p| &p.metadata.name).collect()),
+            ["v1", "v2"]
+        );
+        assert_eq!(cel.namespaced_validating.len(), 1);
+        assert_eq!(cel.mutating.len(), 1);
+        assert_eq!(cel.namespaced_mutating.len(), 1);
+        assert_eq!(cel.validating_admission.len(), 1);
+        assert_eq!(cel.validating_admission_bindings.len(), 1);
+        assert_eq!(
+            names(
+                cel.mutating_admission
+                    .iter()
+                    .map(|p| &p.metadata.name)
+                    .collect()
+            ),
+            ["map"]
+        );
+        assert_eq!(cel.mutating_admission_bindings.len(), 1);
+        assert_eq!(policies.len(), 7, "bindings are not policies");
+    }
+
+    #[test]
+    fn unknown_cel_policy_kinds_and_versions_are_errors() {
+        let dir = scratch("cel-unknown");
+        write(
+            &dir,
+            "k.yaml",
+            "apiVersion: policies.kyverno.io/v1\nkind: AuditingPolicy\nmetadata:\n  name: a\n",
+        );
+        let error = load_policies(&dir, &["k.yaml".to_owned()]).expect_err("unknown kind");
+        assert!(
+            error.to_string().contains(
+                "k.yaml: document 1: AuditingPolicy (policies.kyverno.io/v1) is not supported yet"
+            ),
+            "{error}"
+        );
         write(
             &dir,
             "v.yaml",
-            "apiVersion: policies.kyverno.io/v1\nkind: ValidatingPolicy\nmetadata:\n  name: v\n",
+            "apiVersion: policies.kyverno.io/v2\nkind: ValidatingPolicy\nmetadata:\n  name: v\n",
         );
-        let error = load_policies(&dir, &["v.yaml".to_owned()]).expect_err("unsupported");
-        let text = error.to_string();
+        assert!(load_policies(&dir, &["v.yaml".to_owned()]).is_err());
+        write(
+            &dir,
+            "f.yaml",
+            "apiVersion: policies.kyverno.io/v1\nkind: ValidatingPolicy\nmetadata:\n  name: v\nspec:\n  validations: 3\n",
+        );
+        let error = load_policies(&dir, &["f.yaml".to_owned()]).expect_err("bad field");
         assert!(
-            text.contains(
-                "v.yaml: document 1: ValidatingPolicy (policies.kyverno.io/v1) is not supported yet"
-            ),
-            "{text}"
+            error
+                .to_string()
+                .contains("(ValidatingPolicy): field `spec.validations`"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn exception_files_hold_both_exception_kinds() {
+        let dir = scratch("exceptions");
+        write(
+            &dir,
+            "e.yaml",
+            "apiVersion: kyverno.io/v2\nkind: PolicyException\nmetadata:\n  name: k\n  namespace: ns\nspec:\n  exceptions: []\n  match: {}\n---\napiVersion: policies.kyverno.io/v1alpha1\nkind: PolicyException\nmetadata:\n  name: c\n  namespace: ns\nspec:\n  policyRefs:\n  - name: p\n    kind: ValidatingPolicy\n",
+        );
+        let exceptions = load_exceptions(&dir, &["e.yaml".to_owned()]).expect("loads");
+        assert_eq!(exceptions.kyverno.len(), 1);
+        assert_eq!(exceptions.cel.len(), 1);
+        assert_eq!(exceptions.len(), 2);
+        write(
+            &dir,
+            "x.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n",
+        );
+        assert!(load_exceptions(&dir, &["x.yaml".to_owned()]).is_err());
+    }
+
+    #[test]
+    fn context_files_and_payloads_load() {
+        let dir = scratch("context");
+        write(
+            &dir,
+            "context.yaml",
+            "apiVersion: cli.kyverno.io/v1alpha1\nkind: Context\nmetadata:\n  name: c\nspec:\n  resources:\n  - apiVersion: v1\n    kind: ConfigMap\n    metadata:\n      name: cm\n  images:\n  - image: nginx\n    manifest:\n      a: b\n",
+        );
+        let context = load_context(&dir.join("context.yaml")).expect("loads");
+        assert_eq!(context.spec.resources.len(), 1);
+        assert_eq!(context.spec.images[0].image, "nginx");
+        assert_eq!(
+            context.spec.images[0].data["manifest"],
+            serde_json::json!({"a": "b"})
+        );
+        write(
+            &dir,
+            "bad.yaml",
+            "apiVersion: cli.kyverno.io/v1alpha1\nkind: Context\nspec:\n  resourcez: []\n",
+        );
+        assert!(
+            load_context(&dir.join("bad.yaml")).is_err(),
+            "unknown fields are errors"
+        );
+        write(&dir, "one.json", "{\"a\": [1, 2]}");
+        assert_eq!(
+            load_payload(&dir.join("one.json")).expect("loads"),
+            serde_json::json!({"a": [1, 2]})
+        );
+        write(&dir, "two.yaml", "a: 1\n---\nb: 2\n");
+        assert_eq!(
+            load_payload(&dir.join("two.yaml")).expect("loads"),
+            serde_json::json!([{"a": 1}, {"b": 2}])
         );
     }
 

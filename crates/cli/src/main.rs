@@ -100,6 +100,9 @@ struct ApplyArgs {
     /// Show results in table format.
     #[arg(short = 't', long)]
     table: bool,
+    /// Prints the mutated resources in provided file/directory.
+    #[arg(short = 'o', long)]
+    output: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -183,6 +186,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 table: args.table,
                 detailed_results: args.detailed_results,
                 colors: colors_available && !args.remove_color,
+                output: args.output,
             };
             let counts = apply::run(&options, &mut out)?;
             out.flush()?;

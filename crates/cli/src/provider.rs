@@ -4,6 +4,10 @@
 //!
 //! Without cluster resources, ConfigMap and Kubernetes API lookups are unavailable: the engine
 //! skips such entries, so values supplied for their variables are what rules see.
+//!
+//! The resources the engine reads whole (mutate-existing targets, generate clone sources) come
+//! from a [`ResourceStore`], as upstream's CLI serves them from a fake client: for `kyverno
+//! test`, the test's resources and `targetResources`.
 use std::collections::{BTreeMap, HashMap};
 
 use kyverno_policy_core::engine::{ContextProvider, Lookup, ProviderError};
@@ -11,7 +15,7 @@ use kyverno_policy_core::jmespath::{self, JmesPathError};
 use serde_json::{Map, Value, json};
 
 use crate::engine::{api_group, field};
-use crate::test_file::{ApiCallResponse, GlobalContextEntryValue};
+use crate::test_file::{ApiCallResponse, ContextSpec, GlobalContextEntryValue};
 
 /// Why the mocked GlobalContextEntries could not be prepared.
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +124,30 @@ impl SimulatedCluster {
             .find(|object| object.pointer("/metadata/name").and_then(Value::as_str) == Some(name))
     }
 
+    /// The object `name` of the API resource `plural` of `api_version`, as the CEL `resource`
+    /// library reads it: `namespace` is empty for cluster-scoped objects.
+    fn api_object(
+        &self,
+        api_version: &str,
+        plural: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Option<&Value> {
+        let namespace = Some(namespace).filter(|namespace| !namespace.is_empty());
+        self.get(api_group(api_version), plural, namespace, name)
+    }
+
+    /// The list object of the API resource `plural` of `api_version` in `namespace` (every
+    /// namespace when empty).
+    fn api_list(&self, api_version: &str, plural: &str, namespace: &str) -> Value {
+        let namespace = Some(namespace).filter(|namespace| !namespace.is_empty());
+        let items: Vec<Value> = self
+            .select(api_group(api_version), plural, namespace)
+            .cloned()
+            .collect();
+        list_object(api_version, items)
+    }
+
     /// Answers a GET on a Kubernetes API path: an object or a list.
     fn serve(&self, url_path: &str) -> Result<Value, ProviderError> {
         let path = ApiPath::parse(url_path).ok_or_else(|| {
@@ -139,20 +167,25 @@ impl SimulatedCluster {
                     .select(path.group, path.plural, path.namespace)
                     .cloned()
                     .collect();
-                let kind = items
-                    .first()
-                    .and_then(|item| item.get("kind"))
-                    .and_then(Value::as_str)
-                    .map_or_else(|| "List".to_owned(), |kind| format!("{kind}List"));
-                Ok(json!({
-                    "apiVersion": path.group_version(),
-                    "kind": kind,
-                    "metadata": {"resourceVersion": ""},
-                    "items": items,
-                }))
+                Ok(list_object(&path.group_version(), items))
             }
         }
     }
+}
+
+/// The list object the Kubernetes API answers for `items` of `api_version`.
+fn list_object(api_version: &str, items: Vec<Value>) -> Value {
+    let kind = items
+        .first()
+        .and_then(|item| item.get("kind"))
+        .and_then(Value::as_str)
+        .map_or_else(|| "List".to_owned(), |kind| format!("{kind}List"));
+    json!({
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": {"resourceVersion": ""},
+        "items": items,
+    })
 }
 
 /// Kubernetes' guess of the plural resource name of a kind.
@@ -214,12 +247,86 @@ impl<'a> ApiPath<'a> {
     }
 }
 
+/// Resources the engine reads whole through `get_resource` and `list_resources`.
+#[derive(Clone, Debug, Default)]
+pub struct ResourceStore {
+    objects: Vec<Value>,
+}
+
+impl ResourceStore {
+    /// A store holding `objects`.
+    pub fn new(objects: Vec<Value>) -> Self {
+        Self { objects }
+    }
+
+    /// The objects of `kind` (and `api_version`, unless empty) in `namespace` (any when empty).
+    fn select<'s>(
+        &'s self,
+        api_version: &'s str,
+        kind: &'s str,
+        namespace: &'s str,
+    ) -> impl Iterator<Item = &'s Value> {
+        self.objects.iter().filter(move |object| {
+            (api_version.is_empty() || field(object, "/apiVersion") == api_version)
+                && field(object, "/kind") == kind
+                && (namespace.is_empty() || field(object, "/metadata/namespace") == namespace)
+        })
+    }
+
+    /// The object `name`, if the store has it.
+    fn get(&self, api_version: &str, kind: &str, namespace: &str, name: &str) -> Lookup {
+        self.select(api_version, kind, namespace)
+            .find(|object| field(object, "/metadata/name") == name)
+            .map_or(Lookup::Unavailable, |object| Lookup::Found(object.clone()))
+    }
+
+    /// The objects of a kind, as a JSON array.
+    fn list(&self, api_version: &str, kind: &str, namespace: &str) -> Lookup {
+        Lookup::Found(Value::Array(
+            self.select(api_version, kind, namespace).cloned().collect(),
+        ))
+    }
+}
+
 /// The CLI's [`ContextProvider`].
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct CliContextProvider {
     cluster: Option<SimulatedCluster>,
     mocks: Vec<ApiCallResponse>,
     global_entries: HashMap<String, Value>,
+    resources: ResourceStore,
+    context: OfflineContext,
+}
+
+/// What the CEL libraries read when there is no (simulated) cluster, as upstream's fake context
+/// provider: the resources and image data of the test's Context file.
+#[derive(Clone, Debug, Default)]
+pub struct OfflineContext {
+    resources: SimulatedCluster,
+    images: HashMap<String, Value>,
+}
+
+impl OfflineContext {
+    /// The data of a Context file.
+    pub fn new(context: ContextSpec) -> Self {
+        let images = context
+            .images
+            .into_iter()
+            .map(|image| {
+                let mut data = image.data;
+                // The fields upstream always serializes.
+                for key in ["resolvedImage", "registry", "repository"] {
+                    data.entry(key).or_insert_with(|| Value::from(""));
+                }
+                data.insert("image".to_owned(), Value::from(image.image.clone()));
+                (image.image, Value::Object(data))
+            })
+            .collect();
+        Self {
+            resources: SimulatedCluster::new(context.resources),
+            images,
+        }
+    }
 }
 
 impl CliContextProvider {
@@ -243,7 +350,34 @@ impl CliContextProvider {
             cluster,
             mocks,
             global_entries,
+            resources: ResourceStore::default(),
+            context: OfflineContext::default(),
         })
+    }
+
+    /// The provider reading whole resources (mutate-existing targets) from `resources`.
+    pub fn with_resources(self, resources: ResourceStore) -> Self {
+        Self { resources, ..self }
+    }
+
+    /// The provider whose CEL lookups read `context` when there is no simulated cluster.
+    pub fn with_context(self, context: OfflineContext) -> Self {
+        Self { context, ..self }
+    }
+
+    /// A copy whose CEL lookups also find `objects` when there is no simulated cluster.
+    pub fn with_offline_objects(&self, objects: &[Value]) -> Self {
+        let mut provider = self.clone();
+        let resources = &self.context.resources;
+        provider.context.resources =
+            SimulatedCluster::new(resources.objects.iter().chain(objects).cloned().collect());
+        provider
+    }
+
+    /// The resources CEL's `resource` library reads: the simulated cluster if there is one,
+    /// else the Context file's resources.
+    fn api_resources(&self) -> &SimulatedCluster {
+        self.cluster.as_ref().unwrap_or(&self.context.resources)
     }
 
     /// The labels of the Namespace object `name` of the simulated cluster, if there is a cluster
@@ -252,18 +386,27 @@ impl CliContextProvider {
         self.cluster.as_ref()?.namespace_labels(name)
     }
 
+    /// The mock of a call, matched by `matches` on the entry and by method.
+    fn mock(
+        &self,
+        method: &str,
+        matches: impl Fn(&ApiCallResponse) -> bool,
+    ) -> Option<&ApiCallResponse> {
+        self.mocks.iter().find(|mock| {
+            matches(mock)
+                && mock.method.as_deref().is_none_or(|expected| {
+                    expected.is_empty() || expected.eq_ignore_ascii_case(method)
+                })
+        })
+    }
+
     /// The mocked response of a call, matched by `matches` on the entry and by method.
     fn mocked(
         &self,
         method: &str,
         matches: impl Fn(&ApiCallResponse) -> bool,
     ) -> Option<Result<Lookup, ProviderError>> {
-        let mock = self.mocks.iter().find(|mock| {
-            matches(mock)
-                && mock.method.as_deref().is_none_or(|expected| {
-                    expected.is_empty() || expected.eq_ignore_ascii_case(method)
-                })
-        })?;
+        let mock = self.mock(method, matches)?;
         let status = mock.response.status_code.unwrap_or(200);
         Some(if (200..300).contains(&status) {
             Ok(Lookup::Found(mock.response.body.clone()))
@@ -371,8 +514,76 @@ impl ContextProvider for CliContextProvider {
             .map_or(Lookup::Unavailable, |data| Lookup::Found(data.clone())))
     }
 
-    fn image_data(&self, _reference: &str) -> Result<Lookup, ProviderError> {
-        Ok(Lookup::Unavailable)
+    fn image_data(&self, reference: &str) -> Result<Lookup, ProviderError> {
+        Ok(self
+            .context
+            .images
+            .get(reference)
+            .map_or(Lookup::Unavailable, |data| Lookup::Found(data.clone())))
+    }
+
+    /// A missing object is `Unavailable` (CEL's `resource.Get` answers null), as upstream.
+    fn get_api_resource(
+        &self,
+        api_version: &str,
+        resource: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Lookup, ProviderError> {
+        Ok(self
+            .api_resources()
+            .api_object(api_version, resource, namespace, name)
+            .map_or(Lookup::Unavailable, |object| Lookup::Found(object.clone())))
+    }
+
+    fn list_api_resources(
+        &self,
+        api_version: &str,
+        resource: &str,
+        namespace: &str,
+    ) -> Result<Lookup, ProviderError> {
+        Ok(Lookup::Found(self.api_resources().api_list(
+            api_version,
+            resource,
+            namespace,
+        )))
+    }
+
+    /// The mocked response of the URL, whole (`{"statusCode": ..., "body": ...}`), as
+    /// upstream's CLI answers CEL's `http` library from `apiCallResponses`.
+    fn http_request(
+        &self,
+        method: &str,
+        url: &str,
+        _body: Option<&Value>,
+        _headers: &BTreeMap<String, String>,
+    ) -> Result<Lookup, ProviderError> {
+        let mock = self.mock(method, |mock| mock.url.as_deref() == Some(url));
+        Ok(mock.map_or(Lookup::Unavailable, |mock| {
+            Lookup::Found(json!({
+                "statusCode": mock.response.status_code.unwrap_or(200),
+                "body": mock.response.body,
+            }))
+        }))
+    }
+
+    fn get_resource(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Lookup, ProviderError> {
+        Ok(self.resources.get(api_version, kind, namespace, name))
+    }
+
+    fn list_resources(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+    ) -> Result<Lookup, ProviderError> {
+        Ok(self.resources.list(api_version, kind, namespace))
     }
 }
 
@@ -381,27 +592,16 @@ impl ContextProvider for CliContextProvider {
 /// holds only the trigger resource and the clone sources the test gives for the policy.
 pub struct GenerateProvider<'a> {
     base: &'a CliContextProvider,
-    objects: Vec<Value>,
+    objects: ResourceStore,
 }
 
 impl<'a> GenerateProvider<'a> {
     /// A provider answering generate reads from `objects` and everything else from `base`.
     pub fn new(base: &'a CliContextProvider, objects: Vec<Value>) -> Self {
-        Self { base, objects }
-    }
-
-    /// The objects of `kind` (and `api_version`, unless empty) in `namespace`.
-    fn select<'s>(
-        &'s self,
-        api_version: &'s str,
-        kind: &'s str,
-        namespace: &'s str,
-    ) -> impl Iterator<Item = &'s Value> {
-        self.objects.iter().filter(move |object| {
-            (api_version.is_empty() || field(object, "/apiVersion") == api_version)
-                && field(object, "/kind") == kind
-                && (namespace.is_empty() || field(object, "/metadata/namespace") == namespace)
-        })
+        Self {
+            base,
+            objects: ResourceStore::new(objects),
+        }
     }
 }
 
@@ -443,10 +643,7 @@ impl ContextProvider for GenerateProvider<'_> {
         namespace: &str,
         name: &str,
     ) -> Result<Lookup, ProviderError> {
-        Ok(self
-            .select(api_version, kind, namespace)
-            .find(|object| field(object, "/metadata/name") == name)
-            .map_or(Lookup::Unavailable, |object| Lookup::Found(object.clone())))
+        Ok(self.objects.get(api_version, kind, namespace, name))
     }
 
     fn list_resources(
@@ -455,9 +652,7 @@ impl ContextProvider for GenerateProvider<'_> {
         kind: &str,
         namespace: &str,
     ) -> Result<Lookup, ProviderError> {
-        Ok(Lookup::Found(Value::Array(
-            self.select(api_version, kind, namespace).cloned().collect(),
-        )))
+        Ok(self.objects.list(api_version, kind, namespace))
     }
 }
 
@@ -554,6 +749,50 @@ mod tests {
         assert_eq!(error.to_string(), "thingies.example.com \"u\" not found");
         assert!(provider.api_call("GET", "/healthz", None).is_err());
         assert!(provider.api_call("POST", "/api/v1/pods", None).is_err());
+    }
+
+    #[test]
+    fn stored_resources_are_read_whole_by_kind_namespace_and_name() {
+        let store = ResourceStore::new(vec![
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "a"}}),
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "b"}}),
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "s", "namespace": "a"}}),
+        ]);
+        let provider = CliContextProvider::default().with_resources(store);
+        let Lookup::Found(found) = provider
+            .get_resource("", "Secret", "b", "s")
+            .expect("answer")
+        else {
+            panic!("not found")
+        };
+        assert_eq!(found["metadata"]["namespace"], "b");
+        assert_eq!(
+            provider
+                .get_resource("apps/v1", "Secret", "b", "s")
+                .expect("answer"),
+            Lookup::Unavailable,
+            "the API version must match when given"
+        );
+        let Lookup::Found(Value::Array(every)) =
+            provider.list_resources("v1", "Secret", "").expect("answer")
+        else {
+            panic!("not a list")
+        };
+        assert_eq!(every.len(), 2, "an empty namespace lists them all");
+        assert_eq!(
+            provider
+                .list_resources("v1", "Secret", "a")
+                .expect("answer"),
+            Lookup::Found(
+                json!([{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "a"}}])
+            )
+        );
+        assert_eq!(
+            CliContextProvider::default()
+                .get_resource("v1", "Secret", "a", "s")
+                .expect("answer"),
+            Lookup::Unavailable
+        );
     }
 
     #[test]
@@ -676,5 +915,124 @@ mod tests {
         )
         .expect_err("nothing to project");
         assert!(error.to_string().contains("data is required"), "{error}");
+    }
+
+    fn offline_context() -> OfflineContext {
+        let spec: ContextSpec = serde_json::from_value(json!({
+            "resources": [
+                {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm", "namespace": "ns"}},
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ns"}}
+            ],
+            "images": [{"image": "nginx:1", "manifest": {"layers": []}}]
+        }))
+        .expect("valid context");
+        OfflineContext::new(spec)
+    }
+
+    #[test]
+    fn cel_lookups_read_the_context_file_without_a_cluster() {
+        let provider = CliContextProvider::default().with_context(offline_context());
+        let Lookup::Found(cm) = provider
+            .get_api_resource("v1", "configmaps", "ns", "cm")
+            .expect("answer")
+        else {
+            panic!("not found")
+        };
+        assert_eq!(cm["metadata"]["name"], "cm");
+        assert_eq!(
+            provider
+                .get_api_resource("v1", "configmaps", "ns", "missing")
+                .expect("answer"),
+            Lookup::Unavailable,
+            "a missing object is null to CEL, not an error"
+        );
+        assert!(
+            provider
+                .get_api_resource("v1", "namespaces", "", "ns")
+                .expect("answer")
+                != Lookup::Unavailable,
+            "cluster-scoped objects are found without a namespace"
+        );
+        let Lookup::Found(list) = provider
+            .list_api_resources("v1", "configmaps", "")
+            .expect("answer")
+        else {
+            panic!("not a list")
+        };
+        assert_eq!(list["kind"], "ConfigMapList");
+        assert_eq!(list["items"].as_array().map(Vec::len), Some(1));
+        assert_eq!(
+            provider.config_map("ns", "cm").expect("answer"),
+            Lookup::Unavailable,
+            "JMESPath context entries still need cluster resources"
+        );
+    }
+
+    #[test]
+    fn a_simulated_cluster_replaces_the_context_file() {
+        let provider = provider_with_cluster().with_context(offline_context());
+        assert!(matches!(
+            provider
+                .get_api_resource("v1", "pods", "other", "p2")
+                .expect("answer"),
+            Lookup::Found(_)
+        ));
+        assert_eq!(
+            provider
+                .get_api_resource("v1", "namespaces", "", "ns")
+                .expect("answer"),
+            Lookup::Unavailable
+        );
+        let with_targets = CliContextProvider::default()
+            .with_offline_objects(&[json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "t", "namespace": "ns"}})]);
+        assert!(matches!(
+            with_targets
+                .get_api_resource("v1", "secrets", "ns", "t")
+                .expect("answer"),
+            Lookup::Found(_)
+        ));
+    }
+
+    #[test]
+    fn images_come_from_the_context_file_with_upstream_fields() {
+        let provider = CliContextProvider::default().with_context(offline_context());
+        let Lookup::Found(image) = provider.image_data("nginx:1").expect("answer") else {
+            panic!("not found")
+        };
+        assert_eq!(image["image"], "nginx:1");
+        assert_eq!(image["registry"], "");
+        assert_eq!(image["manifest"], json!({"layers": []}));
+        assert_eq!(
+            provider.image_data("nginx:2").expect("answer"),
+            Lookup::Unavailable
+        );
+    }
+
+    #[test]
+    fn http_requests_answer_whole_mocked_responses() {
+        let provider = CliContextProvider::new(
+            None,
+            vec![mock(
+                Some("https://svc/check"),
+                None,
+                Some("GET"),
+                Some(201),
+            )],
+            &[],
+        )
+        .expect("no entries");
+        let headers = BTreeMap::new();
+        assert_eq!(
+            provider
+                .http_request("GET", "https://svc/check", None, &headers)
+                .expect("mocked"),
+            Lookup::Found(json!({"statusCode": 201, "body": {"allowed": true}}))
+        );
+        assert_eq!(
+            provider
+                .http_request("POST", "https://svc/check", None, &headers)
+                .expect("no mock"),
+            Lookup::Unavailable
+        );
     }
 }

@@ -172,6 +172,48 @@ pub struct ClusterResourceSpec {
     pub resources: Vec<Value>,
 }
 
+/// The data the CEL libraries read in an offline run (`kind: Context`): Kubernetes resources
+/// for the `resource` library and image data for the `image` library.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContextFile {
+    /// `cli.kyverno.io/v1alpha1`.
+    #[serde(default)]
+    pub api_version: Option<String>,
+    /// `Context`.
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// Object metadata.
+    #[serde(default)]
+    pub metadata: Option<Value>,
+    /// The resources and images.
+    pub spec: ContextSpec,
+}
+
+/// The content of a Context file.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContextSpec {
+    /// Resources the `resource` library finds.
+    #[serde(default)]
+    pub resources: Vec<Value>,
+    /// Metadata of images, as the `image` library would fetch it from their registries.
+    #[serde(default)]
+    pub images: Vec<ImageData>,
+}
+
+/// The metadata of one image. Every field but `image` is kept as given.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageData {
+    /// The image reference policies look up.
+    pub image: String,
+    /// The other fields: `resolvedImage`, `registry`, `repository`, `tag`, `digest`,
+    /// `imageIndex`, `manifest`, `config`.
+    #[serde(flatten)]
+    pub data: Map<String, Value>,
+}
+
 /// One expected result: a policy (and rule) applied to resources.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -172,6 +172,24 @@ impl VariableSet {
             .map(|entry| &entry.labels)
     }
 
+    /// The Namespace object `namespace`, as the CEL policy kinds see it: the object of
+    /// `namespaces`, else one carrying the labels `namespaceSelector` gives it (as upstream).
+    pub fn namespace_object(&self, namespace: &str) -> Option<Value> {
+        let object = self.values.namespaces.iter().find(|object| {
+            object.pointer("/metadata/name").and_then(Value::as_str) == Some(namespace)
+        });
+        if let Some(object) = object {
+            return Some(object.clone());
+        }
+        self.namespace_labels(namespace).map(|labels| {
+            serde_json::json!({
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": namespace, "labels": labels},
+            })
+        })
+    }
+
     /// The parent resource of a subresource kind (`Scale` of `deployments/scale`), when the values
     /// declare one for `gvk`.
     pub fn subresource_of(&self, gvk: &GroupVersionKind) -> Option<SubresourceOf> {

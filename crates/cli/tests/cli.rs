@@ -106,7 +106,7 @@ fn test_reports_unsupported_policy_kinds_and_fails() {
     let text = stdout(&output);
     assert!(text.contains("Loading test  ( "), "{text}");
     assert!(
-        text.contains("ValidatingPolicy (policies.kyverno.io/v1) is not supported yet"),
+        text.contains("ValidatingPolicy (policies.kyverno.io/v2) is not supported yet"),
         "{text}"
     );
     assert!(
@@ -438,4 +438,101 @@ fn apply_counts_generate_rules() {
         text.ends_with("\npass: 1, fail: 0, warn: 0, error: 2, skip: 1 \n"),
         "quota passes for team-a and is skipped for kube-system; without a clone source the clone rule errors: {text}"
     );
+}
+
+/// Mutate-existing rules patch the test's target resources, which are compared with the
+/// expected patched resources like trigger resources; targets no rule patched are not found.
+#[test]
+fn test_compares_patched_targets() {
+    let (report, output) = json_report(&[fixture("mutate-existing").to_str().expect("utf-8")]);
+    assert!(output.status.success(), "{report:#}");
+    assert_eq!(
+        report["summary"],
+        serde_json::json!({"rows": 1, "passed": 1, "failed": 0}),
+        "{report:#}"
+    );
+    assert_eq!(
+        report["tests"][0]["rows"][0]["resource"],
+        "v1/Secret/team-a/app-a"
+    );
+    let (report, output) = json_report(&[fixture("mutate-existing-diff").to_str().expect("utf-8")]);
+    assert_eq!(output.status.code(), Some(1));
+    let rows = &report["tests"][0]["rows"];
+    assert_eq!(rows[0]["reason"], "Resource diff", "{report:#}");
+    assert_eq!(
+        rows[1]["reason"], "Not found",
+        "app-b fails its preconditions: {report:#}"
+    );
+}
+
+/// A fresh, empty folder for an integration test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("kyverno-cli-it-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch folder");
+    dir
+}
+
+#[test]
+fn apply_output_writes_mutated_resources_to_a_folder_or_a_file() {
+    let policy = fixture("mutate/policy.yaml");
+    let resources = fixture("mutate/resources.yaml");
+    let apply_to = |output: &Path| {
+        kyverno(&[
+            "apply",
+            policy.to_str().expect("utf-8"),
+            "-r",
+            resources.to_str().expect("utf-8"),
+            "-o",
+            output.to_str().expect("utf-8"),
+        ])
+    };
+    let dir = scratch("apply-output");
+
+    let folder = dir.join("mutated");
+    let output = apply_to(&folder);
+    assert!(output.status.success(), "{output:?}");
+    let text = stdout(&output);
+    assert!(
+        text.contains("\n\nMutation:\nMutation has been applied successfully. Check the files."),
+        "{text}"
+    );
+    assert!(
+        !text.contains("applied to default/Pod"),
+        "not printed: {text}"
+    );
+    let written = std::fs::read_to_string(folder.join("unlabelled-mutated.yaml"))
+        .expect("one file per resource");
+    let (yaml, rest) = written.split_once("\n---\n").expect("document end");
+    assert_eq!(rest, "\n");
+    let patched: Value = serde_saphyr::from_str(yaml).expect("YAML");
+    assert_eq!(patched["metadata"]["labels"]["team"], "platform");
+    assert_eq!(
+        patched["spec"]["containers"][1]["imagePullPolicy"],
+        "IfNotPresent"
+    );
+    assert!(
+        !folder.join("labelled-mutated.yaml").exists(),
+        "no mutate rule passed on the labelled pod"
+    );
+
+    let file = dir.join("nested/all.yaml");
+    std::fs::create_dir_all(dir.join("nested")).expect("folder");
+    std::fs::write(&file, "stale: true\n").expect("write");
+    let output = apply_to(&file);
+    assert!(output.status.success(), "{output:?}");
+    let written = std::fs::read_to_string(&file).expect("the file");
+    assert!(
+        !written.contains("stale"),
+        "the file is emptied first: {written}"
+    );
+    assert_eq!(written.matches("\n---\n").count(), 1, "{written}");
+    let patched: Value =
+        serde_saphyr::from_str(written.split_once("\n---\n").expect("document").0).expect("YAML");
+    assert_eq!(patched["metadata"]["name"], "unlabelled");
+
+    let created = dir.join("new/folder/out.yml");
+    assert!(apply_to(&created).status.success());
+    assert!(created.is_file(), "missing folders are created");
+    let _ = std::fs::remove_dir_all(&dir);
 }

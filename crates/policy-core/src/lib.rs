@@ -2,6 +2,7 @@
 //! with data from outside (ConfigMaps, API calls, namespace labels) supplied by the caller.
 pub mod autogen;
 pub mod cel;
+pub mod celpolicy;
 pub mod conditions;
 pub mod duration;
 pub mod engine;

@@ -1,5 +1,11 @@
 //! `kyverno apply`: applies policies to resource files and reports the violations, the counts
 //! of results, or a policy report.
+//!
+//! Mutated resources are printed, or with `-o PATH` written as upstream writes them: a path whose
+//! name ends in `.yaml` or `.yml` is one file (emptied first, its folder created if missing)
+//! receiving each mutated resource in turn; any other path is a folder (created if missing)
+//! holding one `<name>-mutated.yaml` per resource, with the resource as the last policy left
+//! it. A policy's resource is shown only when one of its mutate rules passed.
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -16,6 +22,7 @@ use kyverno_policy_core::request::RequestInfo;
 use kyverno_policy_core::response::{PolicyResponse, RuleStatus, RuleType};
 use serde_json::Value;
 
+use crate::cel::{CelError, CelInput, CelOutcome, CelPolicySet, CelProviders};
 use crate::engine::{
     self, EvaluateError, admission_request, field, has_generate, has_mutate, has_validate_pass,
 };
@@ -50,6 +57,14 @@ pub enum ApplyError {
     /// The user info does not have the shape of a Kubernetes UserInfo.
     #[error("failed to load request info ({0})")]
     UserInfo(serde_json::Error),
+    /// The CEL policies could not be compiled or applied.
+    #[error("failed to apply policies on resource {resource} ({source})")]
+    Cel {
+        /// The resource's name (empty when compiling).
+        resource: String,
+        /// Why.
+        source: CelError,
+    },
     /// A policy could not be evaluated.
     #[error("failed to apply policies on resource {resource} ({source})")]
     Evaluate {
@@ -57,6 +72,14 @@ pub enum ApplyError {
         resource: String,
         /// Why.
         source: EvaluateError,
+    },
+    /// The `-o` file or folder could not be created or written.
+    #[error("failed to write the mutated resources to {path}: {source}")]
+    MutatedOutput {
+        /// The file or folder.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
     },
     /// The policy report could not be written as YAML.
     #[error("failed to write the policy report: {0}")]
@@ -89,6 +112,9 @@ pub struct ApplyOptions {
     pub detailed_results: bool,
     /// Whether to color the table.
     pub colors: bool,
+    /// Where to write the mutated resources instead of printing them (`-o`): a `.yaml` or
+    /// `.yml` file, or a folder.
+    pub output: Option<PathBuf>,
 }
 
 /// Result counts, as upstream's `ResultCounts`.
@@ -113,11 +139,101 @@ impl Counts {
     }
 }
 
+/// The policy an answer comes from.
+enum Source<'a> {
+    /// A ClusterPolicy or Policy.
+    Kyverno(&'a LoadedPolicy),
+    /// A CEL policy, as its answer describes it.
+    Cel {
+        /// The policy's name.
+        name: String,
+        /// The namespace of a Namespaced policy kind.
+        namespace: Option<String>,
+        /// The policy's annotations.
+        annotations: Arc<BTreeMap<String, String>>,
+        /// Whether the policy is scored.
+        scored: bool,
+    },
+}
+
+impl Source<'_> {
+    fn name(&self) -> &str {
+        match self {
+            Source::Kyverno(policy) => &policy.name,
+            Source::Cel { name, .. } => name,
+        }
+    }
+
+    fn namespace(&self) -> Option<&String> {
+        match self {
+            Source::Kyverno(policy) => policy.namespace.as_ref(),
+            Source::Cel { namespace, .. } => namespace.as_ref(),
+        }
+    }
+
+    /// The policy's name, prefixed with its namespace for a namespaced policy.
+    fn key(&self) -> String {
+        match self.namespace() {
+            Some(namespace) => format!("{namespace}/{}", self.name()),
+            None => self.name().to_owned(),
+        }
+    }
+
+    fn annotations(&self) -> &BTreeMap<String, String> {
+        match self {
+            Source::Kyverno(policy) => &policy.annotations,
+            Source::Cel { annotations, .. } => annotations,
+        }
+    }
+
+    fn is_scored(&self) -> bool {
+        match self {
+            Source::Kyverno(policy) => is_scored(policy),
+            Source::Cel { scored, .. } => *scored,
+        }
+    }
+
+    /// Whether the rule `rule` only audits (CEL policies never count as auditing here).
+    fn is_audit(&self, rule: &str) -> bool {
+        match self {
+            Source::Kyverno(policy) => is_audit(policy, rule),
+            Source::Cel { .. } => false,
+        }
+    }
+
+    /// The position of the rule `rule` among the policy's rules (a CEL policy has one).
+    fn position(&self, rule: &str) -> Option<usize> {
+        match self {
+            Source::Kyverno(policy) => policy
+                .rules
+                .iter()
+                .position(|candidate| candidate.name == rule),
+            Source::Cel { .. } => Some(0),
+        }
+    }
+}
+
 /// One policy's answer for one resource.
 struct Applied<'a> {
-    policy: &'a LoadedPolicy,
+    policy: Source<'a>,
     resource: &'a Value,
     response: PolicyResponse,
+}
+
+impl<'a> Applied<'a> {
+    /// The answer of a CEL policy for `resource`.
+    fn cel(outcome: CelOutcome, resource: &'a Value) -> Self {
+        Self {
+            policy: Source::Cel {
+                name: outcome.policy,
+                namespace: outcome.namespace,
+                annotations: outcome.annotations,
+                scored: outcome.scored,
+            },
+            resource,
+            response: outcome.response,
+        }
+    }
 }
 
 fn paths(paths: &[PathBuf]) -> Vec<String> {
@@ -138,6 +254,11 @@ pub fn run(options: &ApplyOptions, out: &mut dyn Write) -> Result<Counts, ApplyE
     if options.values_file.is_some() && !options.set.is_empty() {
         return Err(ApplyError::ValuesTwice);
     }
+    let mutated_output = options
+        .output
+        .as_deref()
+        .map(MutatedOutput::create)
+        .transpose()?;
     let load = |what, source| ApplyError::Load { what, source };
     let request_info = match &options.user_info {
         Some(path) => loader::load_user_info(path)
@@ -159,7 +280,13 @@ pub fn run(options: &ApplyOptions, out: &mut dyn Write) -> Result<Counts, ApplyE
         .map_err(|source| load("policies", source))?;
     let resources = loader::load_resources(here, &paths(&options.resources))
         .map_err(|source| load("resources", source))?;
-    let rule_count: usize = policies.valid.iter().map(|policy| policy.rules.len()).sum();
+    // A CEL policy counts as one rule, as upstream.
+    let rule_count: usize = policies
+        .valid
+        .iter()
+        .map(|policy| policy.rules.len())
+        .sum::<usize>()
+        + policies.cel.len();
     writeln!(
         out,
         "\nApplying {rule_count} policy rule(s) to {} resource(s)...",
@@ -168,9 +295,22 @@ pub fn run(options: &ApplyOptions, out: &mut dyn Write) -> Result<Counts, ApplyE
 
     let request_info = Arc::new(request_info);
     let provider = CliContextProvider::default();
+    let cel_provider: Arc<CliContextProvider> = Arc::new(CliContextProvider::default());
+    let providers = CelProviders {
+        policies: cel_provider.clone(),
+        mutating: cel_provider,
+    };
+    let cel =
+        CelPolicySet::compile(policies.cel, Vec::new(), &[], providers).map_err(|source| {
+            ApplyError::Cel {
+                resource: String::new(),
+                source,
+            }
+        })?;
     let mut applied = Vec::new();
     for resource in &resources {
         let shared = Arc::new(resource.clone());
+        let given = Arc::clone(&shared);
         let labels = Arc::new(
             variables
                 .namespace_labels(field(resource, "/metadata/namespace"))
@@ -203,10 +343,22 @@ pub fn run(options: &ApplyOptions, out: &mut dyn Write) -> Result<Counts, ApplyE
                 provider: &provider,
             };
             let mutated = engine::mutate(policy, &request, &environment).map_err(failed)?;
-            print_mutated(&policy.name, resource, &mutated.patched, out)?;
+            if mutated
+                .rules
+                .iter()
+                .any(|rule| rule.status == RuleStatus::Pass)
+            {
+                show_mutated(
+                    &policy.name,
+                    resource,
+                    &mutated.patched,
+                    mutated_output.as_ref(),
+                    out,
+                )?;
+            }
             current = Arc::new(mutated.patched);
             applied.push(Applied {
-                policy,
+                policy: Source::Kyverno(policy),
                 resource,
                 response: PolicyResponse {
                     rules: mutated.rules,
@@ -226,11 +378,62 @@ pub fn run(options: &ApplyOptions, out: &mut dyn Write) -> Result<Counts, ApplyE
             };
             let response = engine::validate(policy, &request, &environment).map_err(failed)?;
             applied.push(Applied {
-                policy,
+                policy: Source::Kyverno(policy),
                 resource,
                 response,
             });
         }
+        let namespace = variables.namespace_object(field(resource, "/metadata/namespace"));
+        let cel_request = |resource: &Arc<Value>| {
+            admission_request(
+                resource,
+                variables.operation("", name),
+                &request_info,
+                Arc::clone(&labels),
+                &variables,
+            )
+        };
+        let input = CelInput {
+            request: &cel_request,
+            namespace: namespace.as_ref(),
+            params: &[],
+        };
+        let cel_failed = |source| ApplyError::Cel {
+            resource: name.to_owned(),
+            source,
+        };
+        let (mutated, patched) = cel
+            .mutate(Arc::clone(&current), &input)
+            .map_err(cel_failed)?;
+        for outcome in mutated {
+            let passed = outcome
+                .response
+                .rules
+                .iter()
+                .any(|rule| rule.status == RuleStatus::Pass);
+            if passed {
+                let name = outcome.policy.clone();
+                show_mutated(
+                    &name,
+                    resource,
+                    &outcome.resource,
+                    mutated_output.as_ref(),
+                    out,
+                )?;
+            }
+            applied.push(Applied::cel(outcome, resource));
+        }
+        current = patched;
+        let validated = cel.validate(&current, &input).map_err(cel_failed)?;
+        let generated = cel.generate(&current, &input).map_err(cel_failed)?;
+        let checked = cel.check_as_given(&given, &input).map_err(cel_failed)?;
+        applied.extend(
+            validated
+                .into_iter()
+                .chain(generated)
+                .chain(checked)
+                .map(|outcome| Applied::cel(outcome, resource)),
+        );
         // Generate rules count like the others (upstream prints no generated resource and
         // reports none); their clone sources can only be the trigger itself.
         if options.policy_report {
@@ -247,7 +450,7 @@ pub fn run(options: &ApplyOptions, out: &mut dyn Write) -> Result<Counts, ApplyE
             };
             let generated = engine::generate(policy, &request, &environment).map_err(failed)?;
             applied.push(Applied {
-                policy,
+                policy: Source::Kyverno(policy),
                 resource,
                 response: PolicyResponse {
                     rules: generated.rules,
@@ -298,20 +501,87 @@ fn resource_path(resource: &Value) -> String {
     )
 }
 
-/// Prints a policy's mutated resource as upstream does: a header naming the policy and the
-/// resource, the resource as YAML, and the closing `Mutation:` note.
-fn print_mutated(
+/// Where `-o` writes the mutated resources.
+#[derive(Debug)]
+enum MutatedOutput {
+    /// One file receiving every mutated resource in turn.
+    File(PathBuf),
+    /// A folder with one `<name>-mutated.yaml` file per resource.
+    Folder(PathBuf),
+}
+
+impl MutatedOutput {
+    /// The output `path` names, created as upstream does: a file (emptied) when its name ends
+    /// in `.yaml` or `.yml`, else a folder.
+    fn create(path: &Path) -> Result<Self, ApplyError> {
+        let failed = |source| ApplyError::MutatedOutput {
+            path: path.to_owned(),
+            source,
+        };
+        let is_file = path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .and_then(|name| name.rsplit('.').next())
+            .is_some_and(|extension| extension == "yaml" || extension == "yml");
+        if !is_file {
+            std::fs::create_dir_all(path).map_err(failed)?;
+            return Ok(Self::Folder(path.to_owned()));
+        }
+        if let Some(folder) = path
+            .parent()
+            .filter(|folder| !folder.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(folder).map_err(failed)?;
+        }
+        std::fs::write(path, "").map_err(failed)?;
+        Ok(Self::File(path.to_owned()))
+    }
+
+    /// Writes the YAML of the mutated resource named `name`.
+    fn write(&self, name: &str, yaml: &str) -> Result<(), ApplyError> {
+        let document = format!("{yaml}\n---\n\n");
+        let (path, written) = match self {
+            Self::File(path) => (
+                path.clone(),
+                std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(path)
+                    .and_then(|mut file| file.write_all(document.as_bytes())),
+            ),
+            Self::Folder(folder) => {
+                let path = folder.join(format!("{name}-mutated.yaml"));
+                let written = std::fs::write(&path, &document);
+                (path, written)
+            }
+        };
+        written.map_err(|source| ApplyError::MutatedOutput { path, source })
+    }
+}
+
+/// Shows a policy's mutated resource as upstream does: printed with a header naming the policy
+/// and the resource and the closing `Mutation:` note, or written to the `-o` output.
+fn show_mutated(
     policy: &str,
     resource: &Value,
     patched: &Value,
+    output: Option<&MutatedOutput>,
     out: &mut dyn Write,
 ) -> Result<(), ApplyError> {
     let yaml = serde_saphyr::to_string(patched)?;
-    write!(
-        out,
-        "\npolicy {policy} applied to {}:\n{yaml}\n---\n\n\nMutation:\nMutation has been applied successfully.",
-        resource_path(resource)
-    )?;
+    match output {
+        Some(output) => {
+            output.write(field(resource, "/metadata/name"), &yaml)?;
+            write!(
+                out,
+                "\n\nMutation:\nMutation has been applied successfully. Check the files."
+            )?;
+        }
+        None => write!(
+            out,
+            "\npolicy {policy} applied to {}:\n{yaml}\n---\n\n\nMutation:\nMutation has been applied successfully.",
+            resource_path(resource)
+        )?,
+    }
     Ok(())
 }
 
@@ -323,10 +593,10 @@ fn count(
     counts: &mut Counts,
     out: &mut dyn Write,
 ) -> io::Result<()> {
-    let scored = is_scored(answer.policy);
+    let scored = answer.policy.is_scored();
     let mut header_printed = false;
     for rule in &answer.response.rules {
-        let audit_warn = options.audit_warn && is_audit(answer.policy, &rule.name);
+        let audit_warn = options.audit_warn && answer.policy.is_audit(&rule.name);
         let result = report_result(rule.status, scored, audit_warn);
         let is_validation = matches!(rule.rule_type, RuleType::Validation | RuleType::ImageVerify);
         // Upstream lists failures of scored policies only, those turned into audit warnings
@@ -337,16 +607,12 @@ fn count(
                 writeln!(
                     out,
                     "\npolicy {} -> resource {} failed{suffix}: ",
-                    answer.policy.name,
+                    answer.policy.name(),
                     resource_path(answer.resource)
                 )?;
                 header_printed = true;
             }
-            let position = answer
-                .policy
-                .rules
-                .iter()
-                .position(|candidate| candidate.name == rule.name);
+            let position = answer.policy.position(&rule.name);
             writeln!(
                 out,
                 "{}. {}: {} ",
@@ -373,8 +639,9 @@ fn results_table(applied: &[Applied<'_>], options: &ApplyOptions) -> ResultsTabl
         .iter()
         .flat_map(|answer| answer.response.rules.iter().map(move |rule| (answer, rule)));
     for (id, (answer, rule)) in rules.enumerate() {
-        let audit_warn = options.audit_warn && is_audit(answer.policy, &rule.name);
-        let (text, style) = match report_result(rule.status, is_scored(answer.policy), audit_warn) {
+        let audit_warn = options.audit_warn && answer.policy.is_audit(&rule.name);
+        let (text, style) = match report_result(rule.status, answer.policy.is_scored(), audit_warn)
+        {
             PolicyResult::Pass => ("Pass", Style::Good),
             PolicyResult::Fail => ("Fail", Style::Bad),
             PolicyResult::Warn => ("Warn", Style::Notice),
@@ -412,11 +679,11 @@ fn report_results(
     audit_warn: bool,
     timestamp: Timestamp,
 ) -> Vec<PolicyReportResult> {
-    let policy = answer.policy;
-    let scored = is_scored(policy);
+    let policy = &answer.policy;
+    let scored = policy.is_scored();
     let annotation = |key: &str| {
         policy
-            .annotations
+            .annotations()
             .get(key)
             .filter(|value| !value.is_empty())
     };
@@ -444,7 +711,7 @@ fn report_results(
             result: Some(report_result(
                 rule.status,
                 scored,
-                audit_warn && is_audit(policy, &rule.name),
+                audit_warn && policy.is_audit(&rule.name),
             )),
             scored: Some(scored),
             resources: vec![reference.clone()],
@@ -482,10 +749,10 @@ fn print_reports(
     let mut namespaced: BTreeMap<(String, String), Vec<PolicyReportResult>> = BTreeMap::new();
     for answer in applied {
         let results = report_results(answer, audit_warn, timestamp);
-        match &answer.policy.namespace {
+        match answer.policy.namespace() {
             None => clustered.extend(results),
             Some(namespace) => namespaced
-                .entry((namespace.clone(), answer.policy.name.clone()))
+                .entry((namespace.clone(), answer.policy.name().to_owned()))
                 .or_default()
                 .extend(results),
         }
@@ -549,7 +816,7 @@ mod tests {
         rules: Vec<RuleResponse>,
     ) -> Applied<'a> {
         Applied {
-            policy,
+            policy: Source::Kyverno(policy),
             resource,
             response: PolicyResponse { rules },
         }

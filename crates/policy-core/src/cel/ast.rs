@@ -1,5 +1,9 @@
 //! Walking and adjusting parsed CEL expressions.
 //!
+//! `cel.bind(name, init, body)` (cel-go's bindings extension) is expanded into the
+//! comprehension cel-go makes of it, and `string(x)` calls go to `types::string_of` (which
+//! converts booleans as cel-go does).
+//!
 //! The `cel` crate's optional field selection (`a.?b`) fails when the field is missing instead
 //! of producing `optional.none()`, and a plain selection after it (`a.?b.c`) does not stay
 //! optional as CEL specifies. Compiled expressions therefore have their optional selections
@@ -13,7 +17,8 @@
 use std::sync::Arc;
 
 use kube_cel::cel::common::ast::{
-    CallExpr, EntryExpr, Expr, LiteralValue, MapEntryExpr, MapExpr, operators,
+    CallExpr, ComprehensionExpr, EntryExpr, Expr, ListExpr, LiteralValue, MapEntryExpr, MapExpr,
+    operators,
 };
 use kube_cel::cel::extractors::Arguments;
 use kube_cel::cel::objects::OptionalValue;
@@ -98,6 +103,26 @@ fn rewrite(expr: &mut IdedExpr) -> bool {
             }
             optional_index || optional_operand
         }
+        Expr::Call(call)
+            if call.func_name == "string" && call.target.is_none() && call.args.len() == 1 =>
+        {
+            call.func_name = super::types::STRING.to_string();
+            visit_children_mut(expr);
+            false
+        }
+        Expr::Call(call) if is_cel_bind(call) => {
+            let mut args = std::mem::take(&mut call.args).into_iter();
+            let (Some(variable), Some(init), Some(body)) = (args.next(), args.next(), args.next())
+            else {
+                return false;
+            };
+            let Expr::Ident(name) = variable.expr else {
+                return false;
+            };
+            expr.expr = bind_comprehension(variable.id, name, init, body);
+            visit_children_mut(expr);
+            false
+        }
         Expr::Struct(structure) => {
             let entries = std::mem::take(&mut structure.entries)
                 .into_iter()
@@ -176,6 +201,30 @@ fn rewrite_entry(entry: &mut EntryExpr) {
             rewrite(&mut f.value);
         }
     }
+}
+
+/// Whether `call` is the `cel.bind(name, init, body)` macro.
+fn is_cel_bind(call: &CallExpr) -> bool {
+    call.func_name == "bind"
+        && call.args.len() == 3
+        && matches!(call.args.first().map(|a| &a.expr), Some(Expr::Ident(_)))
+        && matches!(call.target.as_deref().map(|t| &t.expr), Some(Expr::Ident(t)) if t == "cel")
+}
+
+/// `cel.bind(name, init, body)` as cel-go expands it: a comprehension over nothing whose
+/// accumulator `name` holds `init` while `body` is evaluated.
+fn bind_comprehension(id: u64, name: String, init: IdedExpr, body: IdedExpr) -> Expr {
+    let node = |expr| IdedExpr { id, expr };
+    Expr::Comprehension(Box::new(ComprehensionExpr {
+        iter_range: node(Expr::List(ListExpr::default())),
+        iter_var: "#unused".to_string(),
+        iter_var2: None,
+        accu_var: name.clone(),
+        accu_init: init,
+        loop_cond: node(Expr::Literal(LiteralValue::Boolean(false.into()))),
+        loop_step: node(Expr::Ident(name)),
+        result: body,
+    }))
 }
 
 fn optional_select_call(operand: IdedExpr, field: String) -> Expr {

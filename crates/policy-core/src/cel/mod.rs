@@ -6,6 +6,9 @@
 //! the call (`object`, `oldObject`, `request`, ...) on top of one shared root environment with
 //! the Kubernetes libraries ([`kube_cel`]) and Kyverno's own.
 mod ast;
+mod extra;
+pub mod libs;
+mod types;
 mod value;
 
 use std::sync::{Arc, LazyLock};
@@ -143,6 +146,11 @@ static ROOT: LazyLock<Context<'static>> = LazyLock::new(|| {
     // for.
     context.add_function("dyn", dyn_identity);
     context.add_function(ast::OPTIONAL_SELECT, ast::optional_select);
+    types::register(&mut context);
+    libs::register(&mut context);
+    crate::celpolicy::authz::register(&mut context);
+    extra::register(&mut context);
+    crate::celpolicy::image_validating::register(&mut context);
     context
 });
 

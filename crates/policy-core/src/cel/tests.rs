@@ -16,11 +16,11 @@ fn optional_syntax_is_enabled() {
             "object.metadata.?labels[?'app.kubernetes.io/name'].orValue('')",
             pod
         )
-        .unwrap(),
+        .expect("succeeds"),
         json!("web")
     );
     assert_eq!(
-        evaluate("object.?spec.?replicas.orValue(1)", json!({})).unwrap(),
+        evaluate("object.?spec.?replicas.orValue(1)", json!({})).expect("succeeds"),
         json!(1)
     );
 }
@@ -32,20 +32,22 @@ fn kubernetes_libraries_and_dyn_are_available() {
             "quantity('1Gi').isGreaterThan(quantity('500Mi')) && dyn(1) == 1",
             json!({})
         )
-        .unwrap(),
+        .expect("succeeds"),
         json!(true)
     );
 }
 
 #[test]
 fn compile_errors_carry_the_position() {
-    let error = Program::compile("object.spec ==").unwrap_err().to_string();
+    let error = Program::compile("object.spec ==")
+        .expect_err("fails")
+        .to_string();
     assert!(error.contains("<input>:1:"), "{error}");
 }
 
 #[test]
 fn runtime_errors_are_errors() {
-    let error = evaluate("object.spec.missing == 1", json!({"spec": {}})).unwrap_err();
+    let error = evaluate("object.spec.missing == 1", json!({"spec": {}})).expect_err("fails");
     assert!(error.to_string().contains("missing"), "{error}");
 }
 
@@ -53,33 +55,33 @@ fn runtime_errors_are_errors() {
 fn result_type_is_checked() {
     let scope = scope();
     let error = Program::compile("1")
-        .unwrap()
+        .expect("succeeds")
         .evaluate_bool(&scope)
-        .unwrap_err();
+        .expect_err("fails");
     assert_eq!(error.to_string(), "expected a bool result, got int");
 }
 
 #[test]
 fn json_round_trip() {
     let document = json!({"a": [1, 2.5, "x", null, true], "b": {"c": -3}});
-    assert_eq!(to_json(&from_json(&document)).unwrap(), document);
+    assert_eq!(to_json(&from_json(&document)).expect("succeeds"), document);
 }
 
 #[test]
 fn durations_print_like_go() {
     assert_eq!(
-        evaluate("duration('1h2m3s')", json!({})).unwrap(),
+        evaluate("duration('1h2m3s')", json!({})).expect("succeeds"),
         json!("1h2m3s")
     );
     assert_eq!(
-        evaluate("duration('1.5s')", json!({})).unwrap(),
+        evaluate("duration('1.5s')", json!({})).expect("succeeds"),
         json!("1.5s")
     );
 }
 
 #[test]
 fn variable_references_are_found() {
-    let program = Program::compile("[1].all(x, x == params.a) && object.b").unwrap();
+    let program = Program::compile("[1].all(x, x == params.a) && object.b").expect("succeeds");
     assert!(program.references_variable("params"));
     assert!(program.references_variable("object"));
     assert!(!program.references_variable("oldObject"));
@@ -98,7 +100,7 @@ fn selections_after_an_optional_one_stay_optional() {
         ("has(object.a.b)", json!(true)),
     ] {
         assert_eq!(
-            evaluate(expression, object.clone()).unwrap(),
+            evaluate(expression, object.clone()).expect("succeeds"),
             expected,
             "{expression}"
         );
@@ -113,7 +115,49 @@ fn typed_object_construction_builds_maps() {
             "Object{metadata: Object.metadata{labels: {'a': 'b'}}, spec: Object.spec{?x: optional.none()}}",
             json!({})
         )
-        .unwrap(),
+        .expect("succeeds"),
         json!({"metadata": {"labels": {"a": "b"}}, "spec": {}})
+    );
+}
+
+#[test]
+fn cel_bind_names_a_value_for_its_body() {
+    assert_eq!(
+        evaluate("cel.bind(x, object.a + 1, x * x)", json!({"a": 2})).expect("evaluates"),
+        json!(9)
+    );
+    assert_eq!(
+        evaluate("cel.bind(a, 1, cel.bind(b, a + 1, [a, b]))", json!({})).expect("evaluates"),
+        json!([1, 2])
+    );
+}
+
+#[test]
+fn types_compare() {
+    for (expression, expected) in [
+        ("type(1) == int", true),
+        ("type('a') == string", true),
+        ("type(null) == null_type", true),
+        ("type(object.a) != type(null)", true),
+        ("type(object) == map && type([]) == list", true),
+        ("type(1) == uint", false),
+    ] {
+        assert_eq!(
+            evaluate(expression, json!({"a": 1})).expect("evaluates"),
+            json!(expected),
+            "{expression}"
+        );
+    }
+}
+
+#[test]
+fn string_converts_booleans_like_cel_go() {
+    assert_eq!(
+        evaluate(
+            "[string(true), string(object.a == 2), string(1), string('x'), string(ip('10.0.0.1'))]",
+            json!({"a": 1})
+        )
+        .expect("evaluates"),
+        json!(["true", "false", "1", "x", "10.0.0.1"])
     );
 }

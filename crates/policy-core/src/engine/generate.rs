@@ -512,7 +512,7 @@ fn set_or_remove(object: &mut Map<String, Value>, key: &str, value: &str) {
 }
 
 /// The labels of a resource.
-fn labels_of(resource: &Value) -> BTreeMap<String, String> {
+pub(super) fn labels_of(resource: &Value) -> BTreeMap<String, String> {
     resource
         .pointer("/metadata/labels")
         .and_then(Value::as_object)

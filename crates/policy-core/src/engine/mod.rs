@@ -21,11 +21,14 @@ use kyverno_api::kyverno::v2::policy_exception::PolicyException;
 use serde_json::{Map, Value};
 
 pub use generate::{GenerateResponse, GeneratedResource, generate};
-pub use mutate::{MutateResponse, mutate};
+pub use mutate::{
+    MutateResponse, PatchedTarget, mutate, mutate_existing, mutates_existing_on_policy_update,
+};
 pub use policy::{LoadedPolicy, PolicyLoadError};
 pub use provider::{ContextProvider, Lookup, NoExternalData, ProviderError};
 
 use crate::autogen;
+use crate::celpolicy::cel_rule::CelRuleRun;
 use crate::conditions::{Conditions, parse_conditions};
 use crate::exceptions::{ExceptionVerdict, find_exceptions};
 use crate::matching::rule_matches;
@@ -97,6 +100,7 @@ pub fn validate(
     let run = PolicyRun::new(policy, request, environment);
     let request = run.request.as_ref();
     let is_delete = request.operation() == Some(AdmissionOperation::Delete);
+    let cel = CelRuleRun::new(&policy.cel_rules, request, environment.provider);
     for rule in &policy.rules {
         let Some(validation) = &rule.validate else {
             continue;
@@ -122,6 +126,7 @@ pub fn validate(
             values: environment.values.rules.get(&rule.name),
             exemptions: &exemptions,
             is_delete,
+            cel: &cel,
         };
         let Some(mut rule_response) = validator.validate(&mut context, request.resource()) else {
             continue;

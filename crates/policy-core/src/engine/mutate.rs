@@ -10,8 +10,9 @@
 //!   with `order: Descending` and, unless an `order` is given, for `patchStrategicMerge`
 //!   (strategic merge puts patched list elements first, so reversing keeps the list order).
 //!   Within a declaration, `request.object` stays what it was before the declaration.
-//! - Rules with `targets` (mutate existing resources) are not evaluated yet: they answer with an
-//!   error.
+//! - Rules with `targets` (mutate existing resources, see [`existing`]) leave the resource as it
+//!   is: they patch the existing resources their targets select, one response per target, and
+//!   the patched targets are returned for the background controller to write.
 use std::sync::Arc;
 
 use kyverno_api::kyverno::v1::mutate::{ForEachMutation, ForeachOrder, Mutation};
@@ -38,25 +39,86 @@ pub struct MutateResponse {
     pub patched: Value,
     /// The RFC 6902 patch from the request's resource to `patched`.
     pub patches: Patch,
+    /// The existing resources that rules with `targets` patched, in rule and target order: what
+    /// the background controller writes.
+    pub targets: Vec<PatchedTarget>,
 }
 
-/// Applies the mutate rules of `policy` to `request`: each matching rule patches the result of
-/// the rules before it (autogen rules included).
+/// An existing resource patched by a mutate-existing rule.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PatchedTarget {
+    /// The response of the rule that patched it, for this target (a pass; it is also among the
+    /// rule responses).
+    pub response: RuleResponse,
+    /// The target once patched (its `metadata.resourceVersion` is the one it was read with).
+    pub resource: Value,
+    /// The RFC 6902 patch from the target as it was read to `resource`.
+    pub patches: Patch,
+}
+
+/// Which mutate rules of a policy an evaluation applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scope {
+    /// Every mutate rule, as upstream's engine outside admission (the CLI).
+    All,
+    /// Only the rules with `targets`, as the background controller runs them.
+    Existing,
+}
+
+/// Applies the mutate rules of `policy` to `request`, as upstream's engine does outside
+/// admission (the CLI): each matching rule without targets patches the result of the rules
+/// before it; each matching rule with `targets` patches the existing resources they select and
+/// leaves the request's resource as it is (autogen rules included).
 pub fn mutate(
     policy: &LoadedPolicy,
     request: &ResourceRequest,
     environment: &Environment<'_>,
+) -> MutateResponse {
+    mutate_in_scope(policy, request, environment, Scope::All)
+}
+
+/// Applies the mutate-existing rules (`mutate.targets`) of `policy` for the trigger `request`:
+/// what the background controller runs for an UpdateRequest, and for every existing trigger when
+/// the policy is created or updated (see [`mutates_existing_on_policy_update`]). The patched
+/// targets are in [`MutateResponse::targets`]; the trigger itself is left as it is.
+pub fn mutate_existing(
+    policy: &LoadedPolicy,
+    trigger: &ResourceRequest,
+    environment: &Environment<'_>,
+) -> MutateResponse {
+    mutate_in_scope(policy, trigger, environment, Scope::Existing)
+}
+
+/// Whether the background controller applies the mutate-existing rules of `policy` to the
+/// existing trigger resources when the policy is created or updated: one of its mutate rules
+/// sets `mutateExistingOnPolicyUpdate`, or its spec does (deprecated), as upstream's
+/// `GetMutateExistingOnPolicyUpdate`.
+pub fn mutates_existing_on_policy_update(policy: &LoadedPolicy) -> bool {
+    policy.spec.rules.iter().any(|rule| {
+        rule.mutate
+            .as_ref()
+            .is_some_and(|mutation| mutation.mutate_existing_on_policy_update == Some(true))
+    }) || policy.spec.mutate_existing_on_policy_update == Some(true)
+}
+
+fn mutate_in_scope(
+    policy: &LoadedPolicy,
+    request: &ResourceRequest,
+    environment: &Environment<'_>,
+    scope: Scope,
 ) -> MutateResponse {
     if autogen::is_managed_pod_resource(&policy.annotations, request) {
         return MutateResponse {
             rules: Vec::new(),
             patched: request.resource().as_ref().clone(),
             patches: Patch(Vec::new()),
+            targets: Vec::new(),
         };
     }
     let mut run = PolicyRun::new(policy, request, environment);
     let mut current = run.request.as_ref().clone();
     let mut rules = Vec::new();
+    let mut targets = Vec::new();
     for rule in &policy.rules {
         let Some(mutation) = rule
             .mutate
@@ -65,6 +127,10 @@ pub fn mutate(
         else {
             continue;
         };
+        let existing = !mutation.targets.is_empty();
+        if scope == Scope::Existing && !existing {
+            continue;
+        }
         let mut context = match run.prelude(rule, RuleType::Mutation, false, &current) {
             Prelude::Unmatched => continue,
             Prelude::Answered(answer) => {
@@ -73,34 +139,34 @@ pub fn mutate(
             }
             Prelude::Run { context, .. } => context,
         };
-        let (status, message) = if mutation.targets.is_empty() {
-            let mutator = Mutator {
-                environment,
-                values: environment.values.rules.get(&rule.name),
-            };
-            match mutator.mutate_rule(mutation, &mut context, current.resource()) {
-                Outcome::Patched(patched) => {
-                    let message = success_message(&patched);
-                    run.base.set_variable("request.object", patched.clone());
-                    current = current.with_resource(Arc::new(patched));
-                    (RuleStatus::Pass, message)
-                }
-                Outcome::Unchanged(message) => (RuleStatus::Skip, message),
-                Outcome::Failed(message) => (RuleStatus::Error, message),
-            }
-        } else {
-            (
-                RuleStatus::Error,
-                "mutate existing resources is not supported yet".to_owned(),
-            )
+        let mutator = Mutator {
+            environment,
+            values: environment.values.rules.get(&rule.name),
         };
-        rules.push(RuleResponse {
-            name: rule.name.clone(),
-            rule_type: RuleType::Mutation,
-            status,
-            message,
-        });
-        if counts_as_applied(status) && policy.spec.apply_rules == Some(ApplyRules::One) {
+        let first = rules.len();
+        if existing {
+            let mutated =
+                mutator.mutate_targets(&rule.name, mutation, &context, policy.namespace.as_deref());
+            rules.extend(mutated.responses);
+            targets.extend(mutated.patched);
+        } else {
+            let (status, message) =
+                match mutator.mutate_rule(mutation, &mut context, current.resource()) {
+                    Outcome::Patched(patched) => {
+                        let message = success_message(&patched);
+                        run.base.set_variable("request.object", patched.clone());
+                        current = current.with_resource(Arc::new(patched));
+                        (RuleStatus::Pass, message)
+                    }
+                    Outcome::Unchanged(message) => (RuleStatus::Skip, message),
+                    Outcome::Failed(message) => (RuleStatus::Error, message),
+                };
+            rules.push(mutation_response(&rule.name, status, message));
+        }
+        let applied = rules[first..]
+            .iter()
+            .any(|response| counts_as_applied(response.status));
+        if applied && policy.spec.apply_rules == Some(ApplyRules::One) {
             break;
         }
     }
@@ -110,6 +176,17 @@ pub fn mutate(
         rules,
         patched,
         patches,
+        targets,
+    }
+}
+
+/// The response of a mutate rule.
+fn mutation_response(rule: &str, status: RuleStatus, message: String) -> RuleResponse {
+    RuleResponse {
+        name: rule.to_owned(),
+        rule_type: RuleType::Mutation,
+        status,
+        message,
     }
 }
 
@@ -315,5 +392,6 @@ fn apply_patches(
     }
 }
 
+mod existing;
 #[cfg(test)]
 mod tests;

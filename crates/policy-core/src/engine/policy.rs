@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 use kyverno_api::kyverno::v1::policy::{ClusterPolicy, Policy, Spec};
 use kyverno_api::kyverno::v1::rule::Rule;
 
+use crate::celpolicy::cel_rule::CompiledCelRules;
+
 /// Why a policy cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyLoadError {
@@ -32,6 +34,8 @@ pub struct LoadedPolicy {
     pub spec: Spec,
     /// The rules to evaluate: the spec's rules followed by the autogen rules.
     pub rules: Vec<Rule>,
+    /// The CEL programs of the `validate.cel` rules, compiled at load.
+    pub cel_rules: CompiledCelRules,
 }
 
 impl LoadedPolicy {
@@ -58,12 +62,20 @@ impl LoadedPolicy {
         let name = metadata.name.unwrap_or_default();
         let annotations = metadata.annotations.unwrap_or_default();
         let rules = crate::autogen::compute_rules(&spec, &annotations);
+        let cel_rules = CompiledCelRules::compile(&rules, spec.rules.len()).map_err(|error| {
+            PolicyLoadError::Invalid {
+                policy: name.clone(),
+                path: error.path,
+                message: error.source.to_string(),
+            }
+        })?;
         Ok(Self {
             name,
             namespace,
             annotations,
             spec,
             rules,
+            cel_rules,
         })
     }
 

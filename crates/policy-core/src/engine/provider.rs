@@ -1,4 +1,6 @@
 //! Where context entries get their data from.
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 
 /// The answer of a [`ContextProvider`].
@@ -59,6 +61,92 @@ pub trait ContextProvider: Send + Sync {
     ) -> Result<Lookup, ProviderError> {
         Ok(Lookup::Unavailable)
     }
+    /// A resource addressed as the Kubernetes API addresses it, by `api_version` and plural
+    /// resource name (`configmaps`), for CEL's `resource.Get`: `Unavailable` when it does not
+    /// exist. The default asks [`Self::api_call`] for the object's URL path.
+    fn get_api_resource(
+        &self,
+        api_version: &str,
+        resource: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Lookup, ProviderError> {
+        let path = api_resource_path(api_version, resource, namespace, Some(name));
+        self.api_call("GET", &path, None)
+    }
+    /// The resources of an API resource in a namespace (every namespace when empty), as the
+    /// list object the Kubernetes API answers (`{"items": [...]}`), for CEL's `resource.List`.
+    /// The default asks [`Self::api_call`] for the collection's URL path.
+    fn list_api_resources(
+        &self,
+        api_version: &str,
+        resource: &str,
+        namespace: &str,
+    ) -> Result<Lookup, ProviderError> {
+        let path = api_resource_path(api_version, resource, namespace, None);
+        self.api_call("GET", &path, None)
+    }
+    /// Creates `object` as an API resource and answers the created object, for CEL's
+    /// `resource.Post` (a SubjectAccessReview, say). The default posts it with
+    /// [`Self::api_call`].
+    fn create_api_resource(
+        &self,
+        api_version: &str,
+        resource: &str,
+        namespace: &str,
+        object: &Value,
+    ) -> Result<Lookup, ProviderError> {
+        let path = api_resource_path(api_version, resource, namespace, None);
+        self.api_call("POST", &path, Some(object))
+    }
+    /// The response of an HTTP request made by CEL's `http` library, as policies see it: a
+    /// JSON object body with its `statusCode` added, any other body as
+    /// `{"body": ..., "statusCode": ...}`. The default makes the call with
+    /// [`Self::service_call`], without the headers, and reports status 200.
+    fn http_request(
+        &self,
+        method: &str,
+        url: &str,
+        body: Option<&Value>,
+        _headers: &BTreeMap<String, String>,
+    ) -> Result<Lookup, ProviderError> {
+        Ok(match self.service_call(method, url, body)? {
+            Lookup::Found(Value::Object(mut fields)) => {
+                fields.insert("statusCode".to_owned(), Value::from(200));
+                Lookup::Found(Value::Object(fields))
+            }
+            Lookup::Found(body) => {
+                Lookup::Found(serde_json::json!({"body": body, "statusCode": 200}))
+            }
+            Lookup::Unavailable => Lookup::Unavailable,
+        })
+    }
+}
+
+/// The Kubernetes API path of a resource collection, or of one object when `name` is given:
+/// `/api/v1/...` for the core group, `/apis/<group>/<version>/...` for the others.
+fn api_resource_path(
+    api_version: &str,
+    resource: &str,
+    namespace: &str,
+    name: Option<&str>,
+) -> String {
+    let mut path = if api_version.contains('/') {
+        format!("/apis/{api_version}")
+    } else {
+        format!("/api/{api_version}")
+    };
+    if !namespace.is_empty() {
+        path.push_str("/namespaces/");
+        path.push_str(namespace);
+    }
+    path.push('/');
+    path.push_str(resource);
+    if let Some(name) = name {
+        path.push('/');
+        path.push_str(name);
+    }
+    path
 }
 
 /// A provider with no external data at all: every entry is unavailable.

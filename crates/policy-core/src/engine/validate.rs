@@ -6,6 +6,7 @@ use serde_json::Value;
 use super::context::RuleContext;
 use super::provider::ContextProvider;
 use super::{EngineError, RuleValues, element_context};
+use crate::celpolicy::cel_rule::CelRuleRun;
 use crate::conditions::{Conditions, parse_conditions};
 use crate::pattern::{self, PatternOutcome};
 use crate::pod_security;
@@ -21,6 +22,8 @@ pub(crate) struct Validator<'a> {
     pub(crate) exemptions: &'a [&'a PodSecurityStandard],
     /// Whether the request deletes the resource (patterns are not checked then).
     pub(crate) is_delete: bool,
+    /// The policy's `validate.cel` rules on this request.
+    pub(crate) cel: &'a CelRuleRun<'a>,
 }
 
 /// The checks of one level: the rule's own, or those of a foreach declaration.
@@ -79,10 +82,8 @@ impl<'a> Validator<'a> {
             return Some(self.validate_foreach(&validation.foreach, context, resource, 0));
         }
         if validation.cel.is_some() {
-            return Some(self.response(
-                RuleStatus::Error,
-                "validate.cel rules are not supported yet by kyverno-rs",
-            ));
+            let (status, message) = self.cel.evaluate(&self.rule.name)?;
+            return Some(self.response(status, message));
         }
         if validation.manifests.is_some() {
             return Some(self.response(

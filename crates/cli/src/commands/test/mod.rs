@@ -8,6 +8,7 @@ mod discovery;
 mod filter;
 mod rows;
 mod runner;
+mod targets;
 
 use std::io::{self, Write};
 use std::path::PathBuf;

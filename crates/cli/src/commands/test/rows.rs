@@ -17,7 +17,11 @@
 //!   dropped, as upstream does;
 //! - with `generatedResource(s)`, the resources each matching generate rule generated are
 //!   compared with those of the files: a generated resource the files have must be equal, and
-//!   at least one must be there, else the row fails (`Resource diff`).
+//!   at least one must be there, else the row fails (`Resource diff`);
+//! - a result item that names no resource checks every resource (and JSON payload);
+//! - the answers of CEL policies have no rules to match: every rule response counts and the
+//!   row shows the rule the result item names (usually none); each resource a generating
+//!   policy generated is a row of its own, named after it (see [`cel_rows`]).
 //!
 //! The `Not found` cases for missing resources and rules are those of upstream's `test-fail`
 //! suite (`missing-resource`, `missing-rule`), which must make the run fail.
@@ -26,10 +30,12 @@ use std::sync::Arc;
 use kyverno_api::policy_report::v1alpha2::PolicyResult;
 use kyverno_policy_core::autogen::names_rule;
 use kyverno_policy_core::engine::GeneratedResource;
-use kyverno_policy_core::response::{PolicyResponse, RuleResponse};
+use kyverno_policy_core::response::{PolicyResponse, RuleResponse, RuleStatus};
 use serde_json::Value;
 
 use super::compare::{Comparison, compare};
+use crate::cel::CelKind;
+use crate::engine::field;
 use crate::loader::InvalidPolicy;
 use crate::report::{report_result, result_name};
 use crate::test_file::TestResult;
@@ -50,6 +56,8 @@ pub struct PolicyOutcome {
     pub resource: Arc<Value>,
     /// The resources its generate rules generated.
     pub generated: Vec<GeneratedResource>,
+    /// The kind of a CEL policy; `None` for ClusterPolicies and Policies.
+    pub cel: Option<CelKind>,
 }
 
 /// The resources of a result's expected-resource files, or why they could not be read.
@@ -80,9 +88,12 @@ pub struct ResourceOutcome {
 }
 
 impl ResourceOutcome {
-    /// How rows show the resource: `apiVersion/Kind/namespace/name` (no namespace when empty).
+    /// How rows show the resource: `apiVersion/Kind/namespace/name` (no namespace when empty),
+    /// a JSON payload by its file name alone.
     pub fn display(&self) -> String {
-        if self.namespace.is_empty() {
+        if self.api_version.is_empty() && self.kind.is_empty() {
+            self.name.clone()
+        } else if self.namespace.is_empty() {
             format!("{}/{}/{}", self.api_version, self.kind, self.name)
         } else {
             format!(
@@ -147,11 +158,15 @@ pub struct CheckedRow {
 }
 
 /// The resources a result item checks, in evaluation order: those it names (by `resources`
-/// and `resourceSpecs`), and the references that name no evaluated resource.
+/// and `resourceSpecs`), and the references that name no evaluated resource. A result item
+/// that names no resource checks them all, as upstream's.
 fn select<'a, 'r>(
     result: &'r TestResult,
     trigger: &'a [ResourceOutcome],
 ) -> (Vec<&'a ResourceOutcome>, Vec<&'r str>) {
+    if result.resources.is_empty() && result.resource_specs.is_empty() {
+        return (trigger.iter().collect(), Vec::new());
+    }
     let mut selected: Vec<&ResourceOutcome> = Vec::new();
     let mut missing = Vec::new();
     for reference in &result.resources {
@@ -278,6 +293,106 @@ fn check_generated(
     })
 }
 
+/// Whether the `actual` result is the expected one, and the reason the row shows.
+fn judge(result: &TestResult, actual: PolicyResult) -> (bool, String) {
+    if actual == result.result {
+        (true, "Ok".to_owned())
+    } else {
+        let reason = format!(
+            "Want {}, got {}",
+            result_name(result.result),
+            result_name(actual)
+        );
+        (false, reason)
+    }
+}
+
+/// Builds a row of a result item: the resource column (the evaluated resource when `None`),
+/// verdict, whether it is met, reason and message.
+type RowBuilder<'a> = dyn Fn(Option<String>, Verdict, bool, String, String) -> CheckedRow + 'a;
+
+/// The rows of a CEL policy's answer for one resource, as upstream's CLI checks them: every rule
+/// response counts, whatever rule the result item names; the resource a policy left is compared
+/// with the `patchedResources` first (a resource the file does not have drops the row and sets
+/// `skipped`); each resource a generating policy generated is a row of its own, named after it,
+/// and must be in the expected files and equal to its expected form.
+fn cel_rows(
+    kind: CelKind,
+    result: &TestResult,
+    outcome: &PolicyOutcome,
+    expected: &ExpectedOutput,
+    build: &RowBuilder<'_>,
+    skipped: &mut bool,
+) -> Vec<CheckedRow> {
+    let mut rows = Vec::new();
+    for rule in &outcome.response.rules {
+        let actual = report_result(rule.status, outcome.scored, false);
+        let verdict = Verdict::Checked { actual };
+        // Upstream lists a generating policy that failed, and generated nothing, as excluded;
+        // the error is shown instead, so that it cannot pass for a success.
+        let failed_generation = rule.status == RuleStatus::Error && outcome.generated.is_empty();
+        if kind.is_generating() && !failed_generation {
+            for generated in &outcome.generated {
+                let name = field(&generated.resource, "/metadata/name").to_owned();
+                let failure = [&expected.patched, &expected.generated]
+                    .into_iter()
+                    .flatten()
+                    .find_map(|files| generated_failure(files, &generated.resource));
+                rows.push(match failure {
+                    Some((reason, message)) => build(Some(name), verdict, false, reason, message),
+                    None => {
+                        let (ok, reason) = judge(result, actual);
+                        build(Some(name), verdict, ok, reason, rule.message.clone())
+                    }
+                });
+            }
+            continue;
+        }
+        match expected
+            .patched
+            .as_ref()
+            .map(|files| check_patched(files, outcome))
+        {
+            None | Some(PatchedCheck::Matches) => {
+                let (ok, reason) = judge(result, actual);
+                rows.push(build(None, verdict, ok, reason, rule.message.clone()));
+            }
+            Some(PatchedCheck::NotExpected) => *skipped = true,
+            Some(PatchedCheck::Fails(reason, message)) => {
+                rows.push(build(None, verdict, false, reason, message));
+            }
+        }
+    }
+    rows
+}
+
+/// Why a generated resource does not meet the expected resources of `files`, if it does not:
+/// it must be there, and equal.
+fn generated_failure(files: &ExpectedResources, generated: &Value) -> Option<(String, String)> {
+    let resources = match files {
+        Ok(resources) => resources,
+        Err(error) => {
+            return Some((
+                "Resource error".to_owned(),
+                format!("error: failed to load resource ({error})"),
+            ));
+        }
+    };
+    match compare(generated, resources) {
+        Comparison::Equal => None,
+        Comparison::Missing => Some((
+            "Resource error".to_owned(),
+            "error: failed to load resource (resource not found in manifest)".to_owned(),
+        )),
+        Comparison::Different(diff) => Some((
+            "Resource diff".to_owned(),
+            format!(
+                "Generated resource didn't match the generated resource in the test result\n(- only in expected, + only in actual)\n\n{diff}"
+            ),
+        )),
+    }
+}
+
 /// Compares one result item with the engine's answers.
 pub fn check(
     result: &TestResult,
@@ -287,16 +402,16 @@ pub fn check(
 ) -> Vec<CheckedRow> {
     let policy_name = result.policy.rsplit('/').next().unwrap_or_default();
     let expected_rule = result.rule.clone().unwrap_or_default();
-    let row = |resource: &ResourceOutcome,
-               rule: String,
-               verdict: Verdict,
-               ok: bool,
-               reason: String,
-               message: String| {
+    let row_at = |resource: String,
+                  rule: String,
+                  verdict: Verdict,
+                  ok: bool,
+                  reason: String,
+                  message: String| {
         CheckedRow {
             policy: result.policy.clone(),
             rule,
-            resource: resource.display(),
+            resource,
             kind: result.kind.clone(),
             expected: result.result,
             verdict,
@@ -304,6 +419,14 @@ pub fn check(
             reason,
             message,
         }
+    };
+    let row = |resource: &ResourceOutcome,
+               rule: String,
+               verdict: Verdict,
+               ok: bool,
+               reason: String,
+               message: String| {
+        row_at(resource.display(), rule, verdict, ok, reason, message)
     };
     let not_found = |resource: String| CheckedRow {
         policy: result.policy.clone(),
@@ -330,11 +453,28 @@ pub fn check(
             .iter()
             .filter(|outcome| outcome.policy == policy_name)
         {
-            if !has_rule(result, outcome) {
+            if let Some(kind) = outcome.cel {
+                let build = |display: Option<String>, verdict, ok, reason, message| {
+                    let display = display.unwrap_or_else(|| resource.display());
+                    row_at(display, expected_rule.clone(), verdict, ok, reason, message)
+                };
+                resource_rows.extend(cel_rows(
+                    kind,
+                    result,
+                    outcome,
+                    expected,
+                    &build,
+                    &mut skipped,
+                ));
+            } else if !has_rule(result, outcome) {
                 resource_rows.push(not_found(resource.display()));
                 continue;
             }
-            for rule in matching_rules(result, &outcome.response) {
+            let kyverno_rules = match outcome.cel {
+                Some(_) => Vec::new(),
+                None => matching_rules(result, &outcome.response),
+            };
+            for rule in kyverno_rules {
                 let actual = report_result(rule.status, outcome.scored, false);
                 let verdict = Verdict::Checked { actual };
                 match expected
@@ -374,16 +514,7 @@ pub fn check(
                     ));
                     continue;
                 }
-                let ok = actual == result.result;
-                let reason = if ok {
-                    "Ok".to_owned()
-                } else {
-                    format!(
-                        "Want {}, got {}",
-                        result_name(result.result),
-                        result_name(actual)
-                    )
-                };
+                let (ok, reason) = judge(result, actual);
                 resource_rows.push(row(
                     resource,
                     rule.name.clone(),
@@ -428,7 +559,7 @@ pub fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kyverno_policy_core::response::{RuleStatus, RuleType};
+    use kyverno_policy_core::response::RuleType;
 
     fn result(yaml: &str) -> TestResult {
         serde_saphyr::from_str(yaml).expect("valid result")
@@ -469,6 +600,7 @@ mod tests {
             response: PolicyResponse { rules },
             resource: Arc::new(Value::Null),
             generated: Vec::new(),
+            cel: None,
         }
     }
 
@@ -692,6 +824,7 @@ mod tests {
                 },
                 resource: Arc::new(Value::Null),
                 generated: Vec::new(),
+                cel: None,
             }],
         )];
         let rows = check(
@@ -810,6 +943,151 @@ mod tests {
                 false,
                 "the rule generated none of the resources in the test result: r says pass"
             )
+        );
+    }
+
+    /// The answer of a CEL policy `p` of `kind` with `rules`.
+    fn cel_outcome(kind: CelKind, rules: Vec<RuleResponse>) -> PolicyOutcome {
+        PolicyOutcome {
+            cel: Some(kind),
+            ..outcome("p", rules)
+        }
+    }
+
+    #[test]
+    fn cel_policies_count_every_rule_whatever_rule_the_result_names() {
+        let trigger = vec![resource(
+            "Pod",
+            "default",
+            "a",
+            vec![cel_outcome(
+                CelKind::ValidatingPolicy,
+                vec![rule("validation", RuleStatus::Fail)],
+            )],
+        )];
+        let rows = check(
+            &result("policy: p\nrule: anything\nkind: Pod\nresources: [a]\nresult: fail\n"),
+            &trigger,
+            &[],
+            &ExpectedOutput::default(),
+        );
+        assert_eq!(rows.len(), 1);
+        assert!(rows[0].ok);
+        assert_eq!(rows[0].rule, "anything", "the row shows the result's rule");
+        let rows = check(
+            &result("policy: p\nkind: Pod\nresources: [a]\nresult: pass\n"),
+            &trigger,
+            &[],
+            &ExpectedOutput::default(),
+        );
+        assert_eq!(
+            (rows[0].rule.as_str(), rows[0].reason.as_str()),
+            ("", "Want pass, got fail")
+        );
+    }
+
+    #[test]
+    fn a_cel_policy_without_rules_excluded_the_resource() {
+        let trigger = vec![resource(
+            "Pod",
+            "default",
+            "a",
+            vec![cel_outcome(CelKind::ValidatingAdmissionPolicy, Vec::new())],
+        )];
+        let rows = check(
+            &result("policy: p\nkind: Pod\nresources: [a]\nresult: fail\n"),
+            &trigger,
+            &[],
+            &ExpectedOutput::default(),
+        );
+        assert_eq!(rows[0].verdict, Verdict::Excluded);
+        assert!(rows[0].ok);
+    }
+
+    #[test]
+    fn results_without_resources_check_every_resource() {
+        let rows = check(
+            &result("policy: p\nrule: r\nresult: pass\n"),
+            &trigger(),
+            &[],
+            &ExpectedOutput::default(),
+        );
+        assert_eq!(rows.len(), trigger().len());
+    }
+
+    #[test]
+    fn payloads_are_shown_by_name() {
+        let payload = ResourceOutcome {
+            name: "payload.json".to_owned(),
+            ..ResourceOutcome::default()
+        };
+        assert_eq!(payload.display(), "payload.json");
+    }
+
+    #[test]
+    fn each_resource_a_generating_policy_generated_is_a_row() {
+        let secret = |name: &str, value: &str| {
+            serde_json::json!({
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": name, "namespace": "team"},
+                "data": {"k": value}
+            })
+        };
+        let mut policy = cel_outcome(CelKind::GeneratingPolicy, vec![rule("p", RuleStatus::Pass)]);
+        policy.generated = ["one", "two", "three"]
+            .into_iter()
+            .map(|name| GeneratedResource {
+                rule: "p".to_owned(),
+                resource: secret(name, "a"),
+                synchronize: false,
+                orphan_downstream_on_policy_delete: false,
+            })
+            .collect();
+        let trigger = vec![resource("Namespace", "", "team", vec![policy])];
+        let expected = ExpectedOutput {
+            patched: None,
+            generated: Some(Ok(vec![secret("one", "a"), secret("two", "b")])),
+        };
+        let rows = check(
+            &result("policy: p\nkind: Namespace\nresources: [team]\nresult: pass\n"),
+            &trigger,
+            &[],
+            &expected,
+        );
+        let summary: Vec<_> = rows
+            .iter()
+            .map(|row| (row.resource.as_str(), row.ok, row.reason.as_str()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("one", true, "Ok"),
+                ("two", false, "Resource diff"),
+                ("three", false, "Resource error"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_generating_policy_that_failed_shows_its_error() {
+        let trigger = vec![resource(
+            "Namespace",
+            "",
+            "team",
+            vec![cel_outcome(
+                CelKind::GeneratingPolicy,
+                vec![rule("p", RuleStatus::Error)],
+            )],
+        )];
+        let rows = check(
+            &result("policy: p\nkind: Namespace\nresources: [team]\nresult: pass\n"),
+            &trigger,
+            &[],
+            &ExpectedOutput::default(),
+        );
+        assert_eq!(
+            (rows[0].ok, rows[0].reason.as_str()),
+            (false, "Want pass, got error")
         );
     }
 }

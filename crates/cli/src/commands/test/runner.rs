@@ -14,11 +14,16 @@ use kyverno_policy_core::response::PolicyResponse;
 use serde_json::{Map, Value};
 
 use super::rows::{self, CheckedRow, ExpectedOutput, PolicyOutcome, ResourceOutcome};
+use super::targets::TargetOutcomes;
+use crate::cel::{CelError, CelInput, CelOutcome, CelPolicySet, CelProviders};
 use crate::engine::{
     self, EvaluateError, admission_request, field, has_generate, has_mutate, has_validate_pass,
 };
 use crate::loader::{self, InvalidPolicy, LoadError};
-use crate::provider::{CliContextProvider, GenerateProvider, MockError, SimulatedCluster};
+use crate::provider::{
+    CliContextProvider, GenerateProvider, MockError, OfflineContext, ResourceStore,
+    SimulatedCluster,
+};
 use crate::report::is_scored;
 use crate::test_file::{Test, TestResult};
 use crate::values::VariableSet;
@@ -59,6 +64,12 @@ pub enum RunError {
         /// Why.
         source: EvaluateError,
     },
+    /// `kyverno.io` PolicyExceptions were given with ValidatingAdmissionPolicies.
+    #[error("use of exceptions with ValidatingAdmissionPolicies is not supported")]
+    ExceptionsWithAdmissionPolicies,
+    /// The CEL policies cannot be compiled or applied.
+    #[error(transparent)]
+    Cel(#[from] CelError),
     /// Progress could not be written.
     #[error(transparent)]
     Output(#[from] std::io::Error),
@@ -75,17 +86,9 @@ fn pluralize(count: usize, singular: &str, plural: &str) -> String {
 
 /// The fields of a test this implementation cannot run yet, if any is used.
 fn unsupported_field(test: &Test) -> Option<&'static str> {
-    [
-        ("context", test.context.is_some()),
-        ("jsonPayload", test.json_payload.is_some()),
-        ("jsonPayloads", !test.json_payloads.is_empty()),
-        ("httpPayloads", !test.http_payloads.is_empty()),
-        ("envoyPayloads", !test.envoy_payloads.is_empty()),
-        ("paramResources", !test.param_resources.is_empty()),
-        ("checks", !test.checks.is_empty()),
-    ]
-    .into_iter()
-    .find_map(|(field, used)| used.then_some(field))
+    [("checks", !test.checks.is_empty())]
+        .into_iter()
+        .find_map(|(field, used)| used.then_some(field))
 }
 
 /// Whether a policy needs an image registry to be evaluated: it verifies images, or one of its
@@ -137,8 +140,18 @@ struct Loaded {
     policies: Vec<LoadedPolicy>,
     invalid: Vec<InvalidPolicy>,
     resources: Vec<Arc<Value>>,
+    /// The test's `targetResources`.
+    targets: Vec<Value>,
     exceptions: Vec<PolicyException>,
-    provider: CliContextProvider,
+    provider: Arc<CliContextProvider>,
+    /// The CEL policies, compiled with their exceptions.
+    cel: CelPolicySet,
+    /// The parameter resources of admission policies (`paramResources`).
+    params: Vec<Value>,
+    /// The JSON payloads, by the path the test gives.
+    payloads: Vec<(String, Arc<Value>)>,
+    /// The Envoy and HTTP check requests: path, authorization mode and request.
+    check_requests: Vec<(String, &'static str, Arc<Value>)>,
     /// The clone sources the results give (`cloneSourceResource`), by policy name.
     clone_sources: BTreeMap<String, Vec<Value>>,
 }
@@ -185,11 +198,23 @@ fn load_test(dir: &Path, test: &Test, log: &mut dyn Write) -> Result<Loaded, Run
         "target resources",
         loader::load_resources(dir, &test.target_resources),
     )?;
+    let params = load(
+        "parameter resources",
+        loader::load_resources(dir, &test.param_resources),
+    )?;
+    // As upstream's fake client, the engine reads the resources, targets and parameter
+    // resources, and the cluster resources when there are some.
+    let mut objects: Vec<Value> = resources
+        .iter()
+        .chain(&targets)
+        .chain(&params)
+        .cloned()
+        .collect();
+    let mut crds = Vec::new();
     let cluster = if test.cluster_resources.is_empty() {
         None
     } else {
         writeln!(log, "Loading Kubernetes resources ...")?;
-        let mut objects: Vec<Value> = resources.iter().chain(&targets).cloned().collect();
         for path in &test.cluster_resources {
             let cluster_resource = load(
                 "cluster resources",
@@ -198,10 +223,11 @@ fn load_test(dir: &Path, test: &Test, log: &mut dyn Write) -> Result<Loaded, Run
             objects.extend(cluster_resource.spec.resources);
             for crd in &cluster_resource.spec.crds {
                 let documents = load("CRDs", loader::read_documents(&dir.join(crd)))?;
-                objects.extend(documents.into_iter().map(|document| document.value));
+                crds.extend(documents.into_iter().map(|document| document.value));
             }
         }
-        Some(SimulatedCluster::new(objects))
+        objects.extend(crds.iter().cloned());
+        Some(SimulatedCluster::new(objects.clone()))
     };
     let mut global_entries = Vec::with_capacity(test.global_context_entries.len());
     for entry in &test.global_context_entries {
@@ -211,11 +237,19 @@ fn load_test(dir: &Path, test: &Test, log: &mut dyn Write) -> Result<Loaded, Run
         )?;
         global_entries.push((entry.clone(), file_resources));
     }
+    let context = match &test.context {
+        Some(path) => {
+            OfflineContext::new(load("context", loader::load_context(&dir.join(path)))?.spec)
+        }
+        None => OfflineContext::default(),
+    };
     let provider = CliContextProvider::new(
         cluster.clone(),
         test.api_call_responses.clone(),
         &global_entries,
-    )?;
+    )?
+    .with_resources(ResourceStore::new(objects))
+    .with_context(context);
     let mut clone_sources: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     for result in &test.results {
         if let Some(path) = &result.clone_source_resource {
@@ -232,6 +266,9 @@ fn load_test(dir: &Path, test: &Test, log: &mut dyn Write) -> Result<Loaded, Run
     }
     writeln!(log, "  Loading exceptions ...")?;
     let exceptions = load("exceptions", loader::load_exceptions(dir, &test.exceptions))?;
+    if !policies.cel.validating_admission.is_empty() && !exceptions.kyverno.is_empty() {
+        return Err(RunError::ExceptionsWithAdmissionPolicies);
+    }
     writeln!(
         log,
         "  Applying {} to {} with {} ...",
@@ -239,14 +276,42 @@ fn load_test(dir: &Path, test: &Test, log: &mut dyn Write) -> Result<Loaded, Run
         pluralize(resources.len(), "resource", "resources"),
         pluralize(exceptions.len(), "exception", "exceptions"),
     )?;
+    let provider = Arc::new(provider);
+    // Upstream's CLI lets the MutatingPolicies find the targets through the libraries.
+    let providers = CelProviders {
+        policies: provider.clone(),
+        mutating: Arc::new(provider.with_offline_objects(&targets)),
+    };
+    let cel = CelPolicySet::compile(policies.cel, exceptions.cel, &crds, providers)?;
+    let mut payloads = Vec::new();
+    for path in test.json_payload.iter().chain(&test.json_payloads) {
+        let payload = load("JSON payloads", loader::load_payload(&dir.join(path)))?;
+        payloads.push((path.clone(), Arc::new(payload)));
+    }
+    let mut check_requests = Vec::new();
+    for (mode, paths) in [
+        ("Envoy", &test.envoy_payloads),
+        ("HTTP", &test.http_payloads),
+    ] {
+        for path in paths {
+            let path = dir.join(path);
+            let request = load("check requests", loader::load_payload(&path))?;
+            check_requests.push((path.display().to_string(), mode, Arc::new(request)));
+        }
+    }
     Ok(Loaded {
         variables,
         request_info: Arc::new(request_info),
         policies: policies.valid,
         invalid: policies.invalid,
         resources: resources.into_iter().map(Arc::new).collect(),
-        exceptions,
+        targets,
+        exceptions: exceptions.kyverno,
         provider,
+        cel,
+        params,
+        payloads,
+        check_requests,
         clone_sources,
     })
 }
@@ -271,7 +336,9 @@ impl Loaded {
         requested: Option<AdmissionOperation>,
         evaluators: &Evaluators<'_>,
     ) -> Result<Vec<ResourceOutcome>, RunError> {
-        self.resources
+        let mut targets = TargetOutcomes::new(&self.targets);
+        let mut outcomes = self
+            .resources
             .iter()
             .map(|resource| {
                 let labels =
@@ -308,6 +375,7 @@ impl Loaded {
                         response,
                         resource: Arc::clone(resource),
                         generated: Vec::new(),
+                        cel: None,
                     };
                 let mut current = Arc::clone(resource);
                 let mut policies = Vec::with_capacity(self.policies.len());
@@ -316,10 +384,11 @@ impl Loaded {
                     let environment = Environment {
                         values: &values,
                         exceptions: &self.exceptions,
-                        provider: &self.provider,
+                        provider: &*self.provider,
                     };
                     let mutated = (evaluators.mutate)(policy, &request, &environment)
                         .map_err(failed(policy))?;
+                    targets.record(policy, &mutated.targets);
                     current = Arc::new(mutated.patched);
                     let response = PolicyResponse {
                         rules: mutated.rules,
@@ -335,7 +404,7 @@ impl Loaded {
                     let environment = Environment {
                         values: &values,
                         exceptions: &self.exceptions,
-                        provider: &self.provider,
+                        provider: &*self.provider,
                     };
                     let response = (evaluators.validate)(policy, &request, &environment)
                         .map_err(failed(policy))?;
@@ -344,6 +413,35 @@ impl Loaded {
                     }
                     policies.push(outcome(policy, response, &current));
                 }
+                // The CEL policies, with the operation the result asks for, else the values'.
+                let cel_operation = requested.unwrap_or_else(|| self.variables.operation("", name));
+                let cel_request = |resource: &Arc<Value>| {
+                    admission_request(
+                        resource,
+                        cel_operation,
+                        &self.request_info,
+                        Arc::clone(&labels),
+                        &self.variables,
+                    )
+                };
+                let namespace = self
+                    .variables
+                    .namespace_object(field(resource, "/metadata/namespace"));
+                let input = CelInput {
+                    request: &cel_request,
+                    namespace: namespace.as_ref(),
+                    params: &self.params,
+                };
+                let (mutated, patched) = self.cel.mutate(Arc::clone(&current), &input)?;
+                policies.extend(mutated.into_iter().map(cel_outcome));
+                for outcome in self.cel.mutate_targets(&current, &self.targets, &input)? {
+                    targets.record_cel(cel_outcome(outcome));
+                }
+                current = patched;
+                let validated = self.cel.validate(&current, &input)?;
+                policies.extend(validated.into_iter().map(cel_outcome));
+                let generated = self.cel.generate(&current, &input)?;
+                policies.extend(generated.into_iter().map(cel_outcome));
                 // As upstream's CLI, generate rules read a cluster holding only the trigger and
                 // the test's clone sources for the policy.
                 for policy in self.policies.iter().filter(|policy| has_generate(policy)) {
@@ -370,6 +468,8 @@ impl Loaded {
                     generate_outcome.generated = generated.resources;
                     policies.push(generate_outcome);
                 }
+                let checked = self.cel.check_as_given(resource, &input)?;
+                policies.extend(checked.into_iter().map(cel_outcome));
                 Ok(ResourceOutcome {
                     api_version: field(resource, "/apiVersion").to_owned(),
                     kind: field(resource, "/kind").to_owned(),
@@ -378,7 +478,46 @@ impl Loaded {
                     policies,
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>, RunError>>()?;
+        outcomes.extend(targets.into_patched());
+        outcomes.extend(self.payloads.iter().map(|(path, payload)| {
+            ResourceOutcome {
+                name: path.clone(),
+                policies: self
+                    .cel
+                    .evaluate_payload(payload)
+                    .into_iter()
+                    .map(cel_outcome)
+                    .collect(),
+                ..ResourceOutcome::default()
+            }
+        }));
+        outcomes.extend(self.check_requests.iter().map(|(path, mode, request)| {
+            ResourceOutcome {
+                name: path.clone(),
+                policies: self
+                    .cel
+                    .authorize(mode, request)
+                    .into_iter()
+                    .map(cel_outcome)
+                    .collect(),
+                ..ResourceOutcome::default()
+            }
+        }));
+        Ok(outcomes)
+    }
+}
+
+/// The row checker's view of a CEL policy's answer.
+fn cel_outcome(outcome: CelOutcome) -> PolicyOutcome {
+    PolicyOutcome {
+        rules: vec![outcome.policy.clone()],
+        policy: outcome.policy,
+        scored: outcome.scored,
+        response: outcome.response,
+        resource: outcome.resource,
+        generated: outcome.generated,
+        cel: Some(outcome.kind),
     }
 }
 
@@ -720,9 +859,11 @@ results:
 
     #[test]
     fn unsupported_fields_are_named() {
-        let test: Test =
-            serde_saphyr::from_str("apiVersion: v\nkind: Test\ncontext: c.yaml\n").expect("valid");
-        assert_eq!(unsupported_field(&test), Some("context"));
+        let test: Test = serde_saphyr::from_str(
+            "apiVersion: v\nkind: Test\ncontext: c.yaml\nhttpPayloads: [r.json]\nchecks: [{}]\n",
+        )
+        .expect("valid");
+        assert_eq!(unsupported_field(&test), Some("checks"));
         assert_eq!(unsupported_field(&Test::default()), None);
     }
 }

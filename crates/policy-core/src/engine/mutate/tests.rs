@@ -231,21 +231,6 @@ fn policy_exceptions_skip_mutate_rules() {
     assert_eq!(response.patched, pod(&["a"]));
 }
 
-#[test]
-fn mutate_existing_rules_are_not_supported_yet() {
-    let policy = policy(&format!(
-        "  - name: existing\n{MATCH_PODS}    mutate:\n      targets:\n      - {{apiVersion: v1, kind: ConfigMap, name: c, namespace: prod}}\n      patchStrategicMerge: {{metadata: {{labels: {{a: b}}}}}}\n"
-    ));
-    assert_eq!(
-        statuses(&run(&policy, pod(&["a"]))),
-        [(
-            "existing",
-            RuleStatus::Error,
-            "mutate existing resources is not supported yet"
-        )]
-    );
-}
-
 /// A policy appending each container's name to `metadata.annotations.seen` with a JSON patch,
 /// in the given foreach order.
 fn order_policy(order: &str) -> LoadedPolicy {

@@ -1,0 +1,559 @@
+//! GeneratingPolicy and NamespacedGeneratingPolicy (`policies.kyverno.io`): the resources a
+//! trigger request asks to create, as upstream's `gpol` engine computes them.
+//!
+//! For one trigger request, in upstream's order:
+//! 1. `matchConstraints` select the request (no constraints select nothing);
+//! 2. a CEL PolicyException whose `matchConditions` hold exempts it (result `skip`), unless it
+//!    only grants `images` or `allowedValues`, which the expressions then read as `exceptions`;
+//! 3. `matchConditions` must hold (they see `object`, `oldObject`, `request`,
+//!    `namespaceObject`, not `variables`);
+//! 4. each `generate` entry runs in order: an expression calls `generator.Apply(namespace,
+//!    [objects])` (Kyverno's `generator` library, with `resource`, `http`, `globalContext` and
+//!    `image`), a template renders YAML documents (see [`Template`]) generated into their own
+//!    namespaces;
+//! 5. `auditAnnotations` are evaluated.
+//!
+//! Any evaluation error makes the result an `error`. A generated resource is labelled as
+//! upstream's controller labels downstream resources (`generate.kyverno.io/policy-name`,
+//! `trigger-*`, `source-uid` for copies of existing objects), loses the metadata the API
+//! server sets, and loses its namespace when its kind is cluster-scoped. A namespaced policy
+//! may only generate into its own namespace and never cluster-scoped resources.
+mod template;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::admissionregistration::v1::MatchResources;
+use kyverno_api::policies::exception::PolicyException;
+use kyverno_api::policies::generating::{GeneratingEvaluationConfiguration, Interpolation, Spec};
+use serde_json::{Map, Value};
+
+pub use template::{Template, TemplateError};
+
+use super::activation::{self, Activation};
+use super::exceptions::{CompiledException, EXCEPTIONS, ExceptionCompileError, MatchedExceptions};
+use super::matching::{self, MatchRequest};
+use super::resources::{GroupVersionResource, ResourceTable};
+use super::{
+    AuditAnnotationOutcome, CompileError, CompiledAuditAnnotation, CompiledMatchConditions,
+    CompiledVariables, Evaluator, Expression, MatchOutcome,
+};
+use crate::cel::libs::{GeneratedResources, Libraries};
+use crate::engine::{ContextProvider, GeneratedResource};
+use crate::request::{GroupVersionKind, ResourceRequest};
+use crate::response::{RuleResponse, RuleStatus, RuleType};
+
+/// A GeneratingPolicy (or NamespacedGeneratingPolicy) compiled once, evaluated per trigger.
+#[derive(Debug)]
+pub struct CompiledGeneratingPolicy {
+    name: String,
+    namespace: Option<String>,
+    match_constraints: Option<MatchResources>,
+    match_conditions: CompiledMatchConditions,
+    variables: CompiledVariables,
+    generations: Vec<Generation>,
+    audit_annotations: Vec<CompiledAuditAnnotation>,
+    exceptions: Vec<CompiledException>,
+    settings: GenerationSettings,
+}
+
+/// A compiled `generate` entry.
+#[derive(Debug)]
+enum Generation {
+    /// A CEL expression, run for its `generator.Apply` calls.
+    Expression(Expression),
+    /// A YAML template.
+    Template(Template),
+}
+
+/// The policy's `evaluation` switches that concern the generated resources.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GenerationSettings {
+    /// Whether admission requests trigger the policy (`evaluation.admission`).
+    pub admission: bool,
+    /// Whether triggers that existed before the policy are processed
+    /// (`evaluation.generateExisting`).
+    pub generate_existing: bool,
+    /// Whether generated resources are kept in sync (`evaluation.synchronize`).
+    pub synchronize: bool,
+    /// Whether generated resources outlive the policy
+    /// (`evaluation.orphanDownstreamOnPolicyDelete`).
+    pub orphan_downstream_on_policy_delete: bool,
+}
+
+/// A CEL policy that does not load, located by kind, policy and field path.
+#[derive(Debug, thiserror::Error)]
+#[error("{kind} {policy:?}: {path}: {message}")]
+pub struct CelPolicyLoadError {
+    /// The policy's kind.
+    pub kind: &'static str,
+    /// The policy's name.
+    pub policy: String,
+    /// The field at fault, such as `spec.generate[1].expression` (with the exception's name
+    /// for an exception's condition).
+    pub path: String,
+    /// What is wrong; for an expression, the compiler's error with its position
+    /// (`<input>:1:5`).
+    pub message: String,
+}
+
+impl CelPolicyLoadError {
+    /// The error of an expression of `policy` that does not compile.
+    pub fn compile(kind: &'static str, policy: &str, error: CompileError) -> Self {
+        Self {
+            kind,
+            policy: policy.to_owned(),
+            path: error.path,
+            message: error.source.to_string(),
+        }
+    }
+
+    /// The error of an exception's condition that does not compile.
+    pub fn exception(kind: &'static str, policy: &str, error: ExceptionCompileError) -> Self {
+        Self {
+            kind,
+            policy: policy.to_owned(),
+            path: format!("PolicyException {}: {}", error.exception, error.source.path),
+            message: error.source.source.to_string(),
+        }
+    }
+}
+
+/// The request a generating policy is evaluated for.
+#[derive(Clone, Copy, Debug)]
+pub struct Trigger<'a> {
+    /// The admission request of the trigger resource.
+    pub request: &'a ResourceRequest,
+    /// The API resource the request is for.
+    pub resource: &'a GroupVersionResource,
+    /// The request's documents as CEL values ([`Activation::new`]), shared by the policies.
+    pub activation: &'a Activation,
+    /// The request namespace's Namespace object, when known.
+    pub namespace_object: Option<&'a Value>,
+    /// The served kinds, to tell cluster-scoped generated resources apart.
+    pub resources: &'a ResourceTable,
+}
+
+/// What a generating policy does for one trigger it applies to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GeneratingResponse {
+    /// The result, named after the policy (the kind has no rules): `pass` when the policy ran,
+    /// `skip` (or the `pass` an exception asks for) when an exception exempts the trigger
+    /// (its message names the exceptions), `error` when something failed.
+    pub rule: RuleResponse,
+    /// The resources to create or update, in the order they were asked for.
+    pub resources: Vec<GeneratedResource>,
+    /// The audit annotations of the evaluation.
+    pub audit_annotations: BTreeMap<String, String>,
+}
+
+impl CompiledGeneratingPolicy {
+    /// Compiles a policy's expressions and templates, and the `matchConditions` of the
+    /// `exceptions` that name it. `namespace` is set for a NamespacedGeneratingPolicy.
+    pub fn compile(
+        name: &str,
+        namespace: Option<&str>,
+        spec: &Spec,
+        exceptions: &[Arc<PolicyException>],
+    ) -> Result<Self, CelPolicyLoadError> {
+        let kind = if namespace.is_some() {
+            "NamespacedGeneratingPolicy"
+        } else {
+            "GeneratingPolicy"
+        };
+        let compile_error = |error| CelPolicyLoadError::compile(kind, name, error);
+        let no_variables = CompiledVariables::default();
+        let match_conditions = CompiledMatchConditions::compile(
+            &spec.match_conditions,
+            &no_variables,
+            "spec.matchConditions",
+        )
+        .map_err(compile_error)?;
+        let variables = CompiledVariables::compile(
+            spec.variables
+                .iter()
+                .map(|v| (v.name.as_str(), v.expression.as_str())),
+            "spec.variables",
+        )
+        .map_err(compile_error)?;
+        let mut generations = Vec::with_capacity(spec.generate.len());
+        for (index, generation) in spec.generate.iter().enumerate() {
+            let path = format!("spec.generate[{index}]");
+            let invalid = |path: String, message: String| CelPolicyLoadError {
+                kind,
+                policy: name.to_owned(),
+                path,
+                message,
+            };
+            generations.push(match (&generation.expression, &generation.template) {
+                (Some(expression), None) => Generation::Expression(
+                    Expression::compile(expression, &variables, &format!("{path}.expression"))
+                        .map_err(compile_error)?,
+                ),
+                (None, Some(template)) => {
+                    let interpolate = template.interpolate == Some(Interpolation::Cel);
+                    Generation::Template(
+                        Template::compile(&template.value, interpolate, &variables).map_err(
+                            |error| invalid(format!("{path}.template.value"), error.to_string()),
+                        )?,
+                    )
+                }
+                (Some(_), Some(_)) => {
+                    return Err(invalid(
+                        path,
+                        "only one of expression or template may be set".to_owned(),
+                    ));
+                }
+                (None, None) => {
+                    return Err(invalid(
+                        path,
+                        "one of expression or template must be set".to_owned(),
+                    ));
+                }
+            });
+        }
+        let audit_annotations = spec
+            .audit_annotations
+            .iter()
+            .enumerate()
+            .map(|(index, annotation)| {
+                CompiledAuditAnnotation::compile(
+                    annotation,
+                    &variables,
+                    &format!("spec.auditAnnotations[{index}]"),
+                )
+            })
+            .collect::<Result<_, _>>()
+            .map_err(compile_error)?;
+        let exceptions = CompiledException::compile_for(kind, name, exceptions)
+            .map_err(|error| CelPolicyLoadError::exception(kind, name, error))?;
+        let evaluation = spec.evaluation.as_ref();
+        Ok(Self {
+            name: name.to_owned(),
+            namespace: namespace.map(str::to_owned),
+            match_constraints: spec.match_constraints.clone(),
+            match_conditions,
+            variables,
+            generations,
+            audit_annotations,
+            exceptions,
+            settings: GenerationSettings {
+                admission: GeneratingEvaluationConfiguration::admission_enabled(evaluation),
+                generate_existing: GeneratingEvaluationConfiguration::generate_existing_enabled(
+                    evaluation,
+                ),
+                synchronize: GeneratingEvaluationConfiguration::synchronize_enabled(evaluation),
+                orphan_downstream_on_policy_delete:
+                    GeneratingEvaluationConfiguration::orphan_downstream_enabled(evaluation),
+            },
+        })
+    }
+
+    /// The policy's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The policy's `evaluation` switches.
+    pub fn settings(&self) -> GenerationSettings {
+        self.settings
+    }
+
+    /// Evaluates the policy for `trigger`; `None` when the policy does not apply to it
+    /// (`matchConstraints` or `matchConditions`). `provider` answers the `resource`, `http`,
+    /// `globalContext` and `image` libraries.
+    pub fn evaluate(
+        &self,
+        trigger: &Trigger<'_>,
+        provider: &Arc<dyn ContextProvider>,
+    ) -> Option<GeneratingResponse> {
+        let constraints = self.match_constraints.as_ref()?;
+        let match_request =
+            MatchRequest::from_request(trigger.request, trigger.resource, trigger.namespace_object);
+        match matching::matches(constraints, &match_request) {
+            Ok(true) => {}
+            Ok(false) => return None,
+            Err(error) => {
+                return Some(self.error(format!("failed to execute matching: {error}")));
+            }
+        }
+        let no_variables = CompiledVariables::default();
+        let mut plain = Evaluator::new(trigger.activation, &no_variables, None);
+        let exempted = match MatchedExceptions::evaluate(&self.exceptions, &mut plain, false) {
+            Ok(exempted) => exempted,
+            Err(error) => return Some(self.evaluation_error(error)),
+        };
+        if exempted.exempts() {
+            let mut rule = exempted.response(RuleType::Generation);
+            rule.name.clone_from(&self.name);
+            return Some(GeneratingResponse {
+                rule,
+                resources: Vec::new(),
+                audit_annotations: BTreeMap::new(),
+            });
+        }
+        match self.match_conditions.evaluate(&mut plain) {
+            MatchOutcome::Matched => {}
+            MatchOutcome::NotMatched { .. } => return None,
+            MatchOutcome::Error(error) => return Some(self.evaluation_error(error)),
+        }
+        let generated = GeneratedResources::new();
+        let libraries = match &self.namespace {
+            Some(namespace) => Libraries::namespaced(Arc::clone(provider), namespace),
+            None => Libraries::new(Arc::clone(provider)),
+        }
+        .generating_into(generated.clone());
+        let mut evaluator = Evaluator::new(trigger.activation, &self.variables, None);
+        for (name, receiver) in libraries.variables() {
+            evaluator.bind(name, receiver);
+        }
+        evaluator.bind(EXCEPTIONS, exempted.variable());
+        Some(match self.run(&mut evaluator, &generated, trigger) {
+            Ok((resources, audit_annotations)) => GeneratingResponse {
+                rule: self.rule(RuleStatus::Pass, "policy evaluated successfully".to_owned()),
+                resources,
+                audit_annotations,
+            },
+            Err(error) => self.evaluation_error(error),
+        })
+    }
+
+    /// Runs the generations and audit annotations: the finished resources and annotations.
+    fn run(
+        &self,
+        evaluator: &mut Evaluator<'_>,
+        generated: &GeneratedResources,
+        trigger: &Trigger<'_>,
+    ) -> Result<(Vec<GeneratedResource>, BTreeMap<String, String>), String> {
+        let mut requested = Vec::new();
+        for generation in &self.generations {
+            match generation {
+                Generation::Expression(expression) => {
+                    evaluator
+                        .evaluate(expression)
+                        .map_err(|error| error.to_string())?;
+                }
+                Generation::Template(template) => {
+                    let documents = template.render(evaluator).map_err(|error| {
+                        format!("failed to render generation template: {error}")
+                    })?;
+                    for document in documents {
+                        requested.push(self.template_target(document)?);
+                    }
+                }
+            }
+            // Expressions add to `generated` as they run: keep the order of the entries.
+            requested.append(&mut generated.take());
+        }
+        let mut audit_annotations = BTreeMap::new();
+        for annotation in &self.audit_annotations {
+            match annotation.evaluate(evaluator) {
+                AuditAnnotationOutcome::Publish(value) => {
+                    audit_annotations.insert(annotation.key().to_owned(), value);
+                }
+                AuditAnnotationOutcome::Exclude => {}
+                AuditAnnotationOutcome::Error(error) => {
+                    return Err(format!(
+                        "failed to evaluate auditAnnotation {:?}: {error}",
+                        annotation.key()
+                    ));
+                }
+            }
+        }
+        let labels = DownstreamLabels::new(&self.name, trigger.request);
+        let resources = requested
+            .into_iter()
+            .map(|resource| {
+                Ok(GeneratedResource {
+                    rule: self.name.clone(),
+                    resource: self.finish(resource, trigger.resources, &labels)?,
+                    synchronize: self.settings.synchronize,
+                    orphan_downstream_on_policy_delete: self
+                        .settings
+                        .orphan_downstream_on_policy_delete,
+                })
+            })
+            .collect::<Result<_, String>>()?;
+        Ok((resources, audit_annotations))
+    }
+
+    /// A rendered template document in the namespace it names; in a namespaced policy, the
+    /// policy's namespace, which it may not leave.
+    fn template_target(&self, mut document: Value) -> Result<Value, String> {
+        let named = document
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let namespace = match &self.namespace {
+            Some(own) if named.is_empty() => own.clone(),
+            Some(own) if named != *own => {
+                return Err(format!(
+                    "failed to render generation template: cross-namespace generation denied: \
+                     a policy in namespace {own:?} cannot generate resources into namespace \
+                     {named:?}"
+                ));
+            }
+            _ => named,
+        };
+        set_namespace(&mut document, &namespace);
+        Ok(document)
+    }
+
+    /// A requested resource as it is to be created: cluster-scoped kinds without namespace,
+    /// without the metadata the API server sets, labelled as generated by this policy.
+    fn finish(
+        &self,
+        mut resource: Value,
+        table: &ResourceTable,
+        labels: &DownstreamLabels,
+    ) -> Result<Value, String> {
+        let api_version = text(&resource, "/apiVersion").to_owned();
+        let kind = text(&resource, "/kind").to_owned();
+        let cluster_scoped = !api_version.is_empty()
+            && !kind.is_empty()
+            && table
+                .mapping(&GroupVersionKind::from_api_version(&api_version, &kind))
+                .is_some_and(|mapping| !mapping.namespaced);
+        if cluster_scoped {
+            if let Some(policy_namespace) = &self.namespace {
+                return Err(format!(
+                    "failed to generate resources: cross-scope generation denied: a policy \
+                     scoped to namespace {policy_namespace:?} cannot generate cluster-scoped \
+                     resource {api_version}/{kind}"
+                ));
+            }
+            set_namespace(&mut resource, "");
+        }
+        let Some(metadata) = resource
+            .as_object_mut()
+            .and_then(|fields| fields.get_mut("metadata"))
+            .and_then(Value::as_object_mut)
+        else {
+            return Ok(resource);
+        };
+        let source_uid = metadata
+            .get("resourceVersion")
+            .and_then(Value::as_str)
+            .filter(|version| !version.is_empty())
+            .map(|_| {
+                metadata
+                    .get("uid")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned()
+            });
+        for server_set in [
+            "uid",
+            "resourceVersion",
+            "creationTimestamp",
+            "managedFields",
+        ] {
+            metadata.remove(server_set);
+        }
+        let resource_labels = metadata
+            .entry("labels")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !resource_labels.is_object() {
+            *resource_labels = Value::Object(Map::new());
+        }
+        if let Some(resource_labels) = resource_labels.as_object_mut() {
+            labels.apply(resource_labels, source_uid);
+        }
+        Ok(resource)
+    }
+
+    fn rule(&self, status: RuleStatus, message: String) -> RuleResponse {
+        RuleResponse {
+            name: self.name.clone(),
+            rule_type: RuleType::Generation,
+            status,
+            message,
+        }
+    }
+
+    fn error(&self, message: String) -> GeneratingResponse {
+        GeneratingResponse {
+            rule: self.rule(RuleStatus::Error, message),
+            resources: Vec::new(),
+            audit_annotations: BTreeMap::new(),
+        }
+    }
+
+    fn evaluation_error(&self, error: String) -> GeneratingResponse {
+        self.error(format!("failed to evaluate policy: {error}"))
+    }
+}
+
+/// The labels upstream's controller puts on downstream resources of a generating policy.
+struct DownstreamLabels {
+    fixed: [(&'static str, String); 8],
+}
+
+impl DownstreamLabels {
+    fn new(policy: &str, trigger: &ResourceRequest) -> Self {
+        let gvk = trigger.gvk();
+        let (object, _) = activation::objects(trigger);
+        let uid = object.map_or("", |object| text(object, "/metadata/uid"));
+        Self {
+            fixed: [
+                ("app.kubernetes.io/managed-by", "kyverno".to_owned()),
+                ("generate.kyverno.io/policy-name", policy.to_owned()),
+                (
+                    "generate.kyverno.io/trigger-name",
+                    trigger.name().to_owned(),
+                ),
+                (
+                    "generate.kyverno.io/trigger-namespace",
+                    activation::request_namespace(trigger).to_owned(),
+                ),
+                ("generate.kyverno.io/trigger-uid", uid.to_owned()),
+                ("generate.kyverno.io/trigger-kind", gvk.kind.clone()),
+                ("generate.kyverno.io/trigger-group", gvk.group.clone()),
+                ("generate.kyverno.io/trigger-version", gvk.version.clone()),
+            ],
+        }
+    }
+
+    /// Adds the labels to `labels`, with `generate.kyverno.io/source-uid` for a copy of an
+    /// existing object.
+    fn apply(&self, labels: &mut Map<String, Value>, source_uid: Option<String>) {
+        for (key, value) in &self.fixed {
+            labels.insert((*key).to_owned(), Value::String(value.clone()));
+        }
+        if let Some(uid) = source_uid {
+            labels.insert(
+                "generate.kyverno.io/source-uid".to_owned(),
+                Value::String(uid),
+            );
+        }
+    }
+}
+
+/// Sets `metadata.namespace`, or removes it when `namespace` is empty.
+fn set_namespace(resource: &mut Value, namespace: &str) {
+    let Some(fields) = resource.as_object_mut() else {
+        return;
+    };
+    let metadata = fields
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if let Some(metadata) = metadata.as_object_mut() {
+        if namespace.is_empty() {
+            metadata.remove("namespace");
+        } else {
+            metadata.insert("namespace".to_owned(), Value::from(namespace));
+        }
+    }
+}
+
+/// A string field of a document, `""` when absent.
+pub(super) fn text<'a>(document: &'a Value, pointer: &str) -> &'a str {
+    document
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+pub(crate) mod tests;
