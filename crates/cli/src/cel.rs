@@ -17,25 +17,29 @@
 //! mode and by the DeletingPolicies; Envoy and HTTP requests by the ValidatingPolicies in those
 //! modes.
 use std::collections::BTreeMap;
+use std::ops::Deref;
 use std::sync::Arc;
 
 use k8s_openapi::api::admissionregistration::v1::{
     MatchResources, MutatingAdmissionPolicyBinding, NamedRuleWithOperations,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::Resource;
+use kube::core::object::HasSpec;
 use kyverno_api::policies::exception::PolicyException as CelPolicyException;
-use kyverno_policy_core::celpolicy::Activation;
+use kyverno_policy_core::celpolicy::RequestInput;
 use kyverno_policy_core::celpolicy::admission_policy::CompiledAdmissionPolicy;
+use kyverno_policy_core::celpolicy::common::labels;
 use kyverno_policy_core::celpolicy::deleting::{
     Candidate, CompiledDeletingPolicy, DeletionDecision,
 };
-use kyverno_policy_core::celpolicy::generating::{CompiledGeneratingPolicy, Trigger};
+use kyverno_policy_core::celpolicy::generating::CompiledGeneratingPolicy;
 use kyverno_policy_core::celpolicy::image_validating::{
-    CompiledImageValidatingPolicy, ImageRequest, ImageValidation,
+    CompiledImageValidatingPolicy, ImageValidation,
 };
 use kyverno_policy_core::celpolicy::matching::is_plain_resource_match;
 use kyverno_policy_core::celpolicy::mutating::{
-    CompiledMutatingAdmissionPolicy, CompiledMutatingPolicy, MutationInput,
+    CompiledMutatingAdmissionPolicy, CompiledMutatingPolicy,
 };
 use kyverno_policy_core::celpolicy::resources::{
     GroupVersionResource, InvalidCrd, ResourceTable, resource_named_in_rules,
@@ -275,9 +279,58 @@ fn compile_error(error: impl std::fmt::Display) -> CelError {
     CelError::Compile(error.to_string())
 }
 
-/// The namespace of a Namespaced policy kind.
-fn namespace_of(metadata: &ObjectMeta) -> Option<&str> {
-    metadata.namespace.as_deref()
+/// Compiles `policies` of `kind` with `compile`; `constraints` are a policy's
+/// `matchConstraints`.
+fn compile_entries<T: Resource, P, E: std::fmt::Display>(
+    policies: &[T],
+    kind: CelKind,
+    constraints: impl Fn(&T) -> Option<&MatchResources>,
+    compile: impl Fn(&T) -> Result<P, E>,
+) -> Result<Vec<Entry<P>>, CelError> {
+    policies
+        .iter()
+        .map(|policy| {
+            let compiled = compile(policy).map_err(compile_error)?;
+            Ok(Entry::new(
+                compiled,
+                kind,
+                policy.meta(),
+                constraints(policy),
+            ))
+        })
+        .collect()
+}
+
+/// Compiles the policies of a kind with a cluster-wide and a namespaced form, as
+/// `compile(name, namespace, spec)`: the namespace is that of a namespaced policy, `None` for
+/// the cluster-wide ones. `constraints` are a specification's `matchConstraints`.
+fn compile_scoped<C, N, S, P, E: std::fmt::Display>(
+    cluster: &[C],
+    namespaced: &[N],
+    [cluster_kind, namespaced_kind]: [CelKind; 2],
+    constraints: impl Fn(&S) -> Option<&MatchResources>,
+    compile: impl Fn(&str, Option<&str>, &S) -> Result<P, E>,
+) -> Result<Vec<Entry<P>>, CelError>
+where
+    C: Resource + HasSpec<Spec: Deref<Target = S>>,
+    N: Resource + HasSpec<Spec: Deref<Target = S>>,
+{
+    let cluster = cluster
+        .iter()
+        .map(|policy| (cluster_kind, policy.meta(), &**policy.spec(), None));
+    let namespaced = namespaced.iter().map(|policy| {
+        let metadata = policy.meta();
+        let namespace = metadata.namespace.as_deref();
+        (namespaced_kind, metadata, &**policy.spec(), namespace)
+    });
+    cluster
+        .chain(namespaced)
+        .map(|(kind, metadata, spec, namespace)| {
+            let name = metadata.name.as_deref().unwrap_or_default();
+            let compiled = compile(name, namespace, spec).map_err(compile_error)?;
+            Ok(Entry::new(compiled, kind, metadata, constraints(spec)))
+        })
+        .collect()
 }
 
 impl CelPolicySet {
@@ -308,172 +361,100 @@ impl CelPolicySet {
             deleting: Vec::new(),
             providers,
         };
-        for policy in &policies.mutating_admission {
-            let compiled =
-                CompiledMutatingAdmissionPolicy::compile(policy).map_err(compile_error)?;
-            let constraints = policy
-                .spec
-                .as_ref()
-                .and_then(|spec| spec.match_constraints.as_ref());
-            set.mutating_admission.push(Entry::new(
-                compiled,
-                CelKind::MutatingAdmissionPolicy,
-                &policy.metadata,
-                constraints,
-            ));
-        }
-        for policy in &policies.mutating {
-            let compiled = CompiledMutatingPolicy::compile(policy, &exceptions)
-                .map_err(compile_error)?
-                .with_provider(Arc::clone(&set.providers.mutating));
-            set.mutating.push(Entry::new(
-                compiled,
-                CelKind::MutatingPolicy,
-                &policy.metadata,
-                policy.spec.match_constraints.as_ref(),
-            ));
-        }
-        for policy in &policies.namespaced_mutating {
-            let compiled = CompiledMutatingPolicy::compile_namespaced(policy, &exceptions)
-                .map_err(compile_error)?
-                .with_provider(Arc::clone(&set.providers.mutating));
-            set.mutating.push(Entry::new(
-                compiled,
-                CelKind::NamespacedMutatingPolicy,
-                &policy.metadata,
-                policy.spec.match_constraints.as_ref(),
-            ));
-        }
-        for policy in &policies.validating_admission {
-            let compiled =
+        set.mutating_admission = compile_entries(
+            &policies.mutating_admission,
+            CelKind::MutatingAdmissionPolicy,
+            |policy| policy.spec.as_ref()?.match_constraints.as_ref(),
+            CompiledMutatingAdmissionPolicy::compile,
+        )?;
+        let with_provider = |compiled: CompiledMutatingPolicy| {
+            compiled.with_provider(Arc::clone(&set.providers.mutating))
+        };
+        set.mutating = compile_entries(
+            &policies.mutating,
+            CelKind::MutatingPolicy,
+            |policy| policy.spec.match_constraints.as_ref(),
+            |policy| CompiledMutatingPolicy::compile(policy, &exceptions).map(with_provider),
+        )?;
+        set.mutating.extend(compile_entries(
+            &policies.namespaced_mutating,
+            CelKind::NamespacedMutatingPolicy,
+            |policy| policy.spec.match_constraints.as_ref(),
+            |policy| {
+                CompiledMutatingPolicy::compile_namespaced(policy, &exceptions).map(with_provider)
+            },
+        )?);
+        set.validating_admission = compile_entries(
+            &policies.validating_admission,
+            CelKind::ValidatingAdmissionPolicy,
+            |policy| policy.spec.as_ref()?.match_constraints.as_ref(),
+            |policy| {
                 CompiledAdmissionPolicy::compile(policy, &policies.validating_admission_bindings)
-                    .map_err(compile_error)?;
-            let constraints = policy
-                .spec
-                .as_ref()
-                .and_then(|spec| spec.match_constraints.as_ref());
-            set.validating_admission.push(Entry::new(
-                compiled,
-                CelKind::ValidatingAdmissionPolicy,
-                &policy.metadata,
-                constraints,
-            ));
-        }
-        for policy in &policies.validating {
-            let compiled =
-                CompiledValidatingPolicy::compile(policy, &exceptions).map_err(compile_error)?;
-            set.add_validating(
-                compiled,
-                CelKind::ValidatingPolicy,
-                &policy.metadata,
-                policy.spec.match_constraints.as_ref(),
-            );
-        }
-        for policy in &policies.namespaced_validating {
-            let compiled = CompiledValidatingPolicy::compile_namespaced(policy, &exceptions)
-                .map_err(compile_error)?;
-            set.add_validating(
-                compiled,
-                CelKind::NamespacedValidatingPolicy,
-                &policy.metadata,
-                policy.spec.match_constraints.as_ref(),
-            );
-        }
-        let generating = policies
-            .generating
-            .iter()
-            .map(|policy| {
-                (
-                    CelKind::GeneratingPolicy,
-                    &policy.metadata,
-                    &policy.spec.0,
-                    None,
-                )
-            })
-            .chain(policies.namespaced_generating.iter().map(|policy| {
-                let namespace = namespace_of(&policy.metadata);
-                let kind = CelKind::NamespacedGeneratingPolicy;
-                (kind, &policy.metadata, &policy.spec.0, namespace)
-            }));
-        for (kind, metadata, spec, namespace) in generating {
-            let name = metadata.name.as_deref().unwrap_or_default();
-            let compiled = CompiledGeneratingPolicy::compile(name, namespace, spec, &exceptions)
-                .map_err(compile_error)?;
-            let constraints = spec.match_constraints.as_ref();
-            set.generating
-                .push(Entry::new(compiled, kind, metadata, constraints));
-        }
-        let image_validating = policies
-            .image_validating
-            .iter()
-            .map(|policy| {
-                (
-                    CelKind::ImageValidatingPolicy,
-                    &policy.metadata,
-                    &policy.spec.0,
-                    None,
-                )
-            })
-            .chain(policies.namespaced_image_validating.iter().map(|policy| {
-                let namespace = namespace_of(&policy.metadata);
-                let kind = CelKind::NamespacedImageValidatingPolicy;
-                (kind, &policy.metadata, &policy.spec.0, namespace)
-            }));
-        for (kind, metadata, spec, namespace) in image_validating {
-            let name = metadata.name.as_deref().unwrap_or_default();
-            let compiled =
+            },
+        )?;
+        set.validating = compile_entries(
+            &policies.validating,
+            CelKind::ValidatingPolicy,
+            |policy| policy.spec.match_constraints.as_ref(),
+            |policy| CompiledValidatingPolicy::compile(policy, &exceptions),
+        )?;
+        set.validating.extend(compile_entries(
+            &policies.namespaced_validating,
+            CelKind::NamespacedValidatingPolicy,
+            |policy| policy.spec.match_constraints.as_ref(),
+            |policy| CompiledValidatingPolicy::compile_namespaced(policy, &exceptions),
+        )?);
+        let namespaced_validating = policies.namespaced_validating.iter();
+        set.validating_rules = (policies.validating.iter().map(|policy| &policy.spec.0))
+            .chain(namespaced_validating.map(|policy| &policy.spec.0))
+            .filter_map(|spec| spec.match_constraints.as_ref())
+            .flat_map(|constraints| constraints.resource_rules.iter().flatten().cloned())
+            .collect();
+        set.generating = compile_scoped(
+            &policies.generating,
+            &policies.namespaced_generating,
+            [
+                CelKind::GeneratingPolicy,
+                CelKind::NamespacedGeneratingPolicy,
+            ],
+            |spec| spec.match_constraints.as_ref(),
+            |name, namespace, spec| {
+                CompiledGeneratingPolicy::compile(name, namespace, spec, &exceptions)
+            },
+        )?;
+        set.image_validating = compile_scoped(
+            &policies.image_validating,
+            &policies.namespaced_image_validating,
+            [
+                CelKind::ImageValidatingPolicy,
+                CelKind::NamespacedImageValidatingPolicy,
+            ],
+            |spec| spec.match_constraints.as_ref(),
+            |name, namespace, spec| {
                 CompiledImageValidatingPolicy::compile(name, namespace, spec, &exceptions)
-                    .map_err(compile_error)?;
-            let constraints = spec.match_constraints.as_ref();
-            set.image_validating
-                .push(Entry::new(compiled, kind, metadata, constraints));
-        }
-        let deleting = policies
-            .deleting
-            .iter()
-            .map(|policy| {
-                (
-                    CelKind::DeletingPolicy,
-                    &policy.metadata,
-                    &policy.spec.0,
-                    None,
-                )
-            })
-            .chain(policies.namespaced_deleting.iter().map(|policy| {
-                let namespace = namespace_of(&policy.metadata);
-                let kind = CelKind::NamespacedDeletingPolicy;
-                (kind, &policy.metadata, &policy.spec.0, namespace)
-            }));
-        for (kind, metadata, spec, namespace) in deleting {
-            let name = metadata.name.as_deref().unwrap_or_default();
-            let compiled = CompiledDeletingPolicy::compile(name, namespace, spec, &exceptions)
-                .map_err(compile_error)?;
-            let constraints = spec.match_constraints.as_ref();
-            set.deleting
-                .push(Entry::new(compiled, kind, metadata, constraints));
-        }
+            },
+        )?;
+        set.deleting = compile_scoped(
+            &policies.deleting,
+            &policies.namespaced_deleting,
+            [CelKind::DeletingPolicy, CelKind::NamespacedDeletingPolicy],
+            |spec| spec.match_constraints.as_ref(),
+            |name, namespace, spec| {
+                CompiledDeletingPolicy::compile(name, namespace, spec, &exceptions)
+            },
+        )?;
         Ok(set)
     }
 
-    fn add_validating(
-        &mut self,
-        policy: CompiledValidatingPolicy,
-        kind: CelKind,
-        metadata: &ObjectMeta,
-        constraints: Option<&MatchResources>,
-    ) {
-        self.validating_rules.extend(
-            constraints
-                .into_iter()
-                .flat_map(|constraints| constraints.resource_rules.iter().flatten().cloned()),
-        );
-        self.validating
-            .push(Entry::new(policy, kind, metadata, constraints));
-    }
-
-    /// The resource serving the kind `request` is about.
-    fn resource_of(&self, request: &ResourceRequest) -> Result<GroupVersionResource, CelError> {
-        self.resource_for(request.gvk())
+    /// The admission request of `resource` and the resource serving its kind.
+    fn admission_request(
+        &self,
+        resource: &Arc<Value>,
+        input: &CelInput<'_>,
+    ) -> Result<(ResourceRequest, GroupVersionResource), CelError> {
+        let request = (input.request)(resource);
+        let gvr = self.resource_for(request.gvk())?;
+        Ok((request, gvr))
     }
 
     /// The resource serving `gvk`.
@@ -504,15 +485,8 @@ impl CelPolicySet {
         let bindings: Vec<&MutatingAdmissionPolicyBinding> =
             self.mutating_admission_bindings.iter().collect();
         for entry in &self.mutating_admission {
-            let request = (input.request)(&current);
-            let gvr = self.resource_of(&request)?;
-            let activation = Activation::new(&request, &gvr, input.namespace);
-            let mutation_input = MutationInput {
-                request: &request,
-                resource: &gvr,
-                activation: &activation,
-                namespace_object: input.namespace,
-            };
+            let (request, gvr) = self.admission_request(&current, input)?;
+            let mutation_input = RequestInput::new(&request, &gvr, input.namespace);
             let Some(result) =
                 entry
                     .policy
@@ -530,15 +504,8 @@ impl CelPolicySet {
         if self.mutating.is_empty() {
             return Ok((outcomes, current));
         }
-        let request = (input.request)(&current);
-        let gvr = self.resource_of(&request)?;
-        let activation = Activation::new(&request, &gvr, input.namespace);
-        let mutation_input = MutationInput {
-            request: &request,
-            resource: &gvr,
-            activation: &activation,
-            namespace_object: input.namespace,
-        };
+        let (request, gvr) = self.admission_request(&current, input)?;
+        let mutation_input = RequestInput::new(&request, &gvr, input.namespace);
         let mut answers = Vec::new();
         let mut patched = None;
         for entry in &self.mutating {
@@ -582,15 +549,8 @@ impl CelPolicySet {
         if policies.is_empty() || targets.is_empty() {
             return Ok(Vec::new());
         }
-        let request = (input.request)(trigger);
-        let gvr = self.resource_of(&request)?;
-        let activation = Activation::new(&request, &gvr, input.namespace);
-        let trigger_input = MutationInput {
-            request: &request,
-            resource: &gvr,
-            activation: &activation,
-            namespace_object: input.namespace,
-        };
+        let (request, gvr) = self.admission_request(trigger, input)?;
+        let trigger_input = RequestInput::new(&request, &gvr, input.namespace);
         let found: Vec<Option<Vec<Value>>> = policies
             .iter()
             .map(|entry| {
@@ -630,9 +590,8 @@ impl CelPolicySet {
     ) -> Result<Vec<CelOutcome>, CelError> {
         let mut outcomes = Vec::new();
         if !self.validating_admission.is_empty() {
-            let request = (input.request)(resource);
-            let gvr = self.resource_of(&request)?;
-            let labels = namespace_labels(input.namespace);
+            let (request, gvr) = self.admission_request(resource, input)?;
+            let labels = input.namespace.map(labels).unwrap_or_default();
             // Upstream's CLI reports every admission policy, matched or not.
             outcomes.extend(self.validating_admission.iter().map(|entry| {
                 let response = entry.policy.evaluate(&request, &gvr, &labels, input.params);
@@ -697,21 +656,16 @@ impl CelPolicySet {
         if self.generating.is_empty() {
             return Ok(Vec::new());
         }
-        let request = (input.request)(resource);
-        let gvr = self.resource_of(&request)?;
-        let activation = Activation::new(&request, &gvr, input.namespace);
-        let trigger = Trigger {
-            request: &request,
-            resource: &gvr,
-            activation: &activation,
-            namespace_object: input.namespace,
-            resources: &self.resources,
-        };
+        let (request, gvr) = self.admission_request(resource, input)?;
+        let trigger = RequestInput::new(&request, &gvr, input.namespace);
         Ok(self
             .generating
             .iter()
             .filter_map(|entry| {
-                let response = entry.policy.evaluate(&trigger, &self.providers.policies)?;
+                let response =
+                    entry
+                        .policy
+                        .evaluate(&trigger, &self.resources, &self.providers.policies)?;
                 let mut outcome = entry.outcome(vec![response.rule], resource);
                 outcome.generated = response.resources;
                 Some(outcome)
@@ -730,15 +684,8 @@ impl CelPolicySet {
     ) -> Result<Vec<CelOutcome>, CelError> {
         let mut outcomes = Vec::new();
         if !self.image_validating.is_empty() {
-            let request = (input.request)(resource);
-            let gvr = self.resource_of(&request)?;
-            let activation = Activation::new(&request, &gvr, input.namespace);
-            let image_request = ImageRequest {
-                request: &request,
-                resource: &gvr,
-                activation: &activation,
-                namespace_object: input.namespace,
-            };
+            let (request, gvr) = self.admission_request(resource, input)?;
+            let image_request = RequestInput::new(&request, &gvr, input.namespace);
             for entry in &self.image_validating {
                 let validation = entry
                     .policy
@@ -830,17 +777,6 @@ fn same_object(left: &Value, right: &Value) -> bool {
         )
     };
     key(left) == key(right)
-}
-
-/// The labels of a Namespace object.
-fn namespace_labels(namespace: Option<&Value>) -> BTreeMap<String, String> {
-    namespace
-        .and_then(|namespace| namespace.pointer("/metadata/labels"))
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-        .filter_map(|(key, value)| Some((key.clone(), value.as_str()?.to_owned())))
-        .collect()
 }
 
 /// A kind as upstream prints it: `apps/v1, Kind=Deployment`.

@@ -54,6 +54,14 @@ fn rows(report: &Value) -> Vec<(String, String, String, bool, String)> {
         .collect()
 }
 
+/// A `kyverno-test.yaml` named `name` for the policies of `policy.yaml`, with the `rest` of its
+/// fields (resources, results...).
+fn kyverno_test(name: &str, rest: &str) -> String {
+    format!(
+        "apiVersion: cli.kyverno.io/v1alpha1\nkind: Test\nmetadata:\n  name: {name}\npolicies: [policy.yaml]\n{rest}"
+    )
+}
+
 const PODS: &str = "apiVersion: v1
 kind: Pod
 metadata:
@@ -100,12 +108,9 @@ fn validating_policies_give_one_row_per_resource_without_rule_names() {
             ("pods.yaml", PODS),
             (
                 "kyverno-test.yaml",
-                "apiVersion: cli.kyverno.io/v1alpha1
-kind: Test
-metadata:
-  name: vpol
-policies: [policy.yaml]
-resources: [pods.yaml]
+                &kyverno_test(
+                    "vpol",
+                    "resources: [pods.yaml]
 results:
 - policy: require-team
   isValidatingPolicy: true
@@ -118,6 +123,7 @@ results:
   resources: [bad]
   result: fail
 ",
+                ),
             ),
         ],
     );
@@ -214,12 +220,9 @@ spec:
             ),
             (
                 "kyverno-test.yaml",
-                "apiVersion: cli.kyverno.io/v1alpha1
-kind: Test
-metadata:
-  name: vap
-policies: [policy.yaml]
-resources: [deployments.yaml]
+                &kyverno_test(
+                    "vap",
+                    "resources: [deployments.yaml]
 paramResources: [params.yaml]
 results:
 - policy: max-replicas
@@ -233,6 +236,7 @@ results:
   resources: [large]
   result: fail
 ",
+                ),
             ),
         ],
     );
@@ -303,12 +307,9 @@ spec:
             ("patched.yaml", patched),
             (
                 "kyverno-test.yaml",
-                "apiVersion: cli.kyverno.io/v1alpha1
-kind: Test
-metadata:
-  name: mpol
-policies: [policy.yaml]
-resources: [pods.yaml]
+                &kyverno_test(
+                    "mpol",
+                    "resources: [pods.yaml]
 results:
 - policy: add-label
   isMutatingPolicy: true
@@ -322,6 +323,7 @@ results:
   resources: [good]
   result: pass
 ",
+                ),
             ),
         ],
     );
@@ -408,12 +410,9 @@ data:
             ),
             (
                 "kyverno-test.yaml",
-                "apiVersion: cli.kyverno.io/v1alpha1
-kind: Test
-metadata:
-  name: gpol
-policies: [policy.yaml]
-resources: [namespace.yaml]
+                &kyverno_test(
+                    "gpol",
+                    "resources: [namespace.yaml]
 context: context.yaml
 results:
 - policy: copy-secrets
@@ -423,6 +422,7 @@ results:
   generatedResource: generated.yaml
   result: pass
 ",
+                ),
             ),
         ],
     );
@@ -464,18 +464,16 @@ spec:
             ("alice.json", "{\"user\": \"alice\"}"),
             (
                 "kyverno-test.yaml",
-                "apiVersion: cli.kyverno.io/v1alpha1
-kind: Test
-metadata:
-  name: json
-policies: [policy.yaml]
-jsonPayloads: [root.json, alice.json]
+                &kyverno_test(
+                    "json",
+                    "jsonPayloads: [root.json, alice.json]
 results:
 - {policy: no-root, kind: '', resources: [root.json], result: fail}
 - {policy: no-root, kind: '', resources: [alice.json], result: pass}
 - {policy: delete-root, isDeletingPolicy: true, kind: '', resources: [root.json], result: pass}
 - {policy: delete-root, isDeletingPolicy: true, kind: '', resources: [alice.json], result: fail}
 ",
+                ),
             ),
         ],
     );
@@ -544,17 +542,15 @@ spec:
             ("pods.yaml", PODS),
             (
                 "kyverno-test.yaml",
-                "apiVersion: cli.kyverno.io/v1alpha1
-kind: Test
-metadata:
-  name: ivpol
-policies: [policy.yaml]
-resources: [pods.yaml]
+                &kyverno_test(
+                    "ivpol",
+                    "resources: [pods.yaml]
 exceptions: [exception.yaml]
 results:
 - {policy: signed-images, isImageValidatingPolicy: true, kind: Pod, resources: [good], result: skip}
 - {policy: signed-images, isImageValidatingPolicy: true, kind: Pod, resources: [bad], result: fail}
 ",
+                ),
             ),
         ],
     );
@@ -580,16 +576,14 @@ fn unknown_test_fields_of_results_are_errors_and_flags_are_case_insensitive() {
             ("pods.yaml", PODS),
             (
                 "kyverno-test.yaml",
-                "apiVersion: cli.kyverno.io/v1alpha1
-kind: Test
-metadata:
-  name: flags
-policies: [policy.yaml]
-resources: [pods.yaml]
+                &kyverno_test(
+                    "flags",
+                    "resources: [pods.yaml]
 results:
 - {policy: require-team, ISVALIDATINGPOLICY: true, kind: Pod, resources: [good], result: pass}
 - {policy: require-team, isValidatingPolicyy: true, kind: Pod, resources: [bad], result: fail}
 ",
+                ),
             ),
         ],
     );
@@ -640,15 +634,13 @@ fn cel_compile_errors_name_the_policy_and_the_expression() {
             ("pods.yaml", PODS),
             (
                 "kyverno-test.yaml",
-                "apiVersion: cli.kyverno.io/v1alpha1
-kind: Test
-metadata:
-  name: compile
-policies: [policy.yaml]
-resources: [pods.yaml]
+                &kyverno_test(
+                    "compile",
+                    "resources: [pods.yaml]
 results:
 - {policy: require-team, kind: Pod, resources: [good], result: pass}
 ",
+                ),
             ),
         ],
     );

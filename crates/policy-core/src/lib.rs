@@ -11,6 +11,7 @@ mod gofmt;
 mod gopath;
 pub mod images;
 pub mod jmespath;
+pub mod manifests;
 pub mod matching;
 pub mod mutate;
 pub mod pattern;

@@ -1,11 +1,14 @@
 //! What a rule is evaluated against: the resource of an admission request (or of a background
 //! scan), the operation, the requester and the labels of the resource's namespace.
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use kyverno_api::kyverno::v1::match_resources::AdmissionOperation;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+
+use crate::celpolicy::Activation;
+use crate::variables::Context;
 
 /// Group, version and kind of a resource. The core group is the empty string.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
@@ -109,6 +112,25 @@ pub struct ResourceRequest {
     namespace_labels: Arc<BTreeMap<String, String>>,
     gvk: GroupVersionKind,
     subresource: String,
+    derived: Derived,
+}
+
+/// What the engines build from a request on first use and share between every policy evaluated
+/// on it (and the request's clones). Every `with_*` builder starts afresh, since it changes what
+/// they are built from.
+#[derive(Clone, Default)]
+pub(crate) struct Derived {
+    /// The variables every rule of a ClusterPolicy or Policy starts from (`request`, `images`,
+    /// `serviceAccountName`...).
+    pub(crate) rule_variables: OnceLock<Arc<Context>>,
+    /// The CEL activation of `validate.cel` rules, with the Namespace object it binds.
+    pub(crate) cel_activation: OnceLock<(Option<Value>, Arc<Activation>)>,
+}
+
+impl std::fmt::Debug for Derived {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("Derived").finish_non_exhaustive()
+    }
 }
 
 impl ResourceRequest {
@@ -129,30 +151,35 @@ impl ResourceRequest {
             namespace_labels: Arc::default(),
             gvk,
             subresource: String::new(),
+            derived: Derived::default(),
         }
     }
 
     /// Replaces the object under evaluation, keeping everything else about the request.
     pub fn with_resource(mut self, resource: impl Into<Arc<Value>>) -> Self {
         self.resource = resource.into();
+        self.derived = Derived::default();
         self
     }
 
     /// Sets the old object (UPDATE and DELETE requests).
     pub fn with_old_resource(mut self, old_resource: impl Into<Arc<Value>>) -> Self {
         self.old_resource = Some(old_resource.into());
+        self.derived = Derived::default();
         self
     }
 
     /// Sets the admission operation.
     pub fn with_operation(mut self, operation: AdmissionOperation) -> Self {
         self.operation = Some(operation);
+        self.derived = Derived::default();
         self
     }
 
     /// Sets the requester and its roles.
     pub fn with_request_info(mut self, request_info: impl Into<Arc<RequestInfo>>) -> Self {
         self.request_info = request_info.into();
+        self.derived = Derived::default();
         self
     }
 
@@ -162,6 +189,7 @@ impl ResourceRequest {
         namespace_labels: impl Into<Arc<BTreeMap<String, String>>>,
     ) -> Self {
         self.namespace_labels = namespace_labels.into();
+        self.derived = Derived::default();
         self
     }
 
@@ -170,6 +198,7 @@ impl ResourceRequest {
     pub fn with_kind(mut self, gvk: GroupVersionKind, subresource: impl Into<String>) -> Self {
         self.gvk = gvk;
         self.subresource = subresource.into();
+        self.derived = Derived::default();
         self
     }
 
@@ -206,6 +235,11 @@ impl ResourceRequest {
     /// The subresource of the request (`status`, `scale`, ...), empty for the resource itself.
     pub fn subresource(&self) -> &str {
         &self.subresource
+    }
+
+    /// What the engines derived from this request so far.
+    pub(crate) fn derived(&self) -> &Derived {
+        &self.derived
     }
 
     /// The `kind` field of the resource.

@@ -218,17 +218,16 @@ pub fn substitute_at(
     path: &str,
     context: &Context,
 ) -> Result<Value, VariableError> {
-    substitute_with(document, path, context, Unresolved::Error)
-}
-
-/// Like [`substitute`] for preconditions: a variable that fails to resolve (a missing field,
-/// a failing function) becomes `null` instead of an error, as upstream's preconditions
-/// resolver does.
-pub fn substitute_preconditions(
-    document: &Value,
-    context: &Context,
-) -> Result<Value, VariableError> {
-    substitute_with(document, "", context, Unresolved::Null)
+    let mut location = path.to_owned();
+    let referenced = walk(document, &mut location, &mut |text, at| {
+        substitute_references(text, at, path, document)
+    })?;
+    let delete_request = context.is_delete_request();
+    let mut location = path.to_owned();
+    let substituted = walk(&referenced, &mut location, &mut |text, at| {
+        substitute_variables(text, at, context, delete_request)
+    })?;
+    Ok(substituted.into_owned())
 }
 
 /// Most passes over one string: each pass resolves the variables that the previous one's values
@@ -239,44 +238,13 @@ const MAX_SUBSTITUTION_PASSES: usize = 32;
 /// text at every pass.
 const MAX_SUBSTITUTED_LEN: usize = 1 << 20;
 
-/// What a variable that fails to resolve becomes.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Unresolved {
-    /// An error.
-    Error,
-    /// `null`.
-    Null,
-}
-
-fn substitute_with(
-    document: &Value,
-    path: &str,
-    context: &Context,
-    unresolved: Unresolved,
-) -> Result<Value, VariableError> {
-    let mut location = path.to_owned();
-    let referenced = walk(document, &mut location, &mut |text, at| {
-        substitute_references(text, at, path, document)
-    })?;
-    let delete_request = context.is_delete_request();
-    let mut location = path.to_owned();
-    let substituted = walk(&referenced, &mut location, &mut |text, at| {
-        substitute_variables(text, at, context, delete_request, unresolved)
-    })?;
-    Ok(substituted.into_owned())
-}
-
 /// Substitutes the `{{ }}` variables of a single string (there is no document for `$( )`
 /// references to point into). The result is typed when the string is exactly one variable.
 pub fn substitute_str(text: &str, context: &Context) -> Result<Value, VariableError> {
-    Ok(substitute_variables(
-        text,
-        "",
-        context,
-        context.is_delete_request(),
-        Unresolved::Error,
-    )?
-    .unwrap_or_else(|| Value::String(text.to_owned())))
+    Ok(
+        substitute_variables(text, "", context, context.is_delete_request())?
+            .unwrap_or_else(|| Value::String(text.to_owned())),
+    )
 }
 
 /// Rewrites one string; `None` when it stays as it is.
@@ -383,7 +351,6 @@ fn substitute_variables(
     location: &str,
     context: &Context,
     delete_request: bool,
-    unresolved: Unresolved,
 ) -> Result<Option<Value>, VariableError> {
     let Some(patterns) = PATTERNS.as_ref().filter(|_| text.contains("{{")) else {
         return Ok(None);
@@ -412,7 +379,6 @@ fn substitute_variables(
             let variable = expression_of(variable_text, location, context, delete_request);
             let resolved = match context.query(&variable) {
                 Ok(resolved) => resolved,
-                Err(_) if unresolved == Unresolved::Null => Value::Null,
                 Err(JmesPathError::NotFound(key)) => {
                     return Err(VariableError::NotFound {
                         variable,

@@ -106,9 +106,11 @@ pub enum ValidationAction {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PodControllersGeneration {
-    /// The controller kinds (e.g. `Deployment`, `CronJob`); an empty list disables autogen.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub controllers: Vec<String>,
+    /// The controller resources (e.g. `deployments`, `cronjobs`): absent means every pod
+    /// controller, an empty list disables autogen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Vec<String>")]
+    pub controllers: Option<Vec<String>>,
 }
 
 /// Whether a native Kubernetes admission policy is generated from a Kyverno policy.

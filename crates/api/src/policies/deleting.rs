@@ -2,13 +2,12 @@
 //! conditions, on a cron schedule.
 use k8s_openapi::api::admissionregistration::v1::{MatchCondition, MatchResources, Variable};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::ConditionStatus;
 use crate::kyverno::v2::cleanup_policy::DeletionPropagation;
-use crate::newtype::deref_to;
+use crate::newtype::cluster_and_namespaced_kinds;
 
 /// The specification shared by DeletingPolicy and NamespacedDeletingPolicy.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -46,38 +45,15 @@ pub struct DeletingPolicyStatus {
     pub last_execution_time: Option<Time>,
 }
 
-/// The specification of a DeletingPolicy (cluster-wide).
-#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[kube(
-    group = "policies.kyverno.io",
-    version = "v1beta1",
-    kind = "DeletingPolicy",
-    shortname = "dpol",
-    category = "kyverno",
+cluster_and_namespaced_kinds!(
+    ready,
+    spec = Spec,
     status = "DeletingPolicyStatus",
-    printcolumn = r#"{"name":"AGE","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
-    printcolumn = r#"{"name":"READY","type":"string","jsonPath":".status.conditionStatus.ready"}"#
-)]
-#[serde(transparent)]
-pub struct DeletingPolicySpec(pub Spec);
-
-/// The specification of a NamespacedDeletingPolicy (applies within its namespace).
-#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[kube(
-    group = "policies.kyverno.io",
-    version = "v1beta1",
-    kind = "NamespacedDeletingPolicy",
-    shortname = "ndpol",
-    category = "kyverno",
-    namespaced,
-    status = "DeletingPolicyStatus",
-    printcolumn = r#"{"name":"AGE","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
-    printcolumn = r#"{"name":"READY","type":"string","jsonPath":".status.conditionStatus.ready"}"#
-)]
-#[serde(transparent)]
-pub struct NamespacedDeletingPolicySpec(pub Spec);
-
-deref_to!(Spec => DeletingPolicySpec, NamespacedDeletingPolicySpec);
+    /// The specification of a DeletingPolicy (cluster-wide).
+    DeletingPolicySpec = ("DeletingPolicy", "dpol"),
+    /// The specification of a NamespacedDeletingPolicy (applies within its namespace).
+    NamespacedDeletingPolicySpec = ("NamespacedDeletingPolicy", "ndpol"),
+);
 
 #[cfg(test)]
 mod tests {

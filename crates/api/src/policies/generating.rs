@@ -3,12 +3,11 @@
 use k8s_openapi::api::admissionregistration::v1::{
     AuditAnnotation, MatchCondition, MatchResources, Variable,
 };
-use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{ConditionStatus, Toggle, WebhookConfiguration};
-use crate::newtype::deref_to;
+use crate::newtype::cluster_and_namespaced_kinds;
 
 /// The specification shared by GeneratingPolicy and NamespacedGeneratingPolicy.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -143,36 +142,14 @@ pub struct GeneratingPolicyStatus {
     pub condition_status: Option<ConditionStatus>,
 }
 
-/// The specification of a GeneratingPolicy (cluster-wide).
-#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[kube(
-    group = "policies.kyverno.io",
-    version = "v1beta1",
-    kind = "GeneratingPolicy",
-    shortname = "gpol",
-    category = "kyverno",
+cluster_and_namespaced_kinds!(
+    spec = Spec,
     status = "GeneratingPolicyStatus",
-    printcolumn = r#"{"name":"AGE","type":"date","jsonPath":".metadata.creationTimestamp"}"#
-)]
-#[serde(transparent)]
-pub struct GeneratingPolicySpec(pub Spec);
-
-/// The specification of a NamespacedGeneratingPolicy (applies within its namespace).
-#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[kube(
-    group = "policies.kyverno.io",
-    version = "v1beta1",
-    kind = "NamespacedGeneratingPolicy",
-    shortname = "ngpol",
-    category = "kyverno",
-    namespaced,
-    status = "GeneratingPolicyStatus",
-    printcolumn = r#"{"name":"AGE","type":"date","jsonPath":".metadata.creationTimestamp"}"#
-)]
-#[serde(transparent)]
-pub struct NamespacedGeneratingPolicySpec(pub Spec);
-
-deref_to!(Spec => GeneratingPolicySpec, NamespacedGeneratingPolicySpec);
+    /// The specification of a GeneratingPolicy (cluster-wide).
+    GeneratingPolicySpec = ("GeneratingPolicy", "gpol"),
+    /// The specification of a NamespacedGeneratingPolicy (applies within its namespace).
+    NamespacedGeneratingPolicySpec = ("NamespacedGeneratingPolicy", "ngpol"),
+);
 
 #[cfg(test)]
 mod tests {

@@ -6,7 +6,6 @@ use k8s_openapi::api::admissionregistration::v1::{
     AuditAnnotation, MatchCondition, MatchResources, Validation, Variable,
 };
 use k8s_openapi::api::core::v1::LocalObjectReference;
-use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -16,7 +15,7 @@ use super::common::{
 };
 use crate::kyverno::v1::context::ImageRegistryCredentials;
 use crate::kyverno::v1::policy::FailurePolicy;
-use crate::newtype::deref_to;
+use crate::newtype::cluster_and_namespaced_kinds;
 
 /// The specification shared by ImageValidatingPolicy and NamespacedImageValidatingPolicy.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -384,38 +383,15 @@ pub struct ImageValidatingPolicyStatus {
     pub autogen: Option<AutogenStatus<Spec>>,
 }
 
-/// The specification of an ImageValidatingPolicy (cluster-wide).
-#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[kube(
-    group = "policies.kyverno.io",
-    version = "v1beta1",
-    kind = "ImageValidatingPolicy",
-    shortname = "ivpol",
-    category = "kyverno",
+cluster_and_namespaced_kinds!(
+    ready,
+    spec = Spec,
     status = "ImageValidatingPolicyStatus",
-    printcolumn = r#"{"name":"AGE","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
-    printcolumn = r#"{"name":"READY","type":"string","jsonPath":".status.conditionStatus.ready"}"#
-)]
-#[serde(transparent)]
-pub struct ImageValidatingPolicySpec(pub Spec);
-
-/// The specification of a NamespacedImageValidatingPolicy (applies within its namespace).
-#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[kube(
-    group = "policies.kyverno.io",
-    version = "v1beta1",
-    kind = "NamespacedImageValidatingPolicy",
-    shortname = "nivpol",
-    category = "kyverno",
-    namespaced,
-    status = "ImageValidatingPolicyStatus",
-    printcolumn = r#"{"name":"AGE","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
-    printcolumn = r#"{"name":"READY","type":"string","jsonPath":".status.conditionStatus.ready"}"#
-)]
-#[serde(transparent)]
-pub struct NamespacedImageValidatingPolicySpec(pub Spec);
-
-deref_to!(Spec => ImageValidatingPolicySpec, NamespacedImageValidatingPolicySpec);
+    /// The specification of an ImageValidatingPolicy (cluster-wide).
+    ImageValidatingPolicySpec = ("ImageValidatingPolicy", "ivpol"),
+    /// The specification of a NamespacedImageValidatingPolicy (applies within its namespace).
+    NamespacedImageValidatingPolicySpec = ("NamespacedImageValidatingPolicy", "nivpol"),
+);
 
 #[cfg(test)]
 mod tests {

@@ -3,7 +3,6 @@
 use k8s_openapi::api::admissionregistration::v1::{
     AuditAnnotation, MatchCondition, MatchResources, Mutation, Variable,
 };
-use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -11,7 +10,7 @@ use super::common::{
     AdmissionPolicyGeneration, PodControllersGeneration, PolicyStatus, Toggle, WebhookConfiguration,
 };
 use crate::kyverno::v1::policy::FailurePolicy;
-use crate::newtype::deref_to;
+use crate::newtype::cluster_and_namespaced_kinds;
 
 /// The specification shared by MutatingPolicy and NamespacedMutatingPolicy.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -133,40 +132,16 @@ impl MutatingEvaluationConfiguration {
 /// The status of a MutatingPolicy or NamespacedMutatingPolicy.
 pub type MutatingPolicyStatus = PolicyStatus<Spec>;
 
-/// The specification of a MutatingPolicy (cluster-wide).
-#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[kube(
-    group = "policies.kyverno.io",
-    version = "v1beta1",
-    kind = "MutatingPolicy",
-    shortname = "mpol",
-    category = "kyverno",
-    selectable = ".spec.evaluation.mode",
+cluster_and_namespaced_kinds!(
+    ready,
+    spec = Spec,
     status = "MutatingPolicyStatus",
-    printcolumn = r#"{"name":"AGE","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
-    printcolumn = r#"{"name":"READY","type":"string","jsonPath":".status.conditionStatus.ready"}"#
-)]
-#[serde(transparent)]
-pub struct MutatingPolicySpec(pub Spec);
-
-/// The specification of a NamespacedMutatingPolicy (applies within its namespace).
-#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[kube(
-    group = "policies.kyverno.io",
-    version = "v1beta1",
-    kind = "NamespacedMutatingPolicy",
-    shortname = "nmpol",
-    category = "kyverno",
     selectable = ".spec.evaluation.mode",
-    namespaced,
-    status = "MutatingPolicyStatus",
-    printcolumn = r#"{"name":"AGE","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
-    printcolumn = r#"{"name":"READY","type":"string","jsonPath":".status.conditionStatus.ready"}"#
-)]
-#[serde(transparent)]
-pub struct NamespacedMutatingPolicySpec(pub Spec);
-
-deref_to!(Spec => MutatingPolicySpec, NamespacedMutatingPolicySpec);
+    /// The specification of a MutatingPolicy (cluster-wide).
+    MutatingPolicySpec = ("MutatingPolicy", "mpol"),
+    /// The specification of a NamespacedMutatingPolicy (applies within its namespace).
+    NamespacedMutatingPolicySpec = ("NamespacedMutatingPolicy", "nmpol"),
+);
 
 #[cfg(test)]
 mod tests {

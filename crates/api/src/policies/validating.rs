@@ -3,7 +3,6 @@
 use k8s_openapi::api::admissionregistration::v1::{
     AuditAnnotation, MatchCondition, MatchResources, Validation, Variable,
 };
-use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -12,7 +11,7 @@ use super::common::{
     ValidationAction, WebhookConfiguration,
 };
 use crate::kyverno::v1::policy::FailurePolicy;
-use crate::newtype::deref_to;
+use crate::newtype::cluster_and_namespaced_kinds;
 
 /// The specification shared by ValidatingPolicy and NamespacedValidatingPolicy.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -68,40 +67,16 @@ pub struct ValidatingAutogenConfiguration {
 /// The status of a ValidatingPolicy or NamespacedValidatingPolicy.
 pub type ValidatingPolicyStatus = PolicyStatus<Spec>;
 
-/// The specification of a ValidatingPolicy (cluster-wide).
-#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[kube(
-    group = "policies.kyverno.io",
-    version = "v1beta1",
-    kind = "ValidatingPolicy",
-    shortname = "vpol",
-    category = "kyverno",
-    selectable = ".spec.evaluation.mode",
+cluster_and_namespaced_kinds!(
+    ready,
+    spec = Spec,
     status = "ValidatingPolicyStatus",
-    printcolumn = r#"{"name":"AGE","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
-    printcolumn = r#"{"name":"READY","type":"string","jsonPath":".status.conditionStatus.ready"}"#
-)]
-#[serde(transparent)]
-pub struct ValidatingPolicySpec(pub Spec);
-
-/// The specification of a NamespacedValidatingPolicy (applies within its namespace).
-#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[kube(
-    group = "policies.kyverno.io",
-    version = "v1beta1",
-    kind = "NamespacedValidatingPolicy",
-    shortname = "nvpol",
-    category = "kyverno",
     selectable = ".spec.evaluation.mode",
-    namespaced,
-    status = "ValidatingPolicyStatus",
-    printcolumn = r#"{"name":"AGE","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
-    printcolumn = r#"{"name":"READY","type":"string","jsonPath":".status.conditionStatus.ready"}"#
-)]
-#[serde(transparent)]
-pub struct NamespacedValidatingPolicySpec(pub Spec);
-
-deref_to!(Spec => ValidatingPolicySpec, NamespacedValidatingPolicySpec);
+    /// The specification of a ValidatingPolicy (cluster-wide).
+    ValidatingPolicySpec = ("ValidatingPolicy", "vpol"),
+    /// The specification of a NamespacedValidatingPolicy (applies within its namespace).
+    NamespacedValidatingPolicySpec = ("NamespacedValidatingPolicy", "nvpol"),
+);
 
 #[cfg(test)]
 mod tests {

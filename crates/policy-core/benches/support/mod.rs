@@ -28,26 +28,42 @@ fn shared_dir() -> PathBuf {
 /// Every ClusterPolicy under `kyverno-policies/pod-security/` (baseline, restricted and the
 /// `podSecurity` subrule policies), loaded with their autogen rules, in path order.
 pub fn pod_security_policies() -> SetupResult<Vec<LoadedPolicy>> {
-    let root = shared_dir().join("conformance/kyverno-policies/pod-security");
+    cluster_policies("pod-security")
+}
+
+/// Every ClusterPolicy under `kyverno-policies/<set>/`, loaded with their autogen rules, in path
+/// order.
+pub fn cluster_policies(set: &str) -> SetupResult<Vec<LoadedPolicy>> {
+    policy_documents(set, "ClusterPolicy")?
+        .into_iter()
+        .map(|document| {
+            let policy: ClusterPolicy = serde_json::from_value(document)?;
+            Ok(LoadedPolicy::from_cluster_policy(policy)?)
+        })
+        .collect()
+}
+
+/// The documents of kind `kind` under `kyverno-policies/<set>/` (one policy per file, test
+/// folders skipped), in path order; an error if there are none.
+pub fn policy_documents(set: &str, kind: &str) -> SetupResult<Vec<Value>> {
+    let root = shared_dir().join("conformance/kyverno-policies").join(set);
     let mut files = Vec::new();
     collect_yaml_files(&root, &mut files)
         .map_err(|e| format!("reading {}: {e} (set KYVERNO_SHARED_DIR)", root.display()))?;
     files.sort();
-    let mut policies = Vec::new();
+    let mut documents = Vec::new();
     for file in files {
         let text = std::fs::read_to_string(&file)?;
         let document: Value =
             serde_saphyr::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
-        if document.get("kind").and_then(Value::as_str) != Some("ClusterPolicy") {
-            continue;
+        if document.get("kind").and_then(Value::as_str) == Some(kind) {
+            documents.push(document);
         }
-        let policy: ClusterPolicy = serde_json::from_value(document)?;
-        policies.push(LoadedPolicy::from_cluster_policy(policy)?);
     }
-    if policies.is_empty() {
-        return Err(format!("no ClusterPolicy under {}", root.display()).into());
+    if documents.is_empty() {
+        return Err(format!("no {kind} under {}", root.display()).into());
     }
-    Ok(policies)
+    Ok(documents)
 }
 
 /// The policy files of `dir`, skipping the test folders (`.kyverno-test`, `.chainsaw-test`).
@@ -188,6 +204,18 @@ pub struct Tally {
     pub other: usize,
 }
 
+impl Tally {
+    /// Counts one rule that ended with `status`.
+    pub fn count(&mut self, status: RuleStatus) {
+        match status {
+            RuleStatus::Pass => self.pass += 1,
+            RuleStatus::Fail => self.fail += 1,
+            RuleStatus::Skip => self.skip += 1,
+            _ => self.other += 1,
+        }
+    }
+}
+
 /// One full profile evaluation: every policy's validate rules against `request`, as the
 /// admission webhook does for one request, with no external data, exceptions or values.
 pub fn evaluate_profile(policies: &[LoadedPolicy], request: &ResourceRequest) -> Tally {
@@ -200,36 +228,43 @@ pub fn evaluate_profile(policies: &[LoadedPolicy], request: &ResourceRequest) ->
     let mut tally = Tally::default();
     for policy in policies {
         for rule in validate(policy, request, &environment).rules {
-            match rule.status {
-                RuleStatus::Pass => tally.pass += 1,
-                RuleStatus::Fail => tally.fail += 1,
-                RuleStatus::Skip => tally.skip += 1,
-                _ => tally.other += 1,
-            }
+            tally.count(rule.status);
         }
     }
     tally
 }
 
 /// The three benchmarked resources, named, after checking that the engine judges them as
-/// intended (the hardened ones pass every rule, the non-compliant one fails some), so that the
-/// numbers measure the real work.
+/// intended with `policies` ([`check_judgement`]), so that the numbers measure the real work.
 pub fn scenarios(policies: &[LoadedPolicy]) -> SetupResult<Vec<(&'static str, ResourceRequest)>> {
-    let scenarios = vec![
+    let scenarios = requests();
+    for (name, request) in &scenarios {
+        check_judgement("pod-security", name, evaluate_profile(policies, request))?;
+    }
+    Ok(scenarios)
+}
+
+/// The three benchmarked resources, named: `hardened-pod`, `non-compliant-pod` and
+/// `deployment`, each in a `CREATE` request.
+pub fn requests() -> Vec<(&'static str, ResourceRequest)> {
+    vec![
         ("hardened-pod", create_request(hardened_pod())),
         ("non-compliant-pod", create_request(non_compliant_pod())),
         ("deployment", create_request(hardened_deployment())),
-    ];
-    for (name, request) in &scenarios {
-        let tally = evaluate_profile(policies, request);
-        eprintln!("{name}: {tally:?}");
-        let as_intended = match *name {
-            "non-compliant-pod" => tally.fail > 0,
-            _ => tally.fail == 0 && tally.other == 0 && tally.pass > 0,
-        };
-        if !as_intended {
-            return Err(format!("{name} is not judged as intended: {tally:?}").into());
-        }
+    ]
+}
+
+/// Checks that the policy set `set` judged the resource `name` as intended: the hardened ones
+/// pass every rule, the non-compliant one fails some.
+pub fn check_judgement(set: &str, name: &str, tally: Tally) -> SetupResult<()> {
+    eprintln!("{set} on {name}: {tally:?}");
+    let as_intended = match name {
+        "non-compliant-pod" => tally.fail > 0,
+        _ => tally.fail == 0 && tally.other == 0 && tally.pass > 0,
+    };
+    if as_intended {
+        Ok(())
+    } else {
+        Err(format!("{set}: {name} is not judged as intended: {tally:?}").into())
     }
-    Ok(scenarios)
 }

@@ -20,9 +20,11 @@ use kube_cel::cel::common::ast::{
     CallExpr, ComprehensionExpr, EntryExpr, Expr, ListExpr, LiteralValue, MapEntryExpr, MapExpr,
     operators,
 };
-use kube_cel::cel::extractors::Arguments;
+use kube_cel::cel::common::traits::Indexer;
+use kube_cel::cel::common::types::{CelMap, CelNull, CelOptional, CelString};
+use kube_cel::cel::common::value::Val;
 use kube_cel::cel::objects::OptionalValue;
-use kube_cel::cel::{ExecutionError, IdedExpr, Value};
+use kube_cel::cel::{ExecutionError, FunctionContext, IdedExpr, ResolveResult, Value};
 
 /// The function name optional selections are rewritten to.
 pub(super) const OPTIONAL_SELECT: &str = "@optional_select";
@@ -241,32 +243,60 @@ fn optional_select_call(operand: IdedExpr, field: String) -> Expr {
 
 /// `operand.?field`: `optional.none()` when the operand is none or a map without the field,
 /// else the field's value as an optional.
-pub(super) fn optional_select(Arguments(arguments): Arguments) -> Result<Value, ExecutionError> {
-    let [operand, Value::String(field)] = arguments.as_slice() else {
-        return Err(ExecutionError::function_error(
-            "_?._",
-            "expects an operand and a field name",
-        ));
+///
+/// The operand is not passed as an argument, which would copy all of it out of the interpreter
+/// at every call: the call reads the operand expression itself, and a chain of optional
+/// selections (`container.?securityContext.?capabilities.?drop`, one call per field) is
+/// followed in place, so that only the value finally selected is copied.
+pub(super) fn optional_select(ftx: &FunctionContext) -> ResolveResult {
+    let malformed =
+        || ExecutionError::function_error("_?._", "expects an operand and a field name");
+    let mut fields = Vec::new();
+    let mut operand = ftx.args;
+    let root = loop {
+        let [inner, field] = operand else {
+            return Err(malformed());
+        };
+        let Expr::Literal(LiteralValue::String(field)) = &field.expr else {
+            return Err(malformed());
+        };
+        fields.push(field);
+        match &inner.expr {
+            Expr::Call(call) if call.func_name == OPTIONAL_SELECT && call.target.is_none() => {
+                operand = &call.args;
+            }
+            _ => break inner,
+        }
     };
-    let operand = match operand {
-        Value::Opaque(opaque) => match opaque.downcast_ref::<OptionalValue>() {
-            Some(optional) => match optional.value() {
-                Some(inner) => inner,
-                None => return Ok(none()),
-            },
-            None => return Err(ExecutionError::NoSuchOverload),
+    let root = Value::resolve_val(root, ftx.ptx)?;
+    let root = match root.downcast_ref::<CelOptional>() {
+        Some(optional) => match optional.inner() {
+            Some(inner) => inner,
+            None => return Ok(none()),
         },
-        other => other,
+        None => root.as_ref(),
     };
-    match operand {
-        Value::Map(map) => Ok(
-            match map.get(&kube_cel::cel::objects::Key::String(Arc::clone(field))) {
-                Some(value) => Value::Opaque(Arc::new(OptionalValue::of(value.clone()))),
-                None => none(),
-            },
-        ),
-        Value::Null => Ok(none()),
-        _ => Err(ExecutionError::NoSuchOverload),
+    fields.reverse();
+    Ok(match select_fields(root, &fields)? {
+        Some(value) => Value::Opaque(Arc::new(OptionalValue::of(value))),
+        None => none(),
+    })
+}
+
+/// The value at `fields` under `value`, `None` where a field is missing or a value is null.
+fn select_fields(value: &dyn Val, fields: &[&CelString]) -> Result<Option<Value>, ExecutionError> {
+    let Some((field, rest)) = fields.split_first() else {
+        return Value::try_from(value).map(Some);
+    };
+    if value.downcast_ref::<CelNull>().is_some() {
+        return Ok(None);
+    }
+    let Some(map) = value.downcast_ref::<CelMap>() else {
+        return Err(ExecutionError::NoSuchOverload);
+    };
+    match map.get(*field) {
+        Ok(selected) => select_fields(selected.as_ref(), rest),
+        Err(_) => Ok(None),
     }
 }
 

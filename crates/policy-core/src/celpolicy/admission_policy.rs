@@ -17,10 +17,10 @@ use k8s_openapi::api::admissionregistration::v1::{
     MatchResources, ParamRef, ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
     ValidatingAdmissionPolicySpec,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde_json::{Value, json};
 
 use super::activation::Activation;
+use super::common::{compile_validations, compile_variables, select_params};
 use super::matching::{self, MatchRequest};
 use super::resources::GroupVersionResource;
 use super::validating::PolicyCompileError;
@@ -29,7 +29,6 @@ use super::validations::{
 };
 use super::variables::{CompileError, CompiledVariables, Evaluator};
 use crate::cel;
-use crate::matching::selector_matches;
 use crate::request::ResourceRequest;
 use crate::response::{PolicyResponse, RuleResponse, RuleStatus, RuleType};
 
@@ -182,11 +181,8 @@ type CompiledSpec = (
 fn compile_spec(policy: &ValidatingAdmissionPolicy) -> Result<CompiledSpec, CompileError> {
     let default = ValidatingAdmissionPolicySpec::default();
     let spec = policy.spec.as_ref().unwrap_or(&default);
-    let variables = CompiledVariables::compile(
-        spec.variables
-            .iter()
-            .flatten()
-            .map(|v| (v.name.as_str(), v.expression.as_str())),
+    let variables = compile_variables(
+        spec.variables.as_deref().unwrap_or_default(),
         "spec.variables",
     )?;
     let match_conditions = CompiledMatchConditions::compile(
@@ -194,66 +190,12 @@ fn compile_spec(policy: &ValidatingAdmissionPolicy) -> Result<CompiledSpec, Comp
         &variables,
         "spec.matchConditions",
     )?;
-    let validations = spec
-        .validations
-        .iter()
-        .flatten()
-        .enumerate()
-        .map(|(index, validation)| {
-            CompiledValidation::compile(
-                validation,
-                &variables,
-                &format!("spec.validations[{index}]"),
-            )
-        })
-        .collect::<Result<_, _>>()?;
+    let validations = compile_validations(
+        spec.validations.as_deref().unwrap_or_default(),
+        &variables,
+        "spec.validations",
+    )?;
     Ok((match_conditions, variables, validations))
-}
-
-/// The parameters a binding's `paramRef` picks among `params` (upstream CLI): with a selector,
-/// every resource it matches, as `{"items": [...]}`; without, the first resource with the
-/// named name (or, without name, namespace).
-fn select_params(param_ref: &ParamRef, params: &[Value]) -> Option<Value> {
-    match &param_ref.selector {
-        Some(selector) => {
-            let items: Vec<Value> = params
-                .iter()
-                .filter(|param| selector_selects(selector, param))
-                .cloned()
-                .collect();
-            (!items.is_empty()).then(|| json!({"items": items}))
-        }
-        None => params
-            .iter()
-            .find(|param| names_param(param_ref, param))
-            .cloned(),
-    }
-}
-
-fn selector_selects(selector: &LabelSelector, param: &Value) -> bool {
-    let labels: BTreeMap<String, String> = param
-        .pointer("/metadata/labels")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-        .filter_map(|(key, value)| Some((key.clone(), value.as_str()?.to_owned())))
-        .collect();
-    selector_matches(selector, &labels).unwrap_or(false)
-}
-
-/// Upstream's name check: the name decides when set, else the namespace.
-fn names_param(param_ref: &ParamRef, param: &Value) -> bool {
-    let field = |name| {
-        param
-            .pointer(name)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-    };
-    match (param_ref.name.as_deref(), param_ref.namespace.as_deref()) {
-        (Some(name), _) if !name.is_empty() => field("/metadata/name") == name,
-        (_, Some(namespace)) if !namespace.is_empty() => field("/metadata/namespace") == namespace,
-        _ => false,
-    }
 }
 
 #[cfg(test)]

@@ -117,7 +117,7 @@ pub fn variants(spec: &Spec) -> BTreeMap<&'static str, AutogenConfig<Spec>> {
         .autogen
         .as_ref()
         .and_then(|autogen| autogen.pod_controllers.as_ref())
-        .map(|pod_controllers| &pod_controllers.controllers);
+        .and_then(|pod_controllers| pod_controllers.controllers.as_ref());
     let mut targets: BTreeMap<&'static str, Vec<Target>> = BTreeMap::new();
     for controller in &CONTROLLERS {
         if selected.is_none_or(|names| names.iter().any(|name| name == controller.resource)) {
@@ -402,6 +402,13 @@ mod tests {
         let mut disabled = pod_policy();
         disabled["autogen"] = json!({"podControllers": {"controllers": []}});
         assert!(variants(&spec(disabled)).is_empty());
+        // Without a controllers list, every controller is generated for.
+        let mut unlisted = pod_policy();
+        unlisted["autogen"] = json!({"podControllers": {}});
+        let all = variants(&spec(unlisted));
+        assert_eq!(all.len(), 2);
+        assert_eq!(all["defaults"].targets.len(), 5);
+        assert_eq!(all["cronjobs"].targets.len(), 1);
         let mut services = pod_policy();
         services["matchConstraints"]["resourceRules"][0]["resources"] = json!(["services"]);
         assert!(variants(&spec(services)).is_empty());

@@ -19,6 +19,7 @@ use kyverno_api::kyverno::v1::validate::Cel;
 use serde_json::Value;
 
 use super::activation::{self, Activation};
+use super::common::{compile_audit_annotations, compile_validations, compile_variables, labels};
 use super::resources::{GroupVersionResource, ResourceTable, guess_resource};
 use super::validations::{
     CompiledAuditAnnotation, CompiledMatchConditions, CompiledValidation, MatchOutcome,
@@ -71,12 +72,13 @@ impl PartialEq for CompiledCelRules {
 }
 
 /// The `validate.cel` rules of one policy applied to one request: the request's activation is
-/// built on first use and shared by the rules.
+/// built on first use and shared by the rules, and by the other policies evaluated on the
+/// request while the Namespace object stays the same.
 pub struct CelRuleRun<'a> {
     rules: &'a CompiledCelRules,
     request: &'a ResourceRequest,
     provider: &'a dyn ContextProvider,
-    activation: OnceCell<Activation>,
+    activation: OnceCell<Arc<Activation>>,
 }
 
 impl<'a> CelRuleRun<'a> {
@@ -97,22 +99,38 @@ impl<'a> CelRuleRun<'a> {
     /// Evaluates the rule `name`: its status and message; `None` if it has no compiled CEL.
     pub fn evaluate(&self, name: &str) -> Option<(RuleStatus, String)> {
         let rule = self.rules.get(name)?;
-        let activation = self.activation.get_or_init(|| {
-            let namespace = activation::request_namespace(self.request);
-            let namespace_object = match namespace {
-                "" => None,
-                namespace => match self.provider.get_resource("v1", "Namespace", "", namespace) {
-                    Ok(Lookup::Found(object)) => Some(object),
-                    _ => None,
-                },
-            };
-            Activation::new(
+        let activation = self.activation.get_or_init(|| self.request_activation());
+        Some(rule.evaluate(name, self.request, activation, self.provider))
+    }
+
+    /// The activation of the request with the Namespace object the provider has now: the one
+    /// cached on the request when it was built with the same Namespace object.
+    fn request_activation(&self) -> Arc<Activation> {
+        let namespace = activation::request_namespace(self.request);
+        let namespace_object = match namespace {
+            "" => None,
+            namespace => match self.provider.get_resource("v1", "Namespace", "", namespace) {
+                Ok(Lookup::Found(object)) => Some(object),
+                _ => None,
+            },
+        };
+        let build = |namespace_object: Option<&Value>| {
+            Arc::new(Activation::new(
                 self.request,
                 &resource_of(self.request.gvk()),
-                namespace_object.as_ref(),
-            )
-        });
-        Some(rule.evaluate(name, self.request, activation, self.provider))
+                namespace_object,
+            ))
+        };
+        let (cached_namespace, cached) = self
+            .request
+            .derived()
+            .cel_activation
+            .get_or_init(|| (namespace_object.clone(), build(namespace_object.as_ref())));
+        if *cached_namespace == namespace_object {
+            Arc::clone(cached)
+        } else {
+            build(namespace_object.as_ref())
+        }
     }
 }
 
@@ -131,12 +149,8 @@ impl CompiledCelRule {
     /// Compiles the CEL of `rule` (whose `validate.cel` is `cel`); `path` is the rule's location
     /// in the policy (`spec.rules[0]`).
     pub fn compile(rule: &Rule, cel: &Cel, path: &str) -> Result<Self, CompileError> {
-        let variables = CompiledVariables::compile(
-            cel.variables
-                .iter()
-                .map(|variable| (variable.name.as_str(), variable.expression.as_str())),
-            &format!("{path}.validate.cel.variables"),
-        )?;
+        let variables =
+            compile_variables(&cel.variables, &format!("{path}.validate.cel.variables"))?;
         let preconditions = CompiledMatchConditions::compile(
             &rule.cel_preconditions,
             &variables,
@@ -146,31 +160,19 @@ impl CompiledCelRule {
             .validate
             .as_ref()
             .and_then(|validation| validation.message.as_deref());
-        let validations = cel
-            .expressions
-            .iter()
-            .enumerate()
-            .map(|(index, validation)| {
-                CompiledValidation::compile(
-                    validation,
-                    &variables,
-                    &format!("{path}.validate.cel.expressions[{index}]"),
-                )
-                .map(|compiled| compiled.with_default_message(message))
-            })
-            .collect::<Result<_, _>>()?;
-        let audit_annotations = cel
-            .audit_annotations
-            .iter()
-            .enumerate()
-            .map(|(index, annotation)| {
-                CompiledAuditAnnotation::compile(
-                    annotation,
-                    &variables,
-                    &format!("{path}.validate.cel.auditAnnotations[{index}]"),
-                )
-            })
-            .collect::<Result<_, _>>()?;
+        let validations = compile_validations(
+            &cel.expressions,
+            &variables,
+            &format!("{path}.validate.cel.expressions"),
+        )?
+        .into_iter()
+        .map(|compiled| compiled.with_default_message(message))
+        .collect();
+        let audit_annotations = compile_audit_annotations(
+            &cel.audit_annotations,
+            &variables,
+            &format!("{path}.validate.cel.auditAnnotations"),
+        )?;
         Ok(Self {
             variables,
             preconditions,
@@ -291,14 +293,7 @@ fn collect_params(
             lookup(provider.list_resources(api_version, kind_name, namespace))?
     {
         for param in found {
-            let labels: BTreeMap<String, String> = param
-                .pointer("/metadata/labels")
-                .and_then(Value::as_object)
-                .into_iter()
-                .flatten()
-                .filter_map(|(key, value)| Some((key.clone(), value.as_str()?.to_owned())))
-                .collect();
-            if selector_matches(selector, &labels).map_err(|error| error.to_string())? {
+            if selector_matches(selector, &labels(&param)).map_err(|error| error.to_string())? {
                 params.push(param);
             }
         }

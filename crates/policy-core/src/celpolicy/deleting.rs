@@ -16,7 +16,7 @@
 //! and `deletionPropagationPolicy` are carried for the controller.
 use std::sync::Arc;
 
-use k8s_openapi::api::admissionregistration::v1::{MatchResources, NamedRuleWithOperations};
+use k8s_openapi::api::admissionregistration::v1::MatchResources;
 use kube_cel::cel::Value as CelValue;
 use kyverno_api::kyverno::v2::cleanup_policy::DeletionPropagation;
 use kyverno_api::policies::deleting::Spec;
@@ -24,16 +24,20 @@ use kyverno_api::policies::exception::PolicyException;
 use serde_json::Value;
 
 use super::activation::{Activation, NAMESPACE_OBJECT, OBJECT};
+use super::common::{
+    self, CelPolicyLoadError, SpecCompiler, for_all_operations, policy_evaluator, text,
+};
 use super::exceptions::{CompiledException, MatchedExceptions};
-use super::generating::{CelPolicyLoadError, text};
 use super::matching::{self, MatchRequest};
 use super::resources::ResourceTable;
-use super::{CompiledMatchConditions, CompiledVariables, Evaluator, MatchOutcome};
+use super::{CompiledMatchConditions, CompiledVariables, MatchOutcome};
 use crate::cel;
-use crate::cel::libs::Libraries;
 use crate::engine::ContextProvider;
 use crate::request::GroupVersionKind;
 use crate::response::RuleType;
+
+/// The cluster-wide and the namespaced kind.
+const KINDS: [&str; 2] = ["DeletingPolicy", "NamespacedDeletingPolicy"];
 
 /// A DeletingPolicy (or NamespacedDeletingPolicy) compiled once, evaluated per resource.
 #[derive(Debug)]
@@ -85,24 +89,12 @@ impl CompiledDeletingPolicy {
         spec: &Spec,
         exceptions: &[Arc<PolicyException>],
     ) -> Result<Self, CelPolicyLoadError> {
-        let kind = if namespace.is_some() {
-            "NamespacedDeletingPolicy"
-        } else {
-            "DeletingPolicy"
-        };
-        let compile_error = |error| CelPolicyLoadError::compile(kind, name, error);
-        let variables = CompiledVariables::compile(
-            spec.variables
-                .iter()
-                .map(|v| (v.name.as_str(), v.expression.as_str())),
-            "spec.variables",
-        )
-        .map_err(compile_error)?;
+        let compiler = SpecCompiler::new(name, namespace, KINDS);
+        let variables = compiler.variables(&spec.variables)?;
         let conditions =
             CompiledMatchConditions::compile(&spec.conditions, &variables, "spec.conditions")
-                .map_err(compile_error)?;
-        let exceptions = CompiledException::compile_for(kind, name, exceptions)
-            .map_err(|error| CelPolicyLoadError::exception(kind, name, error))?;
+                .map_err(|error| compiler.error(error))?;
+        let exceptions = compiler.exceptions(exceptions)?;
         Ok(Self {
             name: name.to_owned(),
             namespace: namespace.map(str::to_owned),
@@ -158,14 +150,8 @@ impl CompiledDeletingPolicy {
             (OBJECT, cel::from_json(resource)),
             (NAMESPACE_OBJECT, namespace_object),
         ]);
-        let libraries = match &self.namespace {
-            Some(own) => Libraries::namespaced(Arc::clone(provider), own),
-            None => Libraries::new(Arc::clone(provider)),
-        };
-        let mut evaluator = Evaluator::new(&activation, &self.variables, None);
-        for (name, receiver) in libraries.variables() {
-            evaluator.bind(name, receiver);
-        }
+        let libraries = common::libraries(provider, self.namespace.as_deref());
+        let mut evaluator = policy_evaluator(&activation, &self.variables, Some(&libraries));
         match MatchedExceptions::evaluate(&self.exceptions, &mut evaluator, false) {
             Ok(matched) if matched.exempts() => {
                 return DeletionDecision::Exempted(matched.response(RuleType::Validation).message);
@@ -203,30 +189,10 @@ impl CompiledDeletingPolicy {
                 }
             )
         })?;
-        let request = MatchRequest {
-            resource: &mapping.resource,
-            subresource: "",
-            operation: None,
-            namespace: text(resource, "/metadata/namespace"),
-            name: text(resource, "/metadata/name"),
-            object: Some(resource),
-            old_object: None,
-            namespace_object: candidate.namespace_object,
-        };
+        let request =
+            MatchRequest::existing(resource, &mapping.resource, candidate.namespace_object);
         matching::matches(constraints, &request).map_err(|error| error.to_string())
     }
-}
-
-/// `constraints` with every resource rule open to all operations, as upstream's deleting engine
-/// matches them.
-fn for_all_operations(mut constraints: MatchResources) -> MatchResources {
-    if let Some(rules) = constraints.resource_rules.as_mut() {
-        for rule in rules.iter_mut() {
-            let NamedRuleWithOperations { operations, .. } = rule;
-            *operations = Some(vec!["*".to_owned()]);
-        }
-    }
-    constraints
 }
 
 #[cfg(test)]

@@ -30,18 +30,24 @@ use serde_json::{Map, Value};
 
 pub use template::{Template, TemplateError};
 
-use super::activation::{self, Activation};
-use super::exceptions::{CompiledException, EXCEPTIONS, ExceptionCompileError, MatchedExceptions};
-use super::matching::{self, MatchRequest};
-use super::resources::{GroupVersionResource, ResourceTable};
-use super::{
-    AuditAnnotationOutcome, CompileError, CompiledAuditAnnotation, CompiledMatchConditions,
-    CompiledVariables, Evaluator, Expression, MatchOutcome,
+use super::activation;
+use super::common::{
+    self, CelPolicyLoadError, RequestInput, SpecCompiler, evaluate_audit_annotations,
+    policy_evaluator, text,
 };
-use crate::cel::libs::{GeneratedResources, Libraries};
+use super::exceptions::{CompiledException, EXCEPTIONS, MatchedExceptions};
+use super::resources::ResourceTable;
+use super::{
+    CompiledAuditAnnotation, CompiledMatchConditions, CompiledVariables, Evaluator, Expression,
+    MatchOutcome,
+};
+use crate::cel::libs::GeneratedResources;
 use crate::engine::{ContextProvider, GeneratedResource};
 use crate::request::{GroupVersionKind, ResourceRequest};
 use crate::response::{RuleResponse, RuleStatus, RuleType};
+
+/// The cluster-wide and the namespaced kind.
+const KINDS: [&str; 2] = ["GeneratingPolicy", "NamespacedGeneratingPolicy"];
 
 /// A GeneratingPolicy (or NamespacedGeneratingPolicy) compiled once, evaluated per trigger.
 #[derive(Debug)]
@@ -81,59 +87,6 @@ pub struct GenerationSettings {
     pub orphan_downstream_on_policy_delete: bool,
 }
 
-/// A CEL policy that does not load, located by kind, policy and field path.
-#[derive(Debug, thiserror::Error)]
-#[error("{kind} {policy:?}: {path}: {message}")]
-pub struct CelPolicyLoadError {
-    /// The policy's kind.
-    pub kind: &'static str,
-    /// The policy's name.
-    pub policy: String,
-    /// The field at fault, such as `spec.generate[1].expression` (with the exception's name
-    /// for an exception's condition).
-    pub path: String,
-    /// What is wrong; for an expression, the compiler's error with its position
-    /// (`<input>:1:5`).
-    pub message: String,
-}
-
-impl CelPolicyLoadError {
-    /// The error of an expression of `policy` that does not compile.
-    pub fn compile(kind: &'static str, policy: &str, error: CompileError) -> Self {
-        Self {
-            kind,
-            policy: policy.to_owned(),
-            path: error.path,
-            message: error.source.to_string(),
-        }
-    }
-
-    /// The error of an exception's condition that does not compile.
-    pub fn exception(kind: &'static str, policy: &str, error: ExceptionCompileError) -> Self {
-        Self {
-            kind,
-            policy: policy.to_owned(),
-            path: format!("PolicyException {}: {}", error.exception, error.source.path),
-            message: error.source.source.to_string(),
-        }
-    }
-}
-
-/// The request a generating policy is evaluated for.
-#[derive(Clone, Copy, Debug)]
-pub struct Trigger<'a> {
-    /// The admission request of the trigger resource.
-    pub request: &'a ResourceRequest,
-    /// The API resource the request is for.
-    pub resource: &'a GroupVersionResource,
-    /// The request's documents as CEL values ([`Activation::new`]), shared by the policies.
-    pub activation: &'a Activation,
-    /// The request namespace's Namespace object, when known.
-    pub namespace_object: Option<&'a Value>,
-    /// The served kinds, to tell cluster-scoped generated resources apart.
-    pub resources: &'a ResourceTable,
-}
-
 /// What a generating policy does for one trigger it applies to.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GeneratingResponse {
@@ -156,77 +109,42 @@ impl CompiledGeneratingPolicy {
         spec: &Spec,
         exceptions: &[Arc<PolicyException>],
     ) -> Result<Self, CelPolicyLoadError> {
-        let kind = if namespace.is_some() {
-            "NamespacedGeneratingPolicy"
-        } else {
-            "GeneratingPolicy"
-        };
-        let compile_error = |error| CelPolicyLoadError::compile(kind, name, error);
-        let no_variables = CompiledVariables::default();
-        let match_conditions = CompiledMatchConditions::compile(
-            &spec.match_conditions,
-            &no_variables,
-            "spec.matchConditions",
-        )
-        .map_err(compile_error)?;
-        let variables = CompiledVariables::compile(
-            spec.variables
-                .iter()
-                .map(|v| (v.name.as_str(), v.expression.as_str())),
-            "spec.variables",
-        )
-        .map_err(compile_error)?;
+        let compiler = SpecCompiler::new(name, namespace, KINDS);
+        let match_conditions = compiler.match_conditions(&spec.match_conditions)?;
+        let variables = compiler.variables(&spec.variables)?;
         let mut generations = Vec::with_capacity(spec.generate.len());
         for (index, generation) in spec.generate.iter().enumerate() {
             let path = format!("spec.generate[{index}]");
-            let invalid = |path: String, message: String| CelPolicyLoadError {
-                kind,
-                policy: name.to_owned(),
-                path,
-                message,
-            };
             generations.push(match (&generation.expression, &generation.template) {
                 (Some(expression), None) => Generation::Expression(
                     Expression::compile(expression, &variables, &format!("{path}.expression"))
-                        .map_err(compile_error)?,
+                        .map_err(|error| compiler.error(error))?,
                 ),
                 (None, Some(template)) => {
                     let interpolate = template.interpolate == Some(Interpolation::Cel);
                     Generation::Template(
                         Template::compile(&template.value, interpolate, &variables).map_err(
-                            |error| invalid(format!("{path}.template.value"), error.to_string()),
+                            |error| {
+                                compiler
+                                    .invalid(format!("{path}.template.value"), error.to_string())
+                            },
                         )?,
                     )
                 }
                 (Some(_), Some(_)) => {
-                    return Err(invalid(
+                    return Err(compiler.invalid(
                         path,
                         "only one of expression or template may be set".to_owned(),
                     ));
                 }
                 (None, None) => {
-                    return Err(invalid(
-                        path,
-                        "one of expression or template must be set".to_owned(),
-                    ));
+                    return Err(compiler
+                        .invalid(path, "one of expression or template must be set".to_owned()));
                 }
             });
         }
-        let audit_annotations = spec
-            .audit_annotations
-            .iter()
-            .enumerate()
-            .map(|(index, annotation)| {
-                CompiledAuditAnnotation::compile(
-                    annotation,
-                    &variables,
-                    &format!("spec.auditAnnotations[{index}]"),
-                )
-            })
-            .collect::<Result<_, _>>()
-            .map_err(compile_error)?;
-        let exceptions = CompiledException::compile_for(kind, name, exceptions)
-            .map_err(|error| CelPolicyLoadError::exception(kind, name, error))?;
+        let audit_annotations = compiler.audit_annotations(&spec.audit_annotations, &variables)?;
+        let exceptions = compiler.exceptions(exceptions)?;
         let evaluation = spec.evaluation.as_ref();
         Ok(Self {
             name: name.to_owned(),
@@ -259,26 +177,21 @@ impl CompiledGeneratingPolicy {
         self.settings
     }
 
-    /// Evaluates the policy for `trigger`; `None` when the policy does not apply to it
-    /// (`matchConstraints` or `matchConditions`). `provider` answers the `resource`, `http`,
-    /// `globalContext` and `image` libraries.
+    /// Evaluates the policy for the trigger request `input`; `None` when the policy does not
+    /// apply to it (`matchConstraints` or `matchConditions`). `resources` are the served kinds,
+    /// to tell cluster-scoped generated resources apart; `provider` answers the `resource`,
+    /// `http`, `globalContext` and `image` libraries.
     pub fn evaluate(
         &self,
-        trigger: &Trigger<'_>,
+        input: &RequestInput<'_>,
+        resources: &ResourceTable,
         provider: &Arc<dyn ContextProvider>,
     ) -> Option<GeneratingResponse> {
-        let constraints = self.match_constraints.as_ref()?;
-        let match_request =
-            MatchRequest::from_request(trigger.request, trigger.resource, trigger.namespace_object);
-        match matching::matches(constraints, &match_request) {
-            Ok(true) => {}
-            Ok(false) => return None,
-            Err(error) => {
-                return Some(self.error(format!("failed to execute matching: {error}")));
-            }
+        if let Err(error) = input.selected_by(self.match_constraints.as_ref())? {
+            return Some(self.error(error));
         }
         let no_variables = CompiledVariables::default();
-        let mut plain = Evaluator::new(trigger.activation, &no_variables, None);
+        let mut plain = Evaluator::new(input.activation(), &no_variables, None);
         let exempted = match MatchedExceptions::evaluate(&self.exceptions, &mut plain, false) {
             Ok(exempted) => exempted,
             Err(error) => return Some(self.evaluation_error(error)),
@@ -298,24 +211,20 @@ impl CompiledGeneratingPolicy {
             MatchOutcome::Error(error) => return Some(self.evaluation_error(error)),
         }
         let generated = GeneratedResources::new();
-        let libraries = match &self.namespace {
-            Some(namespace) => Libraries::namespaced(Arc::clone(provider), namespace),
-            None => Libraries::new(Arc::clone(provider)),
-        }
-        .generating_into(generated.clone());
-        let mut evaluator = Evaluator::new(trigger.activation, &self.variables, None);
-        for (name, receiver) in libraries.variables() {
-            evaluator.bind(name, receiver);
-        }
+        let libraries = common::libraries(provider, self.namespace.as_deref())
+            .generating_into(generated.clone());
+        let mut evaluator = policy_evaluator(input.activation(), &self.variables, Some(&libraries));
         evaluator.bind(EXCEPTIONS, exempted.variable());
-        Some(match self.run(&mut evaluator, &generated, trigger) {
-            Ok((resources, audit_annotations)) => GeneratingResponse {
-                rule: self.rule(RuleStatus::Pass, "policy evaluated successfully".to_owned()),
-                resources,
-                audit_annotations,
+        Some(
+            match self.run(&mut evaluator, &generated, input.request, resources) {
+                Ok((resources, audit_annotations)) => GeneratingResponse {
+                    rule: self.rule(RuleStatus::Pass, "policy evaluated successfully".to_owned()),
+                    resources,
+                    audit_annotations,
+                },
+                Err(error) => self.evaluation_error(error),
             },
-            Err(error) => self.evaluation_error(error),
-        })
+        )
     }
 
     /// Runs the generations and audit annotations: the finished resources and annotations.
@@ -323,7 +232,8 @@ impl CompiledGeneratingPolicy {
         &self,
         evaluator: &mut Evaluator<'_>,
         generated: &GeneratedResources,
-        trigger: &Trigger<'_>,
+        trigger: &ResourceRequest,
+        table: &ResourceTable,
     ) -> Result<(Vec<GeneratedResource>, BTreeMap<String, String>), String> {
         let mut requested = Vec::new();
         for generation in &self.generations {
@@ -345,28 +255,14 @@ impl CompiledGeneratingPolicy {
             // Expressions add to `generated` as they run: keep the order of the entries.
             requested.append(&mut generated.take());
         }
-        let mut audit_annotations = BTreeMap::new();
-        for annotation in &self.audit_annotations {
-            match annotation.evaluate(evaluator) {
-                AuditAnnotationOutcome::Publish(value) => {
-                    audit_annotations.insert(annotation.key().to_owned(), value);
-                }
-                AuditAnnotationOutcome::Exclude => {}
-                AuditAnnotationOutcome::Error(error) => {
-                    return Err(format!(
-                        "failed to evaluate auditAnnotation {:?}: {error}",
-                        annotation.key()
-                    ));
-                }
-            }
-        }
-        let labels = DownstreamLabels::new(&self.name, trigger.request);
+        let audit_annotations = evaluate_audit_annotations(&self.audit_annotations, evaluator)?;
+        let labels = DownstreamLabels::new(&self.name, trigger);
         let resources = requested
             .into_iter()
             .map(|resource| {
                 Ok(GeneratedResource {
                     rule: self.name.clone(),
-                    resource: self.finish(resource, trigger.resources, &labels)?,
+                    resource: self.finish(resource, table, &labels)?,
                     synchronize: self.settings.synchronize,
                     orphan_downstream_on_policy_delete: self
                         .settings
@@ -545,14 +441,6 @@ fn set_namespace(resource: &mut Value, namespace: &str) {
             metadata.insert("namespace".to_owned(), Value::from(namespace));
         }
     }
-}
-
-/// A string field of a document, `""` when absent.
-pub(super) fn text<'a>(document: &'a Value, pointer: &str) -> &'a str {
-    document
-        .pointer(pointer)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -37,18 +37,18 @@ use kyverno_api::policies::image_validating::Spec;
 use serde_json::Value;
 
 use super::activation::Activation;
+use super::common::{
+    self, CelPolicyLoadError, RequestInput, SpecCompiler, compile_validations,
+    evaluate_audit_annotations, policy_evaluator,
+};
 use super::exceptions::{CompiledException, EXCEPTIONS, MatchedExceptions};
-use super::generating::CelPolicyLoadError;
-use super::matching::{self, MatchRequest};
 use super::resources::GroupVersionResource;
 use super::{
-    AuditAnnotationOutcome, CompiledAuditAnnotation, CompiledMatchConditions, CompiledValidation,
-    CompiledVariables, Evaluator, Expression, MatchOutcome, ValidationOutcome,
+    CompiledAuditAnnotation, CompiledMatchConditions, CompiledValidation, CompiledVariables,
+    Evaluator, Expression, MatchOutcome, ValidationOutcome,
 };
 use crate::cel;
-use crate::cel::libs::Libraries;
 use crate::engine::{ContextProvider, Lookup};
-use crate::request::ResourceRequest;
 use crate::response::{RuleResponse, RuleStatus, RuleType};
 use crate::wildcard;
 
@@ -62,6 +62,9 @@ const REGISTRY_FUNCTIONS: [&str; 4] = [
 
 /// What the registry functions answer offline; a validation failing with it needs the registry.
 const NEEDS_REGISTRY: &str = "image verification needs access to the image registry";
+
+/// The cluster-wide and the namespaced kind.
+const KINDS: [&str; 2] = ["ImageValidatingPolicy", "NamespacedImageValidatingPolicy"];
 
 /// An ImageValidatingPolicy (or NamespacedImageValidatingPolicy) compiled once, evaluated per
 /// request.
@@ -88,19 +91,6 @@ pub struct CompiledImageValidatingPolicy {
 enum ImageReference {
     Glob(String),
     Expression(Expression),
-}
-
-/// The request an image validating policy is evaluated for.
-#[derive(Clone, Copy, Debug)]
-pub struct ImageRequest<'a> {
-    /// The admission request.
-    pub request: &'a ResourceRequest,
-    /// The API resource the request is for.
-    pub resource: &'a GroupVersionResource,
-    /// The request's documents as CEL values ([`Activation::new`]), shared by the policies.
-    pub activation: &'a Activation,
-    /// The request namespace's Namespace object, when known.
-    pub namespace_object: Option<&'a Value>,
 }
 
 /// What an image validating policy answers for a request it applies to.
@@ -130,26 +120,10 @@ impl CompiledImageValidatingPolicy {
         spec: &Spec,
         exceptions: &[Arc<PolicyException>],
     ) -> Result<Self, CelPolicyLoadError> {
-        let kind = if namespace.is_some() {
-            "NamespacedImageValidatingPolicy"
-        } else {
-            "ImageValidatingPolicy"
-        };
-        let compile_error = |error| CelPolicyLoadError::compile(kind, name, error);
+        let compiler = SpecCompiler::new(name, namespace, KINDS);
+        let match_conditions = compiler.match_conditions(&spec.match_conditions)?;
+        let variables = compiler.variables(&spec.variables)?;
         let no_variables = CompiledVariables::default();
-        let match_conditions = CompiledMatchConditions::compile(
-            &spec.match_conditions,
-            &no_variables,
-            "spec.matchConditions",
-        )
-        .map_err(compile_error)?;
-        let variables = CompiledVariables::compile(
-            spec.variables
-                .iter()
-                .map(|v| (v.name.as_str(), v.expression.as_str())),
-            "spec.variables",
-        )
-        .map_err(compile_error)?;
         let mut image_references = Vec::with_capacity(spec.match_image_references.len());
         for (index, reference) in spec.match_image_references.iter().enumerate() {
             let path = format!("spec.matchImageReferences[{index}]");
@@ -157,15 +131,13 @@ impl CompiledImageValidatingPolicy {
                 (Some(glob), None) => ImageReference::Glob(glob.clone()),
                 (None, Some(expression)) => ImageReference::Expression(
                     Expression::compile(expression, &no_variables, &format!("{path}.expression"))
-                        .map_err(compile_error)?,
+                        .map_err(|error| compiler.error(error))?,
                 ),
                 _ => {
-                    return Err(CelPolicyLoadError {
-                        kind,
-                        policy: name.to_owned(),
+                    return Err(compiler.invalid(
                         path,
-                        message: "exactly one of glob or expression must be set".to_owned(),
-                    });
+                        "exactly one of glob or expression must be set".to_owned(),
+                    ));
                 }
             });
         }
@@ -182,35 +154,11 @@ impl CompiledImageValidatingPolicy {
                 .map(|expression| (extractor.name.clone(), expression))
             })
             .collect::<Result<_, _>>()
-            .map_err(compile_error)?;
-        let validations = spec
-            .validations
-            .iter()
-            .enumerate()
-            .map(|(index, validation)| {
-                CompiledValidation::compile(
-                    validation,
-                    &variables,
-                    &format!("spec.validations[{index}]"),
-                )
-            })
-            .collect::<Result<_, _>>()
-            .map_err(compile_error)?;
-        let audit_annotations = spec
-            .audit_annotations
-            .iter()
-            .enumerate()
-            .map(|(index, annotation)| {
-                CompiledAuditAnnotation::compile(
-                    annotation,
-                    &variables,
-                    &format!("spec.auditAnnotations[{index}]"),
-                )
-            })
-            .collect::<Result<_, _>>()
-            .map_err(compile_error)?;
-        let exceptions = CompiledException::compile_for(kind, name, exceptions)
-            .map_err(|error| CelPolicyLoadError::exception(kind, name, error))?;
+            .map_err(|error| compiler.error(error))?;
+        let validations = compile_validations(&spec.validations, &variables, "spec.validations")
+            .map_err(|error| compiler.error(error))?;
+        let audit_annotations = compiler.audit_annotations(&spec.audit_annotations, &variables)?;
+        let exceptions = compiler.exceptions(exceptions)?;
         let attestors = named_map(spec.attestors.iter().map(|attestor| {
             let value = serde_json::to_value(attestor).unwrap_or_default();
             (attestor.name.as_str(), cel::from_json(&value))
@@ -247,23 +195,18 @@ impl CompiledImageValidatingPolicy {
         &self.validation_actions
     }
 
-    /// Evaluates the policy for `request`; `None` when it does not apply (`matchConstraints` or
+    /// Evaluates the policy for `input`; `None` when it does not apply (`matchConstraints` or
     /// `matchConditions`). `provider` answers the libraries and the images' data.
     pub fn evaluate(
         &self,
-        request: &ImageRequest<'_>,
+        input: &RequestInput<'_>,
         provider: &Arc<dyn ContextProvider>,
     ) -> Option<ImageValidation> {
-        let constraints = self.match_constraints.as_ref()?;
-        let match_request =
-            MatchRequest::from_request(request.request, request.resource, request.namespace_object);
-        match matching::matches(constraints, &match_request) {
-            Ok(true) => {}
-            Ok(false) => return None,
-            Err(error) => return Some(self.error(format!("failed to execute matching: {error}"))),
+        if let Err(error) = input.selected_by(self.match_constraints.as_ref())? {
+            return Some(self.error(error));
         }
         let no_variables = CompiledVariables::default();
-        let mut plain = Evaluator::new(request.activation, &no_variables, None);
+        let mut plain = Evaluator::new(input.activation(), &no_variables, None);
         match self.match_conditions.evaluate(&mut plain) {
             MatchOutcome::Matched => {}
             MatchOutcome::NotMatched { .. } => return None,
@@ -280,17 +223,11 @@ impl CompiledImageValidatingPolicy {
                 audit_annotations: BTreeMap::new(),
             });
         }
-        let libraries = match &self.namespace {
-            Some(namespace) => Libraries::namespaced(Arc::clone(provider), namespace),
-            None => Libraries::new(Arc::clone(provider)),
-        };
-        let mut evaluator = Evaluator::new(request.activation, &self.variables, None);
-        for (name, receiver) in libraries.variables() {
-            evaluator.bind(name, receiver);
-        }
+        let libraries = common::libraries(provider, self.namespace.as_deref());
+        let mut evaluator = policy_evaluator(input.activation(), &self.variables, Some(&libraries));
         evaluator.bind(EXCEPTIONS, exempted.variable());
         Some(
-            self.validate(&mut evaluator, request, provider.as_ref())
+            self.validate(&mut evaluator, input, provider.as_ref())
                 .unwrap_or_else(|error| self.evaluation_error(error)),
         )
     }
@@ -299,10 +236,10 @@ impl CompiledImageValidatingPolicy {
     fn validate(
         &self,
         evaluator: &mut Evaluator<'_>,
-        request: &ImageRequest<'_>,
+        input: &RequestInput<'_>,
         provider: &dyn ContextProvider,
     ) -> Result<ImageValidation, String> {
-        let images = self.images(evaluator, request)?;
+        let images = self.images(evaluator, input)?;
         let mut missing = Vec::new();
         for image in images.values().flatten() {
             if !self.selects(image)? {
@@ -332,7 +269,8 @@ impl CompiledImageValidatingPolicy {
             match validation.evaluate(evaluator) {
                 ValidationOutcome::Pass => {}
                 ValidationOutcome::Fail { message, .. } => {
-                    let audit_annotations = self.audit_annotations(evaluator)?;
+                    let audit_annotations =
+                        evaluate_audit_annotations(&self.audit_annotations, evaluator)?;
                     return Ok(ImageValidation::Evaluated {
                         rule: self.rule(RuleStatus::Fail, message),
                         audit_annotations,
@@ -355,11 +293,11 @@ impl CompiledImageValidatingPolicy {
     fn images(
         &self,
         evaluator: &mut Evaluator<'_>,
-        request: &ImageRequest<'_>,
+        input: &RequestInput<'_>,
     ) -> Result<BTreeMap<String, Vec<String>>, String> {
         let mut images = BTreeMap::new();
-        if let Some(pod_spec) = pod_spec_path(request.resource) {
-            let (object, old_object) = super::activation::objects(request.request);
+        if let Some(pod_spec) = pod_spec_path(input.resource) {
+            let (object, old_object) = super::activation::objects(input.request);
             let document = object.or(old_object).map(|document| document.as_ref());
             for field in ["containers", "initContainers", "ephemeralContainers"] {
                 images.insert(
@@ -402,28 +340,6 @@ impl CompiledImageValidatingPolicy {
             }
         }
         Ok(false)
-    }
-
-    fn audit_annotations(
-        &self,
-        evaluator: &mut Evaluator<'_>,
-    ) -> Result<BTreeMap<String, String>, String> {
-        let mut annotations = BTreeMap::new();
-        for annotation in &self.audit_annotations {
-            match annotation.evaluate(evaluator) {
-                AuditAnnotationOutcome::Publish(value) => {
-                    annotations.insert(annotation.key().to_owned(), value);
-                }
-                AuditAnnotationOutcome::Exclude => {}
-                AuditAnnotationOutcome::Error(error) => {
-                    return Err(format!(
-                        "failed to evaluate auditAnnotation {:?}: {error}",
-                        annotation.key()
-                    ));
-                }
-            }
-        }
-        Ok(annotations)
     }
 
     fn rule(&self, status: RuleStatus, message: String) -> RuleResponse {

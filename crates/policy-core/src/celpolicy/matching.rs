@@ -19,6 +19,7 @@ use kyverno_api::kyverno::v1::match_resources::AdmissionOperation;
 use serde_json::Value;
 
 use super::activation;
+use super::common::text;
 use super::resources::GroupVersionResource;
 use crate::matching::{SelectorError, selector_matches};
 use crate::request::ResourceRequest;
@@ -84,6 +85,25 @@ impl<'a> MatchRequest<'a> {
             name,
             object,
             old_object,
+            namespace_object,
+        }
+    }
+
+    /// The match attributes of the existing `object` served by `resource`, outside any request
+    /// (no operation, no old object), in the namespace and with the name the object has.
+    pub fn existing(
+        object: &'a Value,
+        resource: &'a GroupVersionResource,
+        namespace_object: Option<&'a Value>,
+    ) -> Self {
+        Self {
+            resource,
+            subresource: "",
+            operation: None,
+            namespace: text(object, "/metadata/namespace"),
+            name: text(object, "/metadata/name"),
+            object: Some(object),
+            old_object: None,
             namespace_object,
         }
     }

@@ -7,6 +7,7 @@
 //! documents converted to CEL once) and, per policy, an [`Evaluator`] over it.
 pub mod activation;
 pub mod cel_rule;
+pub mod common;
 pub mod validations;
 pub mod variables;
 
@@ -24,6 +25,7 @@ pub mod resources;
 pub mod validating;
 
 pub use activation::Activation;
+pub use common::{CelPolicyLoadError, RequestInput};
 pub use validations::{
     AuditAnnotationOutcome, CompiledAuditAnnotation, CompiledMatchConditions, CompiledValidation,
     MatchOutcome, ValidationOutcome,

@@ -33,29 +33,30 @@ use std::sync::Arc;
 
 use k8s_openapi::api::admissionregistration::v1::{
     MatchCondition, MatchResources, MutatingAdmissionPolicy, MutatingAdmissionPolicyBinding,
-    Mutation, ParamRef, Variable,
+    Mutation,
 };
 use kyverno_api::policies::exception::PolicyException;
 use kyverno_api::policies::mutating::{
     MutatingEvaluationConfiguration, MutatingPolicy, NamespacedMutatingPolicy, Spec,
 };
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use kube_cel::cel::Value as CelValue;
 
 use super::activation::{
     Activation, NAMESPACE_OBJECT, OBJECT, OLD_OBJECT, REQUEST, admission_request, request_namespace,
 };
+use super::common::{
+    self, RequestInput, compile_audit_annotations, compile_variables, evaluate_audit_annotations,
+    for_all_operations, policy_evaluator, select_params,
+};
 use super::exceptions::{self, CompiledException, MatchedExceptions};
 use super::matching::{self, MatchRequest};
 use super::resources::{GroupVersionResource, ResourceTable};
-use super::validations::{
-    AuditAnnotationOutcome, CompiledAuditAnnotation, CompiledMatchConditions, MatchOutcome,
-};
+use super::validations::{CompiledAuditAnnotation, CompiledMatchConditions, MatchOutcome};
 use super::variables::{CompileError, CompiledVariables, Evaluator, Expression};
-use crate::cel::{self, libs::Libraries};
+use crate::cel;
 use crate::engine::{ContextProvider, Lookup};
-use crate::matching::selector_matches;
 use crate::mutate::{Patch, diff};
 use crate::request::{GroupVersionKind, ResourceRequest};
 use crate::response::{RuleResponse, RuleStatus, RuleType};
@@ -69,19 +70,6 @@ pub struct PolicyCompileError {
     /// The expression's location (`spec.mutations[0].applyConfiguration.expression`) and the
     /// compiler's error with its position in the expression.
     pub source: CompileError,
-}
-
-/// What a mutating policy is evaluated for: one admission request.
-#[derive(Clone, Copy, Debug)]
-pub struct MutationInput<'a> {
-    /// The request; its resource is the object mutated.
-    pub request: &'a ResourceRequest,
-    /// The requested endpoint (`pods`), for matching.
-    pub resource: &'a GroupVersionResource,
-    /// The request's CEL variables ([`Activation::new`] of the same request).
-    pub activation: &'a Activation,
-    /// The request namespace's object, when known (for `namespaceSelector`).
-    pub namespace_object: Option<&'a Value>,
 }
 
 /// The outcome of one policy on one resource.
@@ -195,15 +183,6 @@ fn compile_mutations(
     Ok(compiled)
 }
 
-fn compile_variables(variables: &[Variable]) -> Result<CompiledVariables, CompileError> {
-    CompiledVariables::compile(
-        variables
-            .iter()
-            .map(|variable| (variable.name.as_str(), variable.expression.as_str())),
-        "spec.variables",
-    )
-}
-
 impl CompiledMutation {
     /// Applies this mutation (the `index`-th) to `object`.
     fn apply(
@@ -256,11 +235,10 @@ fn kind_of(object: &Value) -> GroupVersionKind {
 /// upstream's matcher with empty constraints does).
 fn constraints_match(
     constraints: Option<&MatchResources>,
-    input: &MutationInput<'_>,
+    input: &RequestInput<'_>,
 ) -> Result<bool, String> {
-    let request = MatchRequest::from_request(input.request, input.resource, input.namespace_object);
     let everything = MatchResources::default();
-    matching::matches(constraints.unwrap_or(&everything), &request)
+    matching::matches(constraints.unwrap_or(&everything), &input.match_request())
         .map_err(|error| error.to_string())
 }
 
@@ -372,7 +350,7 @@ impl CompiledMutatingPolicy {
                 }
             })?;
         let compile = || -> Result<_, CompileError> {
-            let variables = compile_variables(&spec.variables)?;
+            let variables = compile_variables(&spec.variables, "spec.variables")?;
             let mut bodies = vec![Body::compile(
                 spec.match_constraints.clone(),
                 &spec.match_conditions,
@@ -389,18 +367,11 @@ impl CompiledMutatingPolicy {
                     &format!("autogen[{}].spec", variant.name),
                 )?);
             }
-            let audit_annotations = spec
-                .audit_annotations
-                .iter()
-                .enumerate()
-                .map(|(index, annotation)| {
-                    CompiledAuditAnnotation::compile(
-                        annotation,
-                        &variables,
-                        &format!("spec.auditAnnotations[{index}]"),
-                    )
-                })
-                .collect::<Result<_, _>>()?;
+            let audit_annotations = compile_audit_annotations(
+                &spec.audit_annotations,
+                &variables,
+                "spec.auditAnnotations",
+            )?;
             let target_expression = spec
                 .target_match_constraints
                 .as_ref()
@@ -453,17 +424,11 @@ impl CompiledMutatingPolicy {
     /// An evaluator of the policy's expressions over `activation`, with the libraries bound
     /// (working in the policy's namespace for a namespaced policy).
     fn evaluator<'a>(&'a self, activation: &'a Activation) -> Evaluator<'a> {
-        let mut evaluator = Evaluator::new(activation, &self.variables, None);
-        if let Some(provider) = &self.provider {
-            let libraries = match &self.namespace {
-                Some(namespace) => Libraries::namespaced(Arc::clone(provider), namespace),
-                None => Libraries::new(Arc::clone(provider)),
-            };
-            for (name, receiver) in libraries.variables() {
-                evaluator.bind(name, receiver);
-            }
-        }
-        evaluator
+        let libraries = self
+            .provider
+            .as_ref()
+            .map(|provider| common::libraries(provider, self.namespace.as_deref()));
+        policy_evaluator(activation, &self.variables, libraries.as_ref())
     }
 
     /// The policy's name.
@@ -495,7 +460,7 @@ impl CompiledMutatingPolicy {
 
     /// Applies the policy to `input`'s resource: `None` when its `matchConstraints` (or, for a
     /// namespaced policy, its namespace) do not select the request.
-    pub fn evaluate(&self, input: &MutationInput<'_>) -> Option<PolicyMutation> {
+    pub fn evaluate(&self, input: &RequestInput<'_>) -> Option<PolicyMutation> {
         let resource = input.request.resource();
         if let Some(namespace) = &self.namespace
             && request_namespace(input.request) != namespace
@@ -505,7 +470,7 @@ impl CompiledMutatingPolicy {
         // The policy and its variants select disjoint resources: the first selecting one runs.
         for body in &self.bodies {
             match constraints_match(body.match_constraints.as_ref(), input) {
-                Ok(true) => return Some(self.run(body, resource, input.activation)),
+                Ok(true) => return Some(self.run(body, resource, input.activation())),
                 Ok(false) => {}
                 Err(error) => {
                     return Some(PolicyMutation::unchanged(
@@ -563,21 +528,11 @@ impl CompiledMutatingPolicy {
             };
             evaluator.bind(OBJECT, cel::from_json(&object));
         }
-        let mut audit_annotations = BTreeMap::new();
-        for annotation in &self.audit_annotations {
-            match annotation.evaluate(&mut evaluator) {
-                AuditAnnotationOutcome::Publish(value) => {
-                    audit_annotations.insert(annotation.key().to_owned(), value);
-                }
-                AuditAnnotationOutcome::Exclude => {}
-                AuditAnnotationOutcome::Error(error) => {
-                    return failed(format!(
-                        "failed to evaluate auditAnnotation {:?}: {error}",
-                        annotation.key()
-                    ));
-                }
-            }
-        }
+        let audit_annotations =
+            match evaluate_audit_annotations(&self.audit_annotations, &mut evaluator) {
+                Ok(audit_annotations) => audit_annotations,
+                Err(error) => return failed(error),
+            };
         let mut outcome =
             PolicyMutation::mutated(resource, object, rule("", RuleStatus::Pass, "success"));
         outcome.audit_annotations = audit_annotations;
@@ -594,22 +549,7 @@ impl CompiledMutatingPolicy {
         if self.target_expression.is_some() {
             return false;
         }
-        let text = |pointer: &str| {
-            target
-                .pointer(pointer)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-        };
-        let request = MatchRequest {
-            resource: target_resource,
-            subresource: "",
-            operation: None,
-            namespace: text("/metadata/namespace"),
-            name: text("/metadata/name"),
-            object: Some(target),
-            old_object: None,
-            namespace_object: None,
-        };
+        let request = MatchRequest::existing(target, target_resource, None);
         matching::matches(&self.target_constraints, &request).unwrap_or(false)
     }
 
@@ -617,10 +557,10 @@ impl CompiledMutatingPolicy {
     /// the `items` of a list); `None` when the policy has no such expression.
     pub fn targets_by_expression(
         &self,
-        trigger: &MutationInput<'_>,
+        trigger: &RequestInput<'_>,
     ) -> Option<Result<Vec<Value>, String>> {
         let expression = self.target_expression.as_ref()?;
-        let mut evaluator = self.evaluator(trigger.activation);
+        let mut evaluator = self.evaluator(trigger.activation());
         Some(match evaluator.evaluate_json(expression) {
             Ok(Value::Object(mut fields)) => match fields.remove("items") {
                 Some(Value::Array(items)) => Ok(items),
@@ -643,7 +583,7 @@ impl CompiledMutatingPolicy {
     pub fn evaluate_target(
         &self,
         target: &Arc<Value>,
-        trigger: &MutationInput<'_>,
+        trigger: &RequestInput<'_>,
     ) -> PolicyMutation {
         let activation = Activation::from_values([
             (OBJECT, cel::from_json(target)),
@@ -663,7 +603,7 @@ impl CompiledMutatingPolicy {
     /// found.
     pub fn mutate_existing(
         &self,
-        trigger: &MutationInput<'_>,
+        trigger: &RequestInput<'_>,
         provider: &dyn ContextProvider,
         resources: &ResourceTable,
     ) -> Result<Vec<PolicyMutation>, String> {
@@ -730,7 +670,7 @@ impl CompiledMutatingPolicy {
 /// The constraints upstream's CLI selects existing targets by: `targetMatchConstraints` when it
 /// has resource rules, else `matchConstraints`, for any operation.
 fn target_constraints(spec: &Spec) -> MatchResources {
-    let mut constraints = spec
+    let constraints = spec
         .target_match_constraints
         .as_ref()
         .map(|target| &target.match_resources)
@@ -743,10 +683,7 @@ fn target_constraints(spec: &Spec) -> MatchResources {
         .or(spec.match_constraints.as_ref())
         .cloned()
         .unwrap_or_default();
-    for rule in constraints.resource_rules.iter_mut().flatten() {
-        rule.operations = Some(vec!["*".to_owned()]);
-    }
-    constraints
+    for_all_operations(constraints)
 }
 
 /// The result of policies applied one after the other to one request (the admission chain).
@@ -776,13 +713,7 @@ pub fn mutate_in_order(
     // The object right after each IfNeeded policy ran.
     let mut after_run: Vec<(usize, Arc<Value>)> = Vec::new();
     let mut run = |index: usize, current: &mut ResourceRequest| -> Option<Arc<Value>> {
-        let activation = Activation::new(current, resource, namespace_object);
-        let input = MutationInput {
-            request: current,
-            resource,
-            activation: &activation,
-            namespace_object,
-        };
+        let input = RequestInput::new(current, resource, namespace_object);
         let outcome = policies[index].evaluate(&input)?;
         let patched = Arc::clone(&outcome.patched);
         outcomes.push((index, outcome));
@@ -833,7 +764,10 @@ impl CompiledMutatingAdmissionPolicy {
         let name = policy.metadata.name.clone().unwrap_or_default();
         let spec = policy.spec.clone().unwrap_or_default();
         let compile = || -> Result<_, CompileError> {
-            let variables = compile_variables(spec.variables.as_deref().unwrap_or_default())?;
+            let variables = compile_variables(
+                spec.variables.as_deref().unwrap_or_default(),
+                "spec.variables",
+            )?;
             let body = Body::compile(
                 spec.match_constraints.clone(),
                 spec.match_conditions.as_deref().unwrap_or_default(),
@@ -881,7 +815,7 @@ impl CompiledMutatingAdmissionPolicy {
         &self,
         bindings: &[&MutatingAdmissionPolicyBinding],
         param_resources: &[Value],
-        input: &MutationInput<'_>,
+        input: &RequestInput<'_>,
         background: bool,
     ) -> Option<AdmissionPolicyMutation> {
         let bindings: Vec<&MutatingAdmissionPolicyBinding> = bindings
@@ -926,7 +860,7 @@ impl CompiledMutatingAdmissionPolicy {
         last
     }
 
-    fn error(&self, input: &MutationInput<'_>, message: String) -> PolicyMutation {
+    fn error(&self, input: &RequestInput<'_>, message: String) -> PolicyMutation {
         PolicyMutation::unchanged(
             input.request.resource(),
             rule(&self.name, RuleStatus::Error, message),
@@ -937,12 +871,12 @@ impl CompiledMutatingAdmissionPolicy {
     fn mutate(
         &self,
         params: Option<&Value>,
-        input: &MutationInput<'_>,
+        input: &RequestInput<'_>,
         background: bool,
     ) -> PolicyMutation {
         let resource = input.request.resource();
         // Upstream evaluates the match conditions without params and without the namespace.
-        let mut evaluator = Evaluator::new(input.activation, &self.variables, None);
+        let mut evaluator = Evaluator::new(input.activation(), &self.variables, None);
         evaluator.bind(NAMESPACE_OBJECT, CelValue::Null);
         match self.body.match_conditions.evaluate(&mut evaluator) {
             MatchOutcome::Matched => {}
@@ -958,7 +892,7 @@ impl CompiledMutatingAdmissionPolicy {
         let mut object = resource.as_ref().clone();
         for (index, mutation) in self.body.mutations.iter().enumerate() {
             // The Kubernetes plugin composites the variables anew for every mutation.
-            let mut evaluator = Evaluator::new(input.activation, &self.variables, params.clone());
+            let mut evaluator = Evaluator::new(input.activation(), &self.variables, params.clone());
             evaluator.bind(OBJECT, cel::from_json(&object));
             object = match mutation.apply(index, &mut evaluator, object, MergeMode::Deduced) {
                 Ok(object) => object,
@@ -1001,53 +935,6 @@ fn as_admissionregistration_v1(mut document: Value) -> Value {
         );
     }
     document
-}
-
-/// The `params` a binding's `paramRef` selects among `candidates` (upstream's CLI without a
-/// cluster): with a `selector`, every candidate it selects, as a list object; otherwise the
-/// first candidate with the reference's name (or, without a name, in its namespace).
-fn select_params(reference: &ParamRef, candidates: &[Value]) -> Option<Value> {
-    let text = |object: &Value, pointer: &str| {
-        object
-            .pointer(pointer)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let Some(selector) = &reference.selector else {
-        return candidates
-            .iter()
-            .find(|candidate| {
-                let mut matches = false;
-                if let Some(namespace) = reference.namespace.as_deref().filter(|n| !n.is_empty()) {
-                    matches = text(candidate, "/metadata/namespace") == namespace;
-                }
-                if let Some(name) = reference.name.as_deref().filter(|n| !n.is_empty()) {
-                    matches = text(candidate, "/metadata/name") == name;
-                }
-                matches
-            })
-            .cloned();
-    };
-    let items: Vec<Value> = candidates
-        .iter()
-        .filter(|candidate| {
-            let labels: BTreeMap<String, String> = candidate
-                .pointer("/metadata/labels")
-                .and_then(Value::as_object)
-                .into_iter()
-                .flatten()
-                .filter_map(|(key, value)| Some((key.clone(), value.as_str()?.to_owned())))
-                .collect();
-            selector_matches(selector, &labels).unwrap_or(false)
-        })
-        .cloned()
-        .collect();
-    (!items.is_empty()).then(|| {
-        let mut list = Map::new();
-        list.insert("items".to_owned(), Value::Array(items));
-        Value::Object(list)
-    })
 }
 
 #[cfg(test)]

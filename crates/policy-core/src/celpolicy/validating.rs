@@ -32,6 +32,7 @@ use serde_json::Value;
 use super::activation::{self, Activation, NAMESPACE_OBJECT, OBJECT, OLD_OBJECT, REQUEST};
 use super::authz::AuthorizationResponse;
 use super::autogen;
+use super::common::{compile_audit_annotations, compile_variables, policy_evaluator};
 use super::exceptions::{CompiledException, EXCEPTIONS, ExceptionCompileError, MatchedExceptions};
 use super::matching::{self, MatchRequest};
 use super::resources::GroupVersionResource;
@@ -326,12 +327,7 @@ impl CompiledValidatingPolicy {
 
 impl CompiledVariant {
     fn compile(spec: &Spec) -> Result<Self, CompileError> {
-        let variables = CompiledVariables::compile(
-            spec.variables
-                .iter()
-                .map(|v| (v.name.as_str(), v.expression.as_str())),
-            "spec.variables",
-        )?;
+        let variables = compile_variables(&spec.variables, "spec.variables")?;
         let match_conditions = CompiledMatchConditions::compile(
             &spec.match_conditions,
             &variables,
@@ -365,18 +361,11 @@ impl CompiledVariant {
                 })
             })
             .collect::<Result<_, CompileError>>()?;
-        let audit_annotations = spec
-            .audit_annotations
-            .iter()
-            .enumerate()
-            .map(|(index, annotation)| {
-                CompiledAuditAnnotation::compile(
-                    annotation,
-                    &variables,
-                    &format!("spec.auditAnnotations[{index}]"),
-                )
-            })
-            .collect::<Result<_, CompileError>>()?;
+        let audit_annotations = compile_audit_annotations(
+            &spec.audit_annotations,
+            &variables,
+            "spec.auditAnnotations",
+        )?;
         Ok(Self {
             match_constraints: spec.match_constraints.clone(),
             ignore_failures: spec.failure_policy == Some(FailurePolicy::Ignore),
@@ -445,11 +434,7 @@ impl CompiledVariant {
         activation: &'a Activation,
         libraries: Option<&Libraries>,
     ) -> Evaluator<'a> {
-        let mut evaluator = Evaluator::new(activation, &self.variables, None);
-        for (name, value) in libraries.into_iter().flat_map(Libraries::variables) {
-            evaluator.bind(name, value);
-        }
-        evaluator
+        policy_evaluator(activation, &self.variables, libraries)
     }
 
     /// The first response a validation gives, as upstream's authz engine reads it.

@@ -10,8 +10,11 @@
 //! Upstream behaviours kept on purpose:
 //! - `any` holds when one of its conditions holds; an explicitly empty `any: []` never holds (only
 //!   an absent `any` is ignored). `all` holds when every condition holds. Both must hold.
-//! - Every key, value and message is substituted before any condition is evaluated, so a failing
-//!   substitution is an error even where evaluation would have stopped early.
+//! - A condition's key, value and message are substituted when the condition is reached, so the
+//!   conditions after the one that decides the outcome are never substituted: their variables may
+//!   be unresolvable without error. A variable that does not resolve in a reached condition is an
+//!   error (the caller's substitution reports it); a message that does not resolve is kept as
+//!   written.
 //! - Operators are case-insensitive in the `any`/`all` form, and an unknown one is an error only
 //!   when its condition is reached; the list form needs exact operator names, checked when parsed.
 //! - The message reported with the result joins the messages of the conditions that decided it
@@ -291,25 +294,45 @@ impl From<&ApiAnyAllConditions> for Conditions {
     }
 }
 
-/// A condition whose key, value and message have been substituted.
-struct Resolved<'a> {
-    condition: &'a Condition,
-    /// Where the condition is: its list (`any`, `all`, or `""` for the list form) and index.
-    list: &'static str,
-    index: usize,
-    key: Value,
-    value: Value,
-    message: Cow<'a, str>,
-}
+impl Condition {
+    /// Substitutes this condition's operands and applies its operator: whether it holds, and its
+    /// message. `list` and `index` locate the condition for errors.
+    fn check<E>(
+        &self,
+        list: &'static str,
+        index: usize,
+        substitute: &mut impl FnMut(&Value) -> Result<Value, E>,
+    ) -> Result<(bool, Cow<'_, str>), E>
+    where
+        E: From<ConditionError>,
+    {
+        let key = substitute(&self.key)?;
+        let value = substitute(&self.value)?;
+        let holds = match &self.operator {
+            Ok(operator) => operators::evaluate(*operator, &key, &value),
+            Err(name) => {
+                return Err(ConditionError::UnknownOperator {
+                    path: format!("{list}[{index}].operator"),
+                    operator: name.clone(),
+                }
+                .into());
+            }
+        };
+        Ok((holds, self.substituted_message(substitute)))
+    }
 
-impl Resolved<'_> {
-    fn holds(&self) -> Result<bool, ConditionError> {
-        match &self.condition.operator {
-            Ok(operator) => Ok(operators::evaluate(*operator, &self.key, &self.value)),
-            Err(name) => Err(ConditionError::UnknownOperator {
-                path: format!("{}[{}].operator", self.list, self.index),
-                operator: name.clone(),
-            }),
+    /// The message with its variables substituted; as written when they do not resolve to a
+    /// string, since upstream never fails on a condition's message.
+    fn substituted_message<E>(
+        &self,
+        substitute: &mut impl FnMut(&Value) -> Result<Value, E>,
+    ) -> Cow<'_, str> {
+        if !self.message.contains("{{") {
+            return Cow::Borrowed(&self.message);
+        }
+        match substitute(&Value::String(self.message.clone())) {
+            Ok(Value::String(message)) => Cow::Owned(message),
+            _ => Cow::Borrowed(&self.message),
         }
     }
 }
@@ -341,10 +364,10 @@ impl Conditions {
         Ok(())
     }
 
-    /// Evaluates the conditions. `substitute` resolves the variables of each key, value and
-    /// message (all of them first, as upstream substitutes the whole block before evaluating).
-    /// Errors are the substitution's, an unknown operator reached by evaluation, or a message
-    /// that substitutes to something other than a string.
+    /// Evaluates the conditions. `substitute` resolves the variables of a condition's key, value
+    /// and message when that condition is reached, as upstream does: conditions after the one
+    /// that decides are never substituted, so their unresolvable variables are no error.
+    /// Errors are the substitution's or an unknown operator reached by evaluation.
     pub fn evaluate<E>(
         &self,
         mut substitute: impl FnMut(&Value) -> Result<Value, E>,
@@ -353,17 +376,9 @@ impl Conditions {
         E: From<ConditionError>,
     {
         match self {
-            Conditions::List(list) => {
-                let list = resolve(list, "", &mut substitute)?;
-                Ok(evaluate_list(&list)?)
-            }
+            Conditions::List(list) => evaluate_list(list, &mut substitute),
             Conditions::AnyAll(conditions) => {
-                let any = match conditions.any.as_deref() {
-                    Some(any) => Some(resolve(any, "any", &mut substitute)?),
-                    None => None,
-                };
-                let all = resolve(&conditions.all, "all", &mut substitute)?;
-                Ok(evaluate_any_all(any.as_deref(), &all)?)
+                evaluate_any_all(conditions.any.as_deref(), &conditions.all, &mut substitute)
             }
         }
     }
@@ -392,54 +407,23 @@ where
     })
 }
 
-fn resolve<'a, E>(
-    conditions: &'a [Condition],
-    list: &'static str,
+fn evaluate_list<E>(
+    list: &[Condition],
     substitute: &mut impl FnMut(&Value) -> Result<Value, E>,
-) -> Result<Vec<Resolved<'a>>, E>
+) -> Result<Verdict, E>
 where
     E: From<ConditionError>,
 {
-    conditions
-        .iter()
-        .enumerate()
-        .map(|(index, condition)| {
-            let message = if condition.message.is_empty() {
-                Cow::Borrowed(condition.message.as_str())
-            } else {
-                match substitute(&Value::String(condition.message.clone()))? {
-                    Value::String(message) => Cow::Owned(message),
-                    _ => {
-                        return Err(invalid(
-                            format!("{list}[{index}].message"),
-                            "must be a string",
-                        )
-                        .into());
-                    }
-                }
-            };
-            Ok(Resolved {
-                condition,
-                key: substitute(&condition.key)?,
-                value: substitute(&condition.value)?,
-                message,
-                list,
-                index,
-            })
-        })
-        .collect()
-}
-
-fn evaluate_list(list: &[Resolved<'_>]) -> Result<Verdict, ConditionError> {
     let mut passed = Vec::with_capacity(list.len());
-    for condition in list {
-        if !condition.holds()? {
+    for (index, condition) in list.iter().enumerate() {
+        let (holds, message) = condition.check("", index, substitute)?;
+        if !holds {
             return Ok(Verdict {
                 holds: false,
-                message: condition.message.clone().into_owned(),
+                message: message.into_owned(),
             });
         }
-        passed.push(condition.message.as_ref());
+        passed.push(message);
     }
     Ok(Verdict {
         holds: true,
@@ -447,31 +431,37 @@ fn evaluate_list(list: &[Resolved<'_>]) -> Result<Verdict, ConditionError> {
     })
 }
 
-fn evaluate_any_all(
-    any: Option<&[Resolved<'_>]>,
-    all: &[Resolved<'_>],
-) -> Result<Verdict, ConditionError> {
+fn evaluate_any_all<E>(
+    any: Option<&[Condition]>,
+    all: &[Condition],
+    substitute: &mut impl FnMut(&Value) -> Result<Value, E>,
+) -> Result<Verdict, E>
+where
+    E: From<ConditionError>,
+{
     let mut passed = Vec::new();
     let mut failed = Vec::new();
     let mut any_holds = true;
     if let Some(any) = any {
         any_holds = false;
-        for condition in any {
-            if condition.holds()? {
+        for (index, condition) in any.iter().enumerate() {
+            let (holds, message) = condition.check("any", index, substitute)?;
+            if holds {
                 any_holds = true;
-                passed.push(condition.message.as_ref());
+                passed.push(message);
                 break;
             }
-            failed.push(condition.message.as_ref());
+            failed.push(message);
         }
     }
     let mut all_hold = true;
-    for condition in all {
-        if condition.holds()? {
-            passed.push(condition.message.as_ref());
+    for (index, condition) in all.iter().enumerate() {
+        let (holds, message) = condition.check("all", index, substitute)?;
+        if holds {
+            passed.push(message);
         } else {
             all_hold = false;
-            failed.push(condition.message.as_ref());
+            failed.push(message);
             break;
         }
     }
@@ -975,12 +965,29 @@ mod tests {
                 message: "name temp is wrong".into()
             }
         );
-        let to_number = |_: &Value| -> Result<Value, ConditionError> { Ok(json!(1)) };
+        // A message that does not resolve to a string is kept as written.
         let conditions = parse(json!({"any": [foo_is("x", "{{ n }}")]}));
-        assert!(matches!(
+        let to_number = |value: &Value| -> Result<Value, ConditionError> {
+            if value == "{{ n }}" {
+                Ok(json!(1))
+            } else {
+                substitute(value)
+            }
+        };
+        assert_eq!(
             conditions.evaluate(to_number),
-            Err(ConditionError::Invalid { path, .. }) if path == "any[0].message"
-        ));
+            Ok(Verdict {
+                holds: false,
+                message: "{{ n }}".into()
+            })
+        );
+        let conditions = parse(json!({"any": [foo_is("x", "{{ bad }}")]}));
+        assert_eq!(
+            conditions
+                .evaluate(substitute)
+                .map(|verdict| verdict.message),
+            Ok("{{ bad }}".into())
+        );
     }
 
     #[test]
@@ -1103,17 +1110,25 @@ mod tests {
     }
 
     #[test]
-    fn every_operand_is_substituted_before_evaluation() {
-        // The first `any` condition decides, yet the failing substitution of the second is an
-        // error, as upstream substitutes the whole block first.
-        let conditions = parse(json!({"any": [
-            name_is("temp", ""),
-            {"key": "{{ bad }}", "operator": "Equals", "value": "x"},
-        ]}));
+    fn operands_are_substituted_only_when_their_condition_is_reached() {
+        let bad = || json!({"key": "{{ bad }}", "operator": "Equals", "value": "x"});
+        // The first `any` condition decides: the second is never substituted.
+        let decided = parse(json!({"any": [name_is("temp", ""), bad()]}));
+        assert!(decided.evaluate(substitute).expect("evaluates").holds);
+        // The first `all` condition fails: the rest is never substituted.
+        let failed = parse(json!({"all": [name_is("other", ""), bad()]}));
+        assert!(!failed.evaluate(substitute).expect("evaluates").holds);
+        let list = parse(json!([name_is("other", ""), bad()]));
+        assert!(!list.evaluate(substitute).expect("evaluates").holds);
+        // A reached condition whose variable does not resolve is an error.
+        let reached = parse(json!({"all": [name_is("temp", ""), bad()]}));
         assert_eq!(
-            conditions.evaluate(substitute),
+            reached.evaluate(substitute),
             Err(invalid("", "variable bad not found"))
         );
+        let value =
+            parse(json!({"any": [{"key": "a", "operator": "AnyNotIn", "value": "{{ bad }}"}]}));
+        assert!(value.evaluate(substitute).is_err());
     }
 
     #[test]

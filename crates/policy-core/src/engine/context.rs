@@ -1,5 +1,8 @@
 //! The variables a rule sees: `request.*`, `images`, `serviceAccountName`, values supplied from
 //! outside, context entries, and `element`/`elementIndex` inside foreach.
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use serde_json::{Map, Value, json};
 
 use super::EngineError;
@@ -9,54 +12,24 @@ use crate::variables::{self, Context};
 use kyverno_api::kyverno::v1::context::{ApiCall, ContextEntry, HttpMethod};
 use kyverno_api::kyverno::v1::match_resources::AdmissionOperation;
 
-/// The variables of a rule, with the loading of its context entries.
+/// The variables of a rule, with the loading of its context entries. Cheap to clone: the
+/// variables are shared until a clone changes them.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct RuleContext {
-    variables: Context,
+    variables: Arc<Context>,
 }
 
 impl RuleContext {
     /// The variables of a request: `request.*`, `serviceAccountName`, `serviceAccountNamespace`
-    /// and `images`.
-    pub(crate) fn for_request(request: &ResourceRequest, images: Value) -> Self {
-        let info = request.request_info();
-        let user = &info.user_info;
-        let gvk = request.gvk();
-        let operation = request
-            .operation()
-            .map_or("CREATE", AdmissionOperation::as_str);
-        let mut request_data = json!({
-            "operation": operation,
-            "object": request.resource().as_ref(),
-            "oldObject": request.old_resource().map_or(Value::Null, |old| old.as_ref().clone()),
-            "userInfo": {"username": user.username, "uid": user.uid, "groups": user.groups},
-            "roles": info.roles,
-            "clusterRoles": info.cluster_roles,
-            "namespace": request.namespace(),
-            "name": request.name(),
-            "kind": {"group": gvk.group, "version": gvk.version, "kind": gvk.kind},
-        });
-        if !request.subresource().is_empty() {
-            request_data["subResource"] = Value::String(request.subresource().to_owned());
+    /// and `images`. Built once per request and shared by every policy evaluated on it.
+    pub(crate) fn for_request(request: &ResourceRequest) -> Self {
+        let variables = request
+            .derived()
+            .rule_variables
+            .get_or_init(|| Arc::new(request_variables(request)));
+        Self {
+            variables: Arc::clone(variables),
         }
-        let mut variables = Context::new();
-        variables.set("request", request_data);
-        if images.as_object().is_some_and(|images| !images.is_empty()) {
-            variables.set("images", images);
-        }
-        // `system:serviceaccount:<namespace>:<name>` names a service account.
-        if let Some((namespace, name)) = user
-            .username
-            .strip_prefix("system:serviceaccount:")
-            .and_then(|rest| rest.split_once(':'))
-        {
-            variables.set("serviceAccountName", Value::String(name.to_owned()));
-            variables.set(
-                "serviceAccountNamespace",
-                Value::String(namespace.to_owned()),
-            );
-        }
-        Self { variables }
     }
 
     /// The whole document.
@@ -66,12 +39,12 @@ impl RuleContext {
 
     /// Sets a variable; a dotted key (`request.operation`) sets a nested field.
     pub(crate) fn set_variable(&mut self, key: &str, value: Value) {
-        self.variables.set(key, value);
+        Arc::make_mut(&mut self.variables).set(key, value);
     }
 
     /// Makes a foreach element current (`element`, `elementIndex` and their numbered forms).
     pub(crate) fn set_element(&mut self, element: Value, index: usize, nesting: usize) {
-        self.variables.set_element(element, index, nesting);
+        Arc::make_mut(&mut self.variables).set_element(element, index, nesting);
     }
 
     /// Sets every variable of a map of dotted keys.
@@ -85,11 +58,6 @@ impl RuleContext {
     /// `/validate/pattern`; `{{ @ }}` reads the resource at the same place).
     pub(crate) fn substitute_at(&self, value: &Value, path: &str) -> Result<Value, EngineError> {
         Ok(variables::substitute_at(value, path, &self.variables)?)
-    }
-
-    /// Replaces `{{ }}` variables in preconditions: one that fails to resolve becomes `null`.
-    pub(crate) fn substitute_preconditions(&self, value: &Value) -> Result<Value, EngineError> {
-        Ok(variables::substitute_preconditions(value, &self.variables)?)
     }
 
     /// Replaces `{{ }}` variables in a JSON tree.
@@ -282,4 +250,48 @@ impl RuleContext {
         self.set_variable(name, value);
         Ok(())
     }
+}
+
+/// The variables of `request` every rule starts from (see [`RuleContext::for_request`]).
+fn request_variables(request: &ResourceRequest) -> Context {
+    let images =
+        crate::images::extract_images(request.resource(), &BTreeMap::new()).unwrap_or(Value::Null);
+    let info = request.request_info();
+    let user = &info.user_info;
+    let gvk = request.gvk();
+    let operation = request
+        .operation()
+        .map_or("CREATE", AdmissionOperation::as_str);
+    let mut request_data = json!({
+        "operation": operation,
+        "object": request.resource().as_ref(),
+        "oldObject": request.old_resource().map_or(Value::Null, |old| old.as_ref().clone()),
+        "userInfo": {"username": user.username, "uid": user.uid, "groups": user.groups},
+        "roles": info.roles,
+        "clusterRoles": info.cluster_roles,
+        "namespace": request.namespace(),
+        "name": request.name(),
+        "kind": {"group": gvk.group, "version": gvk.version, "kind": gvk.kind},
+    });
+    if !request.subresource().is_empty() {
+        request_data["subResource"] = Value::String(request.subresource().to_owned());
+    }
+    let mut variables = Context::new();
+    variables.set("request", request_data);
+    if images.as_object().is_some_and(|images| !images.is_empty()) {
+        variables.set("images", images);
+    }
+    // `system:serviceaccount:<namespace>:<name>` names a service account.
+    if let Some((namespace, name)) = user
+        .username
+        .strip_prefix("system:serviceaccount:")
+        .and_then(|rest| rest.split_once(':'))
+    {
+        variables.set("serviceAccountName", Value::String(name.to_owned()));
+        variables.set(
+            "serviceAccountNamespace",
+            Value::String(namespace.to_owned()),
+        );
+    }
+    variables
 }

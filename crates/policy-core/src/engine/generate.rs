@@ -204,9 +204,7 @@ impl Generator<'_> {
                         let holds = match &foreach.preconditions {
                             Some(preconditions) => {
                                 Conditions::from(preconditions)
-                                    .evaluate(|value| {
-                                        element_context.substitute_preconditions(value)
-                                    })?
+                                    .evaluate(|value| element_context.substitute(value))?
                                     .holds
                             }
                             None => true,

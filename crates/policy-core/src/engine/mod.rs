@@ -179,9 +179,7 @@ impl<'p, 'e> PolicyRun<'p, 'e> {
         request: &'p ResourceRequest,
         environment: &'p Environment<'e>,
     ) -> Self {
-        let images = crate::images::extract_images(request.resource(), &BTreeMap::new())
-            .unwrap_or(Value::Null);
-        let mut base = RuleContext::for_request(request, images);
+        let mut base = RuleContext::for_request(request);
         base.set_variables(&environment.values.global);
         base.set_variables(&environment.values.resource);
         // Values may set fields of the object itself (`request.object.metadata.labels.x`); the
@@ -301,7 +299,7 @@ fn preconditions_hold(
         return Ok((true, String::new()));
     };
     let conditions = parse_conditions(preconditions)?;
-    let verdict = conditions.evaluate(|value| context.substitute_preconditions(value))?;
+    let verdict = conditions.evaluate(|value| context.substitute(value))?;
     Ok((verdict.holds, verdict.message))
 }
 

@@ -310,7 +310,7 @@ impl Mutator<'_> {
             }
             if let Some(preconditions) = &foreach.preconditions {
                 match Conditions::from(preconditions)
-                    .evaluate(|value| element_context.substitute_preconditions(value))
+                    .evaluate(|value| element_context.substitute(value))
                 {
                     Ok(verdict) if !verdict.holds => continue,
                     Ok(_) => {}

@@ -256,7 +256,9 @@ fn values_that_set_object_fields_change_the_evaluated_object() {
 }
 
 #[test]
-fn preconditions_read_missing_fields_as_null() {
+fn preconditions_error_on_missing_fields_they_reach() {
+    // Upstream's kyverno-cli test nil-values-in-variables/limit-duration: a condition reading a
+    // missing field is an error once reached, and never read after a failed `all` condition.
     let policy = policy(
         r#"
 apiVersion: kyverno.io/v1
@@ -268,16 +270,21 @@ spec:
     match: {any: [{resources: {kinds: [Pod]}}]}
     preconditions:
       all:
+      - {key: "{{ request.object.metadata.name }}", operator: Equals, value: reached}
       - {key: "{{ request.object.spec.missing }}", operator: NotEquals, value: ""}
     validate:
       pattern: {metadata: {name: "?*"}}
 "#,
     );
-    let result = run(
-        &policy,
-        pod("p", json!({})),
-        &[],
-        &SuppliedValues::default(),
-    );
-    assert_eq!(result[0].1, RuleStatus::Pass, "{}", result[0].2);
+    let status = |name: &str| {
+        run(
+            &policy,
+            pod(name, json!({})),
+            &[],
+            &SuppliedValues::default(),
+        )[0]
+        .1
+    };
+    assert_eq!(status("reached"), RuleStatus::Error);
+    assert_eq!(status("other"), RuleStatus::Skip);
 }

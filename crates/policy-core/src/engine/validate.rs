@@ -8,6 +8,7 @@ use super::provider::ContextProvider;
 use super::{EngineError, RuleValues, element_context};
 use crate::celpolicy::cel_rule::CelRuleRun;
 use crate::conditions::{Conditions, parse_conditions};
+use crate::manifests::{self, Verification};
 use crate::pattern::{self, PatternOutcome};
 use crate::pod_security;
 use crate::response::{RuleResponse, RuleStatus, RuleType};
@@ -85,11 +86,16 @@ impl<'a> Validator<'a> {
             let (status, message) = self.cel.evaluate(&self.rule.name)?;
             return Some(self.response(status, message));
         }
-        if validation.manifests.is_some() {
-            return Some(self.response(
-                RuleStatus::Error,
-                "validate.manifests rules are not supported yet by kyverno-rs",
-            ));
+        if let Some(manifests) = &validation.manifests {
+            // Upstream has no manifest check for deletions.
+            if self.is_delete {
+                return None;
+            }
+            return Some(match manifests::verify(manifests, resource) {
+                Ok(Verification::Verified(message)) => self.response(RuleStatus::Pass, message),
+                Ok(Verification::NotVerified(message)) => self.response(RuleStatus::Fail, message),
+                Err(error) => self.error("error occurred during manifest verification", error),
+            });
         }
         None
     }
@@ -312,7 +318,7 @@ impl<'a> Validator<'a> {
         }
         if let Some(preconditions) = &foreach.preconditions {
             let conditions = Conditions::from(preconditions);
-            match conditions.evaluate(|value| context.substitute_preconditions(value)) {
+            match conditions.evaluate(|value| context.substitute(value)) {
                 Ok(verdict) if !verdict.holds => {
                     return Some(self.response(RuleStatus::Skip, "preconditions not met"));
                 }

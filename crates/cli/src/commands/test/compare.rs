@@ -26,6 +26,10 @@ pub enum Comparison {
 }
 
 /// Compares `actual` with the resource of `expected` that has its identity.
+///
+/// A cluster-scoped resource (one without namespace, as generated) is found all the same in
+/// files whose resources were given the `default` namespace when loaded, and compared without
+/// it, as upstream finds a generated ClusterRoleBinding in its expected file.
 pub fn compare(actual: &Value, expected: &[Value]) -> Comparison {
     let identity = |resource: &Value| {
         [
@@ -37,19 +41,30 @@ pub fn compare(actual: &Value, expected: &[Value]) -> Comparison {
         .map(|pointer| field(resource, pointer).to_owned())
     };
     let wanted = identity(actual);
-    let Some(expected) = expected
-        .iter()
-        .find(|candidate| identity(candidate) == wanted)
-    else {
+    let cluster_scoped = wanted[2].is_empty();
+    let Some(expected) = expected.iter().find(|candidate| {
+        let [api_version, kind, namespace, name] = identity(candidate);
+        let namespace_matches =
+            namespace == wanted[2] || (cluster_scoped && namespace == DEFAULT_NAMESPACE);
+        namespace_matches && api_version == wanted[0] && kind == wanted[1] && name == wanted[3]
+    }) else {
         return Comparison::Missing;
     };
     let actual = normalize(actual);
-    let expected = normalize(expected);
+    let mut expected = normalize(expected);
+    if cluster_scoped
+        && let Some(metadata) = expected.get_mut("metadata").and_then(Value::as_object_mut)
+    {
+        metadata.remove("namespace");
+    }
     if same_json(&actual, &expected) {
         return Comparison::Equal;
     }
     Comparison::Different(line_diff(&yaml(&expected), &yaml(&actual)))
 }
+
+/// The namespace the loader gives to resources that name none.
+const DEFAULT_NAMESPACE: &str = "default";
 
 /// The tidied resource with the generate labels fixed up.
 fn normalize(resource: &Value) -> Value {
@@ -175,6 +190,35 @@ mod tests {
         let mut elsewhere = pod(json!({}));
         elsewhere["metadata"]["namespace"] = json!("prod");
         assert_eq!(compare(&elsewhere, &expected), Comparison::Missing);
+    }
+
+    #[test]
+    fn cluster_scoped_resources_are_found_in_files_given_the_default_namespace() {
+        let binding = |namespace: Option<&str>| {
+            let mut binding = json!({
+                "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                "metadata": {"name": "b"},
+                "roleRef": {"kind": "ClusterRole", "name": "edit"}
+            });
+            if let Some(namespace) = namespace {
+                binding["metadata"]["namespace"] = json!(namespace);
+            }
+            binding
+        };
+        // As loaded from the expected file: the loader gave it the `default` namespace.
+        let expected = [binding(Some("default"))];
+        assert_eq!(compare(&binding(None), &expected), Comparison::Equal);
+        let mut different = binding(None);
+        different["roleRef"]["name"] = json!("view");
+        assert!(matches!(
+            compare(&different, &expected),
+            Comparison::Different(_)
+        ));
+        // A namespaced resource still needs the same namespace.
+        assert_eq!(
+            compare(&binding(Some("prod")), &expected),
+            Comparison::Missing
+        );
     }
 
     #[test]

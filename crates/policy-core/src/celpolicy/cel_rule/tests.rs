@@ -23,6 +23,18 @@ fn policy(rules: &str) -> LoadedPolicy {
     load(rules).expect("loads")
 }
 
+/// The rule `check` on Pods: `fields` are more fields of the rule, `cel` the body of its
+/// `validate.cel` (each indented for its place, after an optional leading line break).
+fn pod_rule(fields: &str, cel: &str) -> String {
+    let (fields, cel) = (
+        fields.trim_start_matches('\n'),
+        cel.trim_start_matches('\n'),
+    );
+    format!(
+        "  - name: check\n    match:\n      any:\n      - resources:\n          kinds: [Pod]\n{fields}    validate:\n      cel:\n{cel}"
+    )
+}
+
 fn run_with(
     policy: &LoadedPolicy,
     request: &ResourceRequest,
@@ -123,19 +135,13 @@ fn runtime_errors_fail_the_rule_with_the_error() {
 
 #[test]
 fn default_message_is_the_failed_expression() {
-    let policy = policy(
+    let policy = policy(&pod_rule(
+        "",
         r#"
-  - name: check
-    match:
-      any:
-      - resources:
-          kinds: [Pod]
-    validate:
-      cel:
         expressions:
         - expression: "object.spec.priority < 10"
 "#,
-    );
+    ));
     assert_eq!(
         single(run(&policy, pod("p", "default", 20))),
         (
@@ -147,25 +153,20 @@ fn default_message_is_the_failed_expression() {
 
 #[test]
 fn cel_preconditions_skip_or_fail() {
-    let policy = policy(
+    let policy = policy(&pod_rule(
         r#"
-  - name: check
-    match:
-      any:
-      - resources:
-          kinds: [Pod]
     celPreconditions:
     - name: not-system
       expression: object.metadata.namespace != 'kube-system'
     - name: errors-on-missing
       expression: object.metadata.labels.n != 'x'
-    validate:
-      cel:
+"#,
+        r#"
         expressions:
         - expression: "false"
           message: denied
 "#,
-    );
+    ));
     assert_eq!(
         single(run(&policy, pod("p", "kube-system", 1))),
         (RuleStatus::Skip, "cel preconditions not met".to_owned())
@@ -189,21 +190,15 @@ fn cel_preconditions_skip_or_fail() {
 
 #[test]
 fn request_and_namespace_object_are_bound() {
-    let policy = policy(
+    let policy = policy(&pod_rule(
+        "",
         r#"
-  - name: check
-    match:
-      any:
-      - resources:
-          kinds: [Pod]
-    validate:
-      cel:
         expressions:
         - expression: namespaceObject.metadata.name != 'default'
         - expression: request.operation != 'DELETE' || object == null
         - expression: request.operation != 'UPDATE' || oldObject.metadata.name == object.metadata.name
 "#,
-    );
+    ));
     assert_eq!(run(&policy, pod("p", "default", 1))[0].1, RuleStatus::Fail);
     assert_eq!(run(&policy, pod("p", "prod", 1))[0].1, RuleStatus::Pass);
     let resource = Arc::new(pod("p", "prod", 1));
@@ -221,19 +216,13 @@ fn request_and_namespace_object_are_bound() {
 
 #[test]
 fn autogen_rules_read_the_pod_template() {
-    let policy = policy(
+    let policy = policy(&pod_rule(
+        "",
         r#"
-  - name: check
-    match:
-      any:
-      - resources:
-          kinds: [Pod]
-    validate:
-      cel:
         expressions:
         - expression: object.spec.containers.all(c, c.image != 'bad')
 "#,
-    );
+    ));
     let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": "d", "namespace": "default"},
         "spec": {"template": {"spec": {"containers": [{"name": "a", "image": "bad"}]}}}});
@@ -337,15 +326,10 @@ impl Params {
 #[test]
 fn params_come_from_the_provider() {
     let rule = |param_ref: &str| {
-        policy(&format!(
-            r#"
-  - name: check
-    match:
-      any:
-      - resources:
-          kinds: [Pod]
-    validate:
-      cel:
+        policy(&pod_rule(
+            "",
+            &format!(
+                r#"
         paramKind:
           apiVersion: v1
           kind: ConfigMap
@@ -354,6 +338,7 @@ fn params_come_from_the_provider() {
         - expression: object.spec.priority <= int(params.data.max)
           messageExpression: "'at most ' + params.data.max"
 "#
+            ),
         ))
     };
     let request = |priority| ResourceRequest::new(Arc::new(pod("p", "default", priority)));
@@ -387,19 +372,13 @@ fn params_come_from_the_provider() {
 
 #[test]
 fn namespace_object_comes_from_the_provider_when_it_has_it() {
-    let policy = policy(
+    let policy = policy(&pod_rule(
+        "",
         r#"
-  - name: check
-    match:
-      any:
-      - resources:
-          kinds: [Pod]
-    validate:
-      cel:
         expressions:
         - expression: namespaceObject.metadata.labels.team == 'a'
 "#,
-    );
+    ));
     let request = ResourceRequest::new(Arc::new(pod("p", "default", 1)));
     assert_eq!(run_with(&policy, &request, &Params)[0].1, RuleStatus::Pass);
     assert_eq!(

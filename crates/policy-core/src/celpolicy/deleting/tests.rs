@@ -1,33 +1,17 @@
 use std::sync::Arc;
 
-use kyverno_api::policies::deleting::{DeletingPolicy, NamespacedDeletingPolicy};
 use serde_json::{Value, json};
 
 use super::*;
+use crate::celpolicy::common::tests::read_policy;
 use crate::celpolicy::generating::tests::Cluster;
 
 fn compile(
     yaml: &str,
     exceptions: &[Arc<PolicyException>],
 ) -> Result<CompiledDeletingPolicy, CelPolicyLoadError> {
-    let document: Value = serde_saphyr::from_str(yaml).expect("yaml");
-    if document["kind"] == "NamespacedDeletingPolicy" {
-        let policy: NamespacedDeletingPolicy = serde_json::from_value(document).expect("policy");
-        CompiledDeletingPolicy::compile(
-            policy.metadata.name.as_deref().unwrap_or_default(),
-            policy.metadata.namespace.as_deref(),
-            &policy.spec,
-            exceptions,
-        )
-    } else {
-        let policy: DeletingPolicy = serde_json::from_value(document).expect("policy");
-        CompiledDeletingPolicy::compile(
-            policy.metadata.name.as_deref().unwrap_or_default(),
-            None,
-            &policy.spec,
-            exceptions,
-        )
-    }
+    let (name, namespace, spec) = read_policy(yaml);
+    CompiledDeletingPolicy::compile(&name, namespace.as_deref(), &spec, exceptions)
 }
 
 fn policy(rest: &str) -> CompiledDeletingPolicy {

@@ -13,6 +13,7 @@
 //! policy is, so a bad expression is reported at load time.
 use serde_json::{Map, Value};
 
+use crate::celpolicy::common::json_type;
 use crate::celpolicy::{CompiledVariables, Evaluator, Expression};
 
 /// A compiled generation template.
@@ -419,17 +420,6 @@ fn location(path: &[String]) -> String {
         "(document)".to_owned()
     } else {
         path.join(".")
-    }
-}
-
-fn json_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "list",
-        Value::Object(_) => "map",
     }
 }
 

@@ -2,10 +2,10 @@ use std::sync::Arc;
 
 use kyverno_api::kyverno::v1::match_resources::AdmissionOperation;
 use kyverno_api::policies::exception::PolicyException;
-use kyverno_api::policies::generating::{GeneratingPolicy, NamespacedGeneratingPolicy};
 use serde_json::{Value, json};
 
 use super::*;
+use crate::celpolicy::common::tests::read_policy;
 use crate::engine::{Lookup, ProviderError};
 use crate::request::GroupVersionKind;
 
@@ -90,24 +90,8 @@ fn compile(
     yaml: &str,
     exceptions: &[Arc<PolicyException>],
 ) -> Result<CompiledGeneratingPolicy, CelPolicyLoadError> {
-    let document: Value = serde_saphyr::from_str(yaml).expect("yaml");
-    if document["kind"] == "NamespacedGeneratingPolicy" {
-        let policy: NamespacedGeneratingPolicy = serde_json::from_value(document).expect("policy");
-        CompiledGeneratingPolicy::compile(
-            policy.metadata.name.as_deref().unwrap_or_default(),
-            policy.metadata.namespace.as_deref(),
-            &policy.spec,
-            exceptions,
-        )
-    } else {
-        let policy: GeneratingPolicy = serde_json::from_value(document).expect("policy");
-        CompiledGeneratingPolicy::compile(
-            policy.metadata.name.as_deref().unwrap_or_default(),
-            None,
-            &policy.spec,
-            exceptions,
-        )
-    }
+    let (name, namespace, spec) = read_policy(yaml);
+    CompiledGeneratingPolicy::compile(&name, namespace.as_deref(), &spec, exceptions)
 }
 
 /// Evaluates `policy` for the CREATE of `object` in a cluster holding `objects`.
@@ -121,19 +105,15 @@ fn run(
     let table = ResourceTable::builtin();
     let resource = table.mapping(&gvk).expect("known kind").resource;
     let request = ResourceRequest::new(object).with_operation(AdmissionOperation::Create);
-    let activation = Activation::new(&request, &resource, None);
-    let trigger = Trigger {
-        request: &request,
-        resource: &resource,
-        activation: &activation,
-        namespace_object: None,
-        resources: table,
-    };
     let provider: Arc<dyn ContextProvider> = Arc::new(Cluster {
         objects,
         images: Vec::new(),
     });
-    policy.evaluate(&trigger, &provider)
+    policy.evaluate(
+        &RequestInput::new(&request, &resource, None),
+        table,
+        &provider,
+    )
 }
 
 fn namespace(name: &str) -> Value {

@@ -8,6 +8,7 @@ use super::*;
 use crate::celpolicy::generating::tests::Cluster;
 use crate::celpolicy::resources::ResourceTable;
 use crate::request::GroupVersionKind;
+use crate::request::ResourceRequest;
 
 fn compile(
     spec: &str,
@@ -57,20 +58,11 @@ fn evaluate(
         .expect("known kind")
         .resource;
     let request = ResourceRequest::new(object).with_operation(AdmissionOperation::Create);
-    let activation = Activation::new(&request, &resource, None);
     let provider: Arc<dyn ContextProvider> = Arc::new(Cluster {
         objects: Vec::new(),
         images: images.iter().map(|image| (*image).to_owned()).collect(),
     });
-    policy.evaluate(
-        &ImageRequest {
-            request: &request,
-            resource: &resource,
-            activation: &activation,
-            namespace_object: None,
-        },
-        &provider,
-    )
+    policy.evaluate(&RequestInput::new(&request, &resource, None), &provider)
 }
 
 fn pod(name: &str, image: &str) -> Value {

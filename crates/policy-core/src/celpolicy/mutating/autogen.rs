@@ -195,5 +195,18 @@ mod tests {
         disabled.autogen = serde_json::from_value(json!({"podControllers": {"controllers": []}}))
             .expect("autogen");
         assert!(super::variants(&disabled).is_empty());
+        // Without a controllers list, every controller is generated for.
+        let mut unlisted = spec.clone();
+        unlisted.autogen = serde_json::from_value(json!({"podControllers": {}})).expect("autogen");
+        assert_eq!(super::variants(&unlisted).len(), 2);
+        let mut narrowed = spec;
+        narrowed.autogen =
+            serde_json::from_value(json!({"podControllers": {"controllers": ["cronjobs"]}}))
+                .expect("autogen");
+        let names: Vec<&str> = super::variants(&narrowed)
+            .iter()
+            .map(|variant| variant.name)
+            .collect();
+        assert_eq!(names, [CRONJOBS_VARIANT]);
     }
 }

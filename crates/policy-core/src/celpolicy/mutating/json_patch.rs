@@ -9,6 +9,8 @@
 //!   an error.
 use serde_json::{Map, Value};
 
+use crate::celpolicy::common::json_type;
+
 /// An RFC 6902 operation.
 #[derive(Clone, Debug, PartialEq)]
 pub(super) struct Operation {
@@ -32,7 +34,7 @@ pub(super) enum JsonPatchError {
 /// The operations of an expression's value (a list of `JSONPatch` objects).
 pub(super) fn operations(value: Value) -> Result<Vec<Operation>, JsonPatchError> {
     let Value::Array(items) = value else {
-        return Err(JsonPatchError::Decode(format!("got {}", kind_name(&value))));
+        return Err(JsonPatchError::Decode(format!("got {}", json_type(&value))));
     };
     items
         .into_iter()
@@ -40,7 +42,7 @@ pub(super) fn operations(value: Value) -> Result<Vec<Operation>, JsonPatchError>
             let Value::Object(mut fields) = item else {
                 return Err(JsonPatchError::Decode(format!(
                     "got an element of type {}",
-                    kind_name(&item)
+                    json_type(&item)
                 )));
             };
             Ok(Operation {
@@ -62,19 +64,8 @@ fn string_field(
         Some(Value::String(text)) => Ok(Some(text)),
         Some(other) => Err(JsonPatchError::Decode(format!(
             "field {name} is a {}, not a string",
-            kind_name(&other)
+            json_type(&other)
         ))),
-    }
-}
-
-fn kind_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "list",
-        Value::Object(_) => "map",
     }
 }
 

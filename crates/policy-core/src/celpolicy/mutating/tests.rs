@@ -38,13 +38,7 @@ fn create(resource: Value) -> ResourceRequest {
 
 fn run(policy: &CompiledMutatingPolicy, resource: Value) -> Option<PolicyMutation> {
     let request = create(resource);
-    let activation = Activation::new(&request, &pods(), None);
-    policy.evaluate(&MutationInput {
-        request: &request,
-        resource: &pods(),
-        activation: &activation,
-        namespace_object: None,
-    })
+    policy.evaluate(&RequestInput::new(&request, &pods(), None))
 }
 
 #[test]
@@ -135,14 +129,8 @@ fn match_conditions_skip_and_constraints_select() {
     let service = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}});
     let request = create(service);
     let services = GroupVersionResource::new("", "v1", "services");
-    let activation = Activation::new(&request, &services, None);
     assert_eq!(
-        policy.evaluate(&MutationInput {
-            request: &request,
-            resource: &services,
-            activation: &activation,
-            namespace_object: None,
-        }),
+        policy.evaluate(&RequestInput::new(&request, &services, None)),
         None
     );
 }
@@ -323,16 +311,10 @@ fn run_admission(
     request: &ResourceRequest,
     background: bool,
 ) -> Option<AdmissionPolicyMutation> {
-    let activation = Activation::new(request, &pods(), None);
     policy.evaluate(
         bindings,
         params,
-        &MutationInput {
-            request,
-            resource: &pods(),
-            activation: &activation,
-            namespace_object: None,
-        },
+        &RequestInput::new(request, &pods(), None),
         background,
     )
 }
@@ -504,18 +486,12 @@ fn existing_policy(target: Value) -> CompiledMutatingPolicy {
     }))
 }
 
-fn with_trigger<T>(check: impl FnOnce(&MutationInput<'_>) -> T) -> T {
+fn with_trigger<T>(check: impl FnOnce(&RequestInput<'_>) -> T) -> T {
     let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": "trigger", "namespace": "test-ns"}});
     let request = create(deployment);
     let deployments = GroupVersionResource::new("apps", "v1", "deployments");
-    let activation = Activation::new(&request, &deployments, None);
-    check(&MutationInput {
-        request: &request,
-        resource: &deployments,
-        activation: &activation,
-        namespace_object: None,
-    })
+    check(&RequestInput::new(&request, &deployments, None))
 }
 
 #[test]
@@ -654,14 +630,8 @@ fn pod_policies_mutate_pod_controllers_through_autogen() {
             "spec": {"containers": [{"name": "nginx", "image": "nginx"}]}}}});
     let request = create(deployment);
     let deployments = GroupVersionResource::new("apps", "v1", "deployments");
-    let activation = Activation::new(&request, &deployments, None);
     let outcome = policy
-        .evaluate(&MutationInput {
-            request: &request,
-            resource: &deployments,
-            activation: &activation,
-            namespace_object: None,
-        })
+        .evaluate(&RequestInput::new(&request, &deployments, None))
         .expect("a variant matches");
     assert_eq!(
         outcome.rule.status,

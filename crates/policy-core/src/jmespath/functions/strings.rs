@@ -9,7 +9,7 @@ use regex::{NoExpand, Regex};
 use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 
 const STRING: &[ArgType] = &[ArgType::String];
 const STRING_OR_NUMBER: &[ArgType] = &[ArgType::String, ArgType::Number];
@@ -267,11 +267,13 @@ fn regex_replace(function: &str, args: &[Arg<'_>], expand: bool) -> Result<Value
 /// Most distinct regular expressions kept compiled.
 const REGEX_CACHE_CAPACITY: usize = 1024;
 
-static REGEX_CACHE: LazyLock<Mutex<HashMap<String, Regex>>> =
+// Shared, not cloned: a cloned `Regex` starts with an empty pool of search caches, which every
+// match would then have to rebuild.
+static REGEX_CACHE: LazyLock<Mutex<HashMap<String, Arc<Regex>>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
 
 /// `pattern` compiled, reusing earlier compilations; the error reads like Go's.
-fn compiled(pattern: &str) -> Result<Regex, String> {
+fn compiled(pattern: &str) -> Result<Arc<Regex>, String> {
     if let Some(regex) = REGEX_CACHE
         .lock()
         .ok()
@@ -279,7 +281,7 @@ fn compiled(pattern: &str) -> Result<Regex, String> {
     {
         return Ok(regex);
     }
-    let regex = Regex::new(pattern).map_err(|error| {
+    let regex = Regex::new(pattern).map(Arc::new).map_err(|error| {
         let detail = error.to_string();
         let summary = detail
             .lines()
@@ -293,7 +295,7 @@ fn compiled(pattern: &str) -> Result<Regex, String> {
         if cache.len() >= REGEX_CACHE_CAPACITY {
             cache.clear();
         }
-        cache.insert(pattern.to_owned(), regex.clone());
+        cache.insert(pattern.to_owned(), Arc::clone(&regex));
     }
     Ok(regex)
 }

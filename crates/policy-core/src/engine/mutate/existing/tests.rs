@@ -153,6 +153,13 @@ fn patched_names(response: &MutateResponse) -> Vec<String> {
         .collect()
 }
 
+/// Asserts that the first rule of `response` is an error whose message starts with `prefix`.
+fn assert_first_error(response: &MutateResponse, prefix: &str) {
+    let rule = &response.rules[0];
+    assert_eq!(rule.status, RuleStatus::Error, "{:?}", response.rules);
+    assert!(rule.message.starts_with(prefix), "{:?}", response.rules);
+}
+
 #[test]
 fn a_named_target_is_patched_and_the_trigger_left_alone() {
     let policy = policy(&format!(
@@ -241,14 +248,7 @@ fn selectors_and_uids_narrow_the_targets() {
         "      - apiVersion: v1\n        kind: Secret\n        selector:\n          matchLabels: {\"bad key!\": x}\n",
     );
     let response = run(&invalid);
-    assert_eq!(response.rules[0].status, RuleStatus::Error);
-    assert!(
-        response.rules[0]
-            .message
-            .starts_with("failed to load targets: invalid label key"),
-        "{:?}",
-        response.rules
-    );
+    assert_first_error(&response, "failed to load targets: invalid label key");
 }
 
 #[test]
@@ -300,13 +300,9 @@ fn target_preconditions_and_context_see_the_target() {
         "      - apiVersion: v1\n        kind: Secret\n        name: secret-1\n        namespace: staging\n        context:\n        - name: nothing\n          variable:\n            jmesPath: target.metadata.missing\n",
     );
     let response = run(&broken);
-    assert_eq!(response.rules[0].status, RuleStatus::Error);
-    assert!(
-        response.rules[0].message.starts_with(
-            "failed to load context: failed to apply jmespath target.metadata.missing"
-        ),
-        "{}",
-        response.rules[0].message
+    assert_first_error(
+        &response,
+        "failed to load context: failed to apply jmespath target.metadata.missing",
     );
 }
 
@@ -327,13 +323,9 @@ fn target_specs_and_patches_use_variables() {
         "      - {apiVersion: v1, kind: Secret, namespace: \"{{ request.object.metadata.missing }}\"}\n",
     );
     let response = run(&unresolved);
-    assert_eq!(response.rules[0].status, RuleStatus::Error);
-    assert!(
-        response.rules[0]
-            .message
-            .starts_with("failed to load targets: failed to substitute variables in target[0]: "),
-        "{}",
-        response.rules[0].message
+    assert_first_error(
+        &response,
+        "failed to load targets: failed to substitute variables in target[0]: ",
     );
 }
 

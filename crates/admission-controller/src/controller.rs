@@ -1,0 +1,326 @@
+//! The cluster-wide duties of the replica holding the Lease (certificates in Secrets, webhook
+//! configurations in step with the policies) and the one of every replica (serving the
+//! certificate the Secret holds, reloaded when it changes).
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures::StreamExt;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::Client;
+use kube::api::{Api, Patch, PatchParams};
+use kube::discovery::Discovery;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event, watcher};
+use kyverno_runtime::watch::Stores;
+use tokio::sync::watch;
+
+use crate::tls::{self, CertStore, PemPair, TlsError};
+use crate::webhooks::{self, ServedResource, ServiceTarget};
+
+/// The field manager of every write.
+const FIELD_MANAGER: &str = "kyverno";
+
+/// How often the leader looks again at certificates and served resources without a change.
+const RESYNC_PERIOD: Duration = Duration::from_secs(60);
+
+/// How long changes are gathered before the webhook configurations are written.
+const DEBOUNCE: Duration = Duration::from_millis(100);
+
+/// Why a duty of the leader failed (it is retried).
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    /// The API server refused or failed a request.
+    #[error(transparent)]
+    Kube(#[from] kube::Error),
+    /// A certificate could not be made.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+}
+
+/// Where the certificates live and how long they last.
+#[derive(Clone, Debug)]
+pub struct CertificateSettings {
+    /// Namespace of the Secrets and of the Service.
+    pub namespace: String,
+    /// The Service in front of the webhook server.
+    pub service_name: String,
+    /// The Service's port.
+    pub service_port: i32,
+    /// Lifetime of a new CA.
+    pub ca_lifetime: Duration,
+    /// Lifetime of a new serving certificate.
+    pub cert_lifetime: Duration,
+    /// A certificate expiring within this time is renewed.
+    pub renew_before: Duration,
+}
+
+impl CertificateSettings {
+    /// `<service>.<namespace>.svc.kyverno-tls-ca`, as upstream names it.
+    pub fn ca_secret(&self) -> String {
+        format!(
+            "{}.{}.svc.kyverno-tls-ca",
+            self.service_name, self.namespace
+        )
+    }
+
+    /// `<service>.<namespace>.svc.kyverno-tls-pair`, as upstream names it.
+    pub fn pair_secret(&self) -> String {
+        format!(
+            "{}.{}.svc.kyverno-tls-pair",
+            self.service_name, self.namespace
+        )
+    }
+
+    fn dns_names(&self) -> Vec<String> {
+        let (service, namespace) = (&self.service_name, &self.namespace);
+        vec![
+            format!("{service}.{namespace}.svc"),
+            format!("{service}.{namespace}"),
+            service.clone(),
+        ]
+    }
+}
+
+fn pem_pair(secret: &Secret) -> Option<PemPair> {
+    let data = secret.data.as_ref()?;
+    let text = |key: &str| String::from_utf8(data.get(key)?.0.clone()).ok();
+    Some(PemPair {
+        cert: text("tls.crt")?,
+        key: text("tls.key")?,
+    })
+}
+
+fn now_seconds() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
+        })
+}
+
+/// Whether a stored pair is usable for at least `renew_before` more.
+fn still_valid(pair: &PemPair, renew_before: Duration) -> bool {
+    let margin = i64::try_from(renew_before.as_secs()).unwrap_or(i64::MAX);
+    tls::not_after(&pair.cert).is_ok_and(|expiry| expiry.saturating_sub(margin) > now_seconds())
+}
+
+async fn write_secret(api: &Api<Secret>, name: &str, pair: &PemPair) -> Result<(), kube::Error> {
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            ..ObjectMeta::default()
+        },
+        type_: Some("kubernetes.io/tls".to_owned()),
+        data: Some(
+            [
+                (
+                    "tls.crt".to_owned(),
+                    ByteString(pair.cert.clone().into_bytes()),
+                ),
+                (
+                    "tls.key".to_owned(),
+                    ByteString(pair.key.clone().into_bytes()),
+                ),
+            ]
+            .into(),
+        ),
+        ..Secret::default()
+    };
+    let mut value = serde_json::to_value(&secret).map_err(kube::Error::SerdeError)?;
+    value["apiVersion"] = "v1".into();
+    value["kind"] = "Secret".into();
+    api.patch(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(value),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Makes sure the CA and serving certificate Secrets hold certificates valid for a while,
+/// creating or renewing them (a new CA always comes with a new serving certificate). Returns
+/// the CA.
+pub async fn ensure_certificates(
+    client: &Client,
+    settings: &CertificateSettings,
+) -> Result<PemPair, ControllerError> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), &settings.namespace);
+    let ca_name = settings.ca_secret();
+    let pair_name = settings.pair_secret();
+    let current_ca = api.get_opt(&ca_name).await?.as_ref().and_then(pem_pair);
+    let (ca, ca_renewed) = match current_ca {
+        Some(ca) if still_valid(&ca, settings.renew_before) => (ca, false),
+        _ => {
+            let ca = tls::generate_ca(settings.ca_lifetime)?;
+            write_secret(&api, &ca_name, &ca).await?;
+            tracing::info!(secret = %ca_name, "CA certificate created");
+            (ca, true)
+        }
+    };
+    let pair = api.get_opt(&pair_name).await?.as_ref().and_then(pem_pair);
+    if ca_renewed || !pair.is_some_and(|pair| still_valid(&pair, settings.renew_before)) {
+        let pair = tls::issue(&ca, &settings.dns_names(), settings.cert_lifetime)?;
+        write_secret(&api, &pair_name, &pair).await?;
+        tracing::info!(secret = %pair_name, "serving certificate issued");
+    }
+    Ok(ca)
+}
+
+/// Every resource the API server serves, from discovery.
+pub async fn served_resources(client: &Client) -> Result<Vec<ServedResource>, kube::Error> {
+    let discovery = Discovery::new(client.clone()).run().await?;
+    let mut served = Vec::new();
+    for group in discovery.groups() {
+        let preferred = group.preferred_version_or_latest().to_owned();
+        for version in group.versions() {
+            for (resource, capabilities) in group.versioned_resources(version) {
+                served.push(ServedResource {
+                    group: resource.group.clone(),
+                    version: resource.version.clone(),
+                    kind: resource.kind.clone(),
+                    plural: resource.plural.clone(),
+                    subresources: capabilities
+                        .subresources
+                        .iter()
+                        .map(|(sub, _)| sub.plural.clone())
+                        .collect(),
+                    preferred: version == preferred,
+                });
+            }
+        }
+    }
+    Ok(served)
+}
+
+/// Writes both webhook configurations for the current policies and configuration.
+pub async fn apply_webhook_configurations(
+    client: &Client,
+    stores: &Stores,
+    resources: &[ServedResource],
+    target: &ServiceTarget,
+) -> Result<(), kube::Error> {
+    let snapshot = stores.cache.snapshot();
+    let config = stores.config.get();
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let validating = webhooks::validating_configuration(&snapshot, &config, resources, target);
+    let mut value = serde_json::to_value(&validating).map_err(kube::Error::SerdeError)?;
+    value["apiVersion"] = "admissionregistration.k8s.io/v1".into();
+    value["kind"] = "ValidatingWebhookConfiguration".into();
+    Api::<ValidatingWebhookConfiguration>::all(client.clone())
+        .patch(
+            webhooks::VALIDATING_CONFIGURATION,
+            &params,
+            &Patch::Apply(value),
+        )
+        .await?;
+    let mutating = webhooks::mutating_configuration(&snapshot, &config, resources, target);
+    let mut value = serde_json::to_value(&mutating).map_err(kube::Error::SerdeError)?;
+    value["apiVersion"] = "admissionregistration.k8s.io/v1".into();
+    value["kind"] = "MutatingWebhookConfiguration".into();
+    Api::<MutatingWebhookConfiguration>::all(client.clone())
+        .patch(
+            webhooks::MUTATING_CONFIGURATION,
+            &params,
+            &Patch::Apply(value),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Runs the leader's duties while `leading` says this replica leads: certificates first, then
+/// the webhook configurations, written again whenever the policies or the configuration change
+/// (and every minute, when certificates and served resources are looked at again). Failures
+/// are logged and retried.
+pub async fn run_leader_duties(
+    client: Client,
+    stores: Stores,
+    settings: CertificateSettings,
+    mut leading: watch::Receiver<bool>,
+) {
+    let mut policies = stores.cache.subscribe();
+    let mut config = stores.config.subscribe();
+    let mut resources: Option<(Instant, Vec<ServedResource>)> = None;
+    loop {
+        if !*leading.borrow_and_update() {
+            if leading.changed().await.is_err() {
+                return;
+            }
+            continue;
+        }
+        // What changes from here on triggers the next round.
+        policies.borrow_and_update();
+        config.borrow_and_update();
+        let outcome = lead_once(&client, &stores, &settings, &mut resources).await;
+        if let Err(error) = &outcome {
+            tracing::warn!(%error, "leader duties failed; retrying");
+        }
+        let wait = if outcome.is_ok() {
+            RESYNC_PERIOD
+        } else {
+            Duration::from_secs(1)
+        };
+        tokio::select! {
+            changed = leading.changed() => if changed.is_err() { return },
+            changed = policies.changed() => if changed.is_err() { return },
+            changed = config.changed() => if changed.is_err() { return },
+            () = tokio::time::sleep(wait) => resources = None,
+        }
+        tokio::time::sleep(DEBOUNCE).await;
+    }
+}
+
+async fn lead_once(
+    client: &Client,
+    stores: &Stores,
+    settings: &CertificateSettings,
+    resources: &mut Option<(Instant, Vec<ServedResource>)>,
+) -> Result<(), ControllerError> {
+    let ca = ensure_certificates(client, settings).await?;
+    let fresh = match resources.take() {
+        Some((at, served)) if at.elapsed() < RESYNC_PERIOD => (at, served),
+        _ => (Instant::now(), served_resources(client).await?),
+    };
+    let target = ServiceTarget {
+        namespace: settings.namespace.clone(),
+        name: settings.service_name.clone(),
+        port: settings.service_port,
+        ca_bundle: ca.cert,
+    };
+    let outcome = apply_webhook_configurations(client, stores, &fresh.1, &target).await;
+    *resources = Some(fresh);
+    Ok(outcome?)
+}
+
+/// Serves the certificate of the pair Secret, reloading it whenever the Secret changes (every
+/// replica runs this; none needs the Lease).
+pub async fn watch_serving_certificate(
+    client: Client,
+    settings: CertificateSettings,
+    store: Arc<CertStore>,
+) {
+    let api: Api<Secret> = Api::namespaced(client, &settings.namespace);
+    let by_name =
+        watcher::Config::default().fields(&format!("metadata.name={}", settings.pair_secret()));
+    let mut events = pin!(watcher(api, by_name).default_backoff());
+    let load = |secret: &Secret| match pem_pair(secret).map(|pair| store.set(&pair)) {
+        Some(Ok(())) => {}
+        Some(Err(error)) => tracing::warn!(%error, "serving certificate not loaded"),
+        None => tracing::warn!("the serving certificate Secret has no tls.crt/tls.key"),
+    };
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(Event::Apply(secret) | Event::InitApply(secret)) => load(&secret),
+            Ok(Event::Delete(_) | Event::Init | Event::InitDone) => {}
+            Err(error) => {
+                tracing::warn!(%error, "watch of the serving certificate failed; retrying")
+            }
+        }
+    }
+}

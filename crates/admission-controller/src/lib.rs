@@ -1,0 +1,237 @@
+//! The Kyverno admission controller: an HTTPS webhook server that validates and mutates admission
+//! requests with the policies in force, and (on the replica holding the Lease) keeps its
+//! certificates and webhook configurations in step with those policies.
+//!
+//! [`start`] runs one replica in the current Tokio runtime: the watches feeding the policy cache,
+//! the HTTPS webhook server, the metrics server, the leader election and the leader's duties.
+//! The binary calls it; the end-to-end tests start several replicas in one process with it.
+pub mod controller;
+pub mod evaluate;
+pub mod message;
+pub mod metrics;
+pub mod review;
+pub mod server;
+pub mod tls;
+pub mod webhooks;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::Client;
+use kyverno_runtime::config::SharedConfig;
+use kyverno_runtime::leader::LeaderElection;
+use kyverno_runtime::namespaces::NamespaceLabels;
+use kyverno_runtime::policy_cache::PolicyCache;
+use kyverno_runtime::provider::ApiServerProvider;
+use kyverno_runtime::watch::{Stores, spawn_watches};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::controller::CertificateSettings;
+use crate::evaluate::Evaluator;
+use crate::metrics::Metrics;
+use crate::server::AppState;
+use crate::tls::CertStore;
+
+/// How one replica runs.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Kyverno's namespace (Secrets, Lease, ConfigMap, Service).
+    pub namespace: String,
+    /// The Service in front of the webhook server.
+    pub service_name: String,
+    /// The Service's port.
+    pub service_port: i32,
+    /// The `kyverno` ConfigMap's name.
+    pub config_map_name: String,
+    /// Where the HTTPS webhook server listens.
+    pub webhook_addr: SocketAddr,
+    /// Where the metrics server listens.
+    pub metrics_addr: SocketAddr,
+    /// This replica's identity in the leader election (the pod name).
+    pub pod_name: String,
+    /// The Lease's name.
+    pub lease_name: String,
+    /// How long the Lease lasts without renewal.
+    pub lease_ttl: Duration,
+    /// How often the Lease is renewed or tried for.
+    pub lease_retry_period: Duration,
+    /// Largest AdmissionReview body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// How many requests evaluate at once.
+    pub workers: usize,
+    /// Lifetime of a new CA.
+    pub ca_lifetime: Duration,
+    /// Lifetime of a new serving certificate.
+    pub cert_lifetime: Duration,
+    /// Certificates expiring within this time are renewed.
+    pub renew_before: Duration,
+}
+
+impl Options {
+    /// Upstream's defaults: namespace `kyverno`, Service `kyverno-svc:443`, ConfigMap `kyverno`,
+    /// webhooks on `:9443`, metrics on `:8000`, Lease `kyverno` (15 s, renewed every 2 s), a CA
+    /// for a year and serving certificates for 150 days renewed 15 days before expiry, 8 MiB
+    /// bodies, two evaluations per CPU.
+    pub fn with_defaults(pod_name: &str) -> Self {
+        let day = Duration::from_secs(86_400);
+        Self {
+            namespace: "kyverno".to_owned(),
+            service_name: "kyverno-svc".to_owned(),
+            service_port: 443,
+            config_map_name: "kyverno".to_owned(),
+            webhook_addr: SocketAddr::from(([0, 0, 0, 0], 9443)),
+            metrics_addr: SocketAddr::from(([0, 0, 0, 0], 8000)),
+            pod_name: pod_name.to_owned(),
+            lease_name: "kyverno".to_owned(),
+            lease_ttl: Duration::from_secs(15),
+            lease_retry_period: Duration::from_secs(2),
+            max_body_bytes: 8 * 1024 * 1024,
+            workers: std::thread::available_parallelism().map_or(2, |cpus| cpus.get() * 2),
+            ca_lifetime: day * 365,
+            cert_lifetime: day * 150,
+            renew_before: day * 15,
+        }
+    }
+}
+
+/// Why a replica cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A listener cannot be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TLS configuration cannot be built.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+}
+
+/// A running replica; dropping it stops everything it runs, at once (as a killed pod).
+#[derive(Debug)]
+pub struct Replica {
+    /// Where the webhook server listens.
+    pub webhook_addr: SocketAddr,
+    /// Where the metrics server listens.
+    pub metrics_addr: SocketAddr,
+    /// What the watches keep in step.
+    pub stores: Stores,
+    leading: watch::Receiver<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Replica {
+    /// Whether this replica holds the Lease.
+    pub fn is_leader(&self) -> bool {
+        *self.leading.borrow()
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Starts a replica with `client`.
+pub async fn start(client: Client, options: Options) -> Result<Replica, StartError> {
+    let stores = Stores {
+        cache: Arc::new(PolicyCache::default()),
+        config: Arc::new(SharedConfig::new(&options.namespace)),
+        namespaces: Arc::new(NamespaceLabels::default()),
+    };
+    let (synced, mut tasks) = spawn_watches(
+        &client,
+        &stores,
+        &options.namespace,
+        &options.config_map_name,
+    );
+    let certificates = CertificateSettings {
+        namespace: options.namespace.clone(),
+        service_name: options.service_name.clone(),
+        service_port: options.service_port,
+        ca_lifetime: options.ca_lifetime,
+        cert_lifetime: options.cert_lifetime,
+        renew_before: options.renew_before,
+    };
+    let cert_store = Arc::new(CertStore::default());
+    tasks.push(tokio::spawn(controller::watch_serving_certificate(
+        client.clone(),
+        certificates.clone(),
+        Arc::clone(&cert_store),
+    )));
+    let metrics = Arc::new(Metrics::default());
+    let evaluator = Evaluator {
+        stores: stores.clone(),
+        provider: Arc::new(ApiServerProvider::new(
+            client.clone(),
+            tokio::runtime::Handle::current(),
+        )),
+        metrics: Arc::clone(&metrics),
+    };
+    let ready_certs = Arc::clone(&cert_store);
+    let state = Arc::new(AppState {
+        evaluator: Arc::new(evaluator),
+        permits: Arc::new(tokio::sync::Semaphore::new(options.workers.max(1))),
+        metrics: Arc::clone(&metrics),
+        max_body_bytes: options.max_body_bytes,
+        ready: Arc::new(move || ready_certs.is_set() && synced.is_synced()),
+    });
+    let bind = |addr: SocketAddr| async move {
+        tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })
+    };
+    let webhook_listener = bind(options.webhook_addr).await?;
+    let metrics_listener = bind(options.metrics_addr).await?;
+    let webhook_addr = webhook_listener
+        .local_addr()
+        .map_err(|source| StartError::Bind {
+            addr: options.webhook_addr,
+            source,
+        })?;
+    let metrics_addr = metrics_listener
+        .local_addr()
+        .map_err(|source| StartError::Bind {
+            addr: options.metrics_addr,
+            source,
+        })?;
+    tasks.push(tokio::spawn(server::serve_tls(
+        webhook_listener,
+        tls::server_config(cert_store)?,
+        server::webhook_router(state),
+    )));
+    tasks.push(tokio::spawn(server::serve_plain(
+        metrics_listener,
+        server::metrics_router(metrics),
+    )));
+    let (leading_sender, leading) = watch::channel(false);
+    let election = LeaderElection {
+        namespace: options.namespace.clone(),
+        lease_name: options.lease_name.clone(),
+        holder_id: options.pod_name.clone(),
+        lease_ttl: options.lease_ttl,
+        retry_period: options.lease_retry_period,
+    };
+    tasks.push(tokio::spawn(election.run(client.clone(), leading_sender)));
+    tasks.push(tokio::spawn(controller::run_leader_duties(
+        client,
+        stores.clone(),
+        certificates,
+        leading.clone(),
+    )));
+    Ok(Replica {
+        webhook_addr,
+        metrics_addr,
+        stores,
+        leading,
+        tasks,
+    })
+}

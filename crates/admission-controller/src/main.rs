@@ -1,0 +1,94 @@
+//! The `admission-controller` binary: one replica of Kyverno's admission controller.
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use kyverno_admission_controller::{Options, start};
+
+/// Kyverno's admission controller: validates and mutates admission requests with the policies
+/// in force, and manages its certificates and webhook configurations.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Kyverno's namespace.
+    #[arg(long, env = "KYVERNO_NAMESPACE", default_value = "kyverno")]
+    namespace: String,
+    /// The Service in front of the webhook server.
+    #[arg(long, env = "KYVERNO_SVC", default_value = "kyverno-svc")]
+    service_name: String,
+    /// The `kyverno` ConfigMap's name.
+    #[arg(long, env = "INIT_CONFIG", default_value = "kyverno")]
+    config_map: String,
+    /// This replica's name (the leader election identity).
+    #[arg(long, env = "KYVERNO_POD_NAME", default_value = "kyverno")]
+    pod_name: String,
+    /// Where the HTTPS webhook server listens.
+    #[arg(long, default_value = "0.0.0.0:9443")]
+    webhook_addr: SocketAddr,
+    /// Where the metrics server listens.
+    #[arg(long, default_value = "0.0.0.0:8000")]
+    metrics_addr: SocketAddr,
+    /// Largest AdmissionReview body accepted, in bytes.
+    #[arg(long, default_value_t = 8 * 1024 * 1024)]
+    max_request_bytes: usize,
+    /// How many requests evaluate at once (default: two per CPU).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Lease duration of the leader election, in seconds.
+    #[arg(long, default_value_t = 15)]
+    lease_seconds: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let args = Args::parse();
+    let mut options = Options::with_defaults(&args.pod_name);
+    options.namespace = args.namespace;
+    options.service_name = args.service_name;
+    options.config_map_name = args.config_map;
+    options.webhook_addr = args.webhook_addr;
+    options.metrics_addr = args.metrics_addr;
+    options.max_body_bytes = args.max_request_bytes;
+    options.lease_ttl = Duration::from_secs(args.lease_seconds);
+    if let Some(workers) = args.workers {
+        options.workers = workers;
+    }
+    let client = kube::Client::try_default()
+        .await
+        .context("no Kubernetes client configuration (in-cluster or kubeconfig)")?;
+    let replica = start(client, options).await?;
+    tracing::info!(webhooks = %replica.webhook_addr, metrics = %replica.metrics_addr, "admission controller started");
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    drop(replica);
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = terminate.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

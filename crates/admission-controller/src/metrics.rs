@@ -1,0 +1,185 @@
+//! Prometheus metrics under Kyverno's names and labels, served on `/metrics`.
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::{Family, MetricConstructor};
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// Kyverno's default histogram buckets, in seconds.
+const BUCKETS: [f64; 15] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0,
+];
+
+/// Labels of the admission request metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AdmissionLabels {
+    /// Kind of the resource.
+    pub resource_kind: String,
+    /// Namespace of the resource.
+    pub resource_namespace: String,
+    /// `CREATE`, `UPDATE`, `DELETE` or `CONNECT`.
+    pub resource_request_operation: String,
+    /// Whether the request was admitted.
+    pub request_allowed: bool,
+}
+
+/// Labels of the policy metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PolicyLabels {
+    /// `enforce` or `audit`.
+    pub policy_validation_mode: String,
+    /// `cluster` or `namespaced`.
+    pub policy_type: String,
+    /// Whether the policy also runs in background scans.
+    pub policy_background_mode: bool,
+    /// The policy's name.
+    pub policy_name: String,
+    /// The policy's namespace (`-` for a ClusterPolicy).
+    pub policy_namespace: String,
+    /// Kind of the resource.
+    pub resource_kind: String,
+    /// Namespace of the resource.
+    pub resource_namespace: String,
+    /// The request's operation.
+    pub resource_request_operation: String,
+    /// The rule's name.
+    pub rule_name: String,
+    /// `pass`, `fail`, `warn`, `error` or `skip`.
+    pub rule_result: String,
+    /// `validate` or `mutate`.
+    pub rule_type: String,
+    /// `admission_request`.
+    pub rule_execution_cause: String,
+}
+
+#[derive(Clone)]
+struct Buckets;
+
+impl MetricConstructor<Histogram> for Buckets {
+    fn new_metric(&self) -> Histogram {
+        Histogram::new(BUCKETS)
+    }
+}
+
+/// The controller's metrics.
+pub struct Metrics {
+    registry: Registry,
+    admission_requests: Family<AdmissionLabels, Counter>,
+    admission_review_duration: Family<AdmissionLabels, Histogram, Buckets>,
+    policy_results: Family<PolicyLabels, Counter>,
+    policy_execution_duration: Family<PolicyLabels, Histogram, Buckets>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let admission_requests = Family::<AdmissionLabels, Counter>::default();
+        let admission_review_duration = Family::new_with_constructor(Buckets);
+        let policy_results = Family::<PolicyLabels, Counter>::default();
+        let policy_execution_duration = Family::new_with_constructor(Buckets);
+        registry.register(
+            "kyverno_admission_requests",
+            "Admission requests processed by Kyverno",
+            admission_requests.clone(),
+        );
+        registry.register(
+            "kyverno_admission_review_duration_seconds",
+            "Time Kyverno took to answer an admission request",
+            admission_review_duration.clone(),
+        );
+        registry.register(
+            "kyverno_policy_results",
+            "Results of policy rules applied to admission requests",
+            policy_results.clone(),
+        );
+        registry.register(
+            "kyverno_policy_execution_duration_seconds",
+            "Time taken to apply a policy rule",
+            policy_execution_duration.clone(),
+        );
+        Self {
+            registry,
+            admission_requests,
+            admission_review_duration,
+            policy_results,
+            policy_execution_duration,
+        }
+    }
+}
+
+impl Metrics {
+    /// Records an answered admission request.
+    pub fn admission(&self, labels: &AdmissionLabels, duration: Duration) {
+        self.admission_requests.get_or_create(labels).inc();
+        self.admission_review_duration
+            .get_or_create(labels)
+            .observe(duration.as_secs_f64());
+    }
+
+    /// Records the result of a rule and the time its policy took.
+    pub fn rule(&self, labels: &PolicyLabels, duration: Duration) {
+        self.policy_results.get_or_create(labels).inc();
+        self.policy_execution_duration
+            .get_or_create(labels)
+            .observe(duration.as_secs_f64());
+    }
+
+    /// The metrics in the Prometheus text format.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kyverno_metric_names() {
+        let metrics = Metrics::default();
+        let admission = AdmissionLabels {
+            resource_kind: "Pod".into(),
+            resource_namespace: "default".into(),
+            resource_request_operation: "CREATE".into(),
+            request_allowed: false,
+        };
+        metrics.admission(&admission, Duration::from_millis(3));
+        metrics.rule(
+            &PolicyLabels {
+                policy_validation_mode: "enforce".into(),
+                policy_type: "cluster".into(),
+                policy_background_mode: true,
+                policy_name: "require-labels".into(),
+                policy_namespace: "-".into(),
+                resource_kind: "Pod".into(),
+                resource_namespace: "default".into(),
+                resource_request_operation: "CREATE".into(),
+                rule_name: "check".into(),
+                rule_result: "fail".into(),
+                rule_type: "validate".into(),
+                rule_execution_cause: "admission_request".into(),
+            },
+            Duration::from_millis(1),
+        );
+        let text = metrics.encode();
+        for name in [
+            "kyverno_admission_requests_total{resource_kind=\"Pod\",resource_namespace=\"default\",resource_request_operation=\"CREATE\",request_allowed=\"false\"} 1",
+            "kyverno_admission_review_duration_seconds_bucket{",
+            "kyverno_policy_results_total{policy_validation_mode=\"enforce\"",
+            "kyverno_policy_execution_duration_seconds_count{",
+        ] {
+            assert!(text.contains(name), "{name} missing in\n{text}");
+        }
+    }
+}

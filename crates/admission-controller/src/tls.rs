@@ -1,0 +1,233 @@
+//! Certificates: the self-signed CA and serving certificate the leader keeps in Secrets, and the
+//! rustls configuration every replica serves with, whose certificate can be swapped while
+//! serving.
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+
+/// The subject of the CA, as upstream names it.
+const CA_COMMON_NAME: &str = "*.kyverno.svc";
+
+/// Why certificates cannot be made or used.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// Generating or signing a certificate failed.
+    #[error("certificate generation failed: {0}")]
+    Generate(#[from] rcgen::Error),
+    /// A PEM document cannot be read.
+    #[error("invalid PEM: {0}")]
+    Pem(String),
+    /// rustls refused the configuration or key.
+    #[error(transparent)]
+    Rustls(#[from] rustls::Error),
+}
+
+/// A certificate and its private key, PEM.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PemPair {
+    /// The certificate.
+    pub cert: String,
+    /// The private key (PKCS#8).
+    pub key: String,
+}
+
+fn validity(params: &mut CertificateParams, lifetime: Duration) {
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::minutes(5);
+    params.not_after = now + lifetime;
+}
+
+fn ca_params() -> Result<CertificateParams, TlsError> {
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, CA_COMMON_NAME);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    Ok(params)
+}
+
+/// Generates a self-signed CA valid for `lifetime`.
+pub fn generate_ca(lifetime: Duration) -> Result<PemPair, TlsError> {
+    let mut params = ca_params()?;
+    validity(&mut params, lifetime);
+    let key = KeyPair::generate()?;
+    let cert = params.self_signed(&key)?;
+    Ok(PemPair {
+        cert: cert.pem(),
+        key: key.serialize_pem(),
+    })
+}
+
+/// Issues a serving certificate for `dns_names`, valid for `lifetime`, signed by `ca` (a CA
+/// made by [`generate_ca`]).
+pub fn issue(ca: &PemPair, dns_names: &[String], lifetime: Duration) -> Result<PemPair, TlsError> {
+    let issuer = Issuer::new(ca_params()?, KeyPair::from_pem(&ca.key)?);
+    let mut params = CertificateParams::new(dns_names.to_vec())?;
+    if let Some(first) = dns_names.first() {
+        params
+            .distinguished_name
+            .push(DnType::CommonName, first.as_str());
+    }
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    validity(&mut params, lifetime);
+    let key = KeyPair::generate()?;
+    let cert = params.signed_by(&key, &issuer)?;
+    Ok(PemPair {
+        cert: cert.pem(),
+        key: key.serialize_pem(),
+    })
+}
+
+/// When the (first) certificate of a PEM document expires, in seconds since the epoch.
+pub fn not_after(cert_pem: &str) -> Result<i64, TlsError> {
+    let der = CertificateDer::from_pem_slice(cert_pem.as_bytes())
+        .map_err(|error| TlsError::Pem(error.to_string()))?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der)
+        .map_err(|error| TlsError::Pem(error.to_string()))?;
+    Ok(cert.validity().not_after.timestamp())
+}
+
+/// The serving certificate, replaceable while serving: connections made after
+/// [`CertStore::set`] get the new certificate. Until one is set, handshakes fail.
+#[derive(Debug, Default)]
+pub struct CertStore {
+    current: RwLock<Option<(PemPair, Arc<CertifiedKey>)>>,
+}
+
+impl CertStore {
+    /// Serves `pair` from now on (a no-op when it is the one served already).
+    pub fn set(&self, pair: &PemPair) -> Result<(), TlsError> {
+        if self.current().as_ref() == Some(pair) {
+            return Ok(());
+        }
+        let chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(pair.cert.as_bytes())
+                .collect::<Result<_, _>>()
+                .map_err(|error| TlsError::Pem(error.to_string()))?;
+        let key = PrivateKeyDer::from_pem_slice(pair.key.as_bytes())
+            .map_err(|error| TlsError::Pem(error.to_string()))?;
+        let signing_key = rustls::crypto::ring::sign::any_supported_type(&key)?;
+        let certified = Arc::new(CertifiedKey::new(chain, signing_key));
+        let mut current = match self.current.write() {
+            Ok(current) => current,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *current = Some((pair.clone(), certified));
+        Ok(())
+    }
+
+    /// The certificate served, if any.
+    pub fn current(&self) -> Option<PemPair> {
+        let current = match self.current.read() {
+            Ok(current) => current,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        current.as_ref().map(|(pair, _)| pair.clone())
+    }
+
+    /// Whether a certificate is being served.
+    pub fn is_set(&self) -> bool {
+        self.current().is_some()
+    }
+}
+
+/// Resolves every handshake to the [`CertStore`]'s current certificate.
+#[derive(Debug)]
+struct Resolver(Arc<CertStore>);
+
+impl ResolvesServerCert for Resolver {
+    fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let current = match self.0.current.read() {
+            Ok(current) => current,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        current.as_ref().map(|(_, key)| Arc::clone(key))
+    }
+}
+
+/// A rustls server configuration (ring provider, ALPN h2 and http/1.1) serving the store's
+/// certificate.
+pub fn server_config(store: Arc<CertStore>) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_cert_resolver(Arc::new(Resolver(store)));
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use rustls::client::danger::ServerCertVerifier;
+
+    use super::*;
+
+    #[test]
+    fn issues_a_chain_that_verifies() {
+        let day = Duration::from_secs(86_400);
+        let ca = generate_ca(day * 365).unwrap();
+        let names = vec!["kyverno-svc.kyverno.svc".to_owned()];
+        let serving = issue(&ca, &names, day * 150).unwrap();
+        let expires = not_after(&serving.cert).unwrap();
+        let now = chrono::Utc::now().timestamp();
+        assert!((expires - now - 150 * 86_400).abs() < 60);
+        // The serving certificate verifies against the CA, for its name.
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(ca.cert.as_bytes()).unwrap())
+            .unwrap();
+        let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            Arc::new(rustls::crypto::ring::default_provider()),
+        )
+        .build()
+        .unwrap();
+        let leaf = CertificateDer::from_pem_slice(serving.cert.as_bytes()).unwrap();
+        let name = rustls::pki_types::ServerName::try_from("kyverno-svc.kyverno.svc").unwrap();
+        verifier
+            .verify_server_cert(&leaf, &[], &name, &[], rustls::pki_types::UnixTime::now())
+            .unwrap();
+    }
+
+    #[test]
+    fn the_store_swaps_certificates() {
+        let ca = generate_ca(Duration::from_secs(3600)).unwrap();
+        let store = Arc::new(CertStore::default());
+        assert!(!store.is_set());
+        let first = issue(&ca, &["a".to_owned()], Duration::from_secs(3600)).unwrap();
+        store.set(&first).unwrap();
+        assert_eq!(store.current(), Some(first));
+        let second = issue(&ca, &["a".to_owned()], Duration::from_secs(3600)).unwrap();
+        store.set(&second).unwrap();
+        assert_eq!(store.current(), Some(second));
+        assert!(
+            store
+                .set(&PemPair {
+                    cert: "x".into(),
+                    key: "y".into()
+                })
+                .is_err()
+        );
+        server_config(store).unwrap();
+    }
+}

@@ -1,0 +1,512 @@
+//! The Validating/MutatingWebhookConfigurations that send Kyverno the requests its policies can
+//! match, computed from the policy cache, the `kyverno` ConfigMap and API discovery.
+//!
+//! As upstream: `kyverno-resource-validating-webhook-cfg` with `validate.kyverno.svc-fail` and
+//! `validate.kyverno.svc-ignore`, `kyverno-resource-mutating-webhook-cfg` with
+//! `mutate.kyverno.svc-fail` and `mutate.kyverno.svc-ignore`; a webhook exists only while some
+//! policy needs it, lists only the resources and operations the policies' rules match, takes the
+//! longest timeout its policies ask for, and selects namespaces and objects as the ConfigMap says.
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhook, MutatingWebhookConfiguration, RuleWithOperations, ServiceReference,
+    ValidatingWebhook, ValidatingWebhookConfiguration, WebhookClientConfig,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kyverno_api::kyverno::v1::match_resources::AdmissionOperation;
+use kyverno_api::kyverno::v1::policy::FailurePolicy;
+use kyverno_api::kyverno::v1::rule::Rule;
+use kyverno_policy_core::wildcard;
+use kyverno_runtime::config::KyvernoConfig;
+use kyverno_runtime::policy_cache::{
+    CachedPolicy, DEFAULT_WEBHOOK_TIMEOUT_SECONDS, OperationSet, Snapshot, rule_mutates_resource,
+    rule_operations,
+};
+
+/// Name of the validating webhook configuration.
+pub const VALIDATING_CONFIGURATION: &str = "kyverno-resource-validating-webhook-cfg";
+/// Name of the mutating webhook configuration.
+pub const MUTATING_CONFIGURATION: &str = "kyverno-resource-mutating-webhook-cfg";
+
+/// Every operation, in the order the API writes them.
+const ALL_OPERATIONS: [AdmissionOperation; 4] = [
+    AdmissionOperation::Create,
+    AdmissionOperation::Update,
+    AdmissionOperation::Delete,
+    AdmissionOperation::Connect,
+];
+
+/// A resource the API server serves, as discovery reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServedResource {
+    /// API group (empty for the core group).
+    pub group: String,
+    /// Version.
+    pub version: String,
+    /// Kind.
+    pub kind: String,
+    /// Plural resource name.
+    pub plural: String,
+    /// Subresource names (`status`, `exec`, ...).
+    pub subresources: Vec<String>,
+    /// Whether `version` is its group's preferred version.
+    pub preferred: bool,
+}
+
+/// Where the API server reaches the webhook server.
+#[derive(Clone, Debug)]
+pub struct ServiceTarget {
+    /// Namespace of the Service.
+    pub namespace: String,
+    /// Name of the Service.
+    pub name: String,
+    /// Port of the Service.
+    pub port: i32,
+    /// The CA that signed the serving certificate, PEM.
+    pub ca_bundle: String,
+}
+
+/// A group, version and the resources of one webhook rule.
+type RuleKey = (String, String, Vec<&'static str>);
+
+/// The webhook rules for the rules of `policies` that `relevant` picks: their kinds resolved to
+/// served resources, grouped by group, version and operations.
+fn webhook_rules(
+    policies: &[&CachedPolicy],
+    resources: &[ServedResource],
+    relevant: impl Fn(&Rule) -> bool,
+    default_operations: OperationSet,
+) -> Vec<RuleWithOperations> {
+    let mut grouped: BTreeMap<RuleKey, BTreeSet<String>> = BTreeMap::new();
+    for cached in policies {
+        for rule in cached.policy.rules.iter().filter(|rule| relevant(rule)) {
+            let operations = rule_operations(&rule.match_resources).unwrap_or(default_operations);
+            let operations: Vec<&'static str> = ALL_OPERATIONS
+                .into_iter()
+                .filter(|operation| {
+                    operations.contains(*operation) && default_operations.contains(*operation)
+                })
+                .map(AdmissionOperation::as_str)
+                .collect();
+            if operations.is_empty() {
+                continue;
+            }
+            for selector in rule_kind_selectors(rule) {
+                for (group, version, resource) in resolve(&selector, resources) {
+                    grouped
+                        .entry((group, version, operations.clone()))
+                        .or_default()
+                        .insert(resource);
+                }
+            }
+        }
+    }
+    grouped
+        .into_iter()
+        .map(|((group, version, operations), names)| RuleWithOperations {
+            api_groups: Some(vec![group]),
+            api_versions: Some(vec![version]),
+            operations: Some(operations.into_iter().map(str::to_owned).collect()),
+            resources: Some(names.into_iter().collect()),
+            scope: Some("*".to_owned()),
+        })
+        .collect()
+}
+
+/// The kind selectors of a rule's `match` block (`*` when it names none).
+fn rule_kind_selectors(rule: &Rule) -> Vec<String> {
+    let match_resources = &rule.match_resources;
+    let mut selectors = Vec::new();
+    for description in match_resources
+        .any
+        .iter()
+        .chain(&match_resources.all)
+        .filter_map(|filter| filter.resources.as_ref())
+        .chain(match_resources.resources.as_ref())
+    {
+        if description.kinds.is_empty() {
+            selectors.push("*".to_owned());
+        }
+        selectors.extend(description.kinds.iter().cloned());
+    }
+    if selectors.is_empty() {
+        selectors.push("*".to_owned());
+    }
+    selectors
+}
+
+/// The (group, version, resource) triples a kind selector (`Kind`, `version/Kind`,
+/// `group/version/Kind`, optionally `/subresource`, wildcards allowed) stands for: the preferred
+/// version of each group unless a version is given; `*` stands for every resource.
+fn resolve(selector: &str, resources: &[ServedResource]) -> Vec<(String, String, String)> {
+    if selector == "*" {
+        return vec![("*".to_owned(), "*".to_owned(), "*".to_owned())];
+    }
+    let parts: Vec<&str> = selector.split('/').collect();
+    let kind_at = parts
+        .iter()
+        .position(|part| part.starts_with(|c: char| c.is_ascii_uppercase() || c == '*'))
+        .unwrap_or(parts.len().saturating_sub(1));
+    let (prefix, rest) = parts.split_at(kind_at);
+    let Some((kind, subresource)) = rest.split_first() else {
+        return Vec::new();
+    };
+    let subresource = subresource.first().copied();
+    let (group, version) = match prefix {
+        [] => (None, None),
+        [version] => (Some(""), Some(*version)),
+        [group, version, ..] => (Some(*group), Some(*version)),
+    };
+    let mut found = Vec::new();
+    for served in resources {
+        let version_ok = match version {
+            Some(version) => wildcard::matches(version, &served.version),
+            None => served.preferred,
+        };
+        if !version_ok
+            || !group.is_none_or(|group| wildcard::matches(group, &served.group))
+            || !wildcard::matches(kind, &served.kind)
+        {
+            continue;
+        }
+        let resource = match subresource {
+            None => served.plural.clone(),
+            Some(sub) => {
+                let Some(matched) = served
+                    .subresources
+                    .iter()
+                    .find(|name| wildcard::matches(sub, name))
+                else {
+                    continue;
+                };
+                if wildcard::has_wildcard(sub) {
+                    format!("{}/{sub}", served.plural)
+                } else {
+                    format!("{}/{matched}", served.plural)
+                }
+            }
+        };
+        found.push((served.group.clone(), served.version.clone(), resource));
+    }
+    found
+}
+
+/// One webhook's shared settings.
+struct Hook {
+    name: String,
+    path: &'static str,
+    failure_policy: FailurePolicy,
+    timeout_seconds: i32,
+    rules: Vec<RuleWithOperations>,
+}
+
+fn failure_suffix(failure_policy: FailurePolicy) -> &'static str {
+    match failure_policy {
+        FailurePolicy::Fail => "fail",
+        FailurePolicy::Ignore => "ignore",
+    }
+}
+
+fn failure_name(failure_policy: FailurePolicy) -> String {
+    match failure_policy {
+        FailurePolicy::Fail => "Fail".to_owned(),
+        FailurePolicy::Ignore => "Ignore".to_owned(),
+    }
+}
+
+/// The hooks for one kind of webhook (`validate` or `mutate`): one per failure policy that some
+/// policy uses.
+fn hooks(
+    snapshot: &Snapshot,
+    resources: &[ServedResource],
+    prefix: &str,
+    paths: [&'static str; 2],
+    picks_policy: impl Fn(&CachedPolicy) -> bool,
+    relevant: impl Fn(&Rule) -> bool + Copy,
+    default_operations: OperationSet,
+) -> Vec<Hook> {
+    [FailurePolicy::Fail, FailurePolicy::Ignore]
+        .into_iter()
+        .zip(paths)
+        .filter_map(|(failure_policy, path)| {
+            let policies: Vec<&CachedPolicy> = snapshot
+                .policies
+                .iter()
+                .map(AsRef::as_ref)
+                .filter(|cached| cached.failure_policy == failure_policy && picks_policy(cached))
+                .collect();
+            let rules = webhook_rules(&policies, resources, relevant, default_operations);
+            if rules.is_empty() {
+                return None;
+            }
+            let timeout_seconds = policies
+                .iter()
+                .map(|cached| cached.timeout_seconds.clamp(1, 30))
+                .max()
+                .unwrap_or(DEFAULT_WEBHOOK_TIMEOUT_SECONDS);
+            Some(Hook {
+                name: format!("{prefix}.kyverno.svc-{}", failure_suffix(failure_policy)),
+                path,
+                failure_policy,
+                timeout_seconds,
+                rules,
+            })
+        })
+        .collect()
+}
+
+fn client_config(target: &ServiceTarget, path: &str) -> WebhookClientConfig {
+    WebhookClientConfig {
+        ca_bundle: Some(ByteString(target.ca_bundle.as_bytes().to_vec())),
+        service: Some(ServiceReference {
+            name: target.name.clone(),
+            namespace: target.namespace.clone(),
+            path: Some(path.to_owned()),
+            port: Some(target.port),
+        }),
+        url: None,
+    }
+}
+
+fn metadata(name: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_owned()),
+        labels: Some(BTreeMap::from([(
+            "webhook.kyverno.io/managed-by".to_owned(),
+            "kyverno".to_owned(),
+        )])),
+        ..ObjectMeta::default()
+    }
+}
+
+/// The validating webhook configuration for the policies in `snapshot`.
+pub fn validating_configuration(
+    snapshot: &Snapshot,
+    config: &KyvernoConfig,
+    resources: &[ServedResource],
+    target: &ServiceTarget,
+) -> ValidatingWebhookConfiguration {
+    let hooks = hooks(
+        snapshot,
+        resources,
+        "validate",
+        ["/validate/fail", "/validate/ignore"],
+        CachedPolicy::has_validate,
+        |rule| rule.validate.is_some() || !rule.verify_images.is_empty(),
+        ALL_OPERATIONS.into_iter().collect(),
+    );
+    ValidatingWebhookConfiguration {
+        metadata: metadata(VALIDATING_CONFIGURATION),
+        webhooks: Some(
+            hooks
+                .into_iter()
+                .map(|hook| ValidatingWebhook {
+                    name: hook.name,
+                    client_config: client_config(target, hook.path),
+                    rules: Some(hook.rules),
+                    failure_policy: Some(failure_name(hook.failure_policy)),
+                    match_policy: Some("Equivalent".to_owned()),
+                    namespace_selector: config.webhooks.namespace_selector.clone(),
+                    object_selector: config.webhooks.object_selector.clone(),
+                    side_effects: "NoneOnDryRun".to_owned(),
+                    timeout_seconds: Some(hook.timeout_seconds),
+                    admission_review_versions: vec!["v1".to_owned()],
+                    match_conditions: None,
+                })
+                .collect(),
+        ),
+    }
+}
+
+/// The mutating webhook configuration for the policies in `snapshot`.
+pub fn mutating_configuration(
+    snapshot: &Snapshot,
+    config: &KyvernoConfig,
+    resources: &[ServedResource],
+    target: &ServiceTarget,
+) -> MutatingWebhookConfiguration {
+    let hooks = hooks(
+        snapshot,
+        resources,
+        "mutate",
+        ["/mutate/fail", "/mutate/ignore"],
+        CachedPolicy::has_mutate,
+        rule_mutates_resource,
+        [AdmissionOperation::Create, AdmissionOperation::Update]
+            .into_iter()
+            .collect(),
+    );
+    MutatingWebhookConfiguration {
+        metadata: metadata(MUTATING_CONFIGURATION),
+        webhooks: Some(
+            hooks
+                .into_iter()
+                .map(|hook| MutatingWebhook {
+                    name: hook.name,
+                    client_config: client_config(target, hook.path),
+                    rules: Some(hook.rules),
+                    failure_policy: Some(failure_name(hook.failure_policy)),
+                    match_policy: Some("Equivalent".to_owned()),
+                    namespace_selector: config.webhooks.namespace_selector.clone(),
+                    object_selector: config.webhooks.object_selector.clone(),
+                    side_effects: "NoneOnDryRun".to_owned(),
+                    timeout_seconds: Some(hook.timeout_seconds),
+                    admission_review_versions: vec!["v1".to_owned()],
+                    reinvocation_policy: Some("IfNeeded".to_owned()),
+                    match_conditions: None,
+                })
+                .collect(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use kyverno_runtime::policy_cache::PolicyCache;
+    use serde_json::json;
+
+    use super::*;
+
+    fn served(
+        group: &str,
+        version: &str,
+        kind: &str,
+        plural: &str,
+        subresources: &[&str],
+    ) -> ServedResource {
+        ServedResource {
+            group: group.into(),
+            version: version.into(),
+            kind: kind.into(),
+            plural: plural.into(),
+            subresources: subresources.iter().map(|s| (*s).into()).collect(),
+            preferred: true,
+        }
+    }
+
+    fn resources() -> Vec<ServedResource> {
+        let mut old = served("apps", "v1beta1", "Deployment", "deployments", &[]);
+        old.preferred = false;
+        vec![
+            served(
+                "",
+                "v1",
+                "Pod",
+                "pods",
+                &["status", "exec", "ephemeralcontainers"],
+            ),
+            served("", "v1", "ConfigMap", "configmaps", &[]),
+            served(
+                "apps",
+                "v1",
+                "Deployment",
+                "deployments",
+                &["scale", "status"],
+            ),
+            old,
+        ]
+    }
+
+    fn target() -> ServiceTarget {
+        ServiceTarget {
+            namespace: "kyverno".into(),
+            name: "kyverno-svc".into(),
+            port: 443,
+            ca_bundle: "CA".into(),
+        }
+    }
+
+    #[test]
+    fn resolves_kind_selectors() {
+        let r = resources();
+        assert_eq!(
+            resolve("Pod", &r),
+            [("".into(), "v1".into(), "pods".into())]
+        );
+        assert_eq!(
+            resolve("apps/v1beta1/Deployment", &r),
+            [("apps".into(), "v1beta1".into(), "deployments".into())]
+        );
+        assert_eq!(
+            resolve("Pod/exec", &r),
+            [("".into(), "v1".into(), "pods/exec".into())]
+        );
+        assert_eq!(
+            resolve("Deployment/*", &r),
+            [("apps".into(), "v1".into(), "deployments/*".into())]
+        );
+        assert_eq!(
+            resolve("Config*", &r),
+            [("".into(), "v1".into(), "configmaps".into())]
+        );
+        assert!(resolve("Nothing", &r).is_empty());
+    }
+
+    #[test]
+    fn configurations_follow_the_policies() {
+        let cache = PolicyCache::default();
+        let policy = |name: &str, failure: &str, rule: serde_json::Value| {
+            serde_json::from_value(json!({"apiVersion": "kyverno.io/v1", "kind": "ClusterPolicy",
+                "metadata": {"name": name}, "spec": {"failurePolicy": failure, "webhookTimeoutSeconds": 15, "rules": [rule]}}))
+            .unwrap()
+        };
+        cache.apply_cluster_policy(policy(
+            "labels",
+            "Fail",
+            json!({"name": "r", "match": {"any": [{"resources": {"kinds": ["Pod"], "operations": ["CREATE"]}}]},
+                "validate": {"pattern": {"metadata": {"labels": {"app": "?*"}}}}}),
+        ));
+        cache.apply_cluster_policy(policy(
+            "add",
+            "Ignore",
+            json!({"name": "m", "match": {"any": [{"resources": {"kinds": ["ConfigMap"]}}]},
+                "mutate": {"patchStrategicMerge": {"metadata": {"labels": {"x": "y"}}}}}),
+        ));
+        let config = KyvernoConfig::with_defaults("kyverno");
+        let validating =
+            validating_configuration(&cache.snapshot(), &config, &resources(), &target());
+        let hooks = validating.webhooks.unwrap();
+        assert_eq!(hooks.len(), 1);
+        assert_eq!(hooks[0].name, "validate.kyverno.svc-fail");
+        assert_eq!(hooks[0].failure_policy.as_deref(), Some("Fail"));
+        assert_eq!(hooks[0].timeout_seconds, Some(15));
+        assert_eq!(
+            hooks[0]
+                .client_config
+                .service
+                .as_ref()
+                .unwrap()
+                .path
+                .as_deref(),
+            Some("/validate/fail")
+        );
+        assert_eq!(hooks[0].client_config.ca_bundle.as_ref().unwrap().0, b"CA");
+        let rules = hooks[0].rules.as_ref().unwrap();
+        // The Pod rule and its autogen rules (Deployment, ...: only the served ones).
+        assert_eq!(
+            serde_json::to_value(rules).unwrap(),
+            json!([
+                {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"], "scope": "*"},
+                {"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["deployments"], "scope": "*"},
+            ])
+        );
+        assert_eq!(
+            hooks[0].namespace_selector,
+            config.webhooks.namespace_selector
+        );
+        let mutating = mutating_configuration(&cache.snapshot(), &config, &resources(), &target());
+        let hooks = mutating.webhooks.unwrap();
+        assert_eq!(hooks.len(), 1);
+        assert_eq!(hooks[0].name, "mutate.kyverno.svc-ignore");
+        assert_eq!(
+            serde_json::to_value(hooks[0].rules.as_ref().unwrap()).unwrap(),
+            json!([{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"], "resources": ["configmaps"], "scope": "*"}])
+        );
+        cache.delete_cluster_policy("labels");
+        let validating =
+            validating_configuration(&cache.snapshot(), &config, &resources(), &target());
+        assert_eq!(validating.webhooks, Some(Vec::new()));
+    }
+}

@@ -1,0 +1,8 @@
+//! The Kyverno background scan controller: evaluates existing resources against the policies
+//! with `background: true` and writes the results as EphemeralReports, which the reports
+//! controller aggregates.
+//!
+//! [`policies`] keeps the background policies (synchronous, unit-tested); [`scanner`] watches
+//! them and the kinds they select and runs the scans while this replica holds the Lease.
+pub mod policies;
+pub mod scanner;

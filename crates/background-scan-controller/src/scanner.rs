@@ -1,0 +1,702 @@
+//! The scan loop: one task owns the background policies and the resources of the kinds they
+//! select (watched through discovery, CRDs included); a resource is evaluated when it changes,
+//! when the policies applying to it change, and on every interval, unless its resourceVersion
+//! and the versions of its policies are those of its last scan. Results go out as
+//! EphemeralReports named after the resource's uid.
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::Client;
+use kube::api::{Api, ApiResource, DynamicObject, PostParams};
+use kube::discovery::verbs;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event, watcher};
+use kyverno_api::kyverno::v1::match_resources::AdmissionOperation;
+use kyverno_api::kyverno::v1::policy::{ClusterPolicy, Policy};
+use kyverno_api::reports::v1::{ClusterEphemeralReport, EphemeralReport};
+use kyverno_policy_core::engine::{self, Environment, SuppliedValues};
+use kyverno_policy_core::request::{GroupVersionKind, ResourceRequest};
+use kyverno_policy_core::response::RuleResponse;
+use kyverno_runtime::config::SharedConfig;
+use kyverno_runtime::namespaces::NamespaceLabels;
+use kyverno_runtime::policy_cache::{PolicyCache, PolicyKey};
+use kyverno_runtime::provider::ApiServerProvider;
+use kyverno_runtime::reports::{Evaluated, SOURCE_BACKGROUND_SCAN, Subject, ephemeral_report};
+use kyverno_runtime::watch::{Stores, spawn_watches};
+use md5::{Digest, Md5};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::policies::{BackgroundPolicy, PolicySet, fingerprint};
+
+/// Kinds never scanned: Kyverno's own bookkeeping and events.
+const NEVER_SCANNED: [&str; 7] = [
+    "Event",
+    "PolicyReport",
+    "ClusterPolicyReport",
+    "EphemeralReport",
+    "ClusterEphemeralReport",
+    "UpdateRequest",
+    "Lease",
+];
+
+/// Settings of the scanner.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// How often every resource is rescanned.
+    pub interval: Duration,
+    /// Namespace of the `kyverno` ConfigMap.
+    pub kyverno_namespace: String,
+    /// Name of the `kyverno` ConfigMap.
+    pub config_map: String,
+    /// How many resources are evaluated and reported at once.
+    pub concurrency: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(3600),
+            kyverno_namespace: "kyverno".to_owned(),
+            config_map: "kyverno".to_owned(),
+            concurrency: 16,
+        }
+    }
+}
+
+/// What the watches report to the scan task.
+enum Feed {
+    ClusterPolicy(Box<ClusterPolicy>),
+    Policy(Box<Policy>),
+    PolicyDeleted(PolicyKey),
+    /// All the ClusterPolicies (`true`) or Policies (`false`).
+    PoliciesListed(bool, Vec<DynamicObject>),
+    Resource(Arc<str>, Box<DynamicObject>),
+    ResourceDeleted(String),
+    ResourcesListed(Arc<str>, Vec<DynamicObject>),
+}
+
+/// A resource being tracked.
+struct Tracked {
+    /// Which watch it comes from.
+    source: Arc<str>,
+    plural: String,
+    object: Arc<Value>,
+}
+
+/// One evaluation to run.
+struct Job {
+    uid: String,
+    resource_version: String,
+    fingerprint: u64,
+    object: Arc<Value>,
+    plural: String,
+    policies: Vec<Arc<BackgroundPolicy>>,
+    namespace_labels: Option<Arc<std::collections::BTreeMap<String, String>>>,
+    report_wanted_even_empty: bool,
+}
+
+/// What a job gave.
+struct Outcome {
+    uid: String,
+    scanned: Option<(String, u64)>,
+    had_results: bool,
+}
+
+struct Scanner {
+    client: Client,
+    settings: Settings,
+    sender: mpsc::Sender<Feed>,
+    stores: Stores,
+    provider: Arc<ApiServerProvider>,
+    policies: PolicySet,
+    policies_listed: [bool; 2],
+    watches: HashMap<Arc<str>, (String, tokio::task::JoinHandle<()>)>,
+    objects: HashMap<String, Tracked>,
+    scanned: HashMap<String, (String, u64)>,
+    with_results: HashSet<String>,
+    queue: BTreeSet<String>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Scanner {
+    fn drop(&mut self) {
+        for task in self
+            .tasks
+            .iter()
+            .chain(self.watches.values().map(|(_, task)| task))
+        {
+            task.abort();
+        }
+    }
+}
+
+/// Scans until the future is dropped (when leadership is lost).
+pub async fn run(client: Client, settings: Settings) {
+    let (sender, mut receiver) = mpsc::channel(1024);
+    let stores = Stores {
+        cache: Arc::new(PolicyCache::default()),
+        config: Arc::new(SharedConfig::new(&settings.kyverno_namespace)),
+        namespaces: Arc::new(NamespaceLabels::default()),
+    };
+    let (synced, tasks) = spawn_watches(
+        &client,
+        &stores,
+        &settings.kyverno_namespace,
+        &settings.config_map,
+    );
+    let provider = Arc::new(ApiServerProvider::new(
+        client.clone(),
+        tokio::runtime::Handle::current(),
+    ));
+    let mut scanner = Scanner {
+        client: client.clone(),
+        settings,
+        sender,
+        stores,
+        provider,
+        policies: PolicySet::default(),
+        policies_listed: [false; 2],
+        watches: HashMap::new(),
+        objects: HashMap::new(),
+        scanned: HashMap::new(),
+        with_results: HashSet::new(),
+        queue: BTreeSet::new(),
+        tasks,
+    };
+    while !synced.is_synced() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    scanner.watch_policies();
+    let mut interval = tokio::time::interval(scanner.settings.interval);
+    interval.tick().await;
+    loop {
+        tokio::select! {
+            feed = receiver.recv() => {
+                let Some(feed) = feed else { return };
+                let mut policies_changed = scanner.handle(feed);
+                while let Ok(feed) = receiver.try_recv() {
+                    policies_changed |= scanner.handle(feed);
+                }
+                if policies_changed && scanner.policies_listed == [true; 2] {
+                    scanner.follow_policies().await;
+                }
+            }
+            _ = interval.tick() => {
+                tracing::info!(resources = scanner.objects.len(), "periodic rescan");
+                scanner.scanned.clear();
+                scanner.queue.extend(scanner.objects.keys().cloned());
+            }
+        }
+        if scanner.policies_listed == [true; 2] {
+            scanner.scan_queue().await;
+        }
+    }
+}
+
+impl Scanner {
+    fn watch_policies(&mut self) {
+        for cluster in [true, false] {
+            let resource = if cluster {
+                ApiResource::erase::<ClusterPolicy>(&())
+            } else {
+                ApiResource::erase::<Policy>(&())
+            };
+            let api = Api::<DynamicObject>::all_with(self.client.clone(), &resource);
+            let sender = self.sender.clone();
+            self.tasks.push(tokio::spawn(forward(
+                api,
+                sender,
+                move |change| match change {
+                    Change::Apply(object) => decode_policy(cluster, object),
+                    Change::Delete(object) => Some(Feed::PolicyDeleted(PolicyKey {
+                        namespace: object.metadata.namespace.clone().filter(|_| !cluster),
+                        name: object.metadata.name.clone().unwrap_or_default(),
+                    })),
+                    Change::Listed(objects) => Some(Feed::PoliciesListed(cluster, objects)),
+                },
+            )));
+        }
+    }
+
+    /// Applies a change; whether the policies changed.
+    fn handle(&mut self, feed: Feed) -> bool {
+        match feed {
+            Feed::ClusterPolicy(policy) => self.policies.apply_cluster_policy(*policy),
+            Feed::Policy(policy) => self.policies.apply_policy(*policy),
+            Feed::PolicyDeleted(key) => self.policies.remove(&key),
+            Feed::PoliciesListed(cluster, objects) => {
+                let mut listed = BTreeSet::new();
+                for object in objects {
+                    listed.insert(PolicyKey {
+                        namespace: object.metadata.namespace.clone().filter(|_| !cluster),
+                        name: object.metadata.name.clone().unwrap_or_default(),
+                    });
+                    if let Some(feed) = decode_policy(cluster, object) {
+                        self.handle(feed);
+                    }
+                }
+                self.policies
+                    .retain(|key| key.namespace.is_none() != cluster || listed.contains(key));
+                self.policies_listed[usize::from(!cluster)] = true;
+            }
+            Feed::Resource(source, object) => {
+                self.track(source, *object);
+                return false;
+            }
+            Feed::ResourceDeleted(uid) => {
+                self.forget(&uid);
+                return false;
+            }
+            Feed::ResourcesListed(source, objects) => {
+                let listed: HashSet<String> = objects
+                    .iter()
+                    .filter_map(|object| object.metadata.uid.clone())
+                    .collect();
+                let gone: Vec<String> = self
+                    .objects
+                    .iter()
+                    .filter(|(uid, tracked)| tracked.source == source && !listed.contains(*uid))
+                    .map(|(uid, _)| uid.clone())
+                    .collect();
+                for uid in gone {
+                    self.forget(&uid);
+                }
+                for object in objects {
+                    self.track(Arc::clone(&source), object);
+                }
+                return false;
+            }
+        }
+        true
+    }
+
+    fn track(&mut self, source: Arc<str>, object: DynamicObject) {
+        let Some(uid) = object.metadata.uid.clone() else {
+            return;
+        };
+        let Some(plural) = self.watches.get(&source).map(|(plural, _)| plural.clone()) else {
+            return;
+        };
+        let object = match serde_json::to_value(object) {
+            Ok(object) => Arc::new(object),
+            Err(error) => {
+                tracing::warn!(%error, "resource skipped");
+                return;
+            }
+        };
+        self.objects.insert(
+            uid.clone(),
+            Tracked {
+                source,
+                plural,
+                object,
+            },
+        );
+        self.queue.insert(uid);
+    }
+
+    fn forget(&mut self, uid: &str) {
+        self.objects.remove(uid);
+        self.scanned.remove(uid);
+        self.with_results.remove(uid);
+        self.queue.remove(uid);
+    }
+
+    /// Watches the kinds the policies select (and stops watching the others), then queues
+    /// every resource: those whose policies changed get rescanned.
+    async fn follow_policies(&mut self) {
+        let kinds = match self.policies.kinds() {
+            Some(kinds) => kinds,
+            None => {
+                tracing::warn!(
+                    "a background policy selects any kind; only the kinds other policies name are watched"
+                );
+                self.policies
+                    .all()
+                    .filter_map(|policy| policy.kinds.clone())
+                    .flatten()
+                    .collect()
+            }
+        };
+        let wanted = match self.discover(&kinds).await {
+            Ok(wanted) => wanted,
+            Err(error) => {
+                tracing::warn!(%error, "discovery failed; kinds unchanged");
+                return;
+            }
+        };
+        let stale: Vec<Arc<str>> = self
+            .watches
+            .keys()
+            .filter(|source| {
+                !wanted
+                    .iter()
+                    .any(|resource| resource_id(resource) == ***source)
+            })
+            .cloned()
+            .collect();
+        for source in stale {
+            if let Some((_, task)) = self.watches.remove(&source) {
+                task.abort();
+            }
+            let gone: Vec<String> = self
+                .objects
+                .iter()
+                .filter(|(_, tracked)| tracked.source == source)
+                .map(|(uid, _)| uid.clone())
+                .collect();
+            for uid in gone {
+                self.forget(&uid);
+            }
+        }
+        for resource in wanted {
+            let source: Arc<str> = resource_id(&resource).into();
+            if self.watches.contains_key(&source) {
+                continue;
+            }
+            tracing::info!(kind = %resource.kind, api_version = %resource.api_version, "watching");
+            let api = Api::<DynamicObject>::all_with(self.client.clone(), &resource);
+            let task_source = Arc::clone(&source);
+            let task = tokio::spawn(forward(api, self.sender.clone(), move |change| {
+                Some(match change {
+                    Change::Apply(object) => {
+                        Feed::Resource(Arc::clone(&task_source), Box::new(object))
+                    }
+                    Change::Delete(object) => {
+                        Feed::ResourceDeleted(object.metadata.uid.clone().unwrap_or_default())
+                    }
+                    Change::Listed(objects) => {
+                        Feed::ResourcesListed(Arc::clone(&task_source), objects)
+                    }
+                })
+            }));
+            self.watches.insert(source, (resource.plural.clone(), task));
+        }
+        self.queue.extend(self.objects.keys().cloned());
+    }
+
+    /// The served resources of the `kinds`, in their preferred versions.
+    async fn discover(&self, kinds: &BTreeSet<String>) -> Result<Vec<ApiResource>, kube::Error> {
+        if kinds.is_empty() {
+            return Ok(Vec::new());
+        }
+        let discovery = kube::Discovery::new(self.client.clone()).run().await?;
+        Ok(discovery
+            .groups()
+            .flat_map(|group| group.recommended_resources())
+            .filter(|(resource, capabilities)| {
+                kinds.contains(&resource.kind)
+                    && !NEVER_SCANNED.contains(&resource.kind.as_str())
+                    && capabilities.supports_operation(verbs::LIST)
+                    && capabilities.supports_operation(verbs::WATCH)
+            })
+            .map(|(resource, _)| resource)
+            .collect())
+    }
+
+    /// Evaluates the queued resources that need it and writes their reports.
+    async fn scan_queue(&mut self) {
+        let config = self.stores.config.get();
+        let mut jobs = Vec::new();
+        for uid in std::mem::take(&mut self.queue) {
+            let Some(tracked) = self.objects.get(&uid) else {
+                continue;
+            };
+            let object = &tracked.object;
+            let text = |pointer: &str| {
+                object
+                    .pointer(pointer)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+            };
+            let (kind, namespace) = (text("/kind"), text("/metadata/namespace"));
+            let gvk = GroupVersionKind::from_api_version(text("/apiVersion"), kind);
+            if config.is_filtered(&gvk, "", namespace, text("/metadata/name")) {
+                continue;
+            }
+            let policies: Vec<Arc<BackgroundPolicy>> = self
+                .policies
+                .all()
+                .filter(|policy| policy.may_apply(kind, namespace))
+                .cloned()
+                .collect();
+            let fingerprint = fingerprint(policies.iter().map(AsRef::as_ref));
+            let resource_version = text("/metadata/resourceVersion").to_owned();
+            if self.scanned.get(&uid) == Some(&(resource_version.clone(), fingerprint)) {
+                continue;
+            }
+            jobs.push(Job {
+                report_wanted_even_empty: self.with_results.contains(&uid),
+                uid,
+                resource_version,
+                fingerprint,
+                object: Arc::clone(object),
+                plural: tracked.plural.clone(),
+                namespace_labels: (!namespace.is_empty() && kind != "Namespace")
+                    .then(|| self.stores.namespaces.get(namespace)),
+                policies,
+            });
+        }
+        if jobs.is_empty() {
+            return;
+        }
+        tracing::debug!(resources = jobs.len(), "scanning");
+        let outcomes: Vec<Outcome> = futures::stream::iter(jobs)
+            .map(|job| self.run_job(job))
+            .buffer_unordered(self.settings.concurrency.max(1))
+            .collect()
+            .await;
+        for outcome in outcomes {
+            if !self.objects.contains_key(&outcome.uid) {
+                continue;
+            }
+            match outcome.scanned {
+                Some(scanned) => {
+                    self.scanned.insert(outcome.uid.clone(), scanned);
+                }
+                None => {
+                    self.scanned.remove(&outcome.uid);
+                }
+            }
+            if outcome.had_results {
+                self.with_results.insert(outcome.uid);
+            } else {
+                self.with_results.remove(&outcome.uid);
+            }
+        }
+    }
+
+    async fn run_job(&self, job: Job) -> Outcome {
+        let exceptions = Arc::clone(&self.stores.cache.snapshot().exceptions);
+        let provider = Arc::clone(&self.provider);
+        let object = Arc::clone(&job.object);
+        let policies = job.policies.clone();
+        let labels = job.namespace_labels.clone();
+        let evaluated = tokio::task::spawn_blocking(move || {
+            evaluate(&object, &policies, labels, &exceptions, provider.as_ref())
+        })
+        .await;
+        let failed = Outcome {
+            uid: job.uid.clone(),
+            scanned: None,
+            had_results: job.report_wanted_even_empty,
+        };
+        let Ok(rules) = evaluated else {
+            return failed;
+        };
+        let had_results = rules.iter().any(|rules| !rules.is_empty());
+        let done = Outcome {
+            uid: job.uid.clone(),
+            scanned: Some((job.resource_version.clone(), job.fingerprint)),
+            had_results,
+        };
+        if !had_results && !job.report_wanted_even_empty {
+            return done;
+        }
+        let Some(subject) = Subject::of(&job.object, &job.plural) else {
+            return done;
+        };
+        let evaluated: Vec<Evaluated<'_>> = job
+            .policies
+            .iter()
+            .zip(&rules)
+            .map(|(policy, rules)| Evaluated {
+                policy: &policy.policy,
+                resource_version: &policy.resource_version,
+                rules,
+            })
+            .collect();
+        let report = ephemeral_report(
+            &subject.uid,
+            &subject,
+            SOURCE_BACKGROUND_SCAN,
+            &evaluated,
+            Some(&resource_hash(&job.object)),
+        );
+        match write_report(&self.client, report, subject.namespace.as_deref()).await {
+            Ok(()) => done,
+            Err(error) => {
+                tracing::warn!(%error, resource = %subject.name, "ephemeral report not written");
+                failed
+            }
+        }
+    }
+}
+
+/// The validate results of each policy on a resource (synchronous: run off the reactor).
+fn evaluate(
+    object: &Arc<Value>,
+    policies: &[Arc<BackgroundPolicy>],
+    namespace_labels: Option<Arc<std::collections::BTreeMap<String, String>>>,
+    exceptions: &[kyverno_api::kyverno::v2::policy_exception::PolicyException],
+    provider: &ApiServerProvider,
+) -> Vec<Vec<RuleResponse>> {
+    let text = |pointer: &str| {
+        object
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    };
+    let gvk = GroupVersionKind::from_api_version(text("/apiVersion"), text("/kind"));
+    // Upstream scans as a CREATE without a requester.
+    let mut request = ResourceRequest::new(Arc::clone(object))
+        .with_operation(AdmissionOperation::Create)
+        .with_kind(gvk, "");
+    if let Some(labels) = namespace_labels {
+        request = request.with_namespace_labels(labels);
+    }
+    let values = SuppliedValues::default();
+    let environment = Environment {
+        provider,
+        exceptions,
+        values: &values,
+    };
+    policies
+        .iter()
+        .map(|policy| engine::validate(&policy.policy, &request, &environment).rules)
+        .collect()
+}
+
+/// Creates the ephemeral report, or replaces the one of an earlier scan not yet aggregated.
+async fn write_report(
+    client: &Client,
+    mut report: DynamicObject,
+    namespace: Option<&str>,
+) -> Result<(), kube::Error> {
+    let api: Api<DynamicObject> = match namespace {
+        Some(namespace) => Api::namespaced_with(
+            client.clone(),
+            namespace,
+            &ApiResource::erase::<EphemeralReport>(&()),
+        ),
+        None => Api::all_with(
+            client.clone(),
+            &ApiResource::erase::<ClusterEphemeralReport>(&()),
+        ),
+    };
+    let name = report.metadata.name.clone().unwrap_or_default();
+    match api.create(&PostParams::default(), &report).await {
+        Err(kube::Error::Api(status)) if status.code == 409 => {
+            let current = api.get(&name).await?;
+            report.metadata.resource_version = current.metadata.resource_version;
+            api.replace(&name, &PostParams::default(), &report)
+                .await
+                .map(drop)
+        }
+        other => other.map(drop),
+    }
+}
+
+/// Upstream's resource hash: MD5 of the labels, the annotations and the object without
+/// metadata, status, scale and a pod's node name.
+pub fn resource_hash(object: &Value) -> String {
+    let labels = object
+        .pointer("/metadata/labels")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let annotations = object
+        .pointer("/metadata/annotations")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let mut rest = object.clone();
+    if let Some(fields) = rest.as_object_mut() {
+        for field in ["metadata", "status", "scale"] {
+            fields.remove(field);
+        }
+        if let Some(spec) = fields.get_mut("spec").and_then(Value::as_object_mut) {
+            spec.remove("nodeName");
+        }
+    }
+    let input = serde_json::to_vec(&[labels, annotations, rest]).unwrap_or_default();
+    Md5::digest(&input)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+fn resource_id(resource: &ApiResource) -> String {
+    format!("{}/{}", resource.api_version, resource.plural)
+}
+
+fn decode_policy(cluster: bool, object: DynamicObject) -> Option<Feed> {
+    let name = object.metadata.name.clone().unwrap_or_default();
+    let decoded = serde_json::to_value(object).and_then(|value| {
+        if cluster {
+            serde_json::from_value(value).map(|policy| Feed::ClusterPolicy(Box::new(policy)))
+        } else {
+            serde_json::from_value(value).map(|policy| Feed::Policy(Box::new(policy)))
+        }
+    });
+    match decoded {
+        Ok(feed) => Some(feed),
+        Err(error) => {
+            tracing::warn!(policy = %name, %error, "policy skipped: it cannot be read");
+            None
+        }
+    }
+}
+
+/// What a watch reports.
+enum Change {
+    Apply(DynamicObject),
+    Delete(DynamicObject),
+    Listed(Vec<DynamicObject>),
+}
+
+/// Runs a watch, sending what `map` makes of each change.
+async fn forward(
+    api: Api<DynamicObject>,
+    sender: mpsc::Sender<Feed>,
+    map: impl Fn(Change) -> Option<Feed>,
+) {
+    let mut listed = Vec::new();
+    let mut events = std::pin::pin!(watcher(api, watcher::Config::default()).default_backoff());
+    while let Some(event) = events.next().await {
+        let change = match event {
+            Ok(Event::Init) => {
+                listed.clear();
+                continue;
+            }
+            Ok(Event::InitApply(object)) => {
+                listed.push(object);
+                continue;
+            }
+            Ok(Event::InitDone) => Change::Listed(std::mem::take(&mut listed)),
+            Ok(Event::Apply(object)) => Change::Apply(object),
+            Ok(Event::Delete(object)) => Change::Delete(object),
+            Err(error) => {
+                tracing::warn!(%error, "watch failed; retrying");
+                continue;
+            }
+        };
+        if let Some(feed) = map(change)
+            && sender.send(feed).await.is_err()
+        {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hash_ignores_status_and_node_name() {
+        let pod = serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "labels": {"a": "b"}, "resourceVersion": "1"},
+            "spec": {"containers": []}});
+        let mut scheduled = pod.clone();
+        scheduled["spec"]["nodeName"] = "node-1".into();
+        scheduled["status"] = serde_json::json!({"phase": "Running"});
+        scheduled["metadata"]["resourceVersion"] = "2".into();
+        assert_eq!(resource_hash(&pod), resource_hash(&scheduled));
+        let mut relabelled = pod.clone();
+        relabelled["metadata"]["labels"]["a"] = "c".into();
+        assert_ne!(resource_hash(&pod), resource_hash(&relabelled));
+        assert_eq!(resource_hash(&pod).len(), 32);
+    }
+}

@@ -1,0 +1,10 @@
+//! The Kyverno reports controller: aggregates the EphemeralReports and ClusterEphemeralReports
+//! written by the admission controller and the background scanner into one PolicyReport per
+//! namespace (`polr-ns-<namespace>`, sharded when large) and a ClusterPolicyReport
+//! (`clusterpolicyreport`), then deletes the ephemeral reports.
+//!
+//! [`aggregate`] holds the synchronous state; [`controller`] feeds it from watches and writes the
+//! reports while this replica holds the Lease; [`cleanup`] is the `report-cleanup` command.
+pub mod aggregate;
+pub mod cleanup;
+pub mod controller;

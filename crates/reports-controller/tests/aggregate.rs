@@ -1,0 +1,167 @@
+//! The reports controller alone: ephemeral reports written as the scanner and the admission
+//! controller write them are aggregated into `polr-ns-<namespace>`, deleted once absorbed;
+//! deleted resources and policies lose their results.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{cluster, create, delete, eventually, pod, require_label_policy};
+use kube::Api;
+use kube::api::{ApiResource, DynamicObject, PostParams};
+use kyverno_api::kyverno::v1::policy::ClusterPolicy;
+use kyverno_api::policy_report::v1alpha2::PolicyReport;
+use kyverno_api::reports::v1::EphemeralReport;
+use kyverno_policy_core::engine::LoadedPolicy;
+use kyverno_policy_core::response::{RuleResponse, RuleStatus, RuleType};
+use kyverno_reports_controller::controller::{self, Settings};
+use kyverno_runtime::reports::{Evaluated, SOURCE_BACKGROUND_SCAN, Subject, ephemeral_report};
+
+async fn write_result(
+    client: &kube::Client,
+    policy: &LoadedPolicy,
+    object: &DynamicObject,
+    status: RuleStatus,
+) {
+    let value = serde_json::to_value(object).unwrap();
+    let subject = Subject::of(&value, "pods").unwrap();
+    let rules = [RuleResponse {
+        name: "check-tier".into(),
+        rule_type: RuleType::Validation,
+        status,
+        message: "validation error: label 'tier' is required".into(),
+    }];
+    let report = ephemeral_report(
+        &subject.uid,
+        &subject,
+        SOURCE_BACKGROUND_SCAN,
+        &[Evaluated {
+            policy,
+            resource_version: "1",
+            rules: &rules,
+        }],
+        None,
+    );
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        subject.namespace.as_deref().unwrap(),
+        &ApiResource::erase::<EphemeralReport>(&()),
+    );
+    api.create(&PostParams::default(), &report).await.unwrap();
+}
+
+async fn summary(client: &kube::Client, ns: &str) -> Option<(i64, i64, usize)> {
+    let report = Api::<PolicyReport>::namespaced(client.clone(), ns)
+        .get_opt(&format!("polr-ns-{ns}"))
+        .await
+        .unwrap()?;
+    let summary = report.content.summary?;
+    Some((summary.pass, summary.fail, report.content.results.len()))
+}
+
+#[tokio::test]
+async fn ephemeral_reports_become_a_namespace_policy_report() {
+    let cluster = cluster().await;
+    let (client, ns) = (cluster.client.clone(), cluster.ns.clone());
+    let policy_name = format!("require-tier-{ns}");
+    let policy_json = require_label_policy(&policy_name, "Pod", "tier");
+    create(&client, policy_json.clone()).await;
+    let policy: ClusterPolicy = serde_json::from_value(policy_json.clone()).unwrap();
+    let policy = LoadedPolicy::from_cluster_policy(policy).unwrap();
+    let good = create(
+        &client,
+        pod(&ns, "good", serde_json::json!({"tier": "web"})),
+    )
+    .await;
+    let bad_json = pod(&ns, "bad", serde_json::json!({}));
+    let bad = create(&client, bad_json.clone()).await;
+
+    let aggregation = tokio::spawn(controller::run(
+        client.clone(),
+        Settings {
+            flush_delay: Duration::from_millis(100),
+            ..Settings::default()
+        },
+    ));
+    write_result(&client, &policy, &good, RuleStatus::Pass).await;
+    write_result(&client, &policy, &bad, RuleStatus::Fail).await;
+
+    eventually("PASS 1 FAIL 1", || async {
+        (summary(&client, &ns).await == Some((1, 1, 2))).then_some(())
+    })
+    .await;
+    let report = Api::<PolicyReport>::namespaced(client.clone(), &ns)
+        .get(&format!("polr-ns-{ns}"))
+        .await
+        .unwrap();
+    let fail = report
+        .content
+        .results
+        .iter()
+        .find(|result| {
+            result.result == Some(kyverno_api::policy_report::v1alpha2::PolicyResult::Fail)
+        })
+        .unwrap();
+    assert_eq!(fail.policy, policy_name);
+    assert_eq!(fail.rule.as_deref(), Some("check-tier"));
+    assert_eq!(fail.category.as_deref(), Some("Best Practices"));
+    assert_eq!(fail.resources[0].uid, bad.metadata.uid);
+    assert_eq!(fail.resources[0].name.as_deref(), Some("bad"));
+    assert!(fail.timestamp.is_some());
+
+    let ephemeral: Api<EphemeralReport> = Api::namespaced(client.clone(), &ns);
+    eventually("ephemeral reports deleted", || async {
+        ephemeral
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+
+    // A rescan gives the same result: no duplicate.
+    write_result(&client, &policy, &bad, RuleStatus::Fail).await;
+    eventually("rescan absorbed", || async {
+        ephemeral
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    assert_eq!(summary(&client, &ns).await, Some((1, 1, 2)));
+
+    // The leader is replaced: the next one reads the stored report and carries on.
+    aggregation.abort();
+    let aggregation = tokio::spawn(controller::run(
+        client.clone(),
+        Settings {
+            flush_delay: Duration::from_millis(100),
+            ..Settings::default()
+        },
+    ));
+
+    delete(&client, &bad_json).await;
+    eventually("the bad pod's FAIL is gone", || async {
+        (summary(&client, &ns).await == Some((1, 0, 1))).then_some(())
+    })
+    .await;
+
+    delete(&client, &policy_json).await;
+    eventually("the policy's results are gone", || async {
+        Api::<PolicyReport>::namespaced(client.clone(), &ns)
+            .get_opt(&format!("polr-ns-{ns}"))
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    aggregation.abort();
+    cluster.cleanup().await;
+}

@@ -1,0 +1,308 @@
+//! Both controllers against apiserver-sim (or the cluster of `KYVERNO_E2E_KUBECONFIG`): the
+//! seed's audit example, a ClusterPolicyReport for an IngressClass, deletions, and restarts
+//! mid-scan.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::{Cluster, cluster, create, delete, eventually, pod, require_label_policy};
+use kube::Api;
+use kyverno_api::policy_report::v1alpha2::{ClusterPolicyReport, PolicyReport, PolicyResult};
+use kyverno_api::reports::v1::EphemeralReport;
+use kyverno_background_scan_controller::scanner;
+use kyverno_reports_controller::controller;
+
+struct Controllers {
+    reports: tokio::task::JoinHandle<()>,
+    scanner: tokio::task::JoinHandle<()>,
+}
+
+impl Controllers {
+    fn start(client: &kube::Client) -> Self {
+        let reports_client = client.clone();
+        let reports = tokio::spawn(async move {
+            let settings = controller::Settings {
+                flush_delay: Duration::from_millis(100),
+                ..controller::Settings::default()
+            };
+            controller::run(reports_client, settings).await.unwrap();
+        });
+        let scanner = tokio::spawn(scanner::run(client.clone(), scanner::Settings::default()));
+        Self { reports, scanner }
+    }
+
+    fn stop(self) {
+        self.reports.abort();
+        self.scanner.abort();
+    }
+}
+
+async fn polr(client: &kube::Client, ns: &str) -> Option<PolicyReport> {
+    Api::<PolicyReport>::namespaced(client.clone(), ns)
+        .get_opt(&format!("polr-ns-{ns}"))
+        .await
+        .unwrap()
+}
+
+async fn counts(client: &kube::Client, ns: &str) -> Option<(i64, i64)> {
+    let summary = polr(client, ns).await?.content.summary?;
+    Some((summary.pass, summary.fail))
+}
+
+fn find_kubectl() -> Option<PathBuf> {
+    if let Some(kubectl) = std::env::var_os("KUBECTL") {
+        return Some(PathBuf::from(kubectl));
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|path| path.join("kubectl"))
+            .find(|path| path.is_file())
+    })
+}
+
+/// `kubectl get polr -n <ns>` as printed, when kubectl is available.
+async fn kubectl_get_polr(cluster: &Cluster) -> Option<String> {
+    let Some(kubectl) = find_kubectl() else {
+        assert!(
+            std::env::var("KYVERNO_E2E_REQUIRE_KUBECTL").as_deref() != Ok("1"),
+            "kubectl not found and KYVERNO_E2E_REQUIRE_KUBECTL=1"
+        );
+        eprintln!("kubectl not found: the printed columns are not checked");
+        return None;
+    };
+    let dir = std::env::temp_dir().join(format!("kyverno-e2e-{}", cluster.ns));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kubeconfig = match (&cluster.sim, std::env::var("KYVERNO_E2E_KUBECONFIG")) {
+        (Some(sim), _) => {
+            let path = dir.join("kubeconfig");
+            sim.write_kubeconfig(&path).unwrap();
+            path
+        }
+        (None, Ok(path)) => PathBuf::from(path),
+        (None, Err(_)) => return None,
+    };
+    let output = tokio::process::Command::new(kubectl)
+        .args(["get", "polr", "-n", &cluster.ns, "--cache-dir"])
+        .arg(dir.join("cache"))
+        .env("KUBECONFIG", kubeconfig)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Some(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+#[tokio::test]
+async fn the_seed_audit_example() {
+    let cluster = cluster().await;
+    let (client, ns) = (cluster.client.clone(), cluster.ns.clone());
+    let policy = require_label_policy(&format!("require-tier-{ns}"), "Pod", "tier");
+    create(&client, policy.clone()).await;
+    create(
+        &client,
+        pod(&ns, "good", serde_json::json!({"tier": "web"})),
+    )
+    .await;
+    let bad = pod(&ns, "bad", serde_json::json!({"app": "x"}));
+    let bad_uid = create(&client, bad.clone()).await.metadata.uid;
+    let controllers = Controllers::start(&client);
+
+    eventually("polr PASS 1 FAIL 1", || async {
+        (counts(&client, &ns).await == Some((1, 1))).then_some(())
+    })
+    .await;
+    let report = polr(&client, &ns).await.unwrap();
+    let fail = report
+        .content
+        .results
+        .iter()
+        .find(|result| result.result == Some(PolicyResult::Fail))
+        .unwrap();
+    assert_eq!(fail.resources[0].uid, bad_uid);
+    assert_eq!(fail.rule.as_deref(), Some("check-tier"));
+    assert_eq!(
+        fail.message.as_deref(),
+        Some(
+            "validation error: label 'tier' is required. rule check-tier failed at path /metadata/labels/tier/"
+        )
+    );
+    assert_eq!(fail.properties["process"], "background scan");
+    let ephemeral: Api<EphemeralReport> = Api::namespaced(client.clone(), &ns);
+    eventually("ephemeral reports aggregated and deleted", || async {
+        ephemeral
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+
+    if let Some(table) = kubectl_get_polr(&cluster).await {
+        let mut lines = table.lines();
+        let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+        assert_eq!(
+            header,
+            [
+                "NAME", "KIND", "NAME", "PASS", "FAIL", "WARN", "ERROR", "SKIP", "AGE"
+            ]
+        );
+        let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+        assert_eq!(
+            &row[..6],
+            [format!("polr-ns-{ns}").as_str(), "1", "1", "0", "0", "0"]
+        );
+    }
+
+    delete(&client, &bad).await;
+    eventually("the bad pod's FAIL is gone", || async {
+        (counts(&client, &ns).await == Some((1, 0))).then_some(())
+    })
+    .await;
+
+    delete(&client, &policy).await;
+    eventually("the policy's results are gone", || async {
+        polr(&client, &ns).await.is_none().then_some(())
+    })
+    .await;
+    controllers.stop();
+    cluster.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_ingress_class_without_a_label_fails_in_the_cluster_report() {
+    let cluster = cluster().await;
+    let client = cluster.client.clone();
+    if cluster.sim.is_some() {
+        // The simulator serves no IngressClass: it is registered as a CRD, as a real cluster
+        // serves it built in.
+        create(&client, serde_json::json!({
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "ingressclasses.networking.k8s.io"},
+            "spec": {"group": "networking.k8s.io", "scope": "Cluster",
+                "names": {"plural": "ingressclasses", "singular": "ingressclass", "kind": "IngressClass", "listKind": "IngressClassList"},
+                "versions": [{"name": "v1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}
+        }))
+        .await;
+    }
+    let suffix = &cluster.ns;
+    let policy = require_label_policy(&format!("require-owner-{suffix}"), "IngressClass", "owner");
+    create(&client, policy.clone()).await;
+    let class = serde_json::json!({"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
+        "metadata": {"name": format!("nginx-{suffix}")}, "spec": {"controller": "k8s.io/ingress-nginx"}});
+    let uid = create(&client, class.clone()).await.metadata.uid;
+    let controllers = Controllers::start(&client);
+
+    let reports: Api<ClusterPolicyReport> = Api::all(client.clone());
+    eventually("the IngressClass fails in clusterpolicyreport", || async {
+        let report = reports.get_opt("clusterpolicyreport").await.unwrap()?;
+        report
+            .content
+            .results
+            .iter()
+            .any(|result| {
+                result.resources[0].uid == uid && result.result == Some(PolicyResult::Fail)
+            })
+            .then_some(())
+    })
+    .await;
+    delete(&client, &class).await;
+    eventually("the IngressClass result is gone", || async {
+        let report = reports.get_opt("clusterpolicyreport").await.unwrap();
+        report
+            .is_none_or(|report| {
+                report
+                    .content
+                    .results
+                    .iter()
+                    .all(|result| result.resources[0].uid != uid)
+            })
+            .then_some(())
+    })
+    .await;
+    delete(&client, &policy).await;
+    controllers.stop();
+    cluster.cleanup().await;
+}
+
+#[tokio::test]
+async fn restarts_mid_scan_converge() {
+    const PODS: usize = 200;
+    let cluster = cluster().await;
+    let (client, ns) = (cluster.client.clone(), cluster.ns.clone());
+    let policy = require_label_policy(&format!("require-tier-{ns}"), "Pod", "tier");
+    create(&client, policy.clone()).await;
+    for index in 0..PODS {
+        let labels = if index % 4 == 0 {
+            serde_json::json!({})
+        } else {
+            serde_json::json!({"tier": "web"})
+        };
+        create(&client, pod(&ns, &format!("pod-{index}"), labels)).await;
+    }
+    let expected = (
+        i64::try_from(PODS * 3 / 4).unwrap(),
+        i64::try_from(PODS / 4).unwrap(),
+    );
+
+    // Both controllers are killed while the first scan is under way, then restarted.
+    let first = Controllers::start(&client);
+    eventually("the scan has begun", || async {
+        let ephemeral: Api<EphemeralReport> = Api::namespaced(client.clone(), &ns);
+        let written = !ephemeral
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty();
+        (written || polr(&client, &ns).await.is_some()).then_some(())
+    })
+    .await;
+    first.stop();
+    let second = Controllers::start(&client);
+    eventually("reports converge", || async {
+        (counts(&client, &ns).await == Some(expected)).then_some(())
+    })
+    .await;
+    let report = polr(&client, &ns).await.unwrap();
+    assert_eq!(
+        report.content.results.len(),
+        PODS,
+        "one result per pod, no duplicate"
+    );
+    let ephemeral: Api<EphemeralReport> = Api::namespaced(client.clone(), &ns);
+    eventually("no ephemeral report left", || async {
+        ephemeral
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    second.stop();
+
+    // The reports controller alone restarts: the stored report is read back, unchanged.
+    let third = Controllers::start(&client);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(counts(&client, &ns).await, Some(expected));
+    assert_eq!(
+        polr(&client, &ns).await.unwrap().content.results.len(),
+        PODS
+    );
+    third.stop();
+    delete(&client, &policy).await;
+    cluster.cleanup().await;
+}

@@ -1,0 +1,664 @@
+//! The policies and exceptions in force, loaded once per change and indexed so that an admission
+//! request only meets the policies whose rules can match its kind and operation.
+//!
+//! The cache itself is synchronous (a snapshot behind a lock held only to clone an `Arc`), so
+//! lookups never wait on the API server; [`crate::watch`] feeds it from watches.
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, RwLock};
+
+use kyverno_api::kyverno::v1::match_resources::{AdmissionOperation, MatchResources};
+use kyverno_api::kyverno::v1::mutate::Mutation;
+use kyverno_api::kyverno::v1::policy::{ClusterPolicy, FailurePolicy, Policy};
+use kyverno_api::kyverno::v1::rule::Rule;
+use kyverno_api::kyverno::v2::policy_exception::PolicyException;
+use kyverno_policy_core::engine::{LoadedPolicy, PolicyLoadError};
+use kyverno_policy_core::wildcard;
+use tokio::sync::watch;
+
+/// Upstream's default webhook timeout, in seconds.
+pub const DEFAULT_WEBHOOK_TIMEOUT_SECONDS: i32 = 10;
+
+/// Identifies a policy: its namespace (`None` for a ClusterPolicy) and name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PolicyKey {
+    /// The namespace of a Policy; `None` for a ClusterPolicy.
+    pub namespace: Option<String>,
+    /// The policy's name.
+    pub name: String,
+}
+
+impl std::fmt::Display for PolicyKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.namespace {
+            Some(namespace) => write!(f, "{namespace}/{}", self.name),
+            None => f.write_str(&self.name),
+        }
+    }
+}
+
+/// A policy in the cache, with what admission needs to know about it.
+#[derive(Debug)]
+pub struct CachedPolicy {
+    /// The loaded policy.
+    pub policy: LoadedPolicy,
+    /// How the webhook handles errors and timeouts for it: `webhookConfiguration.failurePolicy`,
+    /// else the deprecated `spec.failurePolicy`, else `Fail`.
+    pub failure_policy: FailurePolicy,
+    /// The webhook timeout it asks for: `webhookConfiguration.timeoutSeconds`, else the
+    /// deprecated `spec.webhookTimeoutSeconds`, else 10.
+    pub timeout_seconds: i32,
+    /// The operations its rules match; `None` when some rule matches every operation.
+    operations: Option<OperationSet>,
+}
+
+impl CachedPolicy {
+    fn new(policy: LoadedPolicy) -> Self {
+        let webhook = policy.spec.webhook_configuration.as_ref();
+        let failure_policy = webhook
+            .and_then(|webhook| webhook.failure_policy)
+            .or(policy.spec.failure_policy)
+            .unwrap_or(FailurePolicy::Fail);
+        let timeout_seconds = webhook
+            .and_then(|webhook| webhook.timeout_seconds)
+            .or(policy.spec.webhook_timeout_seconds)
+            .unwrap_or(DEFAULT_WEBHOOK_TIMEOUT_SECONDS);
+        let operations = policy
+            .rules
+            .iter()
+            .try_fold(OperationSet::default(), |all, rule| {
+                Some(all.union(rule_operations(&rule.match_resources)?))
+            });
+        Self {
+            policy,
+            failure_policy,
+            timeout_seconds,
+            operations,
+        }
+    }
+
+    /// Whether some rule validates (`validate` or `verifyImages`): the policy is evaluated by
+    /// the validating webhook.
+    pub fn has_validate(&self) -> bool {
+        self.policy
+            .rules
+            .iter()
+            .any(|rule| rule.validate.is_some() || !rule.verify_images.is_empty())
+    }
+
+    /// Whether some rule mutates the admitted resource itself (a mutate rule without targets):
+    /// the policy is evaluated by the mutating webhook.
+    pub fn has_mutate(&self) -> bool {
+        self.policy.rules.iter().any(rule_mutates_resource)
+    }
+
+    /// Whether some rule generates resources or mutates existing ones: work for the background
+    /// controller.
+    pub fn has_background_work(&self) -> bool {
+        self.policy.rules.iter().any(|rule| {
+            rule.generate.is_some()
+                || rule
+                    .mutate
+                    .as_ref()
+                    .is_some_and(|mutation| !mutation.targets.is_empty())
+        })
+    }
+
+    /// Whether the policy can apply to requests with `operation`.
+    pub fn matches_operation(&self, operation: AdmissionOperation) -> bool {
+        self.operations
+            .as_ref()
+            .is_none_or(|operations| operations.contains(operation))
+    }
+
+    /// How the policy is named in messages and reports: `name`, or `namespace/name`.
+    pub fn key(&self) -> PolicyKey {
+        PolicyKey {
+            namespace: self.policy.namespace.clone(),
+            name: self.policy.name.clone(),
+        }
+    }
+}
+
+/// Whether `rule` patches the admitted resource (a non-empty mutation without targets).
+pub fn rule_mutates_resource(rule: &Rule) -> bool {
+    rule.mutate
+        .as_ref()
+        .is_some_and(|mutation| mutation.targets.is_empty() && *mutation != Mutation::default())
+}
+
+/// A set of admission operations.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OperationSet(u8);
+
+impl OperationSet {
+    fn bit(operation: AdmissionOperation) -> u8 {
+        match operation {
+            AdmissionOperation::Create => 1,
+            AdmissionOperation::Update => 2,
+            AdmissionOperation::Delete => 4,
+            AdmissionOperation::Connect => 8,
+        }
+    }
+
+    /// Whether `operation` is in the set.
+    pub fn contains(self, operation: AdmissionOperation) -> bool {
+        self.0 & Self::bit(operation) != 0
+    }
+
+    /// Both sets together.
+    pub fn union(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+}
+
+impl FromIterator<AdmissionOperation> for OperationSet {
+    fn from_iter<T: IntoIterator<Item = AdmissionOperation>>(operations: T) -> Self {
+        Self(
+            operations
+                .into_iter()
+                .fold(0, |bits, operation| bits | Self::bit(operation)),
+        )
+    }
+}
+
+/// The operations a rule's `match` block names; `None` when one of its filters names none (so
+/// every operation matches).
+pub fn rule_operations(match_resources: &MatchResources) -> Option<OperationSet> {
+    let descriptions = match_resources
+        .any
+        .iter()
+        .chain(&match_resources.all)
+        .filter_map(|filter| filter.resources.as_ref())
+        .chain(match_resources.resources.as_ref());
+    let mut operations = OperationSet::default();
+    let mut any_description = false;
+    for description in descriptions {
+        any_description = true;
+        if description.operations.is_empty() {
+            return None;
+        }
+        operations = operations.union(description.operations.iter().copied().collect());
+    }
+    any_description.then_some(operations)
+}
+
+/// The kind names a rule's `match` block selects (`apps/v1/Deployment` gives `Deployment`,
+/// `Pod/exec` gives `Pod`); `None` when it may select any kind (a wildcard, or no kinds).
+pub fn rule_kind_names(rule: &Rule) -> Option<BTreeSet<String>> {
+    let match_resources = &rule.match_resources;
+    let mut names = BTreeSet::new();
+    let descriptions = match_resources
+        .any
+        .iter()
+        .chain(&match_resources.all)
+        .filter_map(|filter| filter.resources.as_ref())
+        .chain(match_resources.resources.as_ref());
+    for description in descriptions {
+        if description.kinds.is_empty() {
+            return None;
+        }
+        for selector in &description.kinds {
+            let name = selector
+                .split('/')
+                .find(|part| part.starts_with(|c: char| c.is_ascii_uppercase()))?;
+            if wildcard::has_wildcard(name) {
+                return None;
+            }
+            names.insert(name.to_owned());
+        }
+    }
+    (!names.is_empty()).then_some(names)
+}
+
+/// One immutable state of the cache.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Every policy used in admission, in key order.
+    pub policies: Vec<Arc<CachedPolicy>>,
+    /// The PolicyExceptions in force.
+    pub exceptions: Arc<[PolicyException]>,
+    /// Policies by the kind names their rules select.
+    by_kind: HashMap<String, Vec<Arc<CachedPolicy>>>,
+    /// Policies with a rule that may select any kind.
+    any_kind: Vec<Arc<CachedPolicy>>,
+}
+
+impl Snapshot {
+    /// The policies that may apply to a request on `kind` in `namespace` with `operation`, in
+    /// key order: namespaced Policies only for their own namespace.
+    pub fn policies_for(
+        &self,
+        kind: &str,
+        namespace: &str,
+        operation: AdmissionOperation,
+    ) -> Vec<Arc<CachedPolicy>> {
+        let by_kind = self
+            .by_kind
+            .get(kind)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let mut found: Vec<Arc<CachedPolicy>> = by_kind
+            .iter()
+            .chain(&self.any_kind)
+            .filter(|cached| {
+                cached.matches_operation(operation)
+                    && cached
+                        .policy
+                        .namespace
+                        .as_deref()
+                        .is_none_or(|own| own == namespace)
+            })
+            .cloned()
+            .collect();
+        if !by_kind.is_empty() && !self.any_kind.is_empty() {
+            found.sort_by_key(|cached| cached.key());
+        }
+        found
+    }
+}
+
+/// Why a policy is not in use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadFailure {
+    /// The policy.
+    pub key: PolicyKey,
+    /// What was wrong with it.
+    pub message: String,
+}
+
+#[derive(Default)]
+struct State {
+    policies: BTreeMap<PolicyKey, Arc<CachedPolicy>>,
+    exceptions: BTreeMap<PolicyKey, PolicyException>,
+    failures: BTreeMap<PolicyKey, String>,
+}
+
+impl State {
+    fn snapshot(&self) -> Snapshot {
+        let mut by_kind: HashMap<String, Vec<Arc<CachedPolicy>>> = HashMap::new();
+        let mut any_kind = Vec::new();
+        for cached in self.policies.values() {
+            let mut names = BTreeSet::new();
+            let mut any = false;
+            for rule in &cached.policy.rules {
+                match rule_kind_names(rule) {
+                    Some(rule_names) => names.extend(rule_names),
+                    None => any = true,
+                }
+            }
+            if any {
+                any_kind.push(Arc::clone(cached));
+                continue;
+            }
+            for name in names {
+                by_kind.entry(name).or_default().push(Arc::clone(cached));
+            }
+        }
+        Snapshot {
+            policies: self.policies.values().cloned().collect(),
+            exceptions: self.exceptions.values().cloned().collect(),
+            by_kind,
+            any_kind,
+        }
+    }
+}
+
+/// The shared policy cache.
+pub struct PolicyCache {
+    state: RwLock<State>,
+    snapshot: RwLock<Arc<Snapshot>>,
+    revision: watch::Sender<u64>,
+}
+
+impl Default for PolicyCache {
+    fn default() -> Self {
+        Self {
+            state: RwLock::default(),
+            snapshot: RwLock::default(),
+            revision: watch::Sender::new(0),
+        }
+    }
+}
+
+impl std::fmt::Debug for PolicyCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicyCache")
+            .field("revision", &*self.revision.borrow())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Which kind of object a cache change is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// ClusterPolicies.
+    ClusterPolicies,
+    /// Policies.
+    Policies,
+    /// PolicyExceptions.
+    Exceptions,
+}
+
+impl PolicyCache {
+    /// The current state.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        match self.snapshot.read() {
+            Ok(snapshot) => Arc::clone(&snapshot),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// A receiver of the revision number, bumped on every change.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.revision.subscribe()
+    }
+
+    /// The policies that failed to load, with why.
+    pub fn failures(&self) -> Vec<LoadFailure> {
+        self.with_state(|state| {
+            state
+                .failures
+                .iter()
+                .map(|(key, message)| LoadFailure {
+                    key: key.clone(),
+                    message: message.clone(),
+                })
+                .collect()
+        })
+    }
+
+    /// Adds or replaces a ClusterPolicy.
+    pub fn apply_cluster_policy(&self, policy: ClusterPolicy) {
+        let key = cluster_key(&policy);
+        self.update(|state| load_into(state, key, LoadedPolicy::from_cluster_policy(policy)));
+    }
+
+    /// Adds or replaces a Policy.
+    pub fn apply_policy(&self, policy: Policy) {
+        let key = namespaced_key(&policy.metadata);
+        self.update(|state| load_into(state, key, LoadedPolicy::from_policy(policy)));
+    }
+
+    /// Adds or replaces a PolicyException.
+    pub fn apply_exception(&self, exception: PolicyException) {
+        let key = namespaced_key(&exception.metadata);
+        self.update(|state| {
+            state.exceptions.insert(key, exception);
+        });
+    }
+
+    /// Removes a ClusterPolicy.
+    pub fn delete_cluster_policy(&self, name: &str) {
+        let key = PolicyKey {
+            namespace: None,
+            name: name.to_owned(),
+        };
+        self.update(|state| remove_policy(state, &key));
+    }
+
+    /// Removes a Policy.
+    pub fn delete_policy(&self, namespace: &str, name: &str) {
+        let key = PolicyKey {
+            namespace: Some(namespace.to_owned()),
+            name: name.to_owned(),
+        };
+        self.update(|state| remove_policy(state, &key));
+    }
+
+    /// Removes a PolicyException.
+    pub fn delete_exception(&self, namespace: &str, name: &str) {
+        let key = PolicyKey {
+            namespace: Some(namespace.to_owned()),
+            name: name.to_owned(),
+        };
+        self.update(|state| {
+            state.exceptions.remove(&key);
+        });
+    }
+
+    /// Takes a policy out of use because it cannot be read, remembering why.
+    pub fn reject(&self, key: PolicyKey, message: String) {
+        self.update(|state| {
+            state.policies.remove(&key);
+            state.failures.insert(key, message);
+        });
+    }
+
+    /// Replaces every ClusterPolicy (after a watch restarted and listed them all).
+    pub fn replace_cluster_policies(&self, policies: Vec<ClusterPolicy>) {
+        self.update(|state| {
+            retain_policies(state, |key| key.namespace.is_some());
+            for policy in policies {
+                let key = cluster_key(&policy);
+                load_into(state, key, LoadedPolicy::from_cluster_policy(policy));
+            }
+        });
+    }
+
+    /// Replaces every Policy.
+    pub fn replace_policies(&self, policies: Vec<Policy>) {
+        self.update(|state| {
+            retain_policies(state, |key| key.namespace.is_none());
+            for policy in policies {
+                let key = namespaced_key(&policy.metadata);
+                load_into(state, key, LoadedPolicy::from_policy(policy));
+            }
+        });
+    }
+
+    /// Replaces every PolicyException.
+    pub fn replace_exceptions(&self, exceptions: Vec<PolicyException>) {
+        self.update(|state| {
+            state.exceptions = exceptions
+                .into_iter()
+                .map(|exception| (namespaced_key(&exception.metadata), exception))
+                .collect();
+        });
+    }
+
+    fn with_state<T>(&self, f: impl FnOnce(&State) -> T) -> T {
+        match self.state.read() {
+            Ok(state) => f(&state),
+            Err(poisoned) => f(&poisoned.into_inner()),
+        }
+    }
+
+    fn update(&self, change: impl FnOnce(&mut State)) {
+        let snapshot = {
+            let mut state = match self.state.write() {
+                Ok(state) => state,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            change(&mut state);
+            Arc::new(state.snapshot())
+        };
+        match self.snapshot.write() {
+            Ok(mut current) => *current = snapshot,
+            Err(poisoned) => *poisoned.into_inner() = snapshot,
+        }
+        self.revision.send_modify(|revision| *revision += 1);
+    }
+}
+
+fn cluster_key(policy: &ClusterPolicy) -> PolicyKey {
+    PolicyKey {
+        namespace: None,
+        name: policy.metadata.name.clone().unwrap_or_default(),
+    }
+}
+
+fn namespaced_key(
+    metadata: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> PolicyKey {
+    PolicyKey {
+        namespace: Some(
+            metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".to_owned()),
+        ),
+        name: metadata.name.clone().unwrap_or_default(),
+    }
+}
+
+fn remove_policy(state: &mut State, key: &PolicyKey) {
+    state.policies.remove(key);
+    state.failures.remove(key);
+}
+
+fn retain_policies(state: &mut State, keep: impl Fn(&PolicyKey) -> bool) {
+    state.policies.retain(|key, _| keep(key));
+    state.failures.retain(|key, _| keep(key));
+}
+
+/// Puts a loaded policy in the state; a policy that failed to load is left out (any older
+/// version of it too), logged and remembered as a failure. Policies with `admission: false` are
+/// left out of admission.
+fn load_into(state: &mut State, key: PolicyKey, loaded: Result<LoadedPolicy, PolicyLoadError>) {
+    match loaded {
+        Ok(policy) => {
+            state.failures.remove(&key);
+            if policy.spec.admission == Some(false) {
+                state.policies.remove(&key);
+            } else {
+                state
+                    .policies
+                    .insert(key, Arc::new(CachedPolicy::new(policy)));
+            }
+        }
+        Err(error) => {
+            tracing::warn!(policy = %key, %error, "policy skipped: it cannot be loaded");
+            state.policies.remove(&key);
+            state.failures.insert(key, error.to_string());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn cluster_policy(json: &str) -> ClusterPolicy {
+        from_json(json)
+    }
+
+    fn from_json<T: serde::de::DeserializeOwned>(json: &str) -> T {
+        serde_json::from_str(json).unwrap()
+    }
+
+    fn require_labels(name: &str, kinds: &str, operations: &str) -> ClusterPolicy {
+        cluster_policy(&format!(
+            r#"{{"apiVersion":"kyverno.io/v1","kind":"ClusterPolicy","metadata":{{"name":"{name}"}},
+            "spec":{{"rules":[{{"name":"r","match":{{"any":[{{"resources":{{"kinds":{kinds},"operations":{operations}}}}}]}},
+            "validate":{{"pattern":{{"metadata":{{"labels":{{"app":"?*"}}}}}}}}}}]}}}}"#
+        ))
+    }
+
+    #[test]
+    fn indexes_by_kind_and_operation() {
+        let cache = PolicyCache::default();
+        cache.apply_cluster_policy(require_labels("pods", r#"["Pod"]"#, "[]"));
+        cache.apply_cluster_policy(require_labels(
+            "deploys",
+            r#"["apps/v1/Deployment"]"#,
+            r#"["CREATE"]"#,
+        ));
+        cache.apply_cluster_policy(require_labels("everything", r#"["*"]"#, r#"["UPDATE"]"#));
+        let snapshot = cache.snapshot();
+        let names = |kind, operation| -> Vec<String> {
+            snapshot
+                .policies_for(kind, "default", operation)
+                .iter()
+                .map(|cached| cached.policy.name.clone())
+                .collect()
+        };
+        // Autogen adds Deployment (and other controllers) to the Pod policy.
+        assert_eq!(names("Pod", AdmissionOperation::Create), ["pods"]);
+        assert_eq!(
+            names("Deployment", AdmissionOperation::Create),
+            ["deploys", "pods"]
+        );
+        assert_eq!(
+            names("Deployment", AdmissionOperation::Update),
+            ["everything", "pods"]
+        );
+        assert_eq!(
+            names("ConfigMap", AdmissionOperation::Update),
+            ["everything"]
+        );
+        assert!(names("ConfigMap", AdmissionOperation::Create).is_empty());
+    }
+
+    #[test]
+    fn effective_failure_policy_and_timeout() {
+        let cache = PolicyCache::default();
+        let mut policy = require_labels("p", r#"["Pod"]"#, "[]");
+        policy.spec.0.failure_policy = Some(FailurePolicy::Ignore);
+        policy.spec.0.webhook_timeout_seconds = Some(5);
+        cache.apply_cluster_policy(policy);
+        let cached = &cache.snapshot().policies[0];
+        assert_eq!(cached.failure_policy, FailurePolicy::Ignore);
+        assert_eq!(cached.timeout_seconds, 5);
+        assert!(cached.has_validate());
+        assert!(!cached.has_mutate());
+    }
+
+    #[test]
+    fn namespaced_policies_only_meet_their_namespace() {
+        let cache = PolicyCache::default();
+        let policy: Policy = from_json(
+            r#"{"apiVersion":"kyverno.io/v1","kind":"Policy","metadata":{"name":"p","namespace":"team-a"},
+            "spec":{"rules":[{"name":"r","match":{"any":[{"resources":{"kinds":["ConfigMap"]}}]},
+            "validate":{"pattern":{"data":{"x":"?*"}}}}]}}"#,
+        );
+        cache.apply_policy(policy);
+        let snapshot = cache.snapshot();
+        assert_eq!(
+            snapshot
+                .policies_for("ConfigMap", "team-a", AdmissionOperation::Create)
+                .len(),
+            1
+        );
+        assert!(
+            snapshot
+                .policies_for("ConfigMap", "team-b", AdmissionOperation::Create)
+                .is_empty()
+        );
+        cache.delete_policy("team-a", "p");
+        assert!(cache.snapshot().policies.is_empty());
+    }
+
+    #[test]
+    fn a_broken_policy_is_skipped_and_remembered() {
+        let cache = PolicyCache::default();
+        cache.apply_cluster_policy(require_labels("p", r#"["Pod"]"#, "[]"));
+        let broken = cluster_policy(
+            r#"{"apiVersion":"kyverno.io/v1","kind":"ClusterPolicy","metadata":{"name":"p"},
+            "spec":{"rules":[{"name":"r","match":{"any":[{"resources":{"kinds":["Pod"]}}]},
+            "validate":{"cel":{"expressions":[{"expression":"object.metadata.name ==="}]}}}]}}"#,
+        );
+        let revisions = cache.subscribe();
+        cache.apply_cluster_policy(broken);
+        assert!(revisions.has_changed().unwrap());
+        assert!(
+            cache.snapshot().policies.is_empty(),
+            "the older version is gone too"
+        );
+        let failures = cache.failures();
+        assert_eq!(failures.len(), 1);
+        assert_eq!(failures[0].key.name, "p");
+        cache.replace_cluster_policies(vec![require_labels("q", r#"["Pod"]"#, "[]")]);
+        assert!(cache.failures().is_empty());
+        assert_eq!(cache.snapshot().policies[0].policy.name, "q");
+    }
+
+    #[test]
+    fn admission_false_keeps_a_policy_out() {
+        let cache = PolicyCache::default();
+        let mut policy = require_labels("p", r#"["Pod"]"#, "[]");
+        policy.spec.0.admission = Some(false);
+        cache.apply_cluster_policy(policy);
+        assert!(cache.snapshot().policies.is_empty());
+    }
+}
