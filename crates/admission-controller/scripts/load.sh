@@ -13,7 +13,10 @@ seconds=${1:-10}
 shift || true
 counts=("${@:-1}")
 target=${CARGO_TARGET_DIR:-target}
-cargo build --release -q -p kyverno-admission-controller -p apiserver-sim
+# LOAD_SKIP_BUILD=1 uses the release binaries as they are.
+if [ "${LOAD_SKIP_BUILD:-}" != 1 ]; then
+  cargo build --release -q -p kyverno-admission-controller -p apiserver-sim
+fi
 
 run() {
 policies=$1

@@ -221,8 +221,8 @@ impl Evaluator {
         for cached in policies {
             let started = Instant::now();
             let response = engine::validate(&cached.policy, &review.resource_request, environment);
-            self.record(review, cached, &response.rules, started);
             let enforcing = is_enforcing(&cached.policy);
+            self.record(review, cached, &response.rules, started, enforcing);
             let emit_warning = enforcing || cached.policy.spec.emit_warning == Some(true);
             for rule in &response.rules {
                 match rule.status {
@@ -277,7 +277,13 @@ impl Evaluator {
                 .with_resource(Arc::clone(&current));
             let started = Instant::now();
             let response = engine::mutate(&cached.policy, &request, environment);
-            self.record(review, cached, &response.rules, started);
+            self.record(
+                review,
+                cached,
+                &response.rules,
+                started,
+                is_enforcing(&cached.policy),
+            );
             let failed: Vec<&str> = response
                 .rules
                 .iter()
@@ -326,18 +332,14 @@ impl Evaluator {
         cached: &CachedPolicy,
         rules: &[RuleResponse],
         started: Instant,
+        enforcing: bool,
     ) {
         let elapsed = started.elapsed();
         let policy = &cached.policy;
         for rule in rules {
             self.metrics.rule(
                 &PolicyLabels {
-                    policy_validation_mode: if is_enforcing(policy) {
-                        "enforce"
-                    } else {
-                        "audit"
-                    }
-                    .to_owned(),
+                    policy_validation_mode: if enforcing { "enforce" } else { "audit" }.to_owned(),
                     policy_type: if policy.namespace.is_some() {
                         "namespaced"
                     } else {
