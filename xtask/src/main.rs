@@ -1,4 +1,7 @@
 //! Developer tasks: `cargo xtask gen-crds [--check]`, `cargo xtask test`.
+mod demo;
+mod manifests;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
@@ -20,6 +23,18 @@ enum Task {
         #[arg(long)]
         check: bool,
     },
+    /// Build and start apiserver-sim and the controllers, then run the walkthrough with kubectl.
+    Demo {
+        /// Print nothing but the outcome; fail when a step does.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Render deploy/manifests/install.yaml from the Helm chart in deploy/helm/kyverno.
+    RenderManifests {
+        /// Write nothing; fail with a diff when install.yaml differs from the chart.
+        #[arg(long)]
+        check: bool,
+    },
     /// Run the whole test suite, installing what it needs.
     Test {
         /// Extra arguments passed to `cargo test`.
@@ -32,6 +47,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.task {
         Task::GenCrds { check } => gen_crds(&workspace_root().join("crds"), check),
+        Task::Demo { check } => demo::demo(check),
+        Task::RenderManifests { check } => render_manifests(check),
         Task::Test { args } => test(&args),
     };
     match outcome {
@@ -129,6 +146,12 @@ fn install_kubectl(root: &Path) -> anyhow::Result<PathBuf> {
     Ok(PathBuf::from(path.trim()))
 }
 
+fn render_manifests(check: bool) -> anyhow::Result<()> {
+    let root = workspace_root();
+    let helm = kyverno_deploy::Helm::new(manifests::helm_beside(&install_kubectl(&root)?));
+    manifests::render_manifests(&root, &helm, check)
+}
+
 fn test(args: &[String]) -> anyhow::Result<()> {
     let root = workspace_root();
     let kubectl = install_kubectl(&root)?;
@@ -138,6 +161,7 @@ fn test(args: &[String]) -> anyhow::Result<()> {
         .args(["test", "--workspace", "--locked"])
         .args(args)
         .env("KUBECTL", &kubectl)
+        .env("HELM", manifests::helm_beside(&kubectl))
         // The kubectl tests must run here: a missing kubectl fails them instead of skipping.
         .env("KYVERNO_E2E_REQUIRE_KUBECTL", "1")
         .status()

@@ -7,9 +7,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
 use k8s_openapi::ByteString;
-use k8s_openapi::api::admissionregistration::v1::{
-    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
-};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Client;
@@ -58,6 +55,8 @@ pub struct CertificateSettings {
     pub cert_lifetime: Duration,
     /// A certificate expiring within this time is renewed.
     pub renew_before: Duration,
+    /// How often the leader looks at the certificates (at most every minute).
+    pub check_period: Duration,
 }
 
 impl CertificateSettings {
@@ -104,12 +103,6 @@ fn now_seconds() -> i64 {
         })
 }
 
-/// Whether a stored pair is usable for at least `renew_before` more.
-fn still_valid(pair: &PemPair, renew_before: Duration) -> bool {
-    let margin = i64::try_from(renew_before.as_secs()).unwrap_or(i64::MAX);
-    tls::not_after(&pair.cert).is_ok_and(|expiry| expiry.saturating_sub(margin) > now_seconds())
-}
-
 async fn write_secret(api: &Api<Secret>, name: &str, pair: &PemPair) -> Result<(), kube::Error> {
     let secret = Secret {
         metadata: ObjectMeta {
@@ -144,33 +137,65 @@ async fn write_secret(api: &Api<Secret>, name: &str, pair: &PemPair) -> Result<(
     Ok(())
 }
 
-/// Makes sure the CA and serving certificate Secrets hold certificates valid for a while,
-/// creating or renewing them (a new CA always comes with a new serving certificate). Returns
-/// the CA.
-pub async fn ensure_certificates(
+/// Makes sure the CA Secret holds a CA valid for a while, creating or renewing it (see
+/// [`tls::renew_ca`]: during a rotation its `tls.crt` holds the old and the new CA). Returns
+/// it: the CAs to trust and the newest one's key.
+pub async fn ensure_ca(
     client: &Client,
     settings: &CertificateSettings,
 ) -> Result<PemPair, ControllerError> {
     let api: Api<Secret> = Api::namespaced(client.clone(), &settings.namespace);
-    let ca_name = settings.ca_secret();
-    let pair_name = settings.pair_secret();
-    let current_ca = api.get_opt(&ca_name).await?.as_ref().and_then(pem_pair);
-    let (ca, ca_renewed) = match current_ca {
-        Some(ca) if still_valid(&ca, settings.renew_before) => (ca, false),
-        _ => {
-            let ca = tls::generate_ca(settings.ca_lifetime)?;
-            write_secret(&api, &ca_name, &ca).await?;
-            tracing::info!(secret = %ca_name, "CA certificate created");
-            (ca, true)
+    let name = settings.ca_secret();
+    let current = api.get_opt(&name).await?.as_ref().and_then(pem_pair);
+    let renewed = tls::renew_ca(
+        current.as_ref(),
+        now_seconds(),
+        settings.renew_before,
+        settings.ca_lifetime,
+    )?;
+    match (renewed, current) {
+        (Some(renewed), _) => {
+            write_secret(&api, &name, &renewed).await?;
+            tracing::info!(
+                secret = %name,
+                certificates = tls::split_certificates(&renewed.cert).len(),
+                "CA certificates renewed"
+            );
+            Ok(renewed)
         }
-    };
-    let pair = api.get_opt(&pair_name).await?.as_ref().and_then(pem_pair);
-    if ca_renewed || !pair.is_some_and(|pair| still_valid(&pair, settings.renew_before)) {
-        let pair = tls::issue(&ca, &settings.dns_names(), settings.cert_lifetime)?;
-        write_secret(&api, &pair_name, &pair).await?;
-        tracing::info!(secret = %pair_name, "serving certificate issued");
+        (None, Some(current)) => Ok(current),
+        (None, None) => Err(ControllerError::Tls(TlsError::Pem(
+            "no CA and none generated".to_owned(),
+        ))),
     }
-    Ok(ca)
+}
+
+/// Makes sure the serving certificate Secret holds a certificate signed by the newest CA of
+/// `ca` and valid for a while, issuing a new one otherwise. Run after the webhook
+/// configurations trust `ca`'s certificates, so that the API server accepts the new one as
+/// soon as replicas serve it.
+pub async fn ensure_serving_certificate(
+    client: &Client,
+    settings: &CertificateSettings,
+    ca: &PemPair,
+) -> Result<(), ControllerError> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), &settings.namespace);
+    let name = settings.pair_secret();
+    let pair = api.get_opt(&name).await?.as_ref().and_then(pem_pair);
+    let dns_names = settings.dns_names();
+    let renew = tls::serving_needs_renewal(
+        pair.as_ref(),
+        &ca.cert,
+        dns_names.first().map_or("", String::as_str),
+        now_seconds(),
+        settings.renew_before,
+    );
+    if renew {
+        let pair = tls::issue(ca, &dns_names, settings.cert_lifetime)?;
+        write_secret(&api, &name, &pair).await?;
+        tracing::info!(secret = %name, "serving certificate issued");
+    }
+    Ok(())
 }
 
 /// Every resource the API server serves, from discovery.
@@ -199,7 +224,36 @@ pub async fn served_resources(client: &Client) -> Result<Vec<ServedResource>, ku
     Ok(served)
 }
 
-/// Writes both webhook configurations for the current policies and configuration.
+/// Server-side applies a webhook configuration of `kind`.
+async fn apply_configuration<K>(
+    client: &Client,
+    kind: &str,
+    configuration: &K,
+) -> Result<(), kube::Error>
+where
+    K: kube::Resource<DynamicType = ()>
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + Clone
+        + std::fmt::Debug,
+{
+    let name = configuration.meta().name.clone().unwrap_or_default();
+    let mut value = serde_json::to_value(configuration).map_err(kube::Error::SerdeError)?;
+    value["apiVersion"] = "admissionregistration.k8s.io/v1".into();
+    value["kind"] = kind.into();
+    Api::<K>::all(client.clone())
+        .patch(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(value),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Writes the webhook configurations for the current policies and configuration: those of
+/// Kyverno's own resources first, then the resource ones (written last, so that they come
+/// right before the serving certificate on a first start).
 pub async fn apply_webhook_configurations(
     client: &Client,
     stores: &Stores,
@@ -208,36 +262,26 @@ pub async fn apply_webhook_configurations(
 ) -> Result<(), kube::Error> {
     let snapshot = stores.cache.snapshot();
     let config = stores.config.get();
-    let params = PatchParams::apply(FIELD_MANAGER).force();
+    const VALIDATING: &str = "ValidatingWebhookConfiguration";
+    const MUTATING: &str = "MutatingWebhookConfiguration";
+    for configuration in [
+        webhooks::policy_validating_configuration(target),
+        webhooks::exception_validating_configuration(target),
+    ] {
+        apply_configuration(client, VALIDATING, &configuration).await?;
+    }
+    let policy_mutating = webhooks::policy_mutating_configuration(target);
+    apply_configuration(client, MUTATING, &policy_mutating).await?;
     let validating = webhooks::validating_configuration(&snapshot, &config, resources, target);
-    let mut value = serde_json::to_value(&validating).map_err(kube::Error::SerdeError)?;
-    value["apiVersion"] = "admissionregistration.k8s.io/v1".into();
-    value["kind"] = "ValidatingWebhookConfiguration".into();
-    Api::<ValidatingWebhookConfiguration>::all(client.clone())
-        .patch(
-            webhooks::VALIDATING_CONFIGURATION,
-            &params,
-            &Patch::Apply(value),
-        )
-        .await?;
+    apply_configuration(client, VALIDATING, &validating).await?;
     let mutating = webhooks::mutating_configuration(&snapshot, &config, resources, target);
-    let mut value = serde_json::to_value(&mutating).map_err(kube::Error::SerdeError)?;
-    value["apiVersion"] = "admissionregistration.k8s.io/v1".into();
-    value["kind"] = "MutatingWebhookConfiguration".into();
-    Api::<MutatingWebhookConfiguration>::all(client.clone())
-        .patch(
-            webhooks::MUTATING_CONFIGURATION,
-            &params,
-            &Patch::Apply(value),
-        )
-        .await?;
-    Ok(())
+    apply_configuration(client, MUTATING, &mutating).await
 }
 
-/// Runs the leader's duties while `leading` says this replica leads: certificates first, then
-/// the webhook configurations, written again whenever the policies or the configuration change
-/// (and every minute, when certificates and served resources are looked at again). Failures
-/// are logged and retried.
+/// Runs the leader's duties while `leading` says this replica leads: the CA first, then the
+/// webhook configurations trusting it, then the serving certificate; all written again
+/// whenever the policies or the configuration change and every `check_period` (served
+/// resources are discovered again every minute). Failures are logged and retried.
 pub async fn run_leader_duties(
     client: Client,
     stores: Stores,
@@ -262,7 +306,7 @@ pub async fn run_leader_duties(
             tracing::warn!(%error, "leader duties failed; retrying");
         }
         let wait = if outcome.is_ok() {
-            RESYNC_PERIOD
+            settings.check_period.min(RESYNC_PERIOD)
         } else {
             Duration::from_secs(1)
         };
@@ -270,7 +314,7 @@ pub async fn run_leader_duties(
             changed = leading.changed() => if changed.is_err() { return },
             changed = policies.changed() => if changed.is_err() { return },
             changed = config.changed() => if changed.is_err() { return },
-            () = tokio::time::sleep(wait) => resources = None,
+            () = tokio::time::sleep(wait) => {},
         }
         tokio::time::sleep(DEBOUNCE).await;
     }
@@ -282,7 +326,7 @@ async fn lead_once(
     settings: &CertificateSettings,
     resources: &mut Option<(Instant, Vec<ServedResource>)>,
 ) -> Result<(), ControllerError> {
-    let ca = ensure_certificates(client, settings).await?;
+    let ca = ensure_ca(client, settings).await?;
     let fresh = match resources.take() {
         Some((at, served)) if at.elapsed() < RESYNC_PERIOD => (at, served),
         _ => (Instant::now(), served_resources(client).await?),
@@ -291,11 +335,12 @@ async fn lead_once(
         namespace: settings.namespace.clone(),
         name: settings.service_name.clone(),
         port: settings.service_port,
-        ca_bundle: ca.cert,
+        ca_bundle: ca.cert.clone(),
     };
     let outcome = apply_webhook_configurations(client, stores, &fresh.1, &target).await;
     *resources = Some(fresh);
-    Ok(outcome?)
+    outcome?;
+    ensure_serving_certificate(client, settings, &ca).await
 }
 
 /// Serves the certificate of the pair Secret, reloading it whenever the Secret changes (every

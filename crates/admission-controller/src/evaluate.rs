@@ -18,13 +18,14 @@ use kyverno_policy_core::request::{GroupVersionKind, RequestInfo, ResourceReques
 use kyverno_policy_core::response::{RuleResponse, RuleStatus};
 use kyverno_policy_core::wildcard;
 use kyverno_runtime::config::Requester;
-use kyverno_runtime::policy_cache::CachedPolicy;
+use kyverno_runtime::policy_cache::{CachedPolicy, Snapshot};
 use kyverno_runtime::watch::Stores;
 use serde_json::Value;
 
 use crate::message::{blocked_message, warning};
 use crate::metrics::{Metrics, PolicyLabels};
 use crate::review::{AdmissionRequest, AdmissionResponse};
+use crate::side_effects::{Answered, Outputs};
 
 /// Kinds of Kyverno's own bookkeeping that are never evaluated (upstream's
 /// `ExcludeKyvernoResources`).
@@ -69,6 +70,8 @@ pub struct Evaluator {
     pub provider: Arc<dyn ContextProvider>,
     /// Where results are counted.
     pub metrics: Arc<Metrics>,
+    /// Where reports, Events and UpdateRequests go; `None` writes none.
+    pub outputs: Option<Outputs>,
 }
 
 impl std::fmt::Debug for Evaluator {
@@ -117,7 +120,8 @@ impl Evaluator {
             .filter(|cached| {
                 cached.failure_policy == failure_policy
                     && match webhook {
-                        Webhook::Validate => cached.has_validate(),
+                        // Generate and mutate-existing rules are checked after validation.
+                        Webhook::Validate => cached.has_validate() || cached.has_background_work(),
                         Webhook::Mutate => cached.has_mutate(),
                     }
             })
@@ -128,6 +132,8 @@ impl Evaluator {
         let Some(resource_request) = self.resource_request(request, operation) else {
             return allow();
         };
+        let resource_request =
+            crate::roles::with_roles(resource_request, &self.stores.roles, &policies);
         let review = Review {
             request,
             operation,
@@ -141,7 +147,7 @@ impl Evaluator {
             values: &SuppliedValues::default(),
         };
         match webhook {
-            Webhook::Validate => self.validate(&review, &policies, &environment),
+            Webhook::Validate => self.validate(&review, &policies, &environment, &snapshot),
             Webhook::Mutate => self.mutate(&review, &policies, &environment),
         }
     }
@@ -149,12 +155,12 @@ impl Evaluator {
     /// Whether the `kyverno` ConfigMap or Kyverno's own kinds keep the request from evaluation.
     fn is_filtered(&self, request: &AdmissionRequest) -> bool {
         let config = self.stores.config.get();
-        let no_roles: &[String] = &[];
+        let bound = crate::roles::for_exclusions(&config, &self.stores.roles, &request.user_info);
         let requester = Requester {
             username: &request.user_info.username,
             groups: &request.user_info.groups,
-            roles: no_roles,
-            cluster_roles: no_roles,
+            roles: &bound.roles,
+            cluster_roles: &bound.cluster_roles,
         };
         let gvk = GroupVersionKind {
             group: request.kind.group.clone(),
@@ -173,7 +179,7 @@ impl Evaluator {
 
     /// The engine's view of the request: the new object (the old one on DELETE), the requester,
     /// the namespace's labels and the requested kind.
-    fn resource_request(
+    pub(crate) fn resource_request(
         &self,
         request: &AdmissionRequest,
         operation: AdmissionOperation,
@@ -212,13 +218,15 @@ impl Evaluator {
         review: &Review<'_>,
         policies: &[Arc<CachedPolicy>],
         environment: &Environment<'_>,
+        snapshot: &Snapshot,
     ) -> AdmissionResponse {
+        let mut results = Vec::new();
         let mut failures: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
         let mut warnings = Vec::new();
         let mut blocked = false;
         let namespace = review.resource_request.namespace().to_owned();
         let labels = review.resource_request.namespace_labels();
-        for cached in policies {
+        for cached in policies.iter().filter(|cached| cached.has_validate()) {
             let started = Instant::now();
             let response = engine::validate(&cached.policy, &review.resource_request, environment);
             let enforcing = is_enforcing(&cached.policy);
@@ -247,6 +255,12 @@ impl Evaluator {
                     warnings.push(warning(&cached.policy.name, &rule.name, &rule.message));
                 }
             }
+            if self.outputs.is_some() {
+                results.push((Arc::clone(cached), response.rules));
+            }
+        }
+        if let Some(outputs) = &self.outputs {
+            self.leave_outputs(outputs, review, policies, results, blocked, snapshot);
         }
         if blocked {
             let resource = review.resource_request.resource();
@@ -276,7 +290,7 @@ impl Evaluator {
                 .clone()
                 .with_resource(Arc::clone(&current));
             let started = Instant::now();
-            let response = engine::mutate(&cached.policy, &request, environment);
+            let response = engine::mutate_admission(&cached.policy, &request, environment);
             self.record(
                 review,
                 cached,
@@ -323,6 +337,40 @@ impl Evaluator {
             }
         }
         answer
+    }
+
+    /// Queues what the validated request leaves behind: when blocked, only the results of the
+    /// enforcing policies count (upstream audits nothing for a denied request).
+    fn leave_outputs(
+        &self,
+        outputs: &Outputs,
+        review: &Review<'_>,
+        policies: &[Arc<CachedPolicy>],
+        mut results: Vec<(Arc<CachedPolicy>, Vec<RuleResponse>)>,
+        blocked: bool,
+        snapshot: &Snapshot,
+    ) {
+        if blocked {
+            results.retain(|(cached, _)| is_enforcing(&cached.policy));
+        }
+        let triggering = policies
+            .iter()
+            .filter(|cached| cached.has_background_work())
+            .cloned()
+            .collect();
+        outputs.after_validation(
+            &Answered {
+                request: review.request,
+                operation: review.operation,
+                resource_request: &review.resource_request,
+                results: &results,
+                blocked,
+            },
+            triggering,
+            snapshot,
+            &self.provider,
+            &self.stores.config.get(),
+        );
     }
 
     /// Counts every rule result of a policy, with the time the policy took.

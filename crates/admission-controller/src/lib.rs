@@ -5,13 +5,21 @@
 //! [`start`] runs one replica in the current Tokio runtime: the watches feeding the policy cache,
 //! the HTTPS webhook server, the metrics server, the leader election and the leader's duties.
 //! The binary calls it; the end-to-end tests start several replicas in one process with it.
+pub mod cel_admission;
 pub mod controller;
 pub mod evaluate;
+pub mod events;
 pub mod message;
 pub mod metrics;
+pub mod outputs;
+pub mod policy_status;
+pub mod policy_validation;
 pub mod review;
+pub mod roles;
 pub mod server;
+pub mod side_effects;
 pub mod tls;
+pub mod update_requests;
 pub mod webhooks;
 
 use std::net::SocketAddr;
@@ -67,13 +75,15 @@ pub struct Options {
     pub cert_lifetime: Duration,
     /// Certificates expiring within this time are renewed.
     pub renew_before: Duration,
+    /// How often the leader looks at the certificates (at most every minute).
+    pub certificate_check_period: Duration,
 }
 
 impl Options {
     /// Upstream's defaults: namespace `kyverno`, Service `kyverno-svc:443`, ConfigMap `kyverno`,
     /// webhooks on `:9443`, metrics on `:8000`, Lease `kyverno` (15 s, renewed every 2 s), a CA
-    /// for a year and serving certificates for 150 days renewed 15 days before expiry, 8 MiB
-    /// bodies, two evaluations per CPU.
+    /// for a year and serving certificates for 150 days renewed 15 days before expiry (looked at
+    /// every minute), 8 MiB bodies, two evaluations per CPU.
     pub fn with_defaults(pod_name: &str) -> Self {
         let day = Duration::from_secs(86_400);
         Self {
@@ -92,6 +102,7 @@ impl Options {
             ca_lifetime: day * 365,
             cert_lifetime: day * 150,
             renew_before: day * 15,
+            certificate_check_period: Duration::from_secs(60),
         }
     }
 }
@@ -146,6 +157,7 @@ pub async fn start(client: Client, options: Options) -> Result<Replica, StartErr
         cache: Arc::new(PolicyCache::default()),
         config: Arc::new(SharedConfig::new(&options.namespace)),
         namespaces: Arc::new(NamespaceLabels::default()),
+        roles: Arc::default(),
     };
     let (synced, mut tasks) = spawn_watches(
         &client,
@@ -153,6 +165,8 @@ pub async fn start(client: Client, options: Options) -> Result<Replica, StartErr
         &options.namespace,
         &options.config_map_name,
     );
+    let (roles_synced, role_tasks) = kyverno_runtime::watch::spawn_role_watches(&client, &stores);
+    tasks.extend(role_tasks);
     let certificates = CertificateSettings {
         namespace: options.namespace.clone(),
         service_name: options.service_name.clone(),
@@ -160,6 +174,7 @@ pub async fn start(client: Client, options: Options) -> Result<Replica, StartErr
         ca_lifetime: options.ca_lifetime,
         cert_lifetime: options.cert_lifetime,
         renew_before: options.renew_before,
+        check_period: options.certificate_check_period,
     };
     let cert_store = Arc::new(CertStore::default());
     tasks.push(tokio::spawn(controller::watch_serving_certificate(
@@ -168,6 +183,13 @@ pub async fn start(client: Client, options: Options) -> Result<Replica, StartErr
         Arc::clone(&cert_store),
     )));
     let metrics = Arc::new(Metrics::default());
+    let (output_queue, output_receiver) =
+        outputs::OutputQueue::new(outputs::DEFAULT_CAPACITY, Arc::clone(&metrics));
+    tasks.push(tokio::spawn(outputs::write_outputs(
+        client.clone(),
+        output_receiver,
+        Arc::clone(&metrics),
+    )));
     let evaluator = Evaluator {
         stores: stores.clone(),
         provider: Arc::new(ApiServerProvider::new(
@@ -175,14 +197,24 @@ pub async fn start(client: Client, options: Options) -> Result<Replica, StartErr
             tokio::runtime::Handle::current(),
         )),
         metrics: Arc::clone(&metrics),
+        outputs: Some(side_effects::Outputs {
+            queue: output_queue,
+            namespace: options.namespace.clone(),
+            instance: format!("{}-{}", events::SOURCE, options.pod_name),
+        }),
     };
+    stores
+        .cache
+        .set_cel_provider(Arc::clone(&evaluator.provider));
     let ready_certs = Arc::clone(&cert_store);
     let state = Arc::new(AppState {
         evaluator: Arc::new(evaluator),
         permits: Arc::new(tokio::sync::Semaphore::new(options.workers.max(1))),
         metrics: Arc::clone(&metrics),
         max_body_bytes: options.max_body_bytes,
-        ready: Arc::new(move || ready_certs.is_set() && synced.is_synced()),
+        ready: Arc::new(move || {
+            ready_certs.is_set() && synced.is_synced() && roles_synced.is_synced()
+        }),
     });
     let bind = |addr: SocketAddr| async move {
         tokio::net::TcpListener::bind(addr)
@@ -221,6 +253,11 @@ pub async fn start(client: Client, options: Options) -> Result<Replica, StartErr
         retry_period: options.lease_retry_period,
     };
     tasks.push(tokio::spawn(election.run(client.clone(), leading_sender)));
+    tasks.push(tokio::spawn(policy_status::run_status_writer(
+        client.clone(),
+        Arc::clone(&stores.cache),
+        leading.clone(),
+    )));
     tasks.push(tokio::spawn(controller::run_leader_duties(
         client,
         stores.clone(),

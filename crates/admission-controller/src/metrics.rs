@@ -54,6 +54,15 @@ pub struct PolicyLabels {
     pub rule_execution_cause: String,
 }
 
+/// Labels of the admission outputs metric.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutputLabels {
+    /// `report`, `event` or `update_request`.
+    pub output: String,
+    /// `written`, `failed` or `dropped` (the queue was full).
+    pub outcome: String,
+}
+
 #[derive(Clone)]
 struct Buckets;
 
@@ -70,6 +79,7 @@ pub struct Metrics {
     admission_review_duration: Family<AdmissionLabels, Histogram, Buckets>,
     policy_results: Family<PolicyLabels, Counter>,
     policy_execution_duration: Family<PolicyLabels, Histogram, Buckets>,
+    admission_outputs: Family<OutputLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -85,6 +95,7 @@ impl Default for Metrics {
         let admission_review_duration = Family::new_with_constructor(Buckets);
         let policy_results = Family::<PolicyLabels, Counter>::default();
         let policy_execution_duration = Family::new_with_constructor(Buckets);
+        let admission_outputs = Family::<OutputLabels, Counter>::default();
         registry.register(
             "kyverno_admission_requests",
             "Admission requests processed by Kyverno",
@@ -105,12 +116,18 @@ impl Default for Metrics {
             "Time taken to apply a policy rule",
             policy_execution_duration.clone(),
         );
+        registry.register(
+            "kyverno_admission_outputs",
+            "Reports, Events and UpdateRequests of admission requests, by outcome",
+            admission_outputs.clone(),
+        );
         Self {
             registry,
             admission_requests,
             admission_review_duration,
             policy_results,
             policy_execution_duration,
+            admission_outputs,
         }
     }
 }
@@ -130,6 +147,16 @@ impl Metrics {
         self.policy_execution_duration
             .get_or_create(labels)
             .observe(duration.as_secs_f64());
+    }
+
+    /// Counts an admission output (`report`, `event`, `update_request`) by outcome.
+    pub fn output(&self, output: &str, outcome: &str) {
+        self.admission_outputs
+            .get_or_create(&OutputLabels {
+                output: output.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
     }
 
     /// The metrics in the Prometheus text format.

@@ -23,8 +23,10 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use crate::cel_admission::{self, CelWebhook};
 use crate::evaluate::{Evaluator, Webhook};
 use crate::metrics::{AdmissionLabels, Metrics};
+use crate::policy_validation;
 use crate::review::{AdmissionRequest, AdmissionResponse, AdmissionReview};
 
 /// The API server's default webhook timeout.
@@ -32,6 +34,40 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What answers a route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Handler {
+    /// The policies (ClusterPolicies and Policies) of a resource webhook.
+    Resource(Webhook),
+    /// The CEL policies of a CEL webhook.
+    Cel(CelWebhook),
+    /// `/policyvalidate`: Kyverno's policies themselves.
+    PolicyValidate,
+    /// `/policymutate`: Kyverno's policies themselves.
+    PolicyMutate,
+    /// `/exceptionvalidate`: PolicyExceptions.
+    ExceptionValidate,
+}
+
+impl Handler {
+    fn answer(
+        self,
+        evaluator: &Evaluator,
+        failure_policy: FailurePolicy,
+        request: &AdmissionRequest,
+    ) -> AdmissionResponse {
+        match self {
+            Handler::Resource(webhook) => evaluator.review(webhook, failure_policy, request),
+            Handler::Cel(webhook) => {
+                cel_admission::review(evaluator, webhook, failure_policy, request)
+            }
+            Handler::PolicyValidate => policy_validation::validate_policy(request),
+            Handler::PolicyMutate => policy_validation::mutate_policy(request),
+            Handler::ExceptionValidate => policy_validation::validate_exception(request),
+        }
+    }
+}
 
 /// Everything the handlers share.
 pub struct AppState {
@@ -55,33 +91,48 @@ impl std::fmt::Debug for AppState {
     }
 }
 
-/// The webhook routes: `/validate/{fail,ignore}`, `/mutate/{fail,ignore}`, `/health/liveness`
-/// and `/health/readiness`.
+/// The webhook routes: `/validate/{fail,ignore}`, `/mutate/{fail,ignore}`, the CEL policies'
+/// `/vpol/{fail,ignore}`, `/ivpol/validate/{fail,ignore}` and `/mpol/{fail,ignore}`, Kyverno's
+/// own `/policyvalidate`, `/policymutate` and `/exceptionvalidate` (failure policy `Ignore`),
+/// `/health/liveness` and `/health/readiness`.
 pub fn webhook_router(state: Arc<AppState>) -> Router {
-    let route = |webhook, failure_policy| {
+    let route = |handler: Handler, failure_policy| {
         post(
             move |state: State<Arc<AppState>>,
                   query: Query<TimeoutQuery>,
                   headers: HeaderMap,
                   body: Body| {
-                admit(state, query, headers, body, webhook, failure_policy)
+                admit(state, query, headers, body, handler, failure_policy)
             },
         )
     };
-    Router::new()
-        .route(
-            "/validate/fail",
-            route(Webhook::Validate, FailurePolicy::Fail),
-        )
-        .route(
-            "/validate/ignore",
-            route(Webhook::Validate, FailurePolicy::Ignore),
-        )
-        .route("/mutate/fail", route(Webhook::Mutate, FailurePolicy::Fail))
-        .route(
-            "/mutate/ignore",
-            route(Webhook::Mutate, FailurePolicy::Ignore),
-        )
+    let both = [
+        ("/validate", Handler::Resource(Webhook::Validate)),
+        ("/mutate", Handler::Resource(Webhook::Mutate)),
+        ("/vpol", Handler::Cel(CelWebhook::Validate)),
+        ("/ivpol/validate", Handler::Cel(CelWebhook::ImageValidate)),
+        ("/mpol", Handler::Cel(CelWebhook::Mutate)),
+    ];
+    let mut router = Router::new();
+    for (prefix, handler) in both {
+        router = router
+            .route(
+                &format!("{prefix}/fail"),
+                route(handler, FailurePolicy::Fail),
+            )
+            .route(
+                &format!("{prefix}/ignore"),
+                route(handler, FailurePolicy::Ignore),
+            );
+    }
+    for (path, handler) in [
+        ("/policyvalidate", Handler::PolicyValidate),
+        ("/policymutate", Handler::PolicyMutate),
+        ("/exceptionvalidate", Handler::ExceptionValidate),
+    ] {
+        router = router.route(path, route(handler, FailurePolicy::Ignore));
+    }
+    router
         .route("/health/liveness", get(|| async { StatusCode::OK }))
         .route(
             "/health/readiness",
@@ -142,7 +193,7 @@ async fn admit(
     Query(query): Query<TimeoutQuery>,
     headers: HeaderMap,
     body: Body,
-    webhook: Webhook,
+    handler: Handler,
     failure_policy: FailurePolicy,
 ) -> Response {
     let started = Instant::now();
@@ -179,7 +230,7 @@ async fn admit(
         .unwrap_or(DEFAULT_TIMEOUT);
     // Answer with a margin before the API server gives up on the call.
     let budget = timeout.mul_f64(0.9);
-    let evaluation = evaluate(&state, Arc::clone(&request), webhook, failure_policy);
+    let evaluation = evaluate(&state, Arc::clone(&request), handler, failure_policy);
     let response = match tokio::time::timeout(budget, evaluation).await {
         Ok(Ok(response)) => response,
         Ok(Err(message)) => on_failure(&request, failure_policy, message),
@@ -206,7 +257,7 @@ async fn admit(
 fn evaluate(
     state: &AppState,
     request: Arc<AdmissionRequest>,
-    webhook: Webhook,
+    handler: Handler,
     failure_policy: FailurePolicy,
 ) -> impl Future<Output = Result<AdmissionResponse, String>> + use<> {
     let permits = Arc::clone(&state.permits);
@@ -218,7 +269,7 @@ fn evaluate(
             .map_err(|closed| closed.to_string())?;
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            evaluator.review(webhook, failure_policy, &request)
+            handler.answer(&evaluator, failure_policy, &request)
         })
         .await
         .map_err(|join_error| format!("the evaluation failed: {join_error}"))

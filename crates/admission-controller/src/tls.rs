@@ -8,8 +8,9 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
 };
+use rustls::client::danger::ServerCertVerifier;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
@@ -104,6 +105,107 @@ pub fn not_after(cert_pem: &str) -> Result<i64, TlsError> {
     Ok(cert.validity().not_after.timestamp())
 }
 
+/// The PEM certificates of a document, one string each (the CA Secret holds several during a
+/// rotation, the oldest first).
+pub fn split_certificates(pem: &str) -> Vec<String> {
+    const END: &str = "-----END CERTIFICATE-----";
+    let mut certificates = Vec::new();
+    let mut rest = pem;
+    while let Some(begin) = rest.find("-----BEGIN CERTIFICATE-----") {
+        let Some(end) = rest[begin..].find(END) else {
+            break;
+        };
+        let stop = begin + end + END.len();
+        certificates.push(format!("{}\n", &rest[begin..stop]));
+        rest = &rest[stop..];
+    }
+    certificates
+}
+
+/// What the CA Secret should hold at `now` (seconds since the epoch): `None` when `current` can
+/// stay. Expired CAs leave the bundle; when the newest one (the last, whose key is `current`'s)
+/// expires within `renew_before`, or none is usable, a new CA valid for `lifetime` is appended,
+/// its key replacing the old one, so that clients trusting the bundle accept certificates of
+/// both while serving certificates move to the new CA (upstream's rotation).
+pub fn renew_ca(
+    current: Option<&PemPair>,
+    now: i64,
+    renew_before: Duration,
+    lifetime: Duration,
+) -> Result<Option<PemPair>, TlsError> {
+    let margin = i64::try_from(renew_before.as_secs()).unwrap_or(i64::MAX);
+    let certificates = current.map_or_else(Vec::new, |pair| split_certificates(&pair.cert));
+    let alive: Vec<&String> = certificates
+        .iter()
+        .filter(|cert| not_after(cert).is_ok_and(|expiry| expiry > now))
+        .collect();
+    let newest_fresh = alive.last().is_some_and(|newest| {
+        Some(*newest) == certificates.last()
+            && not_after(newest).is_ok_and(|expiry| expiry.saturating_sub(margin) > now)
+    });
+    match current {
+        Some(_) if newest_fresh && alive.len() == certificates.len() => Ok(None),
+        Some(current) if newest_fresh => Ok(Some(PemPair {
+            cert: alive.into_iter().map(String::as_str).collect(),
+            key: current.key.clone(),
+        })),
+        _ => {
+            let renewed = generate_ca(lifetime)?;
+            let mut bundle: String = alive.into_iter().map(String::as_str).collect();
+            bundle.push_str(&renewed.cert);
+            Ok(Some(PemPair {
+                cert: bundle,
+                key: renewed.key,
+            }))
+        }
+    }
+}
+
+/// Whether the serving certificate `pair` must be issued again at `now` (seconds since the
+/// epoch): when it cannot be read, expires within `renew_before`, or does not verify for
+/// `dns_name` against the newest CA of `ca_bundle` (it was signed by a CA being retired).
+pub fn serving_needs_renewal(
+    pair: Option<&PemPair>,
+    ca_bundle: &str,
+    dns_name: &str,
+    now: i64,
+    renew_before: Duration,
+) -> bool {
+    let Some(pair) = pair else {
+        return true;
+    };
+    let margin = i64::try_from(renew_before.as_secs()).unwrap_or(i64::MAX);
+    let fresh = not_after(&pair.cert).is_ok_and(|expiry| expiry.saturating_sub(margin) > now);
+    let newest_ca = split_certificates(ca_bundle).pop();
+    !(fresh && newest_ca.is_some_and(|ca| verifies(&pair.cert, &ca, dns_name, now)))
+}
+
+/// Whether the leaf certificate of `cert_pem` verifies for `dns_name` at `now` (seconds since
+/// the epoch) against the CA `ca_pem` alone.
+fn verifies(cert_pem: &str, ca_pem: &str, dns_name: &str, now: i64) -> bool {
+    let (Ok(ca), Ok(leaf), Ok(name)) = (
+        CertificateDer::from_pem_slice(ca_pem.as_bytes()),
+        CertificateDer::from_pem_slice(cert_pem.as_bytes()),
+        ServerName::try_from(dns_name.to_owned()),
+    ) else {
+        return false;
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    if roots.add(ca).is_err() {
+        return false;
+    }
+    let Ok(verifier) = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        Arc::new(roots),
+        Arc::new(rustls::crypto::ring::default_provider()),
+    )
+    .build() else {
+        return false;
+    };
+    let at = UnixTime::since_unix_epoch(Duration::from_secs(u64::try_from(now).unwrap_or(0)));
+    verifier
+        .verify_server_cert(&leaf, &[], &name, &[], at)
+        .is_ok()
+}
 /// The serving certificate, replaceable while serving: connections made after
 /// [`CertStore::set`] get the new certificate. Until one is set, handshakes fail.
 #[derive(Debug, Default)]
@@ -178,8 +280,6 @@ pub fn server_config(store: Arc<CertStore>) -> Result<Arc<rustls::ServerConfig>,
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use rustls::client::danger::ServerCertVerifier;
-
     use super::*;
 
     #[test]
@@ -207,6 +307,89 @@ mod tests {
         verifier
             .verify_server_cert(&leaf, &[], &name, &[], rustls::pki_types::UnixTime::now())
             .unwrap();
+    }
+
+    const NAME: &str = "kyverno-svc.kyverno.svc";
+
+    fn now() -> i64 {
+        chrono::Utc::now().timestamp()
+    }
+
+    #[test]
+    fn a_ca_is_created_kept_then_rotated_with_the_old_one_kept_until_it_expires() {
+        let hour = Duration::from_secs(3600);
+        let first = renew_ca(None, now(), hour, hour * 10).unwrap().unwrap();
+        assert_eq!(split_certificates(&first.cert).len(), 1);
+        // Fresh: kept as it is.
+        assert_eq!(
+            renew_ca(Some(&first), now(), hour, hour * 10).unwrap(),
+            None
+        );
+        // Within the renewal margin (9.5 hours later): a new CA (made now, for 20 hours) is
+        // appended, its key replaces the old one.
+        let later = now() + 9 * 3600 + 1800;
+        let rotated = renew_ca(Some(&first), later, hour, hour * 20)
+            .unwrap()
+            .unwrap();
+        let bundle = split_certificates(&rotated.cert);
+        assert_eq!(bundle.len(), 2);
+        assert_eq!(bundle[0], first.cert);
+        assert_ne!(rotated.key, first.key);
+        // Once the old CA has expired it leaves the bundle; the new one stays with its key.
+        let pruned = renew_ca(Some(&rotated), now() + 10 * 3600 + 60, hour, hour * 20)
+            .unwrap()
+            .unwrap();
+        assert_eq!(split_certificates(&pruned.cert), vec![bundle[1].clone()]);
+        assert_eq!(pruned.key, rotated.key);
+    }
+
+    #[test]
+    fn a_serving_certificate_is_renewed_near_expiry_or_when_its_ca_is_retired() {
+        let hour = Duration::from_secs(3600);
+        let ca = generate_ca(hour * 100).unwrap();
+        let names = vec![NAME.to_owned()];
+        let pair = issue(&ca, &names, hour * 10).unwrap();
+        assert!(serving_needs_renewal(None, &ca.cert, NAME, now(), hour));
+        assert!(!serving_needs_renewal(
+            Some(&pair),
+            &ca.cert,
+            NAME,
+            now(),
+            hour
+        ));
+        assert!(serving_needs_renewal(
+            Some(&pair),
+            &ca.cert,
+            NAME,
+            now() + 9 * 3600 + 1800,
+            hour
+        ));
+        assert!(serving_needs_renewal(
+            Some(&pair),
+            &ca.cert,
+            "other.svc",
+            now(),
+            hour
+        ));
+        // A new CA appended to the bundle: the pair signed by the old one is issued again.
+        let rotated = renew_ca(Some(&ca), now() + 99 * 3600 + 1800, hour, hour * 100)
+            .unwrap()
+            .unwrap();
+        assert!(serving_needs_renewal(
+            Some(&pair),
+            &rotated.cert,
+            NAME,
+            now(),
+            hour
+        ));
+        let reissued = issue(&rotated, &names, hour * 10).unwrap();
+        assert!(!serving_needs_renewal(
+            Some(&reissued),
+            &rotated.cert,
+            NAME,
+            now(),
+            hour
+        ));
     }
 
     #[test]

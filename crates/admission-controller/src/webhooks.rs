@@ -6,6 +6,17 @@
 //! `mutate.kyverno.svc-fail` and `mutate.kyverno.svc-ignore`; a webhook exists only while some
 //! policy needs it, lists only the resources and operations the policies' rules match, takes the
 //! longest timeout its policies ask for, and selects namespaces and objects as the ConfigMap says.
+//!
+//! The CEL policy kinds get webhooks of their own in the same configurations, with the resource
+//! rules of their `matchConstraints` (and of their pod controller variants):
+//! `vpol.validate.kyverno.svc-{fail,ignore}` (ValidatingPolicies), `ivpol.validate.kyverno.svc-…`
+//! (ImageValidatingPolicies) and `mpol.mutate.kyverno.svc-…` (MutatingPolicies).
+//!
+//! Kyverno's own resources are validated through three configurations that always exist:
+//! `kyverno-policy-validating-webhook-cfg` (`validate-policy.kyverno.svc`, `/policyvalidate`),
+//! `kyverno-policy-mutating-webhook-cfg` (`mutate-policy.kyverno.svc`, `/policymutate`) and
+//! `kyverno-exception-validating-webhook-cfg` (`validate-policy-exception.kyverno.svc`,
+//! `/exceptionvalidate`), with failure policy `Ignore` as upstream.
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::ByteString;
@@ -18,6 +29,9 @@ use kyverno_api::kyverno::v1::match_resources::AdmissionOperation;
 use kyverno_api::kyverno::v1::policy::FailurePolicy;
 use kyverno_api::kyverno::v1::rule::Rule;
 use kyverno_policy_core::wildcard;
+use kyverno_runtime::cel_policies::CachedCelPolicy;
+
+use crate::cel_admission::CelWebhook;
 use kyverno_runtime::config::KyvernoConfig;
 use kyverno_runtime::policy_cache::{
     CachedPolicy, DEFAULT_WEBHOOK_TIMEOUT_SECONDS, OperationSet, Snapshot, rule_mutates_resource,
@@ -28,6 +42,12 @@ use kyverno_runtime::policy_cache::{
 pub const VALIDATING_CONFIGURATION: &str = "kyverno-resource-validating-webhook-cfg";
 /// Name of the mutating webhook configuration.
 pub const MUTATING_CONFIGURATION: &str = "kyverno-resource-mutating-webhook-cfg";
+/// Name of the validating webhook configuration of Kyverno's policies.
+pub const POLICY_VALIDATING_CONFIGURATION: &str = "kyverno-policy-validating-webhook-cfg";
+/// Name of the mutating webhook configuration of Kyverno's policies.
+pub const POLICY_MUTATING_CONFIGURATION: &str = "kyverno-policy-mutating-webhook-cfg";
+/// Name of the validating webhook configuration of PolicyExceptions.
+pub const EXCEPTION_VALIDATING_CONFIGURATION: &str = "kyverno-exception-validating-webhook-cfg";
 
 /// Every operation, in the order the API writes them.
 const ALL_OPERATIONS: [AdmissionOperation; 4] = [
@@ -256,6 +276,76 @@ fn hooks(
         .collect()
 }
 
+/// The hooks of one CEL webhook (`vpol.validate`, ...): one per failure policy that some
+/// policy `picks_policy` picks uses, with the resource rules of their constraints.
+fn cel_hooks(
+    snapshot: &Snapshot,
+    prefix: &str,
+    paths: [&'static str; 2],
+    picks_policy: impl Fn(&CachedCelPolicy) -> bool,
+) -> Vec<Hook> {
+    [FailurePolicy::Fail, FailurePolicy::Ignore]
+        .into_iter()
+        .zip(paths)
+        .filter_map(|(failure_policy, path)| {
+            let policies: Vec<&CachedCelPolicy> = snapshot
+                .cel
+                .iter()
+                .map(AsRef::as_ref)
+                .filter(|cached| {
+                    cached.failure_policy == failure_policy
+                        && cached.in_admission()
+                        && picks_policy(cached)
+                })
+                .collect();
+            let mut rules: Vec<RuleWithOperations> = Vec::new();
+            let resource_rules = policies
+                .iter()
+                .flat_map(|cached| &cached.match_constraints)
+                .flat_map(|constraints| constraints.resource_rules.iter().flatten());
+            for rule in resource_rules {
+                let rule = RuleWithOperations {
+                    api_groups: rule.api_groups.clone(),
+                    api_versions: rule.api_versions.clone(),
+                    operations: rule.operations.clone(),
+                    resources: rule.resources.clone(),
+                    scope: rule.scope.clone(),
+                };
+                if !rules.contains(&rule) {
+                    rules.push(rule);
+                }
+            }
+            if rules.is_empty() {
+                return None;
+            }
+            let timeout_seconds = policies
+                .iter()
+                .map(|cached| cached.timeout_seconds.clamp(1, 30))
+                .max()
+                .unwrap_or(DEFAULT_WEBHOOK_TIMEOUT_SECONDS);
+            Some(Hook {
+                name: format!("{prefix}.kyverno.svc-{}", failure_suffix(failure_policy)),
+                path,
+                failure_policy,
+                timeout_seconds,
+                rules,
+            })
+        })
+        .collect()
+}
+
+/// Whether the validating webhook receives the requests `rule` matches: it validates, or it
+/// generates or mutates existing resources (UpdateRequests are queued after validation).
+fn rule_is_validated(rule: &Rule) -> bool {
+    rule.validate.is_some()
+        || !rule.verify_images.is_empty()
+        || rule.generate.is_some()
+        || rule
+            .mutate
+            .as_ref()
+            .is_some_and(|mutation| !mutation.targets.is_empty())
+}
+
 fn client_config(target: &ServiceTarget, path: &str) -> WebhookClientConfig {
     WebhookClientConfig {
         ca_bundle: Some(ByteString(target.ca_bundle.as_bytes().to_vec())),
@@ -287,15 +377,27 @@ pub fn validating_configuration(
     resources: &[ServedResource],
     target: &ServiceTarget,
 ) -> ValidatingWebhookConfiguration {
-    let hooks = hooks(
+    let mut hooks = hooks(
         snapshot,
         resources,
         "validate",
         ["/validate/fail", "/validate/ignore"],
-        CachedPolicy::has_validate,
-        |rule| rule.validate.is_some() || !rule.verify_images.is_empty(),
+        |cached| cached.has_validate() || cached.has_background_work(),
+        rule_is_validated,
         ALL_OPERATIONS.into_iter().collect(),
     );
+    hooks.extend(cel_hooks(
+        snapshot,
+        "vpol.validate",
+        ["/vpol/fail", "/vpol/ignore"],
+        |cached| CelWebhook::Validate.serves(cached),
+    ));
+    hooks.extend(cel_hooks(
+        snapshot,
+        "ivpol.validate",
+        ["/ivpol/validate/fail", "/ivpol/validate/ignore"],
+        |cached| CelWebhook::ImageValidate.serves(cached),
+    ));
     ValidatingWebhookConfiguration {
         metadata: metadata(VALIDATING_CONFIGURATION),
         webhooks: Some(
@@ -326,7 +428,7 @@ pub fn mutating_configuration(
     resources: &[ServedResource],
     target: &ServiceTarget,
 ) -> MutatingWebhookConfiguration {
-    let hooks = hooks(
+    let mut hooks = hooks(
         snapshot,
         resources,
         "mutate",
@@ -337,6 +439,12 @@ pub fn mutating_configuration(
             .into_iter()
             .collect(),
     );
+    hooks.extend(cel_hooks(
+        snapshot,
+        "mpol.mutate",
+        ["/mpol/fail", "/mpol/ignore"],
+        |cached| CelWebhook::Mutate.serves(cached),
+    ));
     MutatingWebhookConfiguration {
         metadata: metadata(MUTATING_CONFIGURATION),
         webhooks: Some(
@@ -361,9 +469,128 @@ pub fn mutating_configuration(
     }
 }
 
+/// A rule on `resources` of `group` in `versions` for creations and updates.
+fn write_rule(group: &str, versions: &[&str], resources: &[&str]) -> RuleWithOperations {
+    let owned = |items: &[&str]| Some(items.iter().map(|item| (*item).to_owned()).collect());
+    RuleWithOperations {
+        api_groups: Some(vec![group.to_owned()]),
+        api_versions: owned(versions),
+        operations: owned(&["CREATE", "UPDATE"]),
+        resources: owned(resources),
+        scope: Some("*".to_owned()),
+    }
+}
+
+/// The rules of the policy webhooks: ClusterPolicies and Policies, and the CEL policy kinds.
+fn policy_rules() -> Vec<RuleWithOperations> {
+    vec![
+        write_rule(
+            "kyverno.io",
+            &["v1", "v2beta1"],
+            &["clusterpolicies", "policies"],
+        ),
+        write_rule(
+            "policies.kyverno.io",
+            &["v1alpha1", "v1beta1", "v1"],
+            &[
+                "validatingpolicies",
+                "namespacedvalidatingpolicies",
+                "mutatingpolicies",
+                "namespacedmutatingpolicies",
+                "imagevalidatingpolicies",
+                "namespacedimagevalidatingpolicies",
+                "generatingpolicies",
+                "namespacedgeneratingpolicies",
+                "deletingpolicies",
+                "namespaceddeletingpolicies",
+            ],
+        ),
+    ]
+}
+
+/// A validating webhook configuration with one `Ignore` webhook named `name` at `path`.
+fn static_validating(
+    configuration: &str,
+    name: &str,
+    path: &str,
+    rules: Vec<RuleWithOperations>,
+    target: &ServiceTarget,
+) -> ValidatingWebhookConfiguration {
+    ValidatingWebhookConfiguration {
+        metadata: metadata(configuration),
+        webhooks: Some(vec![ValidatingWebhook {
+            name: name.to_owned(),
+            client_config: client_config(target, path),
+            rules: Some(rules),
+            failure_policy: Some(failure_name(FailurePolicy::Ignore)),
+            match_policy: Some("Equivalent".to_owned()),
+            side_effects: "None".to_owned(),
+            timeout_seconds: Some(DEFAULT_WEBHOOK_TIMEOUT_SECONDS),
+            admission_review_versions: vec!["v1".to_owned()],
+            namespace_selector: None,
+            object_selector: None,
+            match_conditions: None,
+        }]),
+    }
+}
+
+/// `kyverno-policy-validating-webhook-cfg`: the policies, validated on `/policyvalidate`.
+pub fn policy_validating_configuration(target: &ServiceTarget) -> ValidatingWebhookConfiguration {
+    static_validating(
+        POLICY_VALIDATING_CONFIGURATION,
+        "validate-policy.kyverno.svc",
+        "/policyvalidate",
+        policy_rules(),
+        target,
+    )
+}
+
+/// `kyverno-exception-validating-webhook-cfg`: PolicyExceptions (both groups), validated on
+/// `/exceptionvalidate`.
+pub fn exception_validating_configuration(
+    target: &ServiceTarget,
+) -> ValidatingWebhookConfiguration {
+    static_validating(
+        EXCEPTION_VALIDATING_CONFIGURATION,
+        "validate-policy-exception.kyverno.svc",
+        "/exceptionvalidate",
+        vec![
+            write_rule("kyverno.io", &["v2", "v2beta1"], &["policyexceptions"]),
+            write_rule(
+                "policies.kyverno.io",
+                &["v1alpha1", "v1beta1", "v1"],
+                &["policyexceptions"],
+            ),
+        ],
+        target,
+    )
+}
+
+/// `kyverno-policy-mutating-webhook-cfg`: the policies, on `/policymutate`.
+pub fn policy_mutating_configuration(target: &ServiceTarget) -> MutatingWebhookConfiguration {
+    MutatingWebhookConfiguration {
+        metadata: metadata(POLICY_MUTATING_CONFIGURATION),
+        webhooks: Some(vec![MutatingWebhook {
+            name: "mutate-policy.kyverno.svc".to_owned(),
+            client_config: client_config(target, "/policymutate"),
+            rules: Some(policy_rules()),
+            failure_policy: Some(failure_name(FailurePolicy::Ignore)),
+            match_policy: Some("Equivalent".to_owned()),
+            side_effects: "NoneOnDryRun".to_owned(),
+            timeout_seconds: Some(DEFAULT_WEBHOOK_TIMEOUT_SECONDS),
+            admission_review_versions: vec!["v1".to_owned()],
+            reinvocation_policy: Some("IfNeeded".to_owned()),
+            namespace_selector: None,
+            object_selector: None,
+            match_conditions: None,
+        }]),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+    use kyverno_runtime::cel_policies::{CelKind, CelSource};
     use kyverno_runtime::policy_cache::PolicyCache;
     use serde_json::json;
 
@@ -508,5 +735,86 @@ mod tests {
         let validating =
             validating_configuration(&cache.snapshot(), &config, &resources(), &target());
         assert_eq!(validating.webhooks, Some(Vec::new()));
+    }
+
+    #[test]
+    fn cel_policies_get_webhooks_of_their_own() {
+        let cache = PolicyCache::default();
+        let cel = |kind: CelKind, failure: &str, spec: serde_json::Value| {
+            let mut spec = spec;
+            spec["failurePolicy"] = json!(failure);
+            spec["matchConstraints"] = json!({"resourceRules": [{"apiGroups": [""],
+                "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["configmaps"]}]});
+            CelSource::decode(
+                kind,
+                json!({"apiVersion": "policies.kyverno.io/v1", "kind": kind.name(),
+                    "metadata": {"name": "p"}, "spec": spec}),
+            )
+            .unwrap()
+        };
+        cache.apply_cel_policy(cel(
+            CelKind::ValidatingPolicy,
+            "Fail",
+            json!({"validations": [{"expression": "true"}]}),
+        ));
+        cache.apply_cel_policy(cel(
+            CelKind::MutatingPolicy,
+            "Ignore",
+            json!({"mutations": [{"patchType": "ApplyConfiguration",
+                "applyConfiguration": {"expression": "Object{}"}}]}),
+        ));
+        let config = KyvernoConfig::with_defaults("kyverno");
+        let snapshot = cache.snapshot();
+        let validating = validating_configuration(&snapshot, &config, &resources(), &target());
+        let hooks = validating.webhooks.unwrap();
+        assert_eq!(hooks.len(), 1);
+        assert_eq!(hooks[0].name, "vpol.validate.kyverno.svc-fail");
+        assert_eq!(
+            hooks[0]
+                .client_config
+                .service
+                .as_ref()
+                .unwrap()
+                .path
+                .as_deref(),
+            Some("/vpol/fail")
+        );
+        assert_eq!(
+            serde_json::to_value(hooks[0].rules.as_ref().unwrap()).unwrap(),
+            json!([{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["configmaps"]}])
+        );
+        let mutating = mutating_configuration(&snapshot, &config, &resources(), &target());
+        let hooks = mutating.webhooks.unwrap();
+        assert_eq!(hooks.len(), 1);
+        assert_eq!(hooks[0].name, "mpol.mutate.kyverno.svc-ignore");
+        assert_eq!(hooks[0].failure_policy.as_deref(), Some("Ignore"));
+
+        let policies = policy_validating_configuration(&target());
+        assert_eq!(
+            policies.metadata.name.as_deref(),
+            Some("kyverno-policy-validating-webhook-cfg")
+        );
+        let hook = &policies.webhooks.unwrap()[0];
+        assert_eq!(hook.failure_policy.as_deref(), Some("Ignore"));
+        assert_eq!(
+            hook.client_config.service.as_ref().unwrap().path.as_deref(),
+            Some("/policyvalidate")
+        );
+        let exceptions = exception_validating_configuration(&target());
+        assert_eq!(
+            exceptions.webhooks.unwrap()[0]
+                .client_config
+                .service
+                .as_ref()
+                .unwrap()
+                .path
+                .as_deref(),
+            Some("/exceptionvalidate")
+        );
+        let mutate_policies = policy_mutating_configuration(&target());
+        assert_eq!(
+            mutate_policies.metadata.name.as_deref(),
+            Some("kyverno-policy-mutating-webhook-cfg")
+        );
     }
 }

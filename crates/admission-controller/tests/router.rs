@@ -26,6 +26,7 @@ fn stores() -> Stores {
         cache: Arc::new(PolicyCache::default()),
         config: Arc::new(SharedConfig::new("kyverno")),
         namespaces: Arc::new(NamespaceLabels::default()),
+        roles: Arc::default(),
     }
 }
 
@@ -36,6 +37,7 @@ fn state_with(stores: Stores, provider: Arc<dyn ContextProvider>, permits: usize
             stores,
             provider,
             metrics: Arc::clone(&metrics),
+            outputs: None,
         }),
         permits: Arc::new(tokio::sync::Semaphore::new(permits)),
         metrics,

@@ -2,21 +2,28 @@
 //!
 //! ```text
 //! apiserver-sim [--port N] [--kubeconfig PATH] [--crds DIR]... [--user TOKEN:NAME[:GROUP,...]]...
+//!               [--service NAME.NAMESPACE=HOST:PORT]...
 //! ```
 //! Writes an admin kubeconfig (default `./apiserver-sim.kubeconfig`) and prints the URL.
+//! `--service` sends the webhook calls for a Service to a local address.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use apiserver_sim::{ApiServerSim, SimConfig, SimUser};
 
 fn usage() -> &'static str {
-    "usage: apiserver-sim [--port N] [--kubeconfig PATH] [--crds DIR]... [--user TOKEN:NAME[:GROUP,...]]..."
+    "usage: apiserver-sim [--port N] [--kubeconfig PATH] [--crds DIR]... [--user TOKEN:NAME[:GROUP,...]]... [--service NAME.NAMESPACE=HOST:PORT]..."
 }
 
-fn parse(args: &[String]) -> Result<(SimConfig, PathBuf), String> {
+/// The simulator's configuration, the kubeconfig path and the Service mappings.
+type Parsed = (SimConfig, PathBuf, Vec<(String, SocketAddr)>);
+
+fn parse(args: &[String]) -> Result<Parsed, String> {
     let mut config = SimConfig::default();
     let mut kubeconfig = PathBuf::from("apiserver-sim.kubeconfig");
+    let mut services = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = || {
@@ -41,17 +48,25 @@ fn parse(args: &[String]) -> Result<(SimConfig, PathBuf), String> {
                     .unwrap_or_default();
                 config.users.push(SimUser::new(token, name, &groups));
             }
+            "--service" => {
+                let v = value()?;
+                let (service, addr) = v
+                    .split_once('=')
+                    .ok_or_else(|| format!("--service {v}: expected NAME.NAMESPACE=HOST:PORT"))?;
+                let addr = addr.parse().map_err(|e| format!("--service {v}: {e}"))?;
+                services.push((service.to_owned(), addr));
+            }
             "-h" | "--help" => return Err(usage().to_string()),
             other => return Err(format!("unknown argument {other}\n{}", usage())),
         }
     }
-    Ok((config, kubeconfig))
+    Ok((config, kubeconfig, services))
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (config, kubeconfig) = match parse(&args) {
+    let (config, kubeconfig, services) = match parse(&args) {
         Ok(v) => v,
         Err(msg) => {
             eprintln!("{msg}");
@@ -65,6 +80,9 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    for (service, addr) in &services {
+        sim.map_service(service, *addr);
+    }
     if let Err(e) = sim.write_kubeconfig(&kubeconfig) {
         eprintln!("apiserver-sim: writing {}: {e}", kubeconfig.display());
         return ExitCode::FAILURE;

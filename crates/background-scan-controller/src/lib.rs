@@ -3,6 +3,8 @@
 //! controller aggregates.
 //!
 //! [`policies`] keeps the background policies (synchronous, unit-tested); [`scanner`] watches
-//! them and the kinds they select and runs the scans while this replica holds the Lease.
+//! them and the kinds they select and runs the scans while this replica holds the Lease;
+//! [`telemetry`] is what it reports on the admin server.
 pub mod policies;
 pub mod scanner;
+pub mod telemetry;

@@ -1,10 +1,13 @@
 //! The `background-scan-controller` binary: scans existing resources against background
-//! policies while it holds its Lease.
+//! policies while it holds its Lease, and serves `/livez`, `/readyz` and `/metrics`.
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
 use kyverno_background_scan_controller::scanner;
+use kyverno_background_scan_controller::telemetry::Telemetry;
+use kyverno_runtime::admin;
 use kyverno_runtime::leader::LeaderElection;
 use kyverno_runtime::singleton::run_while_leading;
 
@@ -31,6 +34,10 @@ struct Args {
     /// Resources evaluated and reported at once.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
+    /// Address of the admin server (`/livez`, `/readyz`, `/metrics`); not the reports
+    /// controller's 8000, as the chart runs both in one pod.
+    #[arg(long, default_value = "0.0.0.0:8001")]
+    metrics_addr: SocketAddr,
 }
 
 #[tokio::main]
@@ -39,6 +46,13 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .init();
     let args = Args::parse();
+    let telemetry = Telemetry::default();
+    // A standby replica is ready; the leader is not while its caches sync.
+    telemetry.admin.set_ready(true);
+    let listener = tokio::net::TcpListener::bind(args.metrics_addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.metrics_addr))?;
+    tokio::spawn(admin::serve(listener, telemetry.admin.router()));
     let client = kube::Client::try_default()
         .await
         .context("no Kubernetes client configuration")?;
@@ -57,7 +71,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let work_client = client.clone();
     let leading = run_while_leading(client, election, move || {
-        scanner::run(work_client.clone(), settings.clone())
+        scanner::run(work_client.clone(), settings.clone(), telemetry.clone())
     });
     tokio::select! {
         () = leading => {}

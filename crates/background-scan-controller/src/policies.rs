@@ -1,13 +1,14 @@
 //! The policies that run in the background: ClusterPolicies and Policies with
 //! `background: true` (the default), each with its resourceVersion, reduced to their validate
 //! rules that need no admission-only data.
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
 use kyverno_api::kyverno::v1::match_resources::MatchResources;
 use kyverno_api::kyverno::v1::policy::{ClusterPolicy, Policy};
 use kyverno_api::kyverno::v1::rule::Rule;
+use kyverno_api::kyverno::v2::policy_exception::PolicyException;
 use kyverno_policy_core::engine::LoadedPolicy;
 use kyverno_runtime::policy_cache::{PolicyKey, rule_kind_names};
 
@@ -30,6 +31,9 @@ pub struct BackgroundPolicy {
     pub resource_version: String,
     /// The kind names its rules select; `None` when a rule may select any kind.
     pub kinds: Option<BTreeSet<String>>,
+    /// Whether a rule selects or excludes by `namespaceSelector`: its results then depend on
+    /// the labels of the resource's namespace.
+    pub uses_namespace_labels: bool,
 }
 
 impl BackgroundPolicy {
@@ -42,6 +46,14 @@ impl BackgroundPolicy {
                 .namespace
                 .as_deref()
                 .is_none_or(|own| own == namespace)
+    }
+
+    /// How PolicyExceptions name this policy: `name`, or `namespace/name` for a Policy.
+    pub fn exception_name(&self) -> String {
+        match &self.policy.namespace {
+            Some(namespace) => format!("{namespace}/{}", self.policy.name),
+            None => self.policy.name.clone(),
+        }
     }
 }
 
@@ -73,11 +85,24 @@ pub fn load(
             _ => kinds = None,
         }
     }
+    let uses_namespace_labels = policy.rules.iter().any(selects_by_namespace_labels);
     Some(BackgroundPolicy {
         policy,
         resource_version: resource_version.to_owned(),
         kinds,
+        uses_namespace_labels,
     })
+}
+
+/// Whether a rule's match or exclude has a `namespaceSelector`.
+fn selects_by_namespace_labels(rule: &Rule) -> bool {
+    std::iter::once(&rule.match_resources)
+        .chain(rule.exclude.as_ref())
+        .any(|resources| {
+            serde_json::to_string(resources)
+                .unwrap_or_default()
+                .contains("\"namespaceSelector\"")
+        })
 }
 
 /// Whether a rule validates and needs nothing only an admission request has.
@@ -168,17 +193,65 @@ impl PolicySet {
     }
 }
 
-/// A fingerprint of which policy versions apply: a resource scanned with the same fingerprint
-/// at the same resourceVersion needs no rescan.
-pub fn fingerprint<'a>(policies: impl IntoIterator<Item = &'a BackgroundPolicy>) -> u64 {
+/// A version of the PolicyExceptions of each policy, by the name exceptions give the policy
+/// (see [`BackgroundPolicy::exception_name`]).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ExceptionVersions(HashMap<String, u64>);
+
+impl ExceptionVersions {
+    /// The versions of the exceptions in `exceptions`.
+    pub fn of(exceptions: &[PolicyException]) -> Self {
+        let mut hashers: HashMap<&str, DefaultHasher> = HashMap::new();
+        for exception in exceptions {
+            for entry in &exception.spec.exceptions {
+                let hasher = hashers.entry(entry.policy_name.as_str()).or_default();
+                (
+                    &exception.metadata.namespace,
+                    &exception.metadata.name,
+                    &exception.metadata.resource_version,
+                )
+                    .hash(hasher);
+            }
+        }
+        Self(
+            hashers
+                .into_iter()
+                .map(|(policy, hasher)| (policy.to_owned(), hasher.finish()))
+                .collect(),
+        )
+    }
+
+    /// The version of the exceptions naming `policy` (0 when there is none).
+    pub fn of_policy(&self, policy: &BackgroundPolicy) -> u64 {
+        self.0
+            .get(&policy.exception_name())
+            .copied()
+            .unwrap_or_default()
+    }
+}
+
+/// A fingerprint of what a resource's results depend on besides the resource: which policy
+/// versions apply, their exceptions, and the namespace labels when a policy selects by them. A
+/// resource scanned with the same fingerprint at the same resourceVersion needs no rescan.
+pub fn fingerprint<'a>(
+    policies: impl IntoIterator<Item = &'a BackgroundPolicy>,
+    exceptions: &ExceptionVersions,
+    namespace_labels: &BTreeMap<String, String>,
+) -> u64 {
     let mut hasher = DefaultHasher::new();
+    let mut uses_namespace_labels = false;
     for policy in policies {
         (
             &policy.policy.namespace,
             &policy.policy.name,
             &policy.resource_version,
+            exceptions.of_policy(policy),
         )
             .hash(&mut hasher);
+        uses_namespace_labels |= policy.uses_namespace_labels;
+    }
+    if uses_namespace_labels {
+        namespace_labels.hash(&mut hasher);
     }
     hasher.finish()
 }
@@ -246,16 +319,69 @@ mod tests {
         set.apply_cluster_policy(cluster_policy(serde_json::json!({
             "rules": [rule("r", serde_json::json!(["*"]), serde_json::json!({}))]})));
         assert_eq!(set.kinds(), None);
-        let before = fingerprint(set.all().map(AsRef::as_ref));
+        let fingerprint_of = |set: &PolicySet| {
+            fingerprint(
+                set.all().map(AsRef::as_ref),
+                &ExceptionVersions::default(),
+                &BTreeMap::new(),
+            )
+        };
+        let before = fingerprint_of(&set);
         let mut newer = cluster_policy(serde_json::json!({
             "rules": [rule("r", serde_json::json!(["*"]), serde_json::json!({}))]}));
         newer.metadata.resource_version = Some("8".into());
         set.apply_cluster_policy(newer);
-        assert_ne!(before, fingerprint(set.all().map(AsRef::as_ref)));
+        assert_ne!(before, fingerprint_of(&set));
         set.remove(&PolicyKey {
             namespace: None,
             name: "p".into(),
         });
         assert_eq!(set.all().count(), 0);
+    }
+
+    #[test]
+    fn exceptions_and_selected_namespace_labels_change_the_fingerprint() {
+        let mut set = PolicySet::default();
+        set.apply_cluster_policy(cluster_policy(serde_json::json!({"rules": [{
+            "name": "r",
+            "match": {"any": [{"resources": {"kinds": ["ConfigMap"],
+                "namespaceSelector": {"matchLabels": {"audited": "true"}}}}]},
+            "validate": {"pattern": {"metadata": {"labels": {"tier": "?*"}}}}}]})));
+        let policy = set.all().next().unwrap();
+        assert!(policy.uses_namespace_labels);
+        let exception = |version: &str| -> PolicyException {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "kyverno.io/v2", "kind": "PolicyException",
+                "metadata": {"name": "e", "namespace": "ns", "resourceVersion": version},
+                "spec": {"match": {"any": [{"resources": {"kinds": ["ConfigMap"]}}]},
+                    "exceptions": [{"policyName": "p", "ruleNames": ["r"]}]}}))
+            .unwrap()
+        };
+        let labels = BTreeMap::from([("audited".to_owned(), "true".to_owned())]);
+        let none = ExceptionVersions::default();
+        let first = ExceptionVersions::of(&[exception("1")]);
+        let second = ExceptionVersions::of(&[exception("2")]);
+        assert_ne!(first.of_policy(policy), 0);
+        let base = fingerprint([policy.as_ref()], &none, &labels);
+        assert_ne!(base, fingerprint([policy.as_ref()], &first, &labels));
+        assert_ne!(
+            fingerprint([policy.as_ref()], &first, &labels),
+            fingerprint([policy.as_ref()], &second, &labels)
+        );
+        assert_ne!(
+            base,
+            fingerprint([policy.as_ref()], &none, &BTreeMap::new())
+        );
+
+        // Without a namespaceSelector the labels do not matter.
+        let mut plain = PolicySet::default();
+        plain.apply_cluster_policy(cluster_policy(serde_json::json!({
+            "rules": [rule("r", serde_json::json!(["ConfigMap"]), serde_json::json!({}))]})));
+        let policy = plain.all().next().unwrap();
+        assert!(!policy.uses_namespace_labels);
+        assert_eq!(
+            fingerprint([policy.as_ref()], &none, &labels),
+            fingerprint([policy.as_ref()], &none, &BTreeMap::new())
+        );
     }
 }

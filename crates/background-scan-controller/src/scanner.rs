@@ -1,11 +1,14 @@
 //! The scan loop: one task owns the background policies and the resources of the kinds they
 //! select (watched through discovery, CRDs included); a resource is evaluated when it changes,
 //! when the policies applying to it change, and on every interval, unless its resourceVersion
-//! and the versions of its policies are those of its last scan. Results go out as
-//! EphemeralReports named after the resource's uid.
-use std::collections::{BTreeSet, HashMap, HashSet};
+//! and the versions of its policies are those of its last scan. A change of the
+//! PolicyExceptions of a policy rescans what the policy applies to, and a change of a
+//! namespace's labels rescans its resources that policies with a `namespaceSelector` apply to.
+//! Results go out as EphemeralReports named after the resource's uid. A failed scan is retried
+//! up to [`MAX_REQUEUES`] times.
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use kube::Client;
@@ -15,6 +18,7 @@ use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event, watcher};
 use kyverno_api::kyverno::v1::match_resources::AdmissionOperation;
 use kyverno_api::kyverno::v1::policy::{ClusterPolicy, Policy};
+use kyverno_api::kyverno::v1::validate::ValidationFailureAction;
 use kyverno_api::reports::v1::{ClusterEphemeralReport, EphemeralReport};
 use kyverno_policy_core::engine::{self, Environment, SuppliedValues};
 use kyverno_policy_core::request::{GroupVersionKind, ResourceRequest};
@@ -24,12 +28,24 @@ use kyverno_runtime::namespaces::NamespaceLabels;
 use kyverno_runtime::policy_cache::{PolicyCache, PolicyKey};
 use kyverno_runtime::provider::ApiServerProvider;
 use kyverno_runtime::reports::{Evaluated, SOURCE_BACKGROUND_SCAN, Subject, ephemeral_report};
+use kyverno_runtime::telemetry::{CAUSE_BACKGROUND_SCAN, LeaderReadiness, PolicyLabels};
 use kyverno_runtime::watch::{Stores, spawn_watches};
 use md5::{Digest, Md5};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::policies::{BackgroundPolicy, PolicySet, fingerprint};
+use crate::policies::{BackgroundPolicy, ExceptionVersions, PolicySet, fingerprint};
+use crate::telemetry::Telemetry;
+
+/// How many times a failed scan of a resource is retried before it waits for the next change
+/// or interval (upstream's `maxRetries`).
+pub const MAX_REQUEUES: u32 = 10;
+
+/// How long a failed scan waits before its retry.
+const RETRY_DELAY: Duration = Duration::from_secs(2);
+
+/// Labels of a namespace.
+type Labels = Arc<BTreeMap<String, String>>;
 
 /// Kinds never scanned: Kyverno's own bookkeeping and events.
 const NEVER_SCANNED: [&str; 7] = [
@@ -76,6 +92,10 @@ enum Feed {
     Resource(Arc<str>, Box<DynamicObject>),
     ResourceDeleted(String),
     ResourcesListed(Arc<str>, Vec<DynamicObject>),
+    /// A namespace and its labels.
+    Namespace(String, Labels),
+    /// All the namespaces.
+    NamespacesListed(Vec<(String, Labels)>),
 }
 
 /// A resource being tracked.
@@ -94,7 +114,7 @@ struct Job {
     object: Arc<Value>,
     plural: String,
     policies: Vec<Arc<BackgroundPolicy>>,
-    namespace_labels: Option<Arc<std::collections::BTreeMap<String, String>>>,
+    namespace_labels: Option<Labels>,
     report_wanted_even_empty: bool,
 }
 
@@ -108,16 +128,22 @@ struct Outcome {
 struct Scanner {
     client: Client,
     settings: Settings,
+    telemetry: Telemetry,
     sender: mpsc::Sender<Feed>,
     stores: Stores,
     provider: Arc<ApiServerProvider>,
     policies: PolicySet,
     policies_listed: [bool; 2],
+    namespaces: Option<HashMap<String, Labels>>,
+    exceptions: ExceptionVersions,
     watches: HashMap<Arc<str>, (String, tokio::task::JoinHandle<()>)>,
     objects: HashMap<String, Tracked>,
     scanned: HashMap<String, (String, u64)>,
     with_results: HashSet<String>,
     queue: BTreeSet<String>,
+    failures: HashMap<String, u32>,
+    retry: BTreeSet<String>,
+    retry_at: Option<Instant>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -133,13 +159,16 @@ impl Drop for Scanner {
     }
 }
 
-/// Scans until the future is dropped (when leadership is lost).
-pub async fn run(client: Client, settings: Settings) {
+/// Scans until the future is dropped (when leadership is lost). The replica is not ready
+/// (`/readyz`) until the policies, exceptions, namespaces and configuration are listed.
+pub async fn run(client: Client, settings: Settings, telemetry: Telemetry) {
+    let readiness = LeaderReadiness::syncing(Arc::clone(&telemetry.admin));
     let (sender, mut receiver) = mpsc::channel(1024);
     let stores = Stores {
         cache: Arc::new(PolicyCache::default()),
         config: Arc::new(SharedConfig::new(&settings.kyverno_namespace)),
         namespaces: Arc::new(NamespaceLabels::default()),
+        roles: Arc::default(),
     };
     let (synced, tasks) = spawn_watches(
         &client,
@@ -151,28 +180,39 @@ pub async fn run(client: Client, settings: Settings) {
         client.clone(),
         tokio::runtime::Handle::current(),
     ));
+    let mut revisions = stores.cache.subscribe();
     let mut scanner = Scanner {
         client: client.clone(),
         settings,
+        telemetry,
         sender,
         stores,
         provider,
         policies: PolicySet::default(),
         policies_listed: [false; 2],
+        namespaces: None,
+        exceptions: ExceptionVersions::default(),
         watches: HashMap::new(),
         objects: HashMap::new(),
         scanned: HashMap::new(),
         with_results: HashSet::new(),
         queue: BTreeSet::new(),
+        failures: HashMap::new(),
+        retry: BTreeSet::new(),
+        retry_at: None,
         tasks,
     };
     while !synced.is_synced() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    scanner.exceptions_changed();
     scanner.watch_policies();
+    scanner.watch_namespaces();
     let mut interval = tokio::time::interval(scanner.settings.interval);
     interval.tick().await;
+    let mut ready = false;
     loop {
+        let retry_at = scanner.retry_at;
         tokio::select! {
             feed = receiver.recv() => {
                 let Some(feed) = feed else { return };
@@ -184,19 +224,107 @@ pub async fn run(client: Client, settings: Settings) {
                     scanner.follow_policies().await;
                 }
             }
+            changed = revisions.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                scanner.exceptions_changed();
+            }
+            () = sleep_until(retry_at), if retry_at.is_some() => {
+                scanner.retry_at = None;
+                let retry = std::mem::take(&mut scanner.retry);
+                scanner.queue.extend(retry);
+            }
             _ = interval.tick() => {
                 tracing::info!(resources = scanner.objects.len(), "periodic rescan");
                 scanner.scanned.clear();
                 scanner.queue.extend(scanner.objects.keys().cloned());
             }
         }
-        if scanner.policies_listed == [true; 2] {
+        if scanner.is_synced() {
+            if !ready {
+                ready = true;
+                readiness.synced();
+            }
             scanner.scan_queue().await;
         }
     }
 }
 
+/// Sleeps until `deadline` (forever without one).
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
 impl Scanner {
+    /// Whether the policies and the namespaces are listed: scans can start.
+    fn is_synced(&self) -> bool {
+        self.policies_listed == [true; 2] && self.namespaces.is_some()
+    }
+
+    /// Takes the current PolicyExceptions: when those of some policy changed, every resource
+    /// is queued (the fingerprints tell which need a rescan).
+    fn exceptions_changed(&mut self) {
+        let versions = ExceptionVersions::of(&self.stores.cache.snapshot().exceptions);
+        if versions != self.exceptions {
+            self.exceptions = versions;
+            self.queue.extend(self.objects.keys().cloned());
+        }
+    }
+
+    fn watch_namespaces(&mut self) {
+        let resource = ApiResource::erase::<k8s_openapi::api::core::v1::Namespace>(&());
+        let api = Api::<DynamicObject>::all_with(self.client.clone(), &resource);
+        let entry = |object: DynamicObject| {
+            (
+                object.metadata.name.unwrap_or_default(),
+                Arc::new(object.metadata.labels.unwrap_or_default()),
+            )
+        };
+        self.tasks.push(tokio::spawn(forward(
+            api,
+            self.sender.clone(),
+            move |change| match change {
+                Change::Apply(object) => {
+                    let (name, labels) = entry(object);
+                    Some(Feed::Namespace(name, labels))
+                }
+                // Its resources go with it.
+                Change::Delete(_) => None,
+                Change::Listed(objects) => Some(Feed::NamespacesListed(
+                    objects.into_iter().map(entry).collect(),
+                )),
+            },
+        )));
+    }
+
+    /// Records the labels of a namespace; when they changed, its resources are queued (the
+    /// fingerprints of those that policies with a `namespaceSelector` apply to differ).
+    fn set_namespace(&mut self, name: String, labels: Labels) {
+        let namespaces = self.namespaces.get_or_insert_default();
+        if namespaces.get(&name) == Some(&labels) {
+            return;
+        }
+        let known = namespaces.insert(name.clone(), labels).is_some();
+        if known {
+            let in_namespace = self
+                .objects
+                .iter()
+                .filter(|(_, tracked)| {
+                    tracked
+                        .object
+                        .pointer("/metadata/namespace")
+                        .and_then(Value::as_str)
+                        == Some(name.as_str())
+                })
+                .map(|(uid, _)| uid.clone());
+            self.queue.extend(in_namespace);
+        }
+    }
+
     fn watch_policies(&mut self) {
         for cluster in [true, false] {
             let resource = if cluster {
@@ -248,6 +376,21 @@ impl Scanner {
             }
             Feed::ResourceDeleted(uid) => {
                 self.forget(&uid);
+                return false;
+            }
+            Feed::Namespace(name, labels) => {
+                self.set_namespace(name, labels);
+                return false;
+            }
+            Feed::NamespacesListed(namespaces) => {
+                let listed: HashSet<&String> = namespaces.iter().map(|(name, _)| name).collect();
+                if let Some(known) = self.namespaces.as_mut() {
+                    known.retain(|name, _| listed.contains(name));
+                }
+                for (name, labels) in namespaces {
+                    self.set_namespace(name, labels);
+                }
+                self.namespaces.get_or_insert_default();
                 return false;
             }
             Feed::ResourcesListed(source, objects) => {
@@ -303,6 +446,8 @@ impl Scanner {
         self.scanned.remove(uid);
         self.with_results.remove(uid);
         self.queue.remove(uid);
+        self.failures.remove(uid);
+        self.retry.remove(uid);
     }
 
     /// Watches the kinds the policies select (and stops watching the others), then queues
@@ -423,7 +568,18 @@ impl Scanner {
                 .filter(|policy| policy.may_apply(kind, namespace))
                 .cloned()
                 .collect();
-            let fingerprint = fingerprint(policies.iter().map(AsRef::as_ref));
+            let namespace_labels = (!namespace.is_empty() && kind != "Namespace").then(|| {
+                self.namespaces
+                    .as_ref()
+                    .and_then(|namespaces| namespaces.get(namespace))
+                    .cloned()
+                    .unwrap_or_default()
+            });
+            let fingerprint = fingerprint(
+                policies.iter().map(AsRef::as_ref),
+                &self.exceptions,
+                namespace_labels.as_deref().unwrap_or(&BTreeMap::new()),
+            );
             let resource_version = text("/metadata/resourceVersion").to_owned();
             if self.scanned.get(&uid) == Some(&(resource_version.clone(), fingerprint)) {
                 continue;
@@ -435,8 +591,7 @@ impl Scanner {
                 fingerprint,
                 object: Arc::clone(object),
                 plural: tracked.plural.clone(),
-                namespace_labels: (!namespace.is_empty() && kind != "Namespace")
-                    .then(|| self.stores.namespaces.get(namespace)),
+                namespace_labels,
                 policies,
             });
         }
@@ -444,6 +599,7 @@ impl Scanner {
             return;
         }
         tracing::debug!(resources = jobs.len(), "scanning");
+        self.telemetry.controller.reconciled(jobs.len() as u64);
         let outcomes: Vec<Outcome> = futures::stream::iter(jobs)
             .map(|job| self.run_job(job))
             .buffer_unordered(self.settings.concurrency.max(1))
@@ -456,9 +612,11 @@ impl Scanner {
             match outcome.scanned {
                 Some(scanned) => {
                     self.scanned.insert(outcome.uid.clone(), scanned);
+                    self.failures.remove(&outcome.uid);
                 }
                 None => {
                     self.scanned.remove(&outcome.uid);
+                    self.failed(outcome.uid.clone());
                 }
             }
             if outcome.had_results {
@@ -467,6 +625,22 @@ impl Scanner {
                 self.with_results.remove(&outcome.uid);
             }
         }
+    }
+
+    /// Schedules the retry of a failed scan, or gives up after [`MAX_REQUEUES`] retries.
+    fn failed(&mut self, uid: String) {
+        let failures = self.failures.entry(uid.clone()).or_default();
+        *failures += 1;
+        if *failures > MAX_REQUEUES {
+            self.failures.remove(&uid);
+            self.telemetry.controller.dropped();
+            tracing::warn!(resource = %uid, "scan failed too often; waiting for a change");
+            return;
+        }
+        self.telemetry.controller.requeued(*failures);
+        self.retry.insert(uid);
+        self.retry_at
+            .get_or_insert_with(|| Instant::now() + RETRY_DELAY);
     }
 
     async fn run_job(&self, job: Job) -> Outcome {
@@ -484,9 +658,12 @@ impl Scanner {
             scanned: None,
             had_results: job.report_wanted_even_empty,
         };
-        let Ok(rules) = evaluated else {
+        let Ok(evaluated) = evaluated else {
             return failed;
         };
+        let (rules, durations): (Vec<Vec<RuleResponse>>, Vec<Duration>) =
+            evaluated.into_iter().unzip();
+        self.record(&job, &rules, &durations);
         let had_results = rules.iter().any(|rules| !rules.is_empty());
         let done = Outcome {
             uid: job.uid.clone(),
@@ -526,14 +703,56 @@ impl Scanner {
     }
 }
 
-/// The validate results of each policy on a resource (synchronous: run off the reactor).
+impl Scanner {
+    /// Counts the rule results of a scan under Kyverno's policy metrics.
+    fn record(&self, job: &Job, rules: &[Vec<RuleResponse>], durations: &[Duration]) {
+        let text = |pointer: &str| {
+            job.object
+                .pointer(pointer)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let (kind, namespace) = (text("/kind"), text("/metadata/namespace"));
+        for ((policy, rules), duration) in job.policies.iter().zip(rules).zip(durations) {
+            let loaded = &policy.policy;
+            let enforcing =
+                loaded.spec.validation_failure_action == Some(ValidationFailureAction::Enforce);
+            for rule in rules {
+                let labels = PolicyLabels {
+                    policy_validation_mode: if enforcing { "enforce" } else { "audit" }.to_owned(),
+                    policy_type: if loaded.namespace.is_some() {
+                        "namespaced"
+                    } else {
+                        "cluster"
+                    }
+                    .to_owned(),
+                    policy_background_mode: true,
+                    policy_name: loaded.name.clone(),
+                    policy_namespace: loaded.namespace.clone().unwrap_or_else(|| "-".to_owned()),
+                    resource_kind: kind.clone(),
+                    resource_namespace: namespace.clone(),
+                    resource_request_operation: AdmissionOperation::Create.as_str().to_owned(),
+                    rule_name: rule.name.clone(),
+                    rule_result: rule.status.as_str().to_owned(),
+                    rule_type: "validate".to_owned(),
+                    rule_execution_cause: CAUSE_BACKGROUND_SCAN.to_owned(),
+                };
+                self.telemetry.policies.rule(&labels, *duration);
+            }
+        }
+    }
+}
+
+/// The validate results of each policy on a resource, with the time each policy took
+/// (synchronous: run off the reactor).
 fn evaluate(
     object: &Arc<Value>,
     policies: &[Arc<BackgroundPolicy>],
-    namespace_labels: Option<Arc<std::collections::BTreeMap<String, String>>>,
+    namespace_labels: Option<Labels>,
     exceptions: &[kyverno_api::kyverno::v2::policy_exception::PolicyException],
     provider: &ApiServerProvider,
-) -> Vec<Vec<RuleResponse>> {
+) -> Vec<(Vec<RuleResponse>, Duration)> {
     let text = |pointer: &str| {
         object
             .pointer(pointer)
@@ -556,7 +775,11 @@ fn evaluate(
     };
     policies
         .iter()
-        .map(|policy| engine::validate(&policy.policy, &request, &environment).rules)
+        .map(|policy| {
+            let started = Instant::now();
+            let rules = engine::validate(&policy.policy, &request, &environment).rules;
+            (rules, started.elapsed())
+        })
         .collect()
 }
 

@@ -71,16 +71,17 @@ fn main() -> SetupResult<()> {
     let validating = validating_policies()?;
     let provider: Arc<dyn ContextProvider> = Arc::new(NoExternalData);
     let scenarios = support::scenarios(&pattern)?;
-    for (name, request) in &scenarios {
+    for (name, resource) in &scenarios {
+        let request = support::create_request(resource);
         support::check_judgement(
             "pod-security-cel",
             name,
-            support::evaluate_profile(&cel, request),
+            support::evaluate_profile(&cel, &request),
         )?;
         support::check_judgement(
             "pod-security-vpol",
             name,
-            evaluate_validating(&validating, &provider, request),
+            evaluate_validating(&validating, &provider, &request),
         )?;
     }
     eprintln!(
@@ -94,15 +95,19 @@ fn main() -> SetupResult<()> {
     let mut group = criterion.benchmark_group("pod-security-sets");
     group.throughput(Throughput::Elements(1));
     let cluster_policy_sets: [(&str, &[LoadedPolicy]); 2] = [("pattern", &pattern), ("cel", &cel)];
-    for (name, request) in &scenarios {
+    for (name, resource) in &scenarios {
         for (set, policies) in cluster_policy_sets {
             group.bench_function(BenchmarkId::new(set, name), |bencher| {
-                bencher.iter(|| support::evaluate_profile(black_box(policies), black_box(request)));
+                bencher.iter(|| {
+                    let request = support::create_request(black_box(resource));
+                    support::evaluate_profile(black_box(policies), &request)
+                });
             });
         }
         group.bench_function(BenchmarkId::new("vpol", name), |bencher| {
             bencher.iter(|| {
-                evaluate_validating(black_box(&validating), &provider, black_box(request))
+                let request = support::create_request(black_box(resource));
+                evaluate_validating(black_box(&validating), &provider, &request)
             });
         });
     }

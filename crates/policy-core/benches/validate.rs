@@ -34,9 +34,12 @@ fn bench_profile(criterion: &mut Criterion, policies: &[LoadedPolicy]) -> SetupR
     let scenarios = support::scenarios(policies)?;
     let mut group = criterion.benchmark_group("pod-security-profile");
     group.throughput(Throughput::Elements(1));
-    for (name, request) in &scenarios {
+    for (name, resource) in &scenarios {
         group.bench_function(*name, |bencher| {
-            bencher.iter(|| support::evaluate_profile(black_box(policies), black_box(request)));
+            bencher.iter(|| {
+                let request = support::create_request(black_box(resource));
+                support::evaluate_profile(black_box(policies), &request)
+            });
         });
     }
     group.finish();

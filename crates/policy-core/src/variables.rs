@@ -151,6 +151,15 @@ impl Context {
         *target = value;
     }
 
+    /// A copy of this context with `value` at the dotted `path`, as [`Context::set`] sets it,
+    /// that does not copy the value `path` held (a copy and `set` would copy it, then drop it).
+    pub fn with(&self, path: &str, value: Value) -> Context {
+        Context {
+            data: replaced(&self.data, &path_segments(path), value),
+            runtime: self.runtime,
+        }
+    }
+
     /// Sets the current `foreach` element as upstream does: `element` and `elementIndex`, plus
     /// `element<nesting>` and `elementIndex<nesting>` for the nesting level (0 for the outermost).
     pub fn set_element(&mut self, element: Value, index: usize, nesting: usize) {
@@ -175,6 +184,29 @@ impl Context {
             .pointer("/request/operation")
             .is_some_and(|operation| operation == "DELETE")
     }
+}
+
+/// A copy of `data` with `value` at `segments`, intermediate objects created as [`Context::set`]
+/// creates them; what `value` replaces is not copied.
+fn replaced(data: &Value, segments: &[&str], value: Value) -> Value {
+    let Some((segment, rest)) = segments.split_first() else {
+        return value;
+    };
+    let mut value = Some(value);
+    let mut copy = Map::new();
+    if let Value::Object(map) = data {
+        for (key, item) in map {
+            let item = match value.take_if(|_| key == segment) {
+                Some(value) => replaced(item, rest, value),
+                None => item.clone(),
+            };
+            copy.insert(key.clone(), item);
+        }
+    }
+    if let Some(value) = value {
+        copy.insert((*segment).to_owned(), replaced(&Value::Null, rest, value));
+    }
+    Value::Object(copy)
 }
 
 /// The segments of a dotted path; double quotes group a segment and are dropped.
@@ -660,6 +692,28 @@ mod tests {
             matches!(error, VariableError::TooManyPasses { .. }),
             "{error}"
         );
+    }
+
+    #[test]
+    fn a_copy_with_a_value_is_the_copy_with_the_value_set() {
+        let mut base = Context::new();
+        base.set(
+            "request",
+            json!({"object": {"spec": {"a": 1}}, "operation": "CREATE"}),
+        );
+        base.set("n", json!(3));
+        for (path, value) in [
+            ("request.object", json!({"spec": {"b": 2}})),
+            ("request.object.spec.a", json!(5)),
+            ("request.new.deep", json!("x")),
+            ("n.through", json!(true)),
+            (r#"request."a.b""#, json!(null)),
+            ("fresh", json!([1])),
+        ] {
+            let mut expected = base.clone();
+            expected.set(path, value.clone());
+            assert_eq!(base.with(path, value).data(), expected.data(), "{path}");
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! changed before it started, so a report that overtakes the resource's own watch event is not
 //! lost.
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -25,9 +26,11 @@ use kyverno_api::policy_report::v1alpha2::{
 };
 use kyverno_api::reports::v1::{ClusterEphemeralReport, EphemeralReport};
 use kyverno_runtime::reports::{LABEL_MANAGED_BY, MANAGED_BY_KYVERNO, read_ephemeral_report};
+use kyverno_runtime::telemetry::LeaderReadiness;
 use tokio::sync::mpsc;
 
 use crate::aggregate::{Aggregator, Scope, shard_of};
+use crate::telemetry::Telemetry;
 
 /// The field manager of the reports' server-side applies.
 pub const FIELD_MANAGER: &str = "kyverno-reports-controller";
@@ -98,6 +101,8 @@ struct Absorbed {
 struct Aggregation {
     client: Client,
     settings: Settings,
+    telemetry: Telemetry,
+    failed_writes: HashMap<Scope, u32>,
     sender: mpsc::Sender<Feed>,
     aggregator: Aggregator,
     dirty: BTreeSet<Scope>,
@@ -119,12 +124,20 @@ impl Drop for Aggregation {
 }
 
 /// Runs the aggregation until the future is dropped (when leadership is lost). Fails only if
-/// the stored reports cannot be read at start.
-pub async fn run(client: Client, settings: Settings) -> Result<(), ControllerError> {
+/// the stored reports cannot be read at start. The replica is not ready (`/readyz`) until the
+/// stored reports are loaded and every ephemeral report was listed.
+pub async fn run(
+    client: Client,
+    settings: Settings,
+    telemetry: Telemetry,
+) -> Result<(), ControllerError> {
+    let readiness = LeaderReadiness::syncing(Arc::clone(&telemetry.admin));
     let (sender, mut receiver) = mpsc::channel(1024);
     let mut aggregation = Aggregation {
         client,
         settings,
+        telemetry,
+        failed_writes: HashMap::new(),
         sender,
         aggregator: Aggregator::default(),
         dirty: BTreeSet::new(),
@@ -137,13 +150,24 @@ pub async fn run(client: Client, settings: Settings) -> Result<(), ControllerErr
         tasks: Vec::new(),
     };
     aggregation.load().await?;
+    aggregation.publish_report_objects();
     aggregation.start_watches();
     let mut flush = tokio::time::interval(aggregation.settings.flush_delay);
     flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Both ephemeral report kinds listed once.
+    let mut reports_listed = 0;
     loop {
         tokio::select! {
             feed = receiver.recv() => match feed {
-                Some(feed) => aggregation.handle(feed),
+                Some(feed) => {
+                    if matches!(feed, Feed::Reports(_)) {
+                        reports_listed += 1;
+                        if reports_listed == 2 {
+                            readiness.synced();
+                        }
+                    }
+                    aggregation.handle(feed);
+                }
                 None => return Ok(()),
             },
             _ = flush.tick() => aggregation.flush().await,
@@ -318,6 +342,7 @@ impl Aggregation {
             }
             Err(error) => {
                 tracing::warn!(%error, "ephemeral report skipped");
+                self.telemetry.controller.dropped();
                 absorbed.namespace.clone()
             }
         };
@@ -327,19 +352,41 @@ impl Aggregation {
 
     /// Writes the changed scopes, then deletes the ephemeral reports they absorbed.
     async fn flush(&mut self) {
-        for scope in std::mem::take(&mut self.dirty) {
+        let dirty = std::mem::take(&mut self.dirty);
+        if dirty.is_empty() {
+            return;
+        }
+        for scope in dirty {
+            self.telemetry.controller.reconciled(1);
             match self.write(&scope).await {
                 Ok(()) => {
+                    self.failed_writes.remove(&scope);
                     for absorbed in self.absorbed.remove(&scope).unwrap_or_default() {
                         self.delete_ephemeral(absorbed).await;
+                        self.telemetry.ephemeral_report_aggregated();
                     }
                 }
                 Err(error) => {
                     tracing::warn!(%error, ?scope, "writing the policy report failed; retrying");
+                    let failures = self.failed_writes.entry(scope.clone()).or_default();
+                    *failures = failures.saturating_add(1);
+                    self.telemetry.controller.requeued(*failures);
                     self.dirty.insert(scope);
                 }
             }
         }
+        self.publish_report_objects();
+    }
+
+    /// Updates the gauges of the report objects kept.
+    fn publish_report_objects(&self) {
+        let (cluster, namespaced): (Vec<_>, Vec<_>) = self
+            .shard_counts
+            .iter()
+            .partition(|(scope, _)| scope.is_none());
+        let total = |counts: Vec<(&Scope, &usize)>| counts.into_iter().map(|(_, n)| n).sum();
+        self.telemetry
+            .report_objects(total(namespaced), total(cluster));
     }
 
     async fn write(&mut self, scope: &Scope) -> Result<(), kube::Error> {

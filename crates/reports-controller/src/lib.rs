@@ -4,7 +4,9 @@
 //! (`clusterpolicyreport`), then deletes the ephemeral reports.
 //!
 //! [`aggregate`] holds the synchronous state; [`controller`] feeds it from watches and writes the
-//! reports while this replica holds the Lease; [`cleanup`] is the `report-cleanup` command.
+//! reports while this replica holds the Lease; [`cleanup`] is the `report-cleanup` command;
+//! [`telemetry`] is what it reports on the admin server.
 pub mod aggregate;
 pub mod cleanup;
 pub mod controller;
+pub mod telemetry;

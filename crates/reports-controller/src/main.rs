@@ -1,10 +1,14 @@
 //! The `reports-controller` binary: aggregates ephemeral reports into policy reports while it
-//! holds its Lease; `reports-controller report-cleanup` deletes stale ephemeral reports.
+//! holds its Lease, serving `/livez`, `/readyz` and `/metrics`; `reports-controller
+//! report-cleanup` deletes stale ephemeral reports.
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use kyverno_reports_controller::telemetry::Telemetry;
 use kyverno_reports_controller::{cleanup, controller};
+use kyverno_runtime::admin;
 use kyverno_runtime::leader::LeaderElection;
 use kyverno_runtime::singleton::run_while_leading;
 
@@ -26,6 +30,9 @@ struct Args {
     /// How long changes gather before reports are written, in milliseconds.
     #[arg(long, default_value_t = 500)]
     flush_delay_ms: u64,
+    /// Address of the admin server (`/livez`, `/readyz`, `/metrics`).
+    #[arg(long, default_value_t = SocketAddr::from(([0, 0, 0, 0], admin::DEFAULT_METRICS_PORT)))]
+    metrics_addr: SocketAddr,
 }
 
 #[derive(Subcommand, Debug)]
@@ -60,6 +67,13 @@ async fn main() -> anyhow::Result<()> {
         );
         return Ok(());
     }
+    let telemetry = Telemetry::default();
+    // A standby replica is ready; the leader is not while its caches sync.
+    telemetry.admin.set_ready(true);
+    let listener = tokio::net::TcpListener::bind(args.metrics_addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.metrics_addr))?;
+    tokio::spawn(admin::serve(listener, telemetry.admin.router()));
     let settings = controller::Settings {
         max_report_bytes: args.max_report_bytes,
         flush_delay: Duration::from_millis(args.flush_delay_ms),
@@ -75,8 +89,9 @@ async fn main() -> anyhow::Result<()> {
     let leading = run_while_leading(client, election, move || {
         let client = work_client.clone();
         let settings = settings.clone();
+        let telemetry = telemetry.clone();
         async move {
-            if let Err(error) = controller::run(client, settings).await {
+            if let Err(error) = controller::run(client, settings, telemetry).await {
                 tracing::error!(%error, "aggregation stopped");
             }
         }

@@ -3,19 +3,18 @@
 //! deleted resources and policies lose their results.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-mod common;
-
 use std::time::Duration;
 
-use common::{cluster, create, delete, eventually, pod, require_label_policy};
 use kube::Api;
 use kube::api::{ApiResource, DynamicObject, PostParams};
 use kyverno_api::kyverno::v1::policy::ClusterPolicy;
 use kyverno_api::policy_report::v1alpha2::PolicyReport;
 use kyverno_api::reports::v1::EphemeralReport;
+use kyverno_e2e_support::{cluster, create, delete, eventually, pod, require_label_policy};
 use kyverno_policy_core::engine::LoadedPolicy;
 use kyverno_policy_core::response::{RuleResponse, RuleStatus, RuleType};
 use kyverno_reports_controller::controller::{self, Settings};
+use kyverno_reports_controller::telemetry::Telemetry;
 use kyverno_runtime::reports::{Evaluated, SOURCE_BACKGROUND_SCAN, Subject, ephemeral_report};
 
 async fn write_result(
@@ -77,12 +76,14 @@ async fn ephemeral_reports_become_a_namespace_policy_report() {
     let bad_json = pod(&ns, "bad", serde_json::json!({}));
     let bad = create(&client, bad_json.clone()).await;
 
+    let telemetry = Telemetry::default();
     let aggregation = tokio::spawn(controller::run(
         client.clone(),
         Settings {
             flush_delay: Duration::from_millis(100),
             ..Settings::default()
         },
+        telemetry.clone(),
     ));
     write_result(&client, &policy, &good, RuleStatus::Pass).await;
     write_result(&client, &policy, &bad, RuleStatus::Fail).await;
@@ -109,6 +110,26 @@ async fn ephemeral_reports_become_a_namespace_policy_report() {
     assert_eq!(fail.resources[0].uid, bad.metadata.uid);
     assert_eq!(fail.resources[0].name.as_deref(), Some("bad"));
     assert!(fail.timestamp.is_some());
+    assert!(telemetry.admin.is_ready());
+    let metrics = telemetry.admin.encode_metrics();
+    for expected in [
+        "kyverno_controller_reconcile_total{controller_name=\"aggregate-report-controller\"}",
+        "kyverno_controller_drop_total{controller_name=\"aggregate-report-controller\"} 0",
+        "kyverno_rs_report_objects{kind=\"PolicyReport\"}",
+        "kyverno_rs_ephemeral_reports_aggregated_total",
+    ] {
+        assert!(
+            metrics.contains(expected),
+            "{expected} missing in\n{metrics}"
+        );
+    }
+    let reconciles = metrics
+        .lines()
+        .find(|line| line.starts_with("kyverno_controller_reconcile_total{"))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse::<u64>().ok())
+        .unwrap();
+    assert!(reconciles >= 1, "{metrics}");
 
     let ephemeral: Api<EphemeralReport> = Api::namespaced(client.clone(), &ns);
     eventually("ephemeral reports deleted", || async {
@@ -144,6 +165,7 @@ async fn ephemeral_reports_become_a_namespace_policy_report() {
             flush_delay: Duration::from_millis(100),
             ..Settings::default()
         },
+        Telemetry::default(),
     ));
 
     delete(&client, &bad_json).await;

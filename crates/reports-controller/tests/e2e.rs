@@ -1,37 +1,54 @@
 //! Both controllers against apiserver-sim (or the cluster of `KYVERNO_E2E_KUBECONFIG`): the
-//! seed's audit example, a ClusterPolicyReport for an IngressClass, deletions, and restarts
-//! mid-scan.
+//! seed's audit example, a ClusterPolicyReport for an IngressClass, deletions, restarts
+//! mid-scan, and rescans on namespace label and PolicyException changes.
 #![allow(clippy::unwrap_used, missing_docs)]
-
-mod common;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::{Cluster, cluster, create, delete, eventually, pod, require_label_policy};
 use kube::Api;
+use kube::api::{Patch, PatchParams};
 use kyverno_api::policy_report::v1alpha2::{ClusterPolicyReport, PolicyReport, PolicyResult};
 use kyverno_api::reports::v1::EphemeralReport;
-use kyverno_background_scan_controller::scanner;
-use kyverno_reports_controller::controller;
+use kyverno_background_scan_controller::{scanner, telemetry as scan_telemetry};
+use kyverno_e2e_support::{
+    Cluster, cluster, create, delete, eventually, pod, require_label_policy,
+};
+use kyverno_reports_controller::{controller, telemetry as reports_telemetry};
 
 struct Controllers {
     reports: tokio::task::JoinHandle<()>,
     scanner: tokio::task::JoinHandle<()>,
+    reports_telemetry: reports_telemetry::Telemetry,
+    scan_telemetry: scan_telemetry::Telemetry,
 }
 
 impl Controllers {
     fn start(client: &kube::Client) -> Self {
         let reports_client = client.clone();
+        let reports_telemetry = reports_telemetry::Telemetry::default();
+        let scan_telemetry = scan_telemetry::Telemetry::default();
+        let telemetry = reports_telemetry.clone();
         let reports = tokio::spawn(async move {
             let settings = controller::Settings {
                 flush_delay: Duration::from_millis(100),
                 ..controller::Settings::default()
             };
-            controller::run(reports_client, settings).await.unwrap();
+            controller::run(reports_client, settings, telemetry)
+                .await
+                .unwrap();
         });
-        let scanner = tokio::spawn(scanner::run(client.clone(), scanner::Settings::default()));
-        Self { reports, scanner }
+        let scanner = tokio::spawn(scanner::run(
+            client.clone(),
+            scanner::Settings::default(),
+            scan_telemetry.clone(),
+        ));
+        Self {
+            reports,
+            scanner,
+            reports_telemetry,
+            scan_telemetry,
+        }
     }
 
     fn stop(self) {
@@ -136,6 +153,20 @@ async fn the_seed_audit_example() {
         )
     );
     assert_eq!(fail.properties["process"], "background scan");
+    assert!(controllers.scan_telemetry.admin.is_ready());
+    assert!(controllers.reports_telemetry.admin.is_ready());
+    let scan_metrics = controllers.scan_telemetry.admin.encode_metrics();
+    for expected in [
+        "rule_name=\"check-tier\",rule_result=\"fail\",rule_type=\"validate\",rule_execution_cause=\"background_scan\"} 1",
+        "rule_name=\"check-tier\",rule_result=\"pass\",rule_type=\"validate\",rule_execution_cause=\"background_scan\"} 1",
+        "kyverno_policy_execution_duration_seconds_count{",
+        "kyverno_controller_reconcile_total{controller_name=\"background-scan-controller\"}",
+    ] {
+        assert!(
+            scan_metrics.contains(expected),
+            "{expected} missing in\n{scan_metrics}"
+        );
+    }
     let ephemeral: Api<EphemeralReport> = Api::namespaced(client.clone(), &ns);
     eventually("ephemeral reports aggregated and deleted", || async {
         ephemeral
@@ -304,5 +335,119 @@ async fn restarts_mid_scan_converge() {
     );
     third.stop();
     delete(&client, &policy).await;
+    cluster.cleanup().await;
+}
+
+/// A policy requiring label `tier` on pods of the namespaces labelled `audited: "yes"`.
+fn audited_namespaces_policy(name: &str) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "kyverno.io/v1",
+        "kind": "ClusterPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "validationFailureAction": "Audit",
+            "background": true,
+            "rules": [{
+                "name": "audited-tier",
+                "match": {"any": [{"resources": {"kinds": ["Pod"],
+                    "namespaceSelector": {"matchLabels": {"audited": "yes"}}}}]},
+                "validate": {
+                    "message": "label 'tier' is required in audited namespaces",
+                    "pattern": {"metadata": {"labels": {"tier": "?*"}}}
+                }
+            }]
+        }
+    })
+}
+
+/// The result of `policy` for the pod in the namespace's report, if any.
+async fn result_of(client: &kube::Client, ns: &str, policy: &str) -> Option<PolicyResult> {
+    polr(client, ns)
+        .await?
+        .content
+        .results
+        .iter()
+        .find(|result| result.policy == policy)
+        .and_then(|result| result.result)
+}
+
+#[tokio::test]
+async fn namespace_labels_and_exceptions_trigger_rescans() {
+    let cluster = cluster().await;
+    let (client, ns) = (cluster.client.clone(), cluster.ns.clone());
+    let selecting = format!("audited-tier-{ns}");
+    let plain = format!("require-app-{ns}");
+    let selecting_policy = audited_namespaces_policy(&selecting);
+    let plain_policy = require_label_policy(&plain, "Pod", "app");
+    create(&client, selecting_policy.clone()).await;
+    create(&client, plain_policy.clone()).await;
+    create(
+        &client,
+        pod(&ns, "untiered", serde_json::json!({"app": "x"})),
+    )
+    .await;
+    let controllers = Controllers::start(&client);
+
+    // The plain policy's result shows the pod was scanned: the namespace is not audited yet.
+    eventually("the pod is scanned", || async {
+        (result_of(&client, &ns, &plain).await == Some(PolicyResult::Pass)).then_some(())
+    })
+    .await;
+    assert_eq!(result_of(&client, &ns, &selecting).await, None);
+
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    namespaces
+        .patch(
+            &ns,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"metadata": {"labels": {"audited": "yes"}}})),
+        )
+        .await
+        .unwrap();
+    eventually("labelling the namespace rescans its pods", || async {
+        (result_of(&client, &ns, &selecting).await == Some(PolicyResult::Fail)).then_some(())
+    })
+    .await;
+
+    let exception = serde_json::json!({
+        "apiVersion": "kyverno.io/v2",
+        "kind": "PolicyException",
+        "metadata": {"name": "untiered-allowed", "namespace": ns},
+        "spec": {
+            "match": {"any": [{"resources": {"kinds": ["Pod"], "namespaces": [ns],
+                "names": ["untiered"]}}]},
+            "exceptions": [{"policyName": selecting, "ruleNames": ["audited-tier", "autogen-audited-tier"]}]
+        }
+    });
+    create(&client, exception.clone()).await;
+    eventually(
+        "an exception rescans what its policy applies to",
+        || async {
+            let result = result_of(&client, &ns, &selecting).await;
+            (result.is_some() && result != Some(PolicyResult::Fail)).then_some(())
+        },
+    )
+    .await;
+    delete(&client, &exception).await;
+    eventually("deleting the exception rescans again", || async {
+        (result_of(&client, &ns, &selecting).await == Some(PolicyResult::Fail)).then_some(())
+    })
+    .await;
+
+    namespaces
+        .patch(
+            &ns,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"metadata": {"labels": {"audited": null}}})),
+        )
+        .await
+        .unwrap();
+    eventually("unlabelling the namespace removes the result", || async {
+        (result_of(&client, &ns, &selecting).await.is_none()).then_some(())
+    })
+    .await;
+    controllers.stop();
+    delete(&client, &selecting_policy).await;
+    delete(&client, &plain_policy).await;
     cluster.cleanup().await;
 }

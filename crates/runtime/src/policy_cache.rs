@@ -11,9 +11,12 @@ use kyverno_api::kyverno::v1::mutate::Mutation;
 use kyverno_api::kyverno::v1::policy::{ClusterPolicy, FailurePolicy, Policy};
 use kyverno_api::kyverno::v1::rule::Rule;
 use kyverno_api::kyverno::v2::policy_exception::PolicyException;
+use kyverno_policy_core::engine::ContextProvider;
 use kyverno_policy_core::engine::{LoadedPolicy, PolicyLoadError};
 use kyverno_policy_core::wildcard;
 use tokio::sync::watch;
+
+use crate::cel_policies::{CachedCelPolicy, CelKey, CelKind, CelSource, CelState};
 
 /// Upstream's default webhook timeout, in seconds.
 pub const DEFAULT_WEBHOOK_TIMEOUT_SECONDS: i32 = 10;
@@ -47,6 +50,9 @@ pub struct CachedPolicy {
     /// The webhook timeout it asks for: `webhookConfiguration.timeoutSeconds`, else the
     /// deprecated `spec.webhookTimeoutSeconds`, else 10.
     pub timeout_seconds: i32,
+    /// Whether some rule needs the requester's roles (`roles`/`clusterRoles` in `match` or
+    /// `exclude`, `request.roles`/`request.clusterRoles` in variables).
+    pub uses_roles: bool,
     /// The operations its rules match; `None` when some rule matches every operation.
     operations: Option<OperationSet>,
 }
@@ -68,10 +74,12 @@ impl CachedPolicy {
             .try_fold(OperationSet::default(), |all, rule| {
                 Some(all.union(rule_operations(&rule.match_resources)?))
             });
+        let uses_roles = uses_roles(&policy.rules);
         Self {
             policy,
             failure_policy,
             timeout_seconds,
+            uses_roles,
             operations,
         }
     }
@@ -117,6 +125,20 @@ impl CachedPolicy {
             name: self.policy.name.clone(),
         }
     }
+}
+
+/// Whether `rules` need the requester's roles: some `match`/`exclude` block names `roles` or
+/// `clusterRoles`, or some text refers to `request.roles` or `request.clusterRoles`.
+fn uses_roles(rules: &[Rule]) -> bool {
+    let text = serde_json::to_string(rules).unwrap_or_default();
+    [
+        "\"roles\":",
+        "\"clusterRoles\":",
+        "request.roles",
+        "request.clusterRoles",
+    ]
+    .iter()
+    .any(|needle| text.contains(needle))
 }
 
 /// Whether `rule` patches the admitted resource (a non-empty mutation without targets).
@@ -221,6 +243,8 @@ pub struct Snapshot {
     by_kind: HashMap<String, Vec<Arc<CachedPolicy>>>,
     /// Policies with a rule that may select any kind.
     any_kind: Vec<Arc<CachedPolicy>>,
+    /// The CEL policies (`policies.kyverno.io`), in kind and key order.
+    pub cel: Vec<Arc<CachedCelPolicy>>,
 }
 
 impl Snapshot {
@@ -266,11 +290,77 @@ pub struct LoadFailure {
     pub message: String,
 }
 
+/// The kinds of policies whose readiness the cache knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PolicyKind {
+    /// `kyverno.io/v1` ClusterPolicy.
+    ClusterPolicy,
+    /// `kyverno.io/v1` Policy.
+    Policy,
+    /// A `policies.kyverno.io` kind.
+    Cel(CelKind),
+}
+
+impl PolicyKind {
+    /// The kind's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            PolicyKind::ClusterPolicy => "ClusterPolicy",
+            PolicyKind::Policy => "Policy",
+            PolicyKind::Cel(kind) => kind.name(),
+        }
+    }
+
+    /// The API resource serving the kind.
+    pub fn api_resource(self) -> kube::api::ApiResource {
+        match self {
+            PolicyKind::ClusterPolicy => kube::api::ApiResource::erase::<ClusterPolicy>(&()),
+            PolicyKind::Policy => kube::api::ApiResource::erase::<Policy>(&()),
+            PolicyKind::Cel(kind) => kind.api_resource(),
+        }
+    }
+}
+
+/// Which object a policy is: its uid and generation (a recreated or changed policy gets its
+/// status written again).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PolicyIdentity {
+    /// `metadata.uid`.
+    pub uid: String,
+    /// `metadata.generation`.
+    pub generation: Option<i64>,
+}
+
+impl PolicyIdentity {
+    /// The identity of the object `metadata` describes.
+    pub fn of(metadata: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Self {
+        Self {
+            uid: metadata.uid.clone().unwrap_or_default(),
+            generation: metadata.generation,
+        }
+    }
+}
+
+/// Whether a policy is in use, for its status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Readiness {
+    /// The policy's kind.
+    pub kind: PolicyKind,
+    /// The policy.
+    pub key: PolicyKey,
+    /// Which object it is.
+    pub identity: PolicyIdentity,
+    /// Why it is not in use; `None` when it loaded.
+    pub error: Option<String>,
+}
+
 #[derive(Default)]
 struct State {
     policies: BTreeMap<PolicyKey, Arc<CachedPolicy>>,
     exceptions: BTreeMap<PolicyKey, PolicyException>,
     failures: BTreeMap<PolicyKey, String>,
+    identities: BTreeMap<(PolicyKind, PolicyKey), PolicyIdentity>,
+    cel: CelState,
 }
 
 impl State {
@@ -299,7 +389,26 @@ impl State {
             exceptions: self.exceptions.values().cloned().collect(),
             by_kind,
             any_kind,
+            cel: self.cel.compiled(),
         }
+    }
+
+    fn readiness(&self) -> Vec<Readiness> {
+        self.identities
+            .iter()
+            .map(|((kind, key), identity)| {
+                let error = match kind {
+                    PolicyKind::ClusterPolicy | PolicyKind::Policy => self.failures.get(key),
+                    PolicyKind::Cel(cel_kind) => self.cel.failures().get(&(*cel_kind, key.clone())),
+                };
+                Readiness {
+                    kind: *kind,
+                    key: key.clone(),
+                    identity: identity.clone(),
+                    error: error.cloned(),
+                }
+            })
+            .collect()
     }
 }
 
@@ -337,6 +446,47 @@ pub enum Source {
     Policies,
     /// PolicyExceptions.
     Exceptions,
+    /// Policies of a `policies.kyverno.io` kind.
+    Cel(CelKind),
+    /// `policies.kyverno.io` PolicyExceptions.
+    CelExceptions,
+}
+
+impl Source {
+    /// Every source the cache is fed from.
+    pub fn all() -> Vec<Source> {
+        let mut all = vec![
+            Source::ClusterPolicies,
+            Source::Policies,
+            Source::Exceptions,
+        ];
+        all.extend(CelKind::ALL.map(Source::Cel));
+        all.push(Source::CelExceptions);
+        all
+    }
+
+    /// The API resource of the source's objects.
+    pub fn api_resource(self) -> kube::api::ApiResource {
+        match self {
+            Source::ClusterPolicies => PolicyKind::ClusterPolicy.api_resource(),
+            Source::Policies => PolicyKind::Policy.api_resource(),
+            Source::Exceptions => kube::api::ApiResource::erase::<PolicyException>(&()),
+            Source::Cel(kind) => kind.api_resource(),
+            Source::CelExceptions => kube::api::ApiResource::erase::<
+                kyverno_api::policies::exception::PolicyException,
+            >(&()),
+        }
+    }
+
+    /// The kind of policies of the source; `None` for exceptions.
+    pub fn policy_kind(self) -> Option<PolicyKind> {
+        match self {
+            Source::ClusterPolicies => Some(PolicyKind::ClusterPolicy),
+            Source::Policies => Some(PolicyKind::Policy),
+            Source::Cel(kind) => Some(PolicyKind::Cel(kind)),
+            Source::Exceptions | Source::CelExceptions => None,
+        }
+    }
 }
 
 impl PolicyCache {
@@ -367,16 +517,106 @@ impl PolicyCache {
         })
     }
 
+    /// Every policy written (loaded, left out of admission, or failed), with whether it is in
+    /// use.
+    pub fn readiness(&self) -> Vec<Readiness> {
+        self.with_state(State::readiness)
+    }
+
     /// Adds or replaces a ClusterPolicy.
     pub fn apply_cluster_policy(&self, policy: ClusterPolicy) {
         let key = cluster_key(&policy);
-        self.update(|state| load_into(state, key, LoadedPolicy::from_cluster_policy(policy)));
+        let identity = PolicyIdentity::of(&policy.metadata);
+        self.update(|state| {
+            state
+                .identities
+                .insert((PolicyKind::ClusterPolicy, key.clone()), identity);
+            load_into(state, key, LoadedPolicy::from_cluster_policy(policy));
+        });
     }
 
     /// Adds or replaces a Policy.
     pub fn apply_policy(&self, policy: Policy) {
         let key = namespaced_key(&policy.metadata);
-        self.update(|state| load_into(state, key, LoadedPolicy::from_policy(policy)));
+        let identity = PolicyIdentity::of(&policy.metadata);
+        self.update(|state| {
+            state
+                .identities
+                .insert((PolicyKind::Policy, key.clone()), identity);
+            load_into(state, key, LoadedPolicy::from_policy(policy));
+        });
+    }
+
+    /// Makes MutatingPolicies read Kyverno's CEL libraries through `provider`.
+    pub fn set_cel_provider(&self, provider: Arc<dyn ContextProvider>) {
+        self.update(|state| state.cel.set_provider(provider));
+    }
+
+    /// Adds or replaces a CEL policy.
+    pub fn apply_cel_policy(&self, source: CelSource) {
+        let identity = PolicyIdentity::of(source.metadata());
+        self.update(|state| {
+            state
+                .identities
+                .insert((PolicyKind::Cel(source.kind()), source.key()), identity);
+            state.cel.apply(source);
+        });
+    }
+
+    /// Removes a CEL policy.
+    pub fn delete_cel_policy(&self, key: &CelKey) {
+        self.update(|state| {
+            state
+                .identities
+                .remove(&(PolicyKind::Cel(key.0), key.1.clone()));
+            state.cel.delete(key);
+        });
+    }
+
+    /// Replaces every CEL policy of `kind`.
+    pub fn replace_cel_policies(&self, kind: CelKind, sources: Vec<CelSource>) {
+        self.update(|state| {
+            state
+                .identities
+                .retain(|(own, _), _| *own != PolicyKind::Cel(kind));
+            for source in &sources {
+                state.identities.insert(
+                    (PolicyKind::Cel(kind), source.key()),
+                    PolicyIdentity::of(source.metadata()),
+                );
+            }
+            state.cel.replace(kind, sources);
+        });
+    }
+
+    /// Adds or replaces a `policies.kyverno.io` PolicyException.
+    pub fn apply_cel_exception(
+        &self,
+        exception: kyverno_api::policies::exception::PolicyException,
+    ) {
+        let key = namespaced_key(&exception.metadata);
+        self.update(|state| state.cel.apply_exception(key, exception));
+    }
+
+    /// Removes a `policies.kyverno.io` PolicyException.
+    pub fn delete_cel_exception(&self, namespace: &str, name: &str) {
+        let key = PolicyKey {
+            namespace: Some(namespace.to_owned()),
+            name: name.to_owned(),
+        };
+        self.update(|state| state.cel.delete_exception(&key));
+    }
+
+    /// Replaces every `policies.kyverno.io` PolicyException.
+    pub fn replace_cel_exceptions(
+        &self,
+        exceptions: Vec<kyverno_api::policies::exception::PolicyException>,
+    ) {
+        let keyed = exceptions
+            .into_iter()
+            .map(|exception| (namespaced_key(&exception.metadata), exception))
+            .collect();
+        self.update(|state| state.cel.replace_exceptions(keyed));
     }
 
     /// Adds or replaces a PolicyException.
@@ -393,7 +633,12 @@ impl PolicyCache {
             namespace: None,
             name: name.to_owned(),
         };
-        self.update(|state| remove_policy(state, &key));
+        self.update(|state| {
+            state
+                .identities
+                .remove(&(PolicyKind::ClusterPolicy, key.clone()));
+            remove_policy(state, &key);
+        });
     }
 
     /// Removes a Policy.
@@ -402,7 +647,10 @@ impl PolicyCache {
             namespace: Some(namespace.to_owned()),
             name: name.to_owned(),
         };
-        self.update(|state| remove_policy(state, &key));
+        self.update(|state| {
+            state.identities.remove(&(PolicyKind::Policy, key.clone()));
+            remove_policy(state, &key);
+        });
     }
 
     /// Removes a PolicyException.
@@ -416,11 +664,23 @@ impl PolicyCache {
         });
     }
 
-    /// Takes a policy out of use because it cannot be read, remembering why.
-    pub fn reject(&self, key: PolicyKey, message: String) {
+    /// Takes a policy of `kind` out of use because it cannot be read, remembering why.
+    pub fn reject(
+        &self,
+        kind: PolicyKind,
+        key: PolicyKey,
+        identity: PolicyIdentity,
+        message: String,
+    ) {
         self.update(|state| {
-            state.policies.remove(&key);
-            state.failures.insert(key, message);
+            state.identities.insert((kind, key.clone()), identity);
+            match kind {
+                PolicyKind::ClusterPolicy | PolicyKind::Policy => {
+                    state.policies.remove(&key);
+                    state.failures.insert(key, message);
+                }
+                PolicyKind::Cel(cel_kind) => state.cel.reject((cel_kind, key), message),
+            }
         });
     }
 
@@ -428,8 +688,15 @@ impl PolicyCache {
     pub fn replace_cluster_policies(&self, policies: Vec<ClusterPolicy>) {
         self.update(|state| {
             retain_policies(state, |key| key.namespace.is_some());
+            state
+                .identities
+                .retain(|(kind, _), _| *kind != PolicyKind::ClusterPolicy);
             for policy in policies {
                 let key = cluster_key(&policy);
+                state.identities.insert(
+                    (PolicyKind::ClusterPolicy, key.clone()),
+                    PolicyIdentity::of(&policy.metadata),
+                );
                 load_into(state, key, LoadedPolicy::from_cluster_policy(policy));
             }
         });
@@ -439,8 +706,15 @@ impl PolicyCache {
     pub fn replace_policies(&self, policies: Vec<Policy>) {
         self.update(|state| {
             retain_policies(state, |key| key.namespace.is_none());
+            state
+                .identities
+                .retain(|(kind, _), _| *kind != PolicyKind::Policy);
             for policy in policies {
                 let key = namespaced_key(&policy.metadata);
+                state.identities.insert(
+                    (PolicyKind::Policy, key.clone()),
+                    PolicyIdentity::of(&policy.metadata),
+                );
                 load_into(state, key, LoadedPolicy::from_policy(policy));
             }
         });
@@ -660,5 +934,63 @@ mod tests {
         policy.spec.0.admission = Some(false);
         cache.apply_cluster_policy(policy);
         assert!(cache.snapshot().policies.is_empty());
+    }
+
+    #[test]
+    fn readiness_lists_loaded_and_failed_policies_of_every_kind() {
+        let cache = PolicyCache::default();
+        let mut valid = require_labels("valid", r#"["Pod"]"#, "[]");
+        valid.metadata.uid = Some("u1".into());
+        valid.metadata.generation = Some(3);
+        cache.apply_cluster_policy(valid);
+        cache.reject(
+            PolicyKind::Cel(CelKind::ValidatingPolicy),
+            PolicyKey {
+                namespace: None,
+                name: "valid".into(),
+            },
+            PolicyIdentity::default(),
+            "unreadable".into(),
+        );
+        let readiness = cache.readiness();
+        assert_eq!(readiness.len(), 2);
+        assert_eq!(readiness[0].kind, PolicyKind::ClusterPolicy);
+        assert_eq!(readiness[0].error, None);
+        assert_eq!(
+            readiness[0].identity,
+            PolicyIdentity {
+                uid: "u1".into(),
+                generation: Some(3)
+            }
+        );
+        assert_eq!(readiness[1].error.as_deref(), Some("unreadable"));
+        cache.delete_cluster_policy("valid");
+        cache.delete_cel_policy(&(
+            CelKind::ValidatingPolicy,
+            PolicyKey {
+                namespace: None,
+                name: "valid".into(),
+            },
+        ));
+        assert!(cache.readiness().is_empty());
+    }
+
+    #[test]
+    fn policies_using_roles_are_known() {
+        let cache = PolicyCache::default();
+        cache.apply_cluster_policy(require_labels("plain", r#"["Pod"]"#, "[]"));
+        cache.apply_cluster_policy(cluster_policy(
+            r#"{"apiVersion":"kyverno.io/v1","kind":"ClusterPolicy","metadata":{"name":"roles"},
+            "spec":{"rules":[{"name":"r","match":{"any":[{"resources":{"kinds":["Pod"]}}]},
+            "exclude":{"any":[{"clusterRoles":["cluster-admin"]}]},
+            "validate":{"pattern":{"metadata":{"labels":{"app":"?*"}}}}}]}}"#,
+        ));
+        let snapshot = cache.snapshot();
+        let uses: Vec<(&str, bool)> = snapshot
+            .policies
+            .iter()
+            .map(|cached| (cached.policy.name.as_str(), cached.uses_roles))
+            .collect();
+        assert_eq!(uses, [("plain", false), ("roles", true)]);
     }
 }

@@ -8,7 +8,10 @@
 //! of producing `optional.none()`, and a plain selection after it (`a.?b.c`) does not stay
 //! optional as CEL specifies. Compiled expressions therefore have their optional selections
 //! rewritten into calls of [`optional_select`], which implements the specified behaviour; the
-//! rest of a chain after a `.?` or `[?]` becomes optional too.
+//! rest of a chain after a `.?` or `[?]` becomes optional too. `x.orValue(d)` calls become calls
+//! of [`super::extra::OR_VALUE`] with the receiver as first argument, so that an optional
+//! selection there is read in place ([`select_in_place`]) instead of being copied out of the
+//! interpreter first.
 //!
 //! Typed object construction (`Object{spec: Object.spec{replicas: 1}}`, as MutatingPolicy
 //! apply configurations write it) is not implemented by the `cel` crate either; since the
@@ -21,10 +24,10 @@ use kube_cel::cel::common::ast::{
     operators,
 };
 use kube_cel::cel::common::traits::Indexer;
-use kube_cel::cel::common::types::{CelMap, CelNull, CelOptional, CelString};
+use kube_cel::cel::common::types::{CelBool, CelMap, CelNull, CelOptional, CelString};
 use kube_cel::cel::common::value::Val;
 use kube_cel::cel::objects::OptionalValue;
-use kube_cel::cel::{ExecutionError, FunctionContext, IdedExpr, ResolveResult, Value};
+use kube_cel::cel::{Context, ExecutionError, FunctionContext, IdedExpr, ResolveResult, Value};
 
 /// The function name optional selections are rewritten to.
 pub(super) const OPTIONAL_SELECT: &str = "@optional_select";
@@ -104,6 +107,16 @@ fn rewrite(expr: &mut IdedExpr) -> bool {
                 }
             }
             optional_index || optional_operand
+        }
+        Expr::Call(call)
+            if call.func_name == "orValue" && call.target.is_some() && call.args.len() == 1 =>
+        {
+            if let Some(receiver) = call.target.take() {
+                call.args.insert(0, *receiver);
+            }
+            call.func_name = super::extra::OR_VALUE.to_string();
+            visit_children_mut(expr);
+            false
         }
         Expr::Call(call)
             if call.func_name == "string" && call.target.is_none() && call.args.len() == 1 =>
@@ -243,60 +256,106 @@ fn optional_select_call(operand: IdedExpr, field: String) -> Expr {
 
 /// `operand.?field`: `optional.none()` when the operand is none or a map without the field,
 /// else the field's value as an optional.
-///
-/// The operand is not passed as an argument, which would copy all of it out of the interpreter
-/// at every call: the call reads the operand expression itself, and a chain of optional
-/// selections (`container.?securityContext.?capabilities.?drop`, one call per field) is
-/// followed in place, so that only the value finally selected is copied.
 pub(super) fn optional_select(ftx: &FunctionContext) -> ResolveResult {
-    let malformed =
-        || ExecutionError::function_error("_?._", "expects an operand and a field name");
-    let mut fields = Vec::new();
-    let mut operand = ftx.args;
-    let root = loop {
-        let [inner, field] = operand else {
-            return Err(malformed());
-        };
-        let Expr::Literal(LiteralValue::String(field)) = &field.expr else {
-            return Err(malformed());
-        };
-        fields.push(field);
-        match &inner.expr {
-            Expr::Call(call) if call.func_name == OPTIONAL_SELECT && call.target.is_none() => {
-                operand = &call.args;
-            }
-            _ => break inner,
-        }
-    };
-    let root = Value::resolve_val(root, ftx.ptx)?;
-    let root = match root.downcast_ref::<CelOptional>() {
-        Some(optional) => match optional.inner() {
-            Some(inner) => inner,
-            None => return Ok(none()),
-        },
-        None => root.as_ref(),
-    };
-    fields.reverse();
-    Ok(match select_fields(root, &fields)? {
+    Ok(match select_in_place(ftx.args, ftx.ptx)? {
         Some(value) => Value::Opaque(Arc::new(OptionalValue::of(value))),
         None => none(),
     })
 }
 
-/// The value at `fields` under `value`, `None` where a field is missing or a value is null.
-fn select_fields(value: &dyn Val, fields: &[&CelString]) -> Result<Option<Value>, ExecutionError> {
-    let Some((field, rest)) = fields.split_first() else {
+/// The value of the optional selection whose arguments (operand and field name) are `args`,
+/// `None` for `optional.none()`.
+///
+/// The operand is not passed as a function argument, which would copy all of it out of the
+/// interpreter at every call: the selection is read in place. The chain of selections the
+/// operand is made of (`object.spec.?initContainers`,
+/// `container.?securityContext.?capabilities.?drop`: one call per optional field) is followed
+/// from its root variable without copying, so that only the value finally selected is copied.
+/// Each step behaves as the interpreter (plain selections) or [`optional_select`] would.
+pub(super) fn select_in_place(
+    args: &[IdedExpr],
+    scope: &Context<'_>,
+) -> Result<Option<Value>, ExecutionError> {
+    let malformed =
+        || ExecutionError::function_error("_?._", "expects an operand and a field name");
+    let [first, field] = args else {
+        return Err(malformed());
+    };
+    let Expr::Literal(LiteralValue::String(field)) = &field.expr else {
+        return Err(malformed());
+    };
+    // From the outermost selection to the one next to the root.
+    let mut steps = vec![Step::Optional(field)];
+    let mut operand = first;
+    loop {
+        match &operand.expr {
+            Expr::Call(call) if call.func_name == OPTIONAL_SELECT && call.target.is_none() => {
+                let [inner, field] = call.args.as_slice() else {
+                    return Err(malformed());
+                };
+                let Expr::Literal(LiteralValue::String(field)) = &field.expr else {
+                    return Err(malformed());
+                };
+                steps.push(Step::Optional(field));
+                operand = inner;
+            }
+            Expr::Select(select) if !select.test => {
+                steps.push(Step::Plain(select.field.as_str().into()));
+                operand = &select.operand;
+            }
+            _ => break,
+        }
+    }
+    steps.reverse();
+    let root = Value::resolve_val(operand, scope)?;
+    follow(root.as_ref(), &steps, true)
+}
+
+/// One selection of a chain.
+enum Step<'e> {
+    /// `.?field`, or a selection after one.
+    Optional(&'e CelString),
+    /// `.field`.
+    Plain(CelString),
+}
+
+/// Applies `steps` to `value`. `unwrap` tells whether an optional `value` is unwrapped by an
+/// optional step: one the chain starts from or a plain selection gave, not the value of an
+/// optional step (which the step's own call would have wrapped and the next one unwrapped).
+fn follow(
+    value: &dyn Val,
+    steps: &[Step<'_>],
+    unwrap: bool,
+) -> Result<Option<Value>, ExecutionError> {
+    let Some((step, rest)) = steps.split_first() else {
         return Value::try_from(value).map(Some);
     };
-    if value.downcast_ref::<CelNull>().is_some() {
-        return Ok(None);
-    }
-    let Some(map) = value.downcast_ref::<CelMap>() else {
-        return Err(ExecutionError::NoSuchOverload);
-    };
-    match map.get(*field) {
-        Ok(selected) => select_fields(selected.as_ref(), rest),
-        Err(_) => Ok(None),
+    match step {
+        Step::Optional(field) => {
+            let value = match value.downcast_ref::<CelOptional>().filter(|_| unwrap) {
+                Some(optional) => match optional.inner() {
+                    Some(inner) => inner,
+                    None => return Ok(None),
+                },
+                None => value,
+            };
+            if value.downcast_ref::<CelNull>().is_some() {
+                return Ok(None);
+            }
+            let Some(map) = value.downcast_ref::<CelMap>() else {
+                return Err(ExecutionError::NoSuchOverload);
+            };
+            match map.get(*field) {
+                Ok(selected) => follow(selected.as_ref(), rest, false),
+                Err(_) => Ok(None),
+            }
+        }
+        // As the interpreter selects: a missing field is an error, and a selection on anything
+        // but a map gives `false`.
+        Step::Plain(field) => match value.downcast_ref::<CelMap>() {
+            Some(map) => follow(map.get(field)?.as_ref(), rest, true),
+            None => follow(&CelBool::from(false), rest, true),
+        },
     }
 }
 

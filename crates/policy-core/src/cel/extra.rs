@@ -4,23 +4,47 @@
 //! receiver that is not an optional is the result itself (policies rely on it, e.g.
 //! `container.volumeMounts.orValue([])`), and the alternative is only evaluated when the receiver
 //! is an empty optional.
+use kube_cel::cel::common::ast::Expr;
+use kube_cel::cel::common::types::CelOptional;
 use kube_cel::cel::extractors::This;
 use kube_cel::cel::objects::OptionalValue;
 use kube_cel::cel::{Context, ExecutionError, FunctionContext, ResolveResult, Value};
 
+use super::ast;
+
+/// The function `x.orValue(default)` calls are rewritten to, with the receiver as first
+/// argument ([`super::ast`]).
+pub(super) const OR_VALUE: &str = "@or_value";
+
 /// Registers the functions of this module in `context`, replacing the cel crate's.
 pub(super) fn register(context: &mut Context<'static>) {
-    context.add_function("orValue", or_value);
+    context.add_function(OR_VALUE, or_value);
     context.add_function("or", or_optional);
 }
 
 /// `x.orValue(default)`: the value of a present optional, `default` for an empty one, `x` for
-/// anything else.
-fn or_value(ftx: &FunctionContext, This(this): This<Value>) -> ResolveResult {
-    match empty_optional(&this) {
-        Some(None) => alternative(ftx),
-        Some(Some(value)) => Ok(value),
-        None => Ok(this),
+/// anything else. The receiver is evaluated here rather than by the interpreter, so that an
+/// optional selection is read in place ([`ast::select_in_place`]) and only its value copied.
+fn or_value(ftx: &FunctionContext) -> ResolveResult {
+    let [receiver, default] = ftx.args else {
+        return Err(ExecutionError::invalid_argument_count(2, ftx.args.len()));
+    };
+    if let Expr::Call(call) = &receiver.expr
+        && call.func_name == ast::OPTIONAL_SELECT
+        && call.target.is_none()
+    {
+        return match ast::select_in_place(&call.args, ftx.ptx)? {
+            Some(value) => Ok(value),
+            None => Value::resolve(default, ftx.ptx),
+        };
+    }
+    let receiver = Value::resolve_val(receiver, ftx.ptx)?;
+    match receiver.downcast_ref::<CelOptional>() {
+        Some(optional) => match optional.inner() {
+            Some(value) => Value::try_from(value),
+            None => Value::resolve(default, ftx.ptx),
+        },
+        None => Value::try_from(receiver.as_ref()),
     }
 }
 

@@ -109,6 +109,51 @@ fn selections_after_an_optional_one_stay_optional() {
 }
 
 #[test]
+fn optional_selection_chains_are_read_in_place_as_the_interpreter_would() {
+    let object = json!({
+        "spec": {"containers": [{"securityContext": {"capabilities": {"drop": ["ALL"]}}}, {}]},
+        "n": null,
+        "count": 3
+    });
+    for (expression, expected) in [
+        // A plain prefix, then optional selections, then orValue on the chain.
+        ("object.spec.?initContainers.orValue([])", json!([])),
+        (
+            "object.spec.containers.map(c, c.?securityContext.?capabilities.?drop.orValue([]))",
+            json!([["ALL"], []]),
+        ),
+        (
+            "object.spec.containers[0].?securityContext.capabilities.drop.orValue([])",
+            json!(["ALL"]),
+        ),
+        ("object.spec.?containers.orValue([]).size()", json!(2)),
+        // A null operand gives none; an optional operand is unwrapped once.
+        ("object.n.?x.orValue(5)", json!(5)),
+        ("optional.of(object).?count.orValue(0)", json!(3)),
+        ("optional.none().?count.orValue(0)", json!(0)),
+        ("object.?spec.hasValue()", json!(true)),
+        // orValue on what is not an optional is the value itself.
+        ("object.count.orValue(1)", json!(3)),
+    ] {
+        let result = evaluate(expression, object.clone());
+        assert_eq!(result.ok(), Some(expected), "{expression}");
+    }
+    for failing in [
+        // A missing field in the plain prefix is an error.
+        "object.missing.?x.orValue(1)",
+        // Selecting from a list or a number is no overload (a plain selection on a number
+        // gives false, as the interpreter's does).
+        "object.spec.containers.?x.orValue(1)",
+        "object.count.x.?y.orValue(1)",
+        "object.?count.?x.orValue(1)",
+        // The value of an optional field is not unwrapped again.
+        "{'a': optional.of({'b': 1})}.?a.?b.orValue(0)",
+    ] {
+        assert!(evaluate(failing, object.clone()).is_err(), "{failing}");
+    }
+}
+
+#[test]
 fn typed_object_construction_builds_maps() {
     assert_eq!(
         evaluate(

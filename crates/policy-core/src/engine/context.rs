@@ -39,7 +39,11 @@ impl RuleContext {
 
     /// Sets a variable; a dotted key (`request.operation`) sets a nested field.
     pub(crate) fn set_variable(&mut self, key: &str, value: Value) {
-        Arc::make_mut(&mut self.variables).set(key, value);
+        match Arc::get_mut(&mut self.variables) {
+            Some(variables) => variables.set(key, value),
+            // Shared: copy all but what the key replaces (often the large `request.object`).
+            None => self.variables = Arc::new(self.variables.with(key, value)),
+        }
     }
 
     /// Makes a foreach element current (`element`, `elementIndex` and their numbered forms).
@@ -266,7 +270,9 @@ fn request_variables(request: &ResourceRequest) -> Context {
         "operation": operation,
         "object": request.resource().as_ref(),
         "oldObject": request.old_resource().map_or(Value::Null, |old| old.as_ref().clone()),
-        "userInfo": {"username": user.username, "uid": user.uid, "groups": user.groups},
+        // Serialized as the API server does: empty fields left out, so that a request without
+        // groups has `request.userInfo.groups` null rather than `[]`.
+        "userInfo": user,
         "roles": info.roles,
         "clusterRoles": info.cluster_roles,
         "namespace": request.namespace(),

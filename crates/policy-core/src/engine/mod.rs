@@ -3,6 +3,8 @@
 //! The engine is sans-IO: ConfigMaps, API calls, GlobalContextEntries and image data come from a
 //! [`ContextProvider`] that the caller implements (the controllers against the API server, the
 //! CLI from values files and mocks).
+mod background;
+pub mod cleanup;
 mod context;
 mod generate;
 mod mutate;
@@ -20,9 +22,11 @@ use kyverno_api::kyverno::v1::rule::Rule;
 use kyverno_api::kyverno::v2::policy_exception::PolicyException;
 use serde_json::{Map, Value};
 
+pub use background::background_checks;
 pub use generate::{GenerateResponse, GeneratedResource, generate};
 pub use mutate::{
-    MutateResponse, PatchedTarget, mutate, mutate_existing, mutates_existing_on_policy_update,
+    MutateResponse, PatchedTarget, mutate, mutate_admission, mutate_existing,
+    mutates_existing_on_policy_update,
 };
 pub use policy::{LoadedPolicy, PolicyLoadError};
 pub use provider::{ContextProvider, Lookup, NoExternalData, ProviderError};
@@ -322,6 +326,52 @@ pub(crate) fn element_context(
         }
     }
     element_context
+}
+
+/// The contexts of the elements of one foreach declaration, one element after the other.
+///
+/// Each element's context is the declaration's context plus the element's variables. When
+/// evaluating an element changes nothing else in its context, one context serves every element
+/// in turn (only the element variables are replaced), so that the declaration's variables are
+/// copied once per declaration instead of once per element.
+pub(crate) struct ElementContexts<'a> {
+    base: &'a RuleContext,
+    values: Option<&'a RuleValues>,
+    nesting: usize,
+    reuse: bool,
+    current: RuleContext,
+}
+
+impl<'a> ElementContexts<'a> {
+    /// The element contexts derived from `base` at `nesting`. `changes_context` tells whether
+    /// evaluating an element changes its context (context entries, nested foreach that update
+    /// it): then every element starts from a fresh copy of `base`, as do elements with supplied
+    /// per-element values.
+    pub(crate) fn new(
+        base: &'a RuleContext,
+        values: Option<&'a RuleValues>,
+        nesting: usize,
+        changes_context: bool,
+    ) -> Self {
+        Self {
+            base,
+            values,
+            nesting,
+            reuse: !changes_context && values.is_none_or(|values| values.foreach.is_empty()),
+            current: base.clone(),
+        }
+    }
+
+    /// The context of `element`, at `index` of the list.
+    pub(crate) fn context_of(&mut self, element: &Value, index: usize) -> &mut RuleContext {
+        if self.reuse {
+            self.current
+                .set_element(element.clone(), index, self.nesting);
+        } else {
+            self.current = element_context(self.base, element, index, self.nesting, self.values);
+        }
+        &mut self.current
+    }
 }
 
 #[cfg(test)]

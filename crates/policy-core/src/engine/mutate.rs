@@ -22,7 +22,7 @@ use serde_json::Value;
 use super::context::RuleContext;
 use super::validate::evaluate_list;
 use super::{
-    Environment, LoadedPolicy, PolicyRun, Prelude, RuleValues, counts_as_applied, element_context,
+    ElementContexts, Environment, LoadedPolicy, PolicyRun, Prelude, RuleValues, counts_as_applied,
 };
 use crate::autogen;
 use crate::conditions::Conditions;
@@ -63,6 +63,8 @@ enum Scope {
     All,
     /// Only the rules with `targets`, as the background controller runs them.
     Existing,
+    /// Only the rules without `targets`, as the admission webhook runs them.
+    Admission,
 }
 
 /// Applies the mutate rules of `policy` to `request`, as upstream's engine does outside
@@ -75,6 +77,17 @@ pub fn mutate(
     environment: &Environment<'_>,
 ) -> MutateResponse {
     mutate_in_scope(policy, request, environment, Scope::All)
+}
+
+/// Applies the mutate rules of `policy` that patch the admitted resource itself, as upstream's
+/// mutating webhook does: rules with `targets` (mutate existing) are left out, the webhook
+/// queues UpdateRequests for them instead (see [`super::background_checks`]).
+pub fn mutate_admission(
+    policy: &LoadedPolicy,
+    request: &ResourceRequest,
+    environment: &Environment<'_>,
+) -> MutateResponse {
+    mutate_in_scope(policy, request, environment, Scope::Admission)
 }
 
 /// Applies the mutate-existing rules (`mutate.targets`) of `policy` for the trigger `request`:
@@ -128,7 +141,7 @@ fn mutate_in_scope(
             continue;
         };
         let existing = !mutation.targets.is_empty();
-        if scope == Scope::Existing && !existing {
+        if (scope == Scope::Existing && !existing) || (scope == Scope::Admission && existing) {
             continue;
         }
         let mut context = match run.prelude(rule, RuleType::Mutation, false, &current) {
@@ -289,6 +302,10 @@ impl Mutator<'_> {
             None => foreach.patch_strategic_merge.is_some(),
         };
         let mut patched: Option<Value> = None;
+        // Context entries and nested declarations (which record their patches in it) change an
+        // element's context.
+        let changes_context = !foreach.context.is_empty() || foreach.foreach.is_some();
+        let mut contexts = ElementContexts::new(context, self.values, nesting, changes_context);
         for position in 0..elements.len() {
             let index = if reverse {
                 elements.len() - 1 - position
@@ -299,8 +316,7 @@ impl Mutator<'_> {
             if element.is_null() {
                 continue;
             }
-            let mut element_context =
-                element_context(context, element, index, nesting, self.values);
+            let element_context = contexts.context_of(element, index);
             if let Err(error) =
                 element_context.load_entries(&foreach.context, self.environment.provider)
             {
@@ -325,7 +341,7 @@ impl Mutator<'_> {
             let outcome = if foreach.foreach.is_some() {
                 match foreach.nested() {
                     Ok(nested) => {
-                        self.mutate_foreach(&nested, &mut element_context, current, nesting + 1)
+                        self.mutate_foreach(&nested, element_context, current, nesting + 1)
                     }
                     Err(error) => {
                         return Outcome::Failed(format!("failed to deserialize foreach: {error}"));
@@ -335,7 +351,7 @@ impl Mutator<'_> {
                 apply_patches(
                     foreach.patch_strategic_merge.as_ref(),
                     foreach.patches_json6902.as_deref(),
-                    &element_context,
+                    element_context,
                     current,
                     "",
                 )

@@ -186,6 +186,79 @@ spec:
 }
 
 #[test]
+fn foreach_elements_see_their_own_variables() {
+    let policy = policy(
+        r#"
+apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: elements}
+spec:
+  rules:
+  - name: nested
+    match: {any: [{resources: {kinds: [Pod]}}]}
+    validate:
+      foreach:
+      - list: "request.object.spec.containers"
+        foreach:
+        - list: "element.ports"
+          deny:
+            conditions:
+              any:
+              - key: "{{ element1.containerPort }}"
+                operator: NotEquals
+                value: "{{ request.object.spec.containers[{{ elementIndex0 }}].ports[{{ elementIndex1 }}].containerPort }}"
+  - name: with-context
+    match: {any: [{resources: {kinds: [Pod]}}]}
+    validate:
+      foreach:
+      - list: "request.object.spec.containers"
+        context:
+        - name: position
+          variable: {jmesPath: "elementIndex"}
+        deny:
+          conditions:
+            any:
+            - key: "{{ element.name }}"
+              operator: NotEquals
+              value: "{{ request.object.spec.containers[{{ position }}].name }}"
+  - name: second
+    match: {any: [{resources: {kinds: [Pod]}}]}
+    validate:
+      message: "{{ element.name }} is the second"
+      foreach:
+      - list: "request.object.spec.containers"
+        deny:
+          conditions:
+            any:
+            - key: "{{ elementIndex }}"
+              operator: Equals
+              value: 1
+"#,
+    );
+    let mut three = pod("p", json!({}));
+    three["spec"]["containers"] = json!([
+        {"name": "a", "image": "a:1", "ports": [{"containerPort": 80}, {"containerPort": 81}]},
+        {"name": "b", "image": "b:1", "ports": [{"containerPort": 90}]},
+        {"name": "c", "image": "c:1", "ports": [{"containerPort": 100}, {"containerPort": 101}]}
+    ]);
+    let result = run(&policy, three, &[], &SuppliedValues::default());
+    let statuses: Vec<_> = result
+        .iter()
+        .map(|(name, status, _)| (name.as_str(), *status))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("nested", RuleStatus::Pass),
+            ("with-context", RuleStatus::Pass),
+            ("second", RuleStatus::Fail)
+        ],
+        "{result:?}"
+    );
+    assert_eq!(result[2].2, "validation failure: b is the second");
+}
+
+#[test]
 fn a_matching_exception_skips_the_rule() {
     let policy = policy(REQUIRE_TEAM);
     let exception: PolicyException = serde_saphyr::from_str(
@@ -287,4 +360,34 @@ spec:
     };
     assert_eq!(status("reached"), RuleStatus::Error);
     assert_eq!(status("other"), RuleStatus::Skip);
+}
+
+#[test]
+fn a_request_without_groups_has_null_user_info_groups() {
+    // As the API server serializes UserInfo (`omitempty`): a deny on values computed from
+    // `request.userInfo.groups` compares against null, which no set operator matches.
+    let policy = policy(
+        r#"
+apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: team-prefix}
+spec:
+  rules:
+  - name: team-prefix
+    match: {any: [{resources: {kinds: [Pod]}}]}
+    validate:
+      message: "name must start with a team"
+      deny:
+        conditions:
+          any:
+          - key: "{{ request.object.metadata.name }}"
+            operator: AnyNotIn
+            value: "{{ request.userInfo.groups[].join('-', [@, '*']) }}"
+"#,
+    );
+    let none = SuppliedValues::default();
+    assert_eq!(
+        run(&policy, pod("team1-app", json!({})), &[], &none)[0].1,
+        RuleStatus::Pass
+    );
 }

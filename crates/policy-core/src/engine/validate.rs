@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::context::RuleContext;
 use super::provider::ContextProvider;
-use super::{EngineError, RuleValues, element_context};
+use super::{ElementContexts, EngineError, RuleValues};
 use crate::celpolicy::cel_rule::CelRuleRun;
 use crate::conditions::{Conditions, parse_conditions};
 use crate::manifests::{self, Verification};
@@ -271,12 +271,14 @@ impl<'a> Validator<'a> {
         nesting: usize,
     ) -> (RuleResponse, usize) {
         let mut applied = 0;
+        // Only context entries change an element's context: nested foreach read it.
+        let changes_context = !foreach.context.is_empty();
+        let mut contexts = ElementContexts::new(context, self.values, nesting, changes_context);
         for (index, element) in elements.iter().enumerate() {
             if element.is_null() {
                 continue;
             }
-            let mut element_context =
-                element_context(context, element, index, nesting, self.values);
+            let element_context = contexts.context_of(element, index);
             let scoped = match foreach.element_scope {
                 Some(true) if !element.is_object() => {
                     return (
@@ -291,7 +293,7 @@ impl<'a> Validator<'a> {
                 None => element.is_object(),
             };
             let target = if scoped { element } else { resource };
-            let outcome = self.validate_element(foreach, &mut element_context, target, nesting);
+            let outcome = self.validate_element(foreach, element_context, target, nesting);
             let Some(response) = outcome else { continue };
             match response.status {
                 RuleStatus::Skip => continue,

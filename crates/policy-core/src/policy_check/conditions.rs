@@ -141,7 +141,7 @@ fn check_mutate_foreach(foreach: &[ForEachMutation], path: &str, issues: &mut Is
 }
 
 /// Typed conditions: the operator is known by construction, but may be missing.
-fn check_typed(conditions: &AnyAllConditions, path: &str, issues: &mut Issues) {
+pub(super) fn check_typed(conditions: &AnyAllConditions, path: &str, issues: &mut Issues) {
     for (list, items) in [("any", &conditions.any), ("all", &conditions.all)] {
         for (index, condition) in items.iter().enumerate() {
             if condition.operator.is_none() {

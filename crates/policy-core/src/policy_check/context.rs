@@ -28,7 +28,7 @@ pub(super) fn check(rule: &RuleContext<'_>, issues: &mut Issues) {
 }
 
 /// The first problem of a context entry, as upstream stops at the first one.
-fn entry_problem(entry: &ContextEntry, uses_assert: bool) -> Option<String> {
+pub(super) fn entry_problem(entry: &ContextEntry, uses_assert: bool) -> Option<String> {
     let name = entry.name.as_str();
     if name.is_empty() {
         return Some("a name is required for context entries".to_owned());

@@ -18,6 +18,7 @@
 //! - Image references of `imageRegistry` context entries are not parsed.
 //! - Upstream warnings are not reported.
 
+mod cleanup;
 mod conditions;
 mod context;
 mod generate;
@@ -31,6 +32,7 @@ mod verify_images;
 #[cfg(test)]
 mod tests;
 
+pub use cleanup::check_cleanup_policy;
 use std::fmt;
 
 use kyverno_api::kyverno::v1::policy::Spec;

@@ -1,8 +1,10 @@
-//! The e2e harness (as apiserver-sim's): a fresh simulator with the repository's `crds/`, or
-//! the real cluster of `KYVERNO_E2E_KUBECONFIG`; each test gets a namespace of its own. Without
-//! that variable the tests run on the simulator, and fail instead when
-//! `KYVERNO_E2E_REQUIRE_CLUSTER=1`.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+//! The end-to-end test harness shared by the controllers' e2e tests: a fresh apiserver-sim with
+//! the repository's `crds/`, or the real cluster of `KYVERNO_E2E_KUBECONFIG`; each test gets a
+//! namespace of its own. Without that variable the tests run on the simulator, and fail instead
+//! when `KYVERNO_E2E_REQUIRE_CLUSTER=1`.
+//!
+//! This crate is only used by tests: its helpers panic with a message on failure, as tests do.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -29,6 +31,23 @@ impl Cluster {
             let _ = nss.delete(&self.ns, &Default::default()).await;
         }
     }
+}
+
+/// Whether the tests run against the real cluster of `KYVERNO_E2E_KUBECONFIG`.
+pub fn on_real_cluster() -> bool {
+    std::env::var_os("KYVERNO_E2E_KUBECONFIG").is_some()
+}
+
+/// Whether a simulator-only test (one that starts, stops or calls controllers in this process)
+/// must be skipped, saying so loudly: true on a real cluster.
+pub fn skip_on_real_cluster(test: &str) -> bool {
+    let skip = on_real_cluster();
+    if skip {
+        eprintln!(
+            "SKIPPED {test}: simulator-only (it starts and stops controllers in this process)"
+        );
+    }
+    skip
 }
 
 /// The cluster under test (see [`Cluster`]).
@@ -67,7 +86,7 @@ pub fn repo_crds() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../crds")
 }
 
-/// The upper bound of any single wait in these tests.
+/// The upper bound of any single wait in the e2e tests.
 pub const LIMIT: Duration = Duration::from_secs(60);
 
 /// Polls `f` every 50 ms until it gives `Some`, failing after [`LIMIT`].

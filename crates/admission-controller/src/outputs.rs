@@ -1,0 +1,273 @@
+//! The admission outputs (ephemeral reports, Events, UpdateRequests), written off the request
+//! path: evaluation pushes them into a bounded queue that never blocks (when it is full the
+//! output is dropped, counted and logged), and a background writer drains it in batches, writing
+//! each batch's objects concurrently. The generate and mutate-existing checks of an admitted
+//! request also run there (as upstream runs them in a goroutine), becoming UpdateRequests.
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::events::v1::Event;
+use kube::Client;
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
+use kyverno_api::kyverno::v1::match_resources::AdmissionOperation;
+use kyverno_api::kyverno::v2::policy_exception::PolicyException;
+use kyverno_api::kyverno::v2::update_request::UpdateRequest;
+use kyverno_api::reports::v1::{ClusterEphemeralReport, EphemeralReport};
+use kyverno_policy_core::engine::{
+    ContextProvider, Environment, SuppliedValues, background_checks,
+};
+use kyverno_policy_core::request::ResourceRequest;
+use kyverno_policy_core::response::RuleStatus;
+use kyverno_runtime::policy_cache::CachedPolicy;
+use tokio::sync::mpsc;
+
+use crate::metrics::Metrics;
+use crate::update_requests::{CheckedRule, TriggerContext, update_requests};
+
+/// How many outputs wait at most; more are dropped.
+pub const DEFAULT_CAPACITY: usize = 4096;
+/// How many outputs the writer takes at once.
+const BATCH: usize = 64;
+/// How many writes of a batch run at once.
+const CONCURRENCY: usize = 8;
+
+/// Something to write once the request is answered.
+#[derive(Debug)]
+pub enum Output {
+    /// An EphemeralReport or ClusterEphemeralReport.
+    Report(Box<DynamicObject>),
+    /// An Event.
+    Event(Box<Event>),
+    /// The background checks of an admitted request, whose triggered rules become
+    /// UpdateRequests.
+    Triggered(Box<Triggered>),
+}
+
+impl Output {
+    /// The `output` label of the metrics.
+    fn name(&self) -> &'static str {
+        match self {
+            Output::Report(_) => "report",
+            Output::Event(_) => "event",
+            Output::Triggered(_) => "update_request",
+        }
+    }
+}
+
+/// The generate and mutate-existing policies an admitted request may trigger, with what their
+/// checks and UpdateRequests need.
+pub struct Triggered {
+    /// The policies with generate or mutate-existing rules that can match the request.
+    pub policies: Vec<Arc<CachedPolicy>>,
+    /// The engine's view of the request.
+    pub request: ResourceRequest,
+    /// The trigger and request as UpdateRequests record them.
+    pub trigger: TriggerContext,
+    /// The PolicyExceptions in force when the request came.
+    pub exceptions: Arc<[PolicyException]>,
+    /// Where context entries get their data.
+    pub provider: Arc<dyn ContextProvider>,
+    /// Kyverno's namespace, where UpdateRequests go.
+    pub namespace: String,
+}
+
+impl std::fmt::Debug for Triggered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Triggered")
+            .field("trigger", &self.trigger.trigger)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Triggered {
+    /// Runs the background checks of every policy: the UpdateRequests they ask for.
+    pub fn update_requests(&self) -> Vec<UpdateRequest> {
+        let values = SuppliedValues::default();
+        let environment = Environment {
+            provider: self.provider.as_ref(),
+            exceptions: &self.exceptions,
+            values: &values,
+        };
+        let operation = self.trigger.operation;
+        self.policies
+            .iter()
+            .flat_map(|cached| {
+                let checked: Vec<CheckedRule> =
+                    background_checks(&cached.policy, &self.request, &environment)
+                        .rules
+                        .into_iter()
+                        .filter(|rule| {
+                            rule.status == RuleStatus::Pass
+                                || (rule.status == RuleStatus::Fail
+                                    && operation == AdmissionOperation::Update)
+                        })
+                        .map(|rule| CheckedRule {
+                            name: rule.name,
+                            rule_type: rule.rule_type,
+                            status: rule.status,
+                        })
+                        .collect();
+                update_requests(&cached.policy, &checked, &self.trigger, &self.namespace)
+            })
+            .collect()
+    }
+}
+
+/// The sending end of the queue; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct OutputQueue {
+    sender: mpsc::Sender<Output>,
+    metrics: Arc<Metrics>,
+}
+
+impl OutputQueue {
+    /// A queue holding at most `capacity` outputs, and its receiving end for [`write_outputs`].
+    pub fn new(capacity: usize, metrics: Arc<Metrics>) -> (Self, mpsc::Receiver<Output>) {
+        let (sender, receiver) = mpsc::channel(capacity.max(1));
+        (Self { sender, metrics }, receiver)
+    }
+
+    /// Queues `output` without waiting: when the queue is full (or the writer is gone) it is
+    /// dropped, counted and logged. Returns whether it was queued.
+    pub fn push(&self, output: Output) -> bool {
+        let name = output.name();
+        match self.sender.try_send(output) {
+            Ok(()) => true,
+            Err(error) => {
+                self.metrics.output(name, "dropped");
+                tracing::warn!(output = name, %error, "admission output dropped");
+                false
+            }
+        }
+    }
+}
+
+/// Drains the queue until every [`OutputQueue`] is gone, writing with `client`.
+pub async fn write_outputs(
+    client: Client,
+    mut receiver: mpsc::Receiver<Output>,
+    metrics: Arc<Metrics>,
+) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while receiver.recv_many(&mut batch, BATCH).await > 0 {
+        futures::stream::iter(batch.drain(..))
+            .for_each_concurrent(CONCURRENCY, |output| write(&client, output, &metrics))
+            .await;
+    }
+}
+
+async fn write(client: &Client, output: Output, metrics: &Metrics) {
+    let name = output.name();
+    match output {
+        Output::Report(report) => record(metrics, name, write_report(client, *report).await),
+        Output::Event(event) => record(metrics, name, write_event(client, *event).await),
+        Output::Triggered(triggered) => {
+            let namespace = triggered.namespace.clone();
+            let requests =
+                match tokio::task::spawn_blocking(move || triggered.update_requests()).await {
+                    Ok(requests) => requests,
+                    Err(error) => {
+                        tracing::error!(%error, "background checks failed");
+                        metrics.output(name, "failed");
+                        return;
+                    }
+                };
+            for request in requests {
+                let written = write_update_request(client, request, &namespace).await;
+                record(metrics, name, written);
+            }
+        }
+    }
+}
+
+/// Counts a write, logging its failure.
+fn record(metrics: &Metrics, name: &'static str, outcome: Result<(), kube::Error>) {
+    match outcome {
+        Ok(()) => metrics.output(name, "written"),
+        Err(error) => {
+            metrics.output(name, "failed");
+            tracing::warn!(output = name, %error, "admission output not written");
+        }
+    }
+}
+
+async fn write_report(client: &Client, report: DynamicObject) -> Result<(), kube::Error> {
+    let resource = match report.types.as_ref().map(|types| types.kind.as_str()) {
+        Some("ClusterEphemeralReport") => ApiResource::erase::<ClusterEphemeralReport>(&()),
+        _ => ApiResource::erase::<EphemeralReport>(&()),
+    };
+    let api: Api<DynamicObject> = match report.metadata.namespace.as_deref() {
+        Some(namespace) => Api::namespaced_with(client.clone(), namespace, &resource),
+        None => Api::all_with(client.clone(), &resource),
+    };
+    api.create(&PostParams::default(), &report).await.map(drop)
+}
+
+async fn write_event(client: &Client, event: Event) -> Result<(), kube::Error> {
+    let namespace = event.metadata.namespace.clone().unwrap_or_default();
+    Api::<Event>::namespaced(client.clone(), &namespace)
+        .create(&PostParams::default(), &event)
+        .await
+        .map(drop)
+}
+
+/// Creates the UpdateRequest, then sets its status (a subresource: the create drops it).
+async fn write_update_request(
+    client: &Client,
+    request: UpdateRequest,
+    namespace: &str,
+) -> Result<(), kube::Error> {
+    let api: Api<UpdateRequest> = Api::namespaced(client.clone(), namespace);
+    let status = serde_json::to_value(&request.status).map_err(kube::Error::SerdeError)?;
+    let created = api.create(&PostParams::default(), &request).await?;
+    let name = created.metadata.name.unwrap_or_default();
+    api.patch_status(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({ "status": status })),
+    )
+    .await
+    .map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event() -> Output {
+        Output::Event(Box::default())
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_without_blocking() {
+        let metrics = Arc::new(Metrics::default());
+        let (queue, mut receiver) = OutputQueue::new(2, Arc::clone(&metrics));
+        assert!(queue.push(event()));
+        assert!(queue.push(event()));
+        assert!(!queue.push(event()));
+        assert!(!queue.push(event()));
+        let text = metrics.encode();
+        assert!(
+            text.contains(
+                "kyverno_admission_outputs_total{output=\"event\",outcome=\"dropped\"} 2"
+            ),
+            "{text}"
+        );
+        // Drained, it takes outputs again.
+        assert!(receiver.try_recv().is_ok());
+        assert!(queue.push(event()));
+    }
+
+    #[test]
+    fn outputs_are_dropped_once_the_writer_is_gone() {
+        let metrics = Arc::new(Metrics::default());
+        let (queue, receiver) = OutputQueue::new(8, Arc::clone(&metrics));
+        drop(receiver);
+        assert!(!queue.push(event()));
+        assert!(
+            metrics
+                .encode()
+                .contains("output=\"event\",outcome=\"dropped\"} 1")
+        );
+    }
+}

@@ -1,0 +1,150 @@
+//! What an answered validation request leaves behind, queued for the background writer (see
+//! [`crate::outputs`]): the ephemeral report of an admitted resource, the `PolicyViolation`
+//! Events, and the background checks that become UpdateRequests. Dry-run requests leave
+//! nothing.
+use std::sync::Arc;
+
+use kube::api::DynamicObject;
+use kyverno_api::kyverno::v1::match_resources::AdmissionOperation;
+use kyverno_policy_core::engine::ContextProvider;
+use kyverno_policy_core::request::ResourceRequest;
+use kyverno_policy_core::response::RuleResponse;
+use kyverno_runtime::config::KyvernoConfig;
+use kyverno_runtime::policy_cache::{CachedPolicy, Snapshot};
+use kyverno_runtime::reports::{Evaluated, SOURCE_ADMISSION, Subject, ephemeral_report};
+use serde_json::Value;
+
+use crate::events::{EventSubject, policy_events};
+use crate::outputs::{Output, OutputQueue, Triggered};
+use crate::review::AdmissionRequest;
+use crate::update_requests::TriggerContext;
+
+/// Where the outputs of requests go and how they are signed.
+#[derive(Clone, Debug)]
+pub struct Outputs {
+    /// The queue of the background writer.
+    pub queue: OutputQueue,
+    /// Kyverno's namespace (UpdateRequests).
+    pub namespace: String,
+    /// `reportingInstance` of the Events (this replica).
+    pub instance: String,
+}
+
+/// One answered validation request.
+pub struct Answered<'a> {
+    /// The request.
+    pub request: &'a AdmissionRequest,
+    /// Its operation.
+    pub operation: AdmissionOperation,
+    /// The engine's view of it.
+    pub resource_request: &'a ResourceRequest,
+    /// The validate results of each policy evaluated.
+    pub results: &'a [(Arc<CachedPolicy>, Vec<RuleResponse>)],
+    /// Whether the request was denied.
+    pub blocked: bool,
+}
+
+impl Outputs {
+    /// Queues what `answered` leaves behind: Events for failing results (only those of the
+    /// policies that blocked it when denied), and, when admitted, the ephemeral report of the
+    /// resource and the background checks of the `triggering` policies.
+    pub fn after_validation(
+        &self,
+        answered: &Answered<'_>,
+        triggering: Vec<Arc<CachedPolicy>>,
+        snapshot: &Snapshot,
+        provider: &Arc<dyn ContextProvider>,
+        config: &KyvernoConfig,
+    ) {
+        if answered.request.dry_run == Some(true) {
+            return;
+        }
+        let resource = answered.resource_request.resource();
+        let subject = EventSubject {
+            resource: reference(resource),
+            instance: self.instance.clone(),
+        };
+        for (cached, rules) in answered.results {
+            for event in policy_events(
+                &cached.policy,
+                rules,
+                &subject,
+                answered.blocked,
+                config.generate_success_events,
+            ) {
+                self.queue.push(Output::Event(Box::new(event)));
+            }
+        }
+        if answered.blocked {
+            return;
+        }
+        if let Some(report) = admission_report(answered) {
+            self.queue.push(Output::Report(Box::new(report)));
+        }
+        if !triggering.is_empty() {
+            self.queue.push(Output::Triggered(Box::new(Triggered {
+                policies: triggering,
+                request: answered.resource_request.clone(),
+                trigger: TriggerContext::of(
+                    answered.request,
+                    answered.operation,
+                    resource,
+                    answered.resource_request.request_info(),
+                ),
+                exceptions: Arc::clone(&snapshot.exceptions),
+                provider: Arc::clone(provider),
+                namespace: self.namespace.clone(),
+            })));
+        }
+    }
+}
+
+/// The ephemeral report of an admitted resource, named after the request (as upstream): none
+/// for deletions, for resources without a uid (not stored yet) or without results.
+fn admission_report(answered: &Answered<'_>) -> Option<DynamicObject> {
+    if answered.operation == AdmissionOperation::Delete
+        || answered.results.iter().all(|(_, rules)| rules.is_empty())
+    {
+        return None;
+    }
+    let subject = Subject::of(
+        answered.resource_request.resource(),
+        &answered.request.resource.resource,
+    )?;
+    let evaluated: Vec<Evaluated<'_>> = answered
+        .results
+        .iter()
+        .filter(|(_, rules)| !rules.is_empty())
+        .map(|(cached, rules)| Evaluated {
+            policy: &cached.policy,
+            resource_version: "",
+            rules,
+        })
+        .collect();
+    Some(ephemeral_report(
+        &answered.request.uid,
+        &subject,
+        SOURCE_ADMISSION,
+        &evaluated,
+        None,
+    ))
+}
+
+/// The reference of `resource` in Events.
+fn reference(resource: &Value) -> k8s_openapi::api::core::v1::ObjectReference {
+    let text = |pointer: &str| {
+        resource
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .filter(|text| !text.is_empty())
+            .map(str::to_owned)
+    };
+    k8s_openapi::api::core::v1::ObjectReference {
+        api_version: text("/apiVersion"),
+        kind: text("/kind"),
+        name: text("/metadata/name"),
+        namespace: text("/metadata/namespace"),
+        uid: text("/metadata/uid"),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,86 @@
+//! The controller while this replica leads: the policy watches, the UpdateRequest workers and
+//! the background paths.
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::Client;
+use kube::api::Api;
+use kyverno_api::kyverno::v2::update_request::UpdateRequest;
+use kyverno_runtime::config::SharedConfig;
+use kyverno_runtime::namespaces::NamespaceLabels;
+use kyverno_runtime::policy_cache::PolicyCache;
+use kyverno_runtime::watch::{Stores, spawn_watches};
+
+use crate::background::Background;
+use crate::cluster::Cluster;
+use crate::metrics::Metrics;
+use crate::own_writes::OwnWrites;
+use crate::processor::Processor;
+use crate::tasks::AbortOnDrop;
+use crate::workers::{WorkerSettings, Workers};
+
+/// How often the policy watches are checked for their first listing.
+const SYNC_POLL: Duration = Duration::from_millis(100);
+
+/// The controller's settings.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The Kyverno namespace: UpdateRequests and the `kyverno` ConfigMap.
+    pub kyverno_namespace: String,
+    /// The name of the `kyverno` ConfigMap.
+    pub config_map: String,
+    /// How UpdateRequests are processed.
+    pub workers: WorkerSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            kyverno_namespace: "kyverno".to_owned(),
+            config_map: "kyverno".to_owned(),
+            workers: WorkerSettings {
+                workers: 10,
+                max_retries: 3,
+                retry_backoff: Duration::from_secs(1),
+            },
+        }
+    }
+}
+
+/// Runs the controller until the future is dropped (when leadership is lost).
+pub async fn run(client: Client, settings: Settings, metrics: Metrics) {
+    let stores = Stores {
+        cache: Arc::new(PolicyCache::default()),
+        config: Arc::new(SharedConfig::new(&settings.kyverno_namespace)),
+        namespaces: Arc::new(NamespaceLabels::default()),
+        roles: Arc::default(),
+    };
+    let (synced, watch_tasks) = spawn_watches(
+        &client,
+        &stores,
+        &settings.kyverno_namespace,
+        &settings.config_map,
+    );
+    let mut tasks = AbortOnDrop(watch_tasks);
+    while !synced.is_synced() {
+        tokio::time::sleep(SYNC_POLL).await;
+    }
+    let cluster = Arc::new(Cluster::new(client.clone()));
+    let own_writes = Arc::new(OwnWrites::default());
+    let processor = Arc::new(Processor::new(
+        cluster,
+        stores.clone(),
+        Arc::clone(&own_writes),
+    ));
+    let api: Api<UpdateRequest> = Api::namespaced(client, &settings.kyverno_namespace);
+    let workers = Workers::new(
+        api.clone(),
+        Arc::clone(&processor),
+        metrics,
+        settings.workers.clone(),
+    );
+    let background = Background::new(api, processor, stores, own_writes);
+    tasks.0.push(tokio::spawn(background.run()));
+    workers.run().await;
+    drop(tasks);
+}

@@ -1,0 +1,575 @@
+//! The background controller against apiserver-sim (or the cluster of `KYVERNO_E2E_KUBECONFIG`):
+//! UpdateRequests written as the admission controller writes them, the synchronize paths,
+//! policy deletion, mutate-existing, failures, and the leader dying mid-queue.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use kube::Api;
+use kube::api::{ListParams, Patch, PatchParams};
+use kyverno_api::kyverno::v2::update_request::UpdateRequest;
+use kyverno_e2e_support::{cluster, create, delete, eventually};
+use kyverno_generate_controller::controller::{self, Settings};
+use kyverno_generate_controller::metrics::Metrics;
+use kyverno_generate_controller::workers::WorkerSettings;
+use kyverno_runtime::leader::LeaderElection;
+use kyverno_runtime::singleton::run_while_leading;
+use serde_json::{Value, json};
+
+/// Settings with the UpdateRequests in the test namespace.
+fn settings(ns: &str, workers: usize) -> Settings {
+    Settings {
+        kyverno_namespace: ns.to_owned(),
+        config_map: "kyverno".to_owned(),
+        workers: WorkerSettings {
+            workers,
+            max_retries: 2,
+            retry_backoff: Duration::from_millis(100),
+        },
+    }
+}
+
+/// Runs the controller (without leader election) until dropped.
+struct Running(tokio::task::JoinHandle<()>);
+
+impl Running {
+    fn start(client: &kube::Client, settings: Settings, metrics: Metrics) -> Self {
+        Self(tokio::spawn(controller::run(
+            client.clone(),
+            settings,
+            metrics,
+        )))
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A namespace labelled for this test run's policies.
+fn namespace(name: &str, run: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Namespace",
+           "metadata": {"name": name, "labels": {"e2e-run": run}}})
+}
+
+/// The UpdateRequest the admission controller writes for a CREATE of `trigger`.
+fn admission_update_request(ns: &str, policy: &str, rules: &[&str], trigger: &Value) -> Value {
+    let spec = |field: &str| trigger["metadata"][field].clone();
+    let trigger_ref = json!({
+        "apiVersion": trigger["apiVersion"], "kind": trigger["kind"],
+        "namespace": spec("namespace"), "name": spec("name"), "uid": spec("uid")
+    });
+    json!({
+        "apiVersion": "kyverno.io/v2", "kind": "UpdateRequest",
+        "metadata": {"generateName": "ur-", "namespace": ns,
+                     "labels": {"generate.kyverno.io/policy-name": policy}},
+        "spec": {
+            "requestType": "generate",
+            "policy": policy,
+            "rule": rules[0],
+            "ruleContext": rules.iter().map(|rule| json!({
+                "rule": rule, "deleteDownstream": false, "synchronize": true, "trigger": trigger_ref
+            })).collect::<Vec<_>>(),
+            "resource": trigger_ref,
+            "synchronize": true,
+            "deleteDownstream": false,
+            "context": {
+                "userInfo": {"userInfo": {"username": "kubernetes-admin", "groups": ["system:masters"]}},
+                "admissionRequestInfo": {
+                    "operation": "CREATE",
+                    "admissionRequest": {
+                        "uid": "00000000-0000-0000-0000-000000000001",
+                        "kind": {"group": "", "version": "v1", "kind": trigger["kind"]},
+                        "resource": {"group": "", "version": "v1", "resource": "namespaces"},
+                        "name": spec("name"),
+                        "operation": "CREATE",
+                        "userInfo": {"username": "kubernetes-admin"},
+                        "object": trigger
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// The object, if it exists.
+async fn get(client: &kube::Client, object: &Value) -> Option<Value> {
+    let api = kyverno_e2e_support::api_for(client, object).await;
+    api.get_opt(object["metadata"]["name"].as_str().unwrap())
+        .await
+        .unwrap()
+        .map(|found| serde_json::to_value(found).unwrap())
+}
+
+fn reference(api_version: &str, kind: &str, ns: &str, name: &str) -> Value {
+    json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": name, "namespace": ns}})
+}
+
+async fn update_requests_left(client: &kube::Client, ns: &str) -> usize {
+    Api::<UpdateRequest>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .len()
+}
+
+async fn merge_patch(client: &kube::Client, object: &Value, patch: Value) {
+    let api = kyverno_e2e_support::api_for(client, object).await;
+    api.patch(
+        object["metadata"]["name"].as_str().unwrap(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .unwrap();
+}
+
+/// The security setup of every new namespace: a default-deny NetworkPolicy, a ResourceQuota and
+/// the registry Secret cloned from the test namespace.
+fn setup_policy(name: &str, run: &str, source_ns: &str) -> Value {
+    let matching = json!({"any": [{"resources": {"kinds": ["Namespace"], "selector": {"matchLabels": {"e2e-run": run}}}}]});
+    json!({
+        "apiVersion": "kyverno.io/v1", "kind": "ClusterPolicy",
+        "metadata": {"name": name},
+        "spec": {"rules": [
+            {"name": "default-deny", "match": matching, "generate": {
+                "synchronize": true,
+                "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "name": "default-deny",
+                "namespace": "{{request.object.metadata.name}}",
+                "data": {"spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}}}},
+            {"name": "quota", "match": matching, "generate": {
+                "apiVersion": "v1", "kind": "ResourceQuota", "name": "default-quota",
+                "namespace": "{{request.object.metadata.name}}",
+                "data": {"spec": {"hard": {"pods": "10"}}}}},
+            {"name": "registry-secret", "match": matching, "generate": {
+                "synchronize": true,
+                "apiVersion": "v1", "kind": "Secret", "name": "regcred",
+                "namespace": "{{request.object.metadata.name}}",
+                "clone": {"namespace": source_ns, "name": "regcred"}}}
+        ]}
+    })
+}
+
+const SETUP_RULES: [&str; 3] = ["default-deny", "quota", "registry-secret"];
+
+#[tokio::test]
+async fn a_new_namespace_gets_its_security_setup_kept_in_sync() {
+    let cluster = cluster().await;
+    let (client, ns) = (cluster.client.clone(), cluster.ns.clone());
+    let policy_name = format!("setup-{ns}");
+    create(
+        &client,
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "regcred", "namespace": ns},
+               "type": "Opaque", "data": {"token": "b25l"}}),
+    )
+    .await;
+    create(&client, setup_policy(&policy_name, &ns, &ns)).await;
+    let _controller = Running::start(&client, settings(&ns, 4), Metrics::default());
+
+    let mut teams = Vec::new();
+    for team in ["a", "b"] {
+        let name = format!("{ns}-team-{team}");
+        let created = create(&client, namespace(&name, &ns)).await;
+        let trigger = serde_json::to_value(&created).unwrap();
+        create(
+            &client,
+            admission_update_request(&ns, &policy_name, &SETUP_RULES, &trigger),
+        )
+        .await;
+        teams.push((name, trigger));
+    }
+    for (team, trigger) in &teams {
+        let netpol = reference(
+            "networking.k8s.io/v1",
+            "NetworkPolicy",
+            team,
+            "default-deny",
+        );
+        let generated = eventually("the default-deny NetworkPolicy", || async {
+            get(&client, &netpol).await
+        })
+        .await;
+        let labels = &generated["metadata"]["labels"];
+        assert_eq!(labels["app.kubernetes.io/managed-by"], "kyverno");
+        assert_eq!(
+            labels["generate.kyverno.io/policy-name"],
+            policy_name.as_str()
+        );
+        assert_eq!(labels["generate.kyverno.io/rule-name"], "default-deny");
+        assert_eq!(labels["generate.kyverno.io/trigger-kind"], "Namespace");
+        assert_eq!(
+            labels["generate.kyverno.io/trigger-uid"],
+            trigger["metadata"]["uid"]
+        );
+        assert_eq!(
+            generated["spec"]["policyTypes"],
+            json!(["Ingress", "Egress"])
+        );
+        let quota = reference("v1", "ResourceQuota", team, "default-quota");
+        let quota = eventually("the ResourceQuota", || async { get(&client, &quota).await }).await;
+        assert_eq!(quota["spec"]["hard"]["pods"], "10");
+        let secret = reference("v1", "Secret", team, "regcred");
+        let secret = eventually("the cloned Secret", || async {
+            get(&client, &secret).await
+        })
+        .await;
+        assert_eq!(secret["data"]["token"], "b25l");
+        assert_eq!(
+            secret["metadata"]["labels"]["generate.kyverno.io/source-name"],
+            "regcred"
+        );
+        assert_eq!(
+            secret["metadata"]["labels"]["generate.kyverno.io/source-namespace"],
+            ns.as_str()
+        );
+    }
+    let source = reference("v1", "Secret", &ns, "regcred");
+    eventually("the source is tagged as a clone source", || async {
+        get(&client, &source).await.and_then(|source| {
+            source["metadata"]["labels"]
+                .get("generate.kyverno.io/clone-source")
+                .map(|_| ())
+        })
+    })
+    .await;
+    eventually("no UpdateRequest left", || async {
+        (update_requests_left(&client, &ns).await == 0).then_some(())
+    })
+    .await;
+
+    // Edited by hand, the synchronized NetworkPolicy is reverted.
+    let (team_a, _) = &teams[0];
+    let netpol = reference(
+        "networking.k8s.io/v1",
+        "NetworkPolicy",
+        team_a,
+        "default-deny",
+    );
+    merge_patch(
+        &client,
+        &netpol,
+        json!({"spec": {"policyTypes": ["Ingress"]}}),
+    )
+    .await;
+    eventually("the edited NetworkPolicy is reverted", || async {
+        let current = get(&client, &netpol).await?;
+        (current["spec"]["policyTypes"] == json!(["Ingress", "Egress"])).then_some(())
+    })
+    .await;
+    // Deleted by hand, it comes back.
+    delete(&client, &netpol).await;
+    eventually("the deleted NetworkPolicy is restored", || async {
+        get(&client, &netpol).await
+    })
+    .await;
+
+    // The source Secret changes: every clone follows.
+    merge_patch(&client, &source, json!({"data": {"token": "dHdv"}})).await;
+    for (team, _) in &teams {
+        let clone = reference("v1", "Secret", team, "regcred");
+        eventually("the clone follows its source", || async {
+            let clone = get(&client, &clone).await?;
+            (clone["data"]["token"] == "dHdv").then_some(())
+        })
+        .await;
+    }
+
+    // The trigger is deleted: the admission controller asks for its downstream to go.
+    let (team_b, trigger_b) = &teams[1];
+    delete(&client, trigger_b).await;
+    let mut removal = admission_update_request(&ns, &policy_name, &SETUP_RULES, trigger_b);
+    for context in removal["spec"]["ruleContext"].as_array_mut().unwrap() {
+        context["deleteDownstream"] = json!(true);
+    }
+    removal["spec"]["deleteDownstream"] = json!(true);
+    create(&client, removal).await;
+    let netpol_b = reference(
+        "networking.k8s.io/v1",
+        "NetworkPolicy",
+        team_b,
+        "default-deny",
+    );
+    let clone_b = reference("v1", "Secret", team_b, "regcred");
+    eventually(
+        "the synchronized downstream of the deleted trigger is removed",
+        || async {
+            (get(&client, &netpol_b).await.is_none() && get(&client, &clone_b).await.is_none())
+                .then_some(())
+        },
+    )
+    .await;
+    eventually("no UpdateRequest left", || async {
+        (update_requests_left(&client, &ns).await == 0).then_some(())
+    })
+    .await;
+    cluster.cleanup().await;
+}
+
+fn configmap_policy(name: &str, run: &str, orphan: bool) -> Value {
+    json!({
+        "apiVersion": "kyverno.io/v1", "kind": "ClusterPolicy",
+        "metadata": {"name": name},
+        "spec": {"rules": [{
+            "name": "settings",
+            "match": {"any": [{"resources": {"kinds": ["Namespace"], "selector": {"matchLabels": {"e2e-run": run}}}}]},
+            "generate": {
+                "synchronize": true, "generateExisting": true,
+                "orphanDownstreamOnPolicyDelete": orphan,
+                "apiVersion": "v1", "kind": "ConfigMap", "name": name,
+                "namespace": "{{request.object.metadata.name}}",
+                "data": {"data": {"from": name}}
+            }
+        }]}
+    })
+}
+
+#[tokio::test]
+async fn deleting_the_policy_deletes_or_orphans_its_downstream() {
+    let cluster = cluster().await;
+    let (client, ns) = (cluster.client.clone(), cluster.ns.clone());
+    let trigger = format!("{ns}-t");
+    create(&client, namespace(&trigger, &ns)).await;
+    let deleting = configmap_policy(&format!("delete-{ns}"), &ns, false);
+    let orphaning = configmap_policy(&format!("orphan-{ns}"), &ns, true);
+    create(&client, deleting.clone()).await;
+    create(&client, orphaning.clone()).await;
+    let _controller = Running::start(&client, settings(&ns, 2), Metrics::default());
+
+    let deleted = reference("v1", "ConfigMap", &trigger, &format!("delete-{ns}"));
+    let orphaned = reference("v1", "ConfigMap", &trigger, &format!("orphan-{ns}"));
+    eventually(
+        "generateExisting generates for the existing namespace",
+        || async {
+            (get(&client, &deleted).await.is_some() && get(&client, &orphaned).await.is_some())
+                .then_some(())
+        },
+    )
+    .await;
+
+    // Changing a synchronized rule's data updates its downstream.
+    let mut changed = deleting.clone();
+    changed["spec"]["rules"][0]["generate"]["data"]["data"]["from"] = json!("changed");
+    merge_patch(&client, &deleting, json!({"spec": changed["spec"]})).await;
+    eventually("the downstream follows the policy's data", || async {
+        let current = get(&client, &deleted).await?;
+        (current["data"]["from"] == "changed").then_some(())
+    })
+    .await;
+
+    delete(&client, &deleting).await;
+    delete(&client, &orphaning).await;
+    eventually("the downstream of the deleted policy is gone", || async {
+        get(&client, &deleted).await.is_none().then_some(())
+    })
+    .await;
+    assert!(
+        get(&client, &orphaned).await.is_some(),
+        "orphanDownstreamOnPolicyDelete keeps the downstream"
+    );
+    eventually("no UpdateRequest left", || async {
+        (update_requests_left(&client, &ns).await == 0).then_some(())
+    })
+    .await;
+    cluster.cleanup().await;
+}
+
+#[tokio::test]
+async fn mutate_existing_labels_configmaps_that_existed_before_the_policy() {
+    let cluster = cluster().await;
+    let (client, ns) = (cluster.client.clone(), cluster.ns.clone());
+    for (name, team) in [("a", Some("red")), ("b", None), ("c", Some("blue"))] {
+        let mut data = BTreeMap::new();
+        if let Some(team) = team {
+            data.insert("team", team);
+        }
+        create(
+            &client,
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                   "metadata": {"name": name, "namespace": ns, "labels": {"e2e": "target"}},
+                   "data": data}),
+        )
+        .await;
+    }
+    // Every ConfigMap gets the team of its data as a label; `b` has none: its patch fails.
+    create(
+        &client,
+        json!({
+            "apiVersion": "kyverno.io/v1", "kind": "ClusterPolicy",
+            "metadata": {"name": format!("label-{ns}")},
+            "spec": {"rules": [{
+                "name": "team-label",
+                "match": {"any": [{"resources": {"kinds": ["Namespace"], "names": [ns]}}]},
+                "mutate": {
+                    "mutateExistingOnPolicyUpdate": true,
+                    "targets": [{"apiVersion": "v1", "kind": "ConfigMap", "namespace": ns,
+                                 "selector": {"matchLabels": {"e2e": "target"}}}],
+                    "patchStrategicMerge": {"metadata": {"labels": {"team": "{{ target.data.team }}"}}}
+                }
+            }]}
+        }),
+    )
+    .await;
+    let metrics = Metrics::default();
+    let mut registry = prometheus_client::registry::Registry::default();
+    metrics.register(&mut registry);
+    let _controller = Running::start(&client, settings(&ns, 2), metrics);
+
+    for (name, team) in [("a", "red"), ("c", "blue")] {
+        let configmap = reference("v1", "ConfigMap", &ns, name);
+        eventually("the existing ConfigMap is labelled", || async {
+            let current = get(&client, &configmap).await?;
+            (current["metadata"]["labels"]["team"] == team).then_some(())
+        })
+        .await;
+    }
+    eventually("the failing request is retried, then dropped", || async {
+        (update_requests_left(&client, &ns).await == 0).then_some(())
+    })
+    .await;
+    let b = get(&client, &reference("v1", "ConfigMap", &ns, "b"))
+        .await
+        .unwrap();
+    assert!(b["metadata"]["labels"].get("team").is_none(), "{b}");
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    for expected in [
+        "kyverno_controller_drop_total{controller_name=\"background-controller\"} 1",
+        "kyverno_controller_requeue_total{controller_name=\"background-controller\",num_requeues=\"2\"} 1",
+        "kyverno_controller_reconcile_total{controller_name=\"background-controller\"} ",
+    ] {
+        assert!(text.contains(expected), "{expected} missing in\n{text}");
+    }
+    cluster.cleanup().await;
+}
+
+/// A replica with leader election, on a thread and runtime of its own so that killing it stops
+/// everything it runs (its election and its work).
+struct Replica {
+    kill: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Replica {
+    fn start(client: &kube::Client, ns: &str, identity: &str) -> Self {
+        let election = LeaderElection {
+            namespace: ns.to_owned(),
+            lease_name: "kyverno-background-controller".to_owned(),
+            holder_id: identity.to_owned(),
+            lease_ttl: Duration::from_secs(3),
+            retry_period: Duration::from_millis(500),
+        };
+        let (client, settings) = (client.clone(), settings(ns, 1));
+        let (kill, killed) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .expect("a runtime for the replica");
+            let work_client = client.clone();
+            runtime.block_on(async move {
+                let leading = run_while_leading(client, election, move || {
+                    controller::run(work_client.clone(), settings.clone(), Metrics::default())
+                });
+                tokio::select! {
+                    () = leading => {}
+                    _ = killed => {}
+                }
+            });
+            // Dropping the runtime cancels every task of the replica.
+            drop(runtime);
+        });
+        Self {
+            kill: Some(kill),
+            thread: Some(thread),
+        }
+    }
+
+    /// Kills the replica and waits until nothing of it runs any more.
+    fn kill(&mut self) {
+        if let Some(kill) = self.kill.take() {
+            let _ = kill.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            thread.join().expect("the replica's thread ends");
+        }
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_other_replica_finishes_the_queue_when_the_leader_dies() {
+    const TRIGGERS: usize = 40;
+    let cluster = cluster().await;
+    let (client, ns) = (cluster.client.clone(), cluster.ns.clone());
+    let policy_name = format!("queue-{ns}");
+    let mut policy = configmap_policy(&policy_name, &ns, false);
+    policy["spec"]["rules"][0]["generate"]["generateExisting"] = json!(false);
+    create(&client, policy).await;
+    for index in 0..TRIGGERS {
+        let created = create(&client, namespace(&format!("{ns}-q{index}"), &ns)).await;
+        let trigger = serde_json::to_value(&created).unwrap();
+        create(
+            &client,
+            admission_update_request(&ns, &policy_name, &["settings"], &trigger),
+        )
+        .await;
+    }
+    let mut first = Replica::start(&client, &ns, "first");
+    let generated = || async {
+        Api::<k8s_openapi::api::core::v1::ConfigMap>::all(client.clone())
+            .list(
+                &ListParams::default()
+                    .labels(&format!("generate.kyverno.io/policy-name={policy_name}")),
+            )
+            .await
+            .unwrap()
+            .items
+    };
+    eventually("the first replica leads and generates", || async {
+        (!generated().await.is_empty()).then_some(())
+    })
+    .await;
+    let second = Replica::start(&client, &ns, "second");
+    tokio::task::spawn_blocking(move || first.kill())
+        .await
+        .unwrap();
+    let done_by_first = generated().await.len();
+    eprintln!("the leader was killed after {done_by_first} of {TRIGGERS} triggers");
+    eventually("the second replica finishes the queue", || async {
+        (update_requests_left(&client, &ns).await == 0).then_some(())
+    })
+    .await;
+    let all = generated().await;
+    let mut namespaces: Vec<_> = all
+        .iter()
+        .map(|configmap| configmap.metadata.namespace.clone().unwrap())
+        .collect();
+    namespaces.sort();
+    namespaces.dedup();
+    assert_eq!(all.len(), TRIGGERS, "one ConfigMap per trigger, none twice");
+    assert_eq!(namespaces.len(), TRIGGERS);
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(client.clone(), &ns);
+    eventually("the second replica holds the Lease", || async {
+        let lease = leases
+            .get_opt("kyverno-background-controller")
+            .await
+            .unwrap()?;
+        (lease.spec?.holder_identity.as_deref() == Some("second")).then_some(())
+    })
+    .await;
+    tokio::task::spawn_blocking(move || drop(second))
+        .await
+        .unwrap();
+    cluster.cleanup().await;
+}
