@@ -3,14 +3,12 @@ use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::{Family, MetricConstructor};
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-/// Kyverno's default histogram buckets, in seconds.
-const BUCKETS: [f64; 15] = [
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0,
-];
+pub use kyverno_runtime::telemetry::PolicyLabels;
+use kyverno_runtime::telemetry::{KyvernoBuckets, PolicyMetrics};
 
 /// Labels of the admission request metrics.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -25,35 +23,6 @@ pub struct AdmissionLabels {
     pub request_allowed: bool,
 }
 
-/// Labels of the policy metrics.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct PolicyLabels {
-    /// `enforce` or `audit`.
-    pub policy_validation_mode: String,
-    /// `cluster` or `namespaced`.
-    pub policy_type: String,
-    /// Whether the policy also runs in background scans.
-    pub policy_background_mode: bool,
-    /// The policy's name.
-    pub policy_name: String,
-    /// The policy's namespace (`-` for a ClusterPolicy).
-    pub policy_namespace: String,
-    /// Kind of the resource.
-    pub resource_kind: String,
-    /// Namespace of the resource.
-    pub resource_namespace: String,
-    /// The request's operation.
-    pub resource_request_operation: String,
-    /// The rule's name.
-    pub rule_name: String,
-    /// `pass`, `fail`, `warn`, `error` or `skip`.
-    pub rule_result: String,
-    /// `validate` or `mutate`.
-    pub rule_type: String,
-    /// `admission_request`.
-    pub rule_execution_cause: String,
-}
-
 /// Labels of the admission outputs metric.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutputLabels {
@@ -63,22 +32,12 @@ pub struct OutputLabels {
     pub outcome: String,
 }
 
-#[derive(Clone)]
-struct Buckets;
-
-impl MetricConstructor<Histogram> for Buckets {
-    fn new_metric(&self) -> Histogram {
-        Histogram::new(BUCKETS)
-    }
-}
-
 /// The controller's metrics.
 pub struct Metrics {
     registry: Registry,
     admission_requests: Family<AdmissionLabels, Counter>,
-    admission_review_duration: Family<AdmissionLabels, Histogram, Buckets>,
-    policy_results: Family<PolicyLabels, Counter>,
-    policy_execution_duration: Family<PolicyLabels, Histogram, Buckets>,
+    admission_review_duration: Family<AdmissionLabels, Histogram, KyvernoBuckets>,
+    policies: PolicyMetrics,
     admission_outputs: Family<OutputLabels, Counter>,
 }
 
@@ -92,9 +51,7 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::default();
         let admission_requests = Family::<AdmissionLabels, Counter>::default();
-        let admission_review_duration = Family::new_with_constructor(Buckets);
-        let policy_results = Family::<PolicyLabels, Counter>::default();
-        let policy_execution_duration = Family::new_with_constructor(Buckets);
+        let admission_review_duration = Family::new_with_constructor(KyvernoBuckets);
         let admission_outputs = Family::<OutputLabels, Counter>::default();
         registry.register(
             "kyverno_admission_requests",
@@ -106,16 +63,7 @@ impl Default for Metrics {
             "Time Kyverno took to answer an admission request",
             admission_review_duration.clone(),
         );
-        registry.register(
-            "kyverno_policy_results",
-            "Results of policy rules applied to admission requests",
-            policy_results.clone(),
-        );
-        registry.register(
-            "kyverno_policy_execution_duration_seconds",
-            "Time taken to apply a policy rule",
-            policy_execution_duration.clone(),
-        );
+        let policies = PolicyMetrics::register(&mut registry);
         registry.register(
             "kyverno_admission_outputs",
             "Reports, Events and UpdateRequests of admission requests, by outcome",
@@ -125,8 +73,7 @@ impl Default for Metrics {
             registry,
             admission_requests,
             admission_review_duration,
-            policy_results,
-            policy_execution_duration,
+            policies,
             admission_outputs,
         }
     }
@@ -143,10 +90,7 @@ impl Metrics {
 
     /// Records the result of a rule and the time its policy took.
     pub fn rule(&self, labels: &PolicyLabels, duration: Duration) {
-        self.policy_results.get_or_create(labels).inc();
-        self.policy_execution_duration
-            .get_or_create(labels)
-            .observe(duration.as_secs_f64());
+        self.policies.rule(labels, duration);
     }
 
     /// Counts an admission output (`report`, `event`, `update_request`) by outcome.

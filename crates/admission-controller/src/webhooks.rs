@@ -257,23 +257,35 @@ fn hooks(
                 .filter(|cached| cached.failure_policy == failure_policy && picks_policy(cached))
                 .collect();
             let rules = webhook_rules(&policies, resources, relevant, default_operations);
-            if rules.is_empty() {
-                return None;
-            }
-            let timeout_seconds = policies
-                .iter()
-                .map(|cached| cached.timeout_seconds.clamp(1, 30))
-                .max()
-                .unwrap_or(DEFAULT_WEBHOOK_TIMEOUT_SECONDS);
-            Some(Hook {
-                name: format!("{prefix}.kyverno.svc-{}", failure_suffix(failure_policy)),
-                path,
-                failure_policy,
-                timeout_seconds,
-                rules,
-            })
+            let timeouts = policies.iter().map(|cached| cached.timeout_seconds);
+            hook(prefix, path, failure_policy, timeouts, rules)
         })
         .collect()
+}
+
+/// The hook `prefix` of `failure_policy` served on `path`, with the longest of the policies'
+/// `timeouts` (each clamped to the API server's 1 to 30 s); `None` when it has no rules.
+fn hook(
+    prefix: &str,
+    path: &'static str,
+    failure_policy: FailurePolicy,
+    timeouts: impl Iterator<Item = i32>,
+    rules: Vec<RuleWithOperations>,
+) -> Option<Hook> {
+    if rules.is_empty() {
+        return None;
+    }
+    let timeout_seconds = timeouts
+        .map(|timeout| timeout.clamp(1, 30))
+        .max()
+        .unwrap_or(DEFAULT_WEBHOOK_TIMEOUT_SECONDS);
+    Some(Hook {
+        name: format!("{prefix}.kyverno.svc-{}", failure_suffix(failure_policy)),
+        path,
+        failure_policy,
+        timeout_seconds,
+        rules,
+    })
 }
 
 /// The hooks of one CEL webhook (`vpol.validate`, ...): one per failure policy that some
@@ -315,21 +327,8 @@ fn cel_hooks(
                     rules.push(rule);
                 }
             }
-            if rules.is_empty() {
-                return None;
-            }
-            let timeout_seconds = policies
-                .iter()
-                .map(|cached| cached.timeout_seconds.clamp(1, 30))
-                .max()
-                .unwrap_or(DEFAULT_WEBHOOK_TIMEOUT_SECONDS);
-            Some(Hook {
-                name: format!("{prefix}.kyverno.svc-{}", failure_suffix(failure_policy)),
-                path,
-                failure_policy,
-                timeout_seconds,
-                rules,
-            })
+            let timeouts = policies.iter().map(|cached| cached.timeout_seconds);
+            hook(prefix, path, failure_policy, timeouts, rules)
         })
         .collect()
 }
