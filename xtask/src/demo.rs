@@ -3,7 +3,8 @@
 //! simulator (the `kyverno-svc` Service mapped to the admission controller's local address),
 //! then runs the walkthrough with the real kubectl, printed as a terminal session: an Enforce
 //! policy blocks an unlabelled Pod and admits a labelled one; an Audit policy admits a good and
-//! a bad Pod and the reports controller summarises them in `polr-ns-default`. Everything stops
+//! a bad Pod, the reports controller summarises them in `polr-ns-default`, and `kubectl get
+//! events` lists the admission controller's PolicyViolation Event on the bad Pod. Everything stops
 //! and the temporary folder goes at the end, on failure and on Ctrl-C. With `--check` nothing is
 //! printed but the outcome.
 mod processes;
@@ -43,9 +44,6 @@ const KYVERNO_NAMESPACE: &str = "apiVersion: v1\nkind: Namespace\nmetadata:\n  n
 
 /// The upper bound of a wait for the controllers (generous: debug builds on a busy machine).
 const LIMIT: Duration = Duration::from_secs(120);
-
-/// How long the PolicyViolation Events are waited for before they are shown as they are.
-const EVENTS_WAIT: Duration = Duration::from_secs(5);
 
 /// Runs the demo; `check` prints only the outcome.
 pub fn demo(check: bool) -> anyhow::Result<()> {
@@ -288,19 +286,31 @@ fn audit(session: &Session<'_>) -> anyhow::Result<()> {
         "--field-selector",
         "reason=PolicyViolation",
     ];
-    // The Events may come a little after the report: wait a few seconds, then show them as
-    // they are (none is not a failure).
-    let _ = session.wait_for("PolicyViolation Events exist", EVENTS_WAIT, || {
+    // The admission controller writes events.k8s.io/v1 Events, which kubectl lists as core
+    // Events; they may come a little after the report.
+    session.comment("(waiting until the PolicyViolation Event on the bad Pod is listed)");
+    session.wait_for("a PolicyViolation Event on pod/bad", LIMIT, || {
         let listed = session.kubectl(&events)?;
-        Ok(
-            if listed.success && listed.stdout.contains("PolicyViolation") {
-                Ok(())
-            } else {
-                Err(listed.text())
-            },
-        )
-    });
+        Ok(if listed.success && violation_on_bad_pod(&listed.stdout) {
+            Ok(())
+        } else {
+            Err(listed.text())
+        })
+    })?;
     session.processes.check_running()?;
-    session.show_ok(&events)?;
+    let shown = session.show_ok(&events)?;
+    if !violation_on_bad_pod(&shown.stdout) {
+        bail!("no PolicyViolation Event on pod/bad in:\n{}", shown.text());
+    }
     Ok(())
+}
+
+/// Whether `kubectl get events` output has a PolicyViolation Warning about `pod/bad`.
+fn violation_on_bad_pod(listed: &str) -> bool {
+    listed.lines().any(|line| {
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        cells.contains(&"Warning")
+            && cells.contains(&"PolicyViolation")
+            && cells.contains(&"pod/bad")
+    })
 }

@@ -12,22 +12,24 @@
 //!   mutation errors denies the request under failure policy `Fail` and adds a warning under
 //!   `Ignore`.
 use std::sync::Arc;
+use std::time::Instant;
 
 use base64::Engine;
 use kyverno_api::kyverno::v1::match_resources::AdmissionOperation;
 use kyverno_api::kyverno::v1::policy::FailurePolicy;
 use kyverno_api::policies::common::ValidationAction;
 use kyverno_policy_core::celpolicy::RequestInput;
-use kyverno_policy_core::celpolicy::image_validating::ImageValidation;
 use kyverno_policy_core::celpolicy::resources::GroupVersionResource;
 use kyverno_policy_core::celpolicy::validating::ValidatingInput;
 use kyverno_policy_core::request::ResourceRequest;
-use kyverno_policy_core::response::{RuleResponse, RuleStatus, RuleType};
-use kyverno_runtime::cel_policies::{CachedCelPolicy, CompiledCel};
+use kyverno_policy_core::response::{RuleResponse, RuleStatus};
+use kyverno_runtime::cel_policies::{CachedCelPolicy, CompiledCel, image_validation_rules};
+use kyverno_runtime::reports::{PolicyResults, ReportedPolicy};
 use serde_json::{Value, json};
 
-use crate::evaluate::Evaluator;
+use crate::evaluate::{Evaluator, RuleRecord, Webhook};
 use crate::review::{AdmissionRequest, AdmissionResponse};
+use crate::side_effects::{Answered, Outputs};
 
 /// Which CEL webhook a request came to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,7 +99,7 @@ pub fn review(
         ),
         namespace_object: namespace_object(evaluator, &request.namespace),
     };
-    match webhook {
+    let evaluated = match webhook {
         CelWebhook::Validate => {
             let input = ValidatingInput::resource(
                 &cel_request.request,
@@ -105,18 +107,18 @@ pub fn review(
                 cel_request.namespace_object.as_ref(),
             )
             .with_provider(Arc::clone(&evaluator.provider));
-            let outcomes = policies.iter().filter_map(|cached| match &cached.compiled {
-                CompiledCel::Validating(policy) => {
-                    let rules = policy
+            evaluate_each(evaluator, request, operation, &policies, |compiled| {
+                let CompiledCel::Validating(policy) = compiled else {
+                    return None;
+                };
+                Some(
+                    policy
                         .evaluate(&input)
                         .into_iter()
                         .flat_map(|response| response.rules)
-                        .collect();
-                    Some((cached.as_ref(), rules))
-                }
-                _ => None,
-            });
-            decide(&request.uid, outcomes)
+                        .collect(),
+                )
+            })
         }
         CelWebhook::ImageValidate => {
             let input = RequestInput::new(
@@ -124,28 +126,101 @@ pub fn review(
                 &cel_request.resource,
                 cel_request.namespace_object.as_ref(),
             );
-            let outcomes = policies.iter().filter_map(|cached| match &cached.compiled {
-                CompiledCel::ImageValidating(policy) => {
-                    let rules = match policy.evaluate(&input, &evaluator.provider) {
-                        None => Vec::new(),
-                        Some(ImageValidation::Evaluated { rule, .. }) => vec![rule],
-                        Some(ImageValidation::NeedsRegistry { reason }) => vec![RuleResponse {
-                            name: policy.name().to_owned(),
-                            rule_type: RuleType::ImageVerify,
-                            status: RuleStatus::Error,
-                            message: format!(
-                                "image verification needs the images' registries, which are not supported: {reason}"
-                            ),
-                        }],
-                    };
-                    Some((cached.as_ref(), rules))
-                }
-                _ => None,
-            });
-            decide(&request.uid, outcomes)
+            evaluate_each(evaluator, request, operation, &policies, |compiled| {
+                let CompiledCel::ImageValidating(policy) = compiled else {
+                    return None;
+                };
+                Some(image_validation_rules(
+                    policy.name(),
+                    policy.evaluate(&input, &evaluator.provider),
+                ))
+            })
         }
-        CelWebhook::Mutate => mutate(&request.uid, &policies, &cel_request),
+        CelWebhook::Mutate => return mutate(&request.uid, &policies, &cel_request),
+    };
+    let answer = decide(&request.uid, &evaluated);
+    if let Some(outputs) = &evaluator.outputs {
+        leave_outputs(
+            evaluator,
+            outputs,
+            &Answered {
+                request,
+                operation,
+                resource_request: &cel_request.request,
+                results: &[],
+                blocked: !answer.allowed,
+            },
+            &evaluated,
+        );
     }
+    answer
+}
+
+/// One validating policy's rule results.
+type Outcome<'a> = (&'a CachedCelPolicy, Vec<RuleResponse>);
+
+/// Evaluates each policy `evaluate` knows how to (`None` for the others), counting its results
+/// in the metrics.
+fn evaluate_each<'a>(
+    evaluator: &Evaluator,
+    request: &AdmissionRequest,
+    operation: AdmissionOperation,
+    policies: &'a [&'a Arc<CachedCelPolicy>],
+    evaluate: impl Fn(&CompiledCel) -> Option<Vec<RuleResponse>>,
+) -> Vec<Outcome<'a>> {
+    policies
+        .iter()
+        .filter_map(|cached| {
+            let started = Instant::now();
+            let rules = evaluate(&cached.compiled)?;
+            evaluator.record_rules(
+                &RuleRecord {
+                    policy: ReportedPolicy::cel(cached),
+                    enforcing: denies(cached),
+                    request,
+                    operation,
+                    rule_type: Webhook::Validate.rule_type(),
+                },
+                &rules,
+                started,
+            );
+            Some((cached.as_ref(), rules))
+        })
+        .collect()
+}
+
+/// Whether failures of `cached` deny requests (`Deny` among its `validationActions`).
+fn denies(cached: &CachedCelPolicy) -> bool {
+    cached
+        .validation_actions()
+        .contains(&ValidationAction::Deny)
+}
+
+/// Queues the Events and the ephemeral report of the validated request (`answered`, whose
+/// results are `evaluated`): when it was denied, only the results of the denying policies
+/// count.
+fn leave_outputs(
+    evaluator: &Evaluator,
+    outputs: &Outputs,
+    answered: &Answered<'_>,
+    evaluated: &[Outcome<'_>],
+) {
+    let results: Vec<PolicyResults<'_>> = evaluated
+        .iter()
+        .filter(|(cached, _)| !answered.blocked || denies(cached))
+        .map(|(cached, rules)| PolicyResults {
+            policy: ReportedPolicy::cel(cached),
+            resource_version: &cached.resource_version,
+            rules,
+        })
+        .collect();
+    outputs.after_validation(
+        &Answered {
+            results: &results,
+            ..*answered
+        },
+        &evaluator.stores.config.get(),
+    );
 }
 
 /// The Namespace object of `namespace` as the watches know it (its name and labels); `None`
@@ -159,10 +234,7 @@ fn namespace_object(evaluator: &Evaluator, namespace: &str) -> Option<Value> {
 }
 
 /// The answer of the validating kinds from each policy's rule results.
-fn decide<'a>(
-    uid: &str,
-    outcomes: impl Iterator<Item = (&'a CachedCelPolicy, Vec<RuleResponse>)>,
-) -> AdmissionResponse {
+fn decide(uid: &str, outcomes: &[Outcome<'_>]) -> AdmissionResponse {
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
     for (cached, rules) in outcomes {
@@ -252,6 +324,7 @@ mod tests {
     use kyverno_runtime::namespaces::NamespaceLabels;
     use kyverno_runtime::policy_cache::PolicyCache;
     use kyverno_runtime::watch::Stores;
+    use prometheus_client::registry::Registry;
 
     use super::*;
     use crate::metrics::Metrics;
@@ -264,7 +337,7 @@ mod tests {
             namespaces: Arc::new(NamespaceLabels::default()),
             roles: Arc::default(),
         };
-        let metrics = Arc::new(Metrics::default());
+        let metrics = Arc::new(Metrics::register(&mut Registry::default()));
         Evaluator {
             stores,
             provider: Arc::new(NoExternalData),
@@ -351,6 +424,105 @@ mod tests {
             )
             .allowed
         );
+    }
+
+    /// The outputs `review` queued for a pod labelled with `labels` (with a uid, as stored).
+    fn outputs_of(actions: Value, dry_run: bool) -> (bool, Vec<crate::outputs::Output>, String) {
+        let mut evaluator = evaluator();
+        let mut registry = Registry::default();
+        evaluator.metrics = Arc::new(Metrics::register(&mut registry));
+        let (queue, mut receiver) =
+            crate::outputs::OutputQueue::new(16, Arc::clone(&evaluator.metrics));
+        evaluator.outputs = Some(Outputs {
+            queue,
+            namespace: "kyverno".into(),
+            instance: "kyverno-admission-test".into(),
+        });
+        let mut source = require_team(actions);
+        if let CelSource::Validating(policy) = &mut source {
+            policy.metadata.resource_version = Some("31".into());
+        }
+        evaluator.stores.cache.apply_cel_policy(source);
+        let mut request = pod_request(json!({}));
+        if let Some(object) = request.object.as_mut() {
+            object["metadata"]["uid"] = "pod-uid".into();
+        }
+        request.dry_run = Some(dry_run);
+        let answer = review(
+            &evaluator,
+            CelWebhook::Validate,
+            FailurePolicy::Fail,
+            &request,
+        );
+        let mut outputs = Vec::new();
+        while let Ok(output) = receiver.try_recv() {
+            outputs.push(output);
+        }
+        let metrics = kyverno_runtime::admin::Admin::new(registry).encode_metrics();
+        (answer.allowed, outputs, metrics)
+    }
+
+    #[test]
+    fn audited_failures_leave_a_report_and_events() {
+        use crate::outputs::Output;
+        let (allowed, outputs, metrics) = outputs_of(json!(["Audit"]), false);
+        assert!(allowed);
+        let reports: Vec<_> = outputs
+            .iter()
+            .filter_map(|output| match output {
+                Output::Report(report) => Some(report),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(reports.len(), 1);
+        let labels = reports[0].metadata.labels.as_ref().unwrap();
+        assert_eq!(labels["vpol.kyverno.io/p"], "31");
+        assert_eq!(labels["audit.kyverno.io/source"], "admission");
+        let result = &reports[0].data["spec"]["results"][0];
+        assert_eq!(result["policy"], "p");
+        assert_eq!(result["result"], "fail");
+        assert_eq!(result["source"], "KyvernoValidatingPolicy");
+        assert_eq!(result["message"], "label team is required");
+        let notes: Vec<_> = outputs
+            .iter()
+            .filter_map(|output| match output {
+                Output::Event(event) => Some((
+                    event.regarding.as_ref().and_then(|r| r.kind.clone()),
+                    event.reason.clone(),
+                )),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            notes,
+            [
+                (
+                    Some("ValidatingPolicy".to_owned()),
+                    Some("PolicyViolation".to_owned())
+                ),
+                (Some("Pod".to_owned()), Some("PolicyViolation".to_owned())),
+            ]
+        );
+        assert!(
+            metrics.contains("kyverno_policy_results_total{policy_validation_mode=\"audit\""),
+            "{metrics}"
+        );
+        assert!(metrics.contains("policy_name=\"p\""), "{metrics}");
+    }
+
+    #[test]
+    fn denied_requests_leave_only_the_policy_event_and_dry_runs_nothing() {
+        use crate::outputs::Output;
+        let (allowed, outputs, _) = outputs_of(json!(["Deny"]), false);
+        assert!(!allowed);
+        assert_eq!(outputs.len(), 1);
+        let Output::Event(event) = &outputs[0] else {
+            panic!("an Event expected, got {:?}", outputs[0]);
+        };
+        assert!(event.note.as_deref().unwrap().contains("(blocked)"));
+        let (allowed, outputs, _) = outputs_of(json!(["Audit"]), true);
+        assert!(allowed);
+        assert!(outputs.is_empty());
     }
 
     #[test]

@@ -19,6 +19,7 @@ use kyverno_policy_core::response::{RuleResponse, RuleStatus};
 use kyverno_policy_core::wildcard;
 use kyverno_runtime::config::Requester;
 use kyverno_runtime::policy_cache::{CachedPolicy, Snapshot};
+use kyverno_runtime::reports::{PolicyResults, ReportedPolicy};
 use kyverno_runtime::watch::Stores;
 use serde_json::Value;
 
@@ -54,7 +55,8 @@ pub enum Webhook {
 }
 
 impl Webhook {
-    fn rule_type(self) -> &'static str {
+    /// The `rule_type` of the metrics.
+    pub fn rule_type(self) -> &'static str {
         match self {
             Webhook::Validate => "validate",
             Webhook::Mutate => "mutate",
@@ -358,19 +360,23 @@ impl Evaluator {
             .filter(|cached| cached.has_background_work())
             .cloned()
             .collect();
-        outputs.after_validation(
-            &Answered {
-                request: review.request,
-                operation: review.operation,
-                resource_request: &review.resource_request,
-                results: &results,
-                blocked,
-            },
-            triggering,
-            snapshot,
-            &self.provider,
-            &self.stores.config.get(),
-        );
+        let results: Vec<PolicyResults<'_>> = results
+            .iter()
+            .map(|(cached, rules)| PolicyResults {
+                policy: ReportedPolicy::kyverno(&cached.policy),
+                resource_version: &cached.resource_version,
+                rules,
+            })
+            .collect();
+        let answered = Answered {
+            request: review.request,
+            operation: review.operation,
+            resource_request: &review.resource_request,
+            results: &results,
+            blocked,
+        };
+        outputs.after_validation(&answered, &self.stores.config.get());
+        outputs.trigger_background(&answered, triggering, snapshot, &self.provider);
     }
 
     /// Counts every rule result of a policy, with the time the policy took.
@@ -382,33 +388,69 @@ impl Evaluator {
         started: Instant,
         enforcing: bool,
     ) {
+        self.record_rules(
+            &RuleRecord {
+                policy: ReportedPolicy::kyverno(&cached.policy),
+                enforcing,
+                request: review.request,
+                operation: review.operation,
+                rule_type: review.webhook.rule_type(),
+            },
+            rules,
+            started,
+        );
+    }
+
+    /// Counts every rule result of a policy of any kind (`kyverno_policy_results_total`), with
+    /// the time the policy took (`kyverno_policy_execution_duration_seconds`).
+    pub(crate) fn record_rules(
+        &self,
+        record: &RuleRecord<'_>,
+        rules: &[RuleResponse],
+        started: Instant,
+    ) {
         let elapsed = started.elapsed();
-        let policy = &cached.policy;
+        let policy = &record.policy;
         for rule in rules {
             self.metrics.rule(
                 &PolicyLabels {
-                    policy_validation_mode: if enforcing { "enforce" } else { "audit" }.to_owned(),
+                    policy_validation_mode: if record.enforcing { "enforce" } else { "audit" }
+                        .to_owned(),
                     policy_type: if policy.namespace.is_some() {
                         "namespaced"
                     } else {
                         "cluster"
                     }
                     .to_owned(),
-                    policy_background_mode: policy.spec.background != Some(false),
-                    policy_name: policy.name.clone(),
-                    policy_namespace: policy.namespace.clone().unwrap_or_else(|| "-".to_owned()),
-                    resource_kind: review.request.kind.kind.clone(),
-                    resource_namespace: review.request.namespace.clone(),
-                    resource_request_operation: review.operation.as_str().to_owned(),
+                    policy_background_mode: policy.background,
+                    policy_name: policy.name.to_owned(),
+                    policy_namespace: policy.namespace.unwrap_or("-").to_owned(),
+                    resource_kind: record.request.kind.kind.clone(),
+                    resource_namespace: record.request.namespace.clone(),
+                    resource_request_operation: record.operation.as_str().to_owned(),
                     rule_name: rule.name.clone(),
                     rule_result: rule.status.as_str().to_owned(),
-                    rule_type: review.webhook.rule_type().to_owned(),
+                    rule_type: record.rule_type.to_owned(),
                     rule_execution_cause: "admission_request".to_owned(),
                 },
                 elapsed,
             );
         }
     }
+}
+
+/// What the metrics of a policy's rule results say about the policy and the request.
+pub(crate) struct RuleRecord<'a> {
+    /// The policy.
+    pub policy: ReportedPolicy<'a>,
+    /// Whether its failures can deny requests.
+    pub enforcing: bool,
+    /// The request.
+    pub request: &'a AdmissionRequest,
+    /// The request's operation.
+    pub operation: AdmissionOperation,
+    /// `validate` or `mutate`.
+    pub rule_type: &'a str,
 }
 
 fn field<'a>(resource: &'a Value, pointer: &str) -> &'a str {

@@ -6,8 +6,8 @@
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
-use kyverno_policy_core::engine::LoadedPolicy;
 use kyverno_policy_core::response::{RuleResponse, RuleStatus};
+use kyverno_runtime::reports::ReportedPolicy;
 
 /// `reportingController` of the admission controller's Events.
 pub const SOURCE: &str = "kyverno-admission";
@@ -35,7 +35,7 @@ pub struct EventSubject {
 /// The Events of one policy's validate results on the subject's resource (see the module
 /// documentation); `success_events` is the ConfigMap's `generateSuccessEvents`.
 pub fn policy_events(
-    policy: &LoadedPolicy,
+    policy: &ReportedPolicy<'_>,
     rules: &[RuleResponse],
     subject: &EventSubject,
     blocked: bool,
@@ -67,26 +67,9 @@ fn resource_key(resource: &ObjectReference) -> String {
     }
 }
 
-fn policy_reference(policy: &LoadedPolicy) -> ObjectReference {
-    ObjectReference {
-        api_version: Some("kyverno.io/v1".to_owned()),
-        kind: Some(
-            if policy.namespace.is_some() {
-                "Policy"
-            } else {
-                "ClusterPolicy"
-            }
-            .to_owned(),
-        ),
-        name: Some(policy.name.clone()),
-        namespace: policy.namespace.clone(),
-        ..ObjectReference::default()
-    }
-}
-
 /// On the policy: `Kind ns/name: [rule] fail (blocked); message`.
 fn policy_fail_event(
-    policy: &LoadedPolicy,
+    policy: &ReportedPolicy<'_>,
     rule: &RuleResponse,
     subject: &EventSubject,
     blocked: bool,
@@ -110,7 +93,7 @@ fn policy_fail_event(
         ACTION_RESOURCE_PASSED
     };
     event(
-        policy_reference(policy),
+        policy.reference(),
         Some(subject.resource.clone()),
         (REASON_POLICY_VIOLATION, "Warning", action),
         note,
@@ -120,7 +103,7 @@ fn policy_fail_event(
 
 /// On the resource: `policy <policy>/<rule> fail: <message>`.
 fn resource_violation_event(
-    policy: &LoadedPolicy,
+    policy: &ReportedPolicy<'_>,
     rule: &RuleResponse,
     subject: &EventSubject,
 ) -> Event {
@@ -141,10 +124,10 @@ fn resource_violation_event(
 }
 
 /// On the policy: `Kind ns/name: pass`.
-fn policy_applied_event(policy: &LoadedPolicy, subject: &EventSubject) -> Event {
+fn policy_applied_event(policy: &ReportedPolicy<'_>, subject: &EventSubject) -> Event {
     let note = format!("{}: pass", resource_key(&subject.resource));
     event(
-        policy_reference(policy),
+        policy.reference(),
         Some(subject.resource.clone()),
         (REASON_POLICY_APPLIED, "Normal", ACTION_RESOURCE_PASSED),
         note,
@@ -198,6 +181,7 @@ fn event(
 #[cfg(test)]
 mod tests {
     use kyverno_api::kyverno::v1::policy::ClusterPolicy;
+    use kyverno_policy_core::engine::LoadedPolicy;
     use kyverno_policy_core::response::RuleType;
 
     use super::*;
@@ -239,7 +223,7 @@ mod tests {
     #[test]
     fn an_admitted_failure_is_reported_on_the_policy_and_the_resource() {
         let events = policy_events(
-            &policy(),
+            &ReportedPolicy::kyverno(&policy()),
             &[rule(RuleStatus::Fail)],
             &subject(),
             false,
@@ -280,7 +264,7 @@ mod tests {
     #[test]
     fn a_blocked_request_is_reported_on_the_policy_only() {
         let events = policy_events(
-            &policy(),
+            &ReportedPolicy::kyverno(&policy()),
             &[rule(RuleStatus::Fail)],
             &subject(),
             true,
@@ -297,8 +281,24 @@ mod tests {
     #[test]
     fn passing_policies_emit_only_with_success_events() {
         let passed = [rule(RuleStatus::Pass)];
-        assert!(policy_events(&policy(), &passed, &subject(), false, false).is_empty());
-        let events = policy_events(&policy(), &passed, &subject(), false, true);
+        let policy = policy();
+        assert!(
+            policy_events(
+                &ReportedPolicy::kyverno(&policy),
+                &passed,
+                &subject(),
+                false,
+                false
+            )
+            .is_empty()
+        );
+        let events = policy_events(
+            &ReportedPolicy::kyverno(&policy),
+            &passed,
+            &subject(),
+            false,
+            true,
+        );
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].reason.as_deref(), Some(REASON_POLICY_APPLIED));
         assert_eq!(events[0].type_.as_deref(), Some("Normal"));

@@ -3,7 +3,8 @@
 //! certificates and webhook configurations in step with those policies.
 //!
 //! [`start`] runs one replica in the current Tokio runtime: the watches feeding the policy cache,
-//! the HTTPS webhook server, the metrics server, the leader election and the leader's duties.
+//! the HTTPS webhook server, the admin server (`/livez`, `/readyz`, `/metrics`), the leader
+//! election and the leader's duties.
 //! The binary calls it; the end-to-end tests start several replicas in one process with it.
 pub mod cel_admission;
 pub mod controller;
@@ -14,11 +15,11 @@ pub mod metrics;
 pub mod outputs;
 pub mod policy_status;
 pub mod policy_validation;
-pub mod review;
+pub use kyverno_runtime::admission_review as review;
 pub mod roles;
 pub mod server;
 pub mod side_effects;
-pub mod tls;
+pub use kyverno_runtime::tls;
 pub mod update_requests;
 pub mod webhooks;
 
@@ -27,20 +28,27 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kube::Client;
+use kyverno_runtime::admin::{self, Admin};
+use kyverno_runtime::certificates::{CertificateSettings, watch_serving_certificate};
 use kyverno_runtime::config::SharedConfig;
+use kyverno_runtime::https::{TlsServing, serve_tls};
 use kyverno_runtime::leader::LeaderElection;
 use kyverno_runtime::namespaces::NamespaceLabels;
-use kyverno_runtime::policy_cache::PolicyCache;
+use kyverno_runtime::policy_cache::{PolicyCache, WebhookDefaults};
 use kyverno_runtime::provider::ApiServerProvider;
+use kyverno_runtime::tls::CertStore;
 use kyverno_runtime::watch::{Stores, spawn_watches};
+use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::controller::CertificateSettings;
 use crate::evaluate::Evaluator;
 use crate::metrics::Metrics;
 use crate::server::AppState;
-use crate::tls::CertStore;
+
+/// How often the admin server's `/readyz` is brought in step with the webhook server's
+/// readiness.
+const READINESS_PERIOD: Duration = Duration::from_secs(1);
 
 /// How one replica runs.
 #[derive(Clone, Debug)]
@@ -55,7 +63,7 @@ pub struct Options {
     pub config_map_name: String,
     /// Where the HTTPS webhook server listens.
     pub webhook_addr: SocketAddr,
-    /// Where the metrics server listens.
+    /// Where the admin server (`/livez`, `/readyz`, `/metrics`) listens.
     pub metrics_addr: SocketAddr,
     /// This replica's identity in the leader election (the pod name).
     pub pod_name: String,
@@ -77,6 +85,9 @@ pub struct Options {
     pub renew_before: Duration,
     /// How often the leader looks at the certificates (at most every minute).
     pub certificate_check_period: Duration,
+    /// The webhook timeout and failure policy of policies that set none (`--webhookTimeout`,
+    /// `--forceFailurePolicyIgnore`).
+    pub webhook_defaults: WebhookDefaults,
 }
 
 impl Options {
@@ -103,6 +114,7 @@ impl Options {
             cert_lifetime: day * 150,
             renew_before: day * 15,
             certificate_check_period: Duration::from_secs(60),
+            webhook_defaults: WebhookDefaults::default(),
         }
     }
 }
@@ -128,7 +140,7 @@ pub enum StartError {
 pub struct Replica {
     /// Where the webhook server listens.
     pub webhook_addr: SocketAddr,
-    /// Where the metrics server listens.
+    /// Where the admin server (`/livez`, `/readyz`, `/metrics`) listens.
     pub metrics_addr: SocketAddr,
     /// What the watches keep in step.
     pub stores: Stores,
@@ -154,7 +166,7 @@ impl Drop for Replica {
 /// Starts a replica with `client`.
 pub async fn start(client: Client, options: Options) -> Result<Replica, StartError> {
     let stores = Stores {
-        cache: Arc::new(PolicyCache::default()),
+        cache: Arc::new(PolicyCache::with_webhook_defaults(options.webhook_defaults)),
         config: Arc::new(SharedConfig::new(&options.namespace)),
         namespaces: Arc::new(NamespaceLabels::default()),
         roles: Arc::default(),
@@ -177,12 +189,14 @@ pub async fn start(client: Client, options: Options) -> Result<Replica, StartErr
         check_period: options.certificate_check_period,
     };
     let cert_store = Arc::new(CertStore::default());
-    tasks.push(tokio::spawn(controller::watch_serving_certificate(
+    tasks.push(tokio::spawn(watch_serving_certificate(
         client.clone(),
         certificates.clone(),
         Arc::clone(&cert_store),
     )));
-    let metrics = Arc::new(Metrics::default());
+    let mut registry = Registry::default();
+    let metrics = Arc::new(Metrics::register(&mut registry));
+    let admin = Admin::new(registry);
     let (output_queue, output_receiver) =
         outputs::OutputQueue::new(outputs::DEFAULT_CAPACITY, Arc::clone(&metrics));
     tasks.push(tokio::spawn(outputs::write_outputs(
@@ -207,14 +221,18 @@ pub async fn start(client: Client, options: Options) -> Result<Replica, StartErr
         .cache
         .set_cel_provider(Arc::clone(&evaluator.provider));
     let ready_certs = Arc::clone(&cert_store);
+    let ready: Arc<dyn Fn() -> bool + Send + Sync> =
+        Arc::new(move || ready_certs.is_set() && synced.is_synced() && roles_synced.is_synced());
+    let admin_ready = Arc::clone(&ready);
+    tasks.push(tokio::spawn(
+        Arc::clone(&admin).follow_readiness(move || admin_ready(), READINESS_PERIOD),
+    ));
     let state = Arc::new(AppState {
         evaluator: Arc::new(evaluator),
         permits: Arc::new(tokio::sync::Semaphore::new(options.workers.max(1))),
         metrics: Arc::clone(&metrics),
         max_body_bytes: options.max_body_bytes,
-        ready: Arc::new(move || {
-            ready_certs.is_set() && synced.is_synced() && roles_synced.is_synced()
-        }),
+        ready,
     });
     let bind = |addr: SocketAddr| async move {
         tokio::net::TcpListener::bind(addr)
@@ -235,15 +253,12 @@ pub async fn start(client: Client, options: Options) -> Result<Replica, StartErr
             addr: options.metrics_addr,
             source,
         })?;
-    tasks.push(tokio::spawn(server::serve_tls(
+    tasks.push(tokio::spawn(serve_tls(
         webhook_listener,
-        tls::server_config(cert_store)?,
+        TlsServing::new(cert_store)?,
         server::webhook_router(state),
     )));
-    tasks.push(tokio::spawn(server::serve_plain(
-        metrics_listener,
-        server::metrics_router(metrics),
-    )));
+    tasks.push(tokio::spawn(admin::serve(metrics_listener, admin.router())));
     let (leading_sender, leading) = watch::channel(false);
     let election = LeaderElection {
         namespace: options.namespace.clone(),

@@ -5,11 +5,13 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use kyverno_admission_controller::{Options, start};
+use kyverno_runtime::policy_cache::WebhookDefaults;
 
 /// Kyverno's admission controller: validates and mutates admission requests with the policies
 /// in force, and manages its certificates and webhook configurations.
 #[derive(Debug, Parser)]
-#[command(version)]
+// The chart's `extraArgs` come after its own flags and win over them.
+#[command(version, args_override_self = true)]
 struct Args {
     /// Kyverno's namespace.
     #[arg(long, env = "KYVERNO_NAMESPACE", default_value = "kyverno")]
@@ -38,6 +40,19 @@ struct Args {
     /// Lease duration of the leader election, in seconds.
     #[arg(long, default_value_t = 15)]
     lease_seconds: u64,
+    /// Timeout of the webhooks of policies that set none, and of the policy webhooks, in
+    /// seconds (1 to 30; upstream's flag).
+    #[arg(long = "webhookTimeout", default_value_t = 10, value_parser = clap::value_parser!(i32).range(1..=30))]
+    webhook_timeout: i32,
+    /// Makes every policy's failure policy `Ignore`, whatever it says (upstream's flag).
+    #[arg(
+        long = "forceFailurePolicyIgnore",
+        num_args = 0..=1,
+        default_value_t = false,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    force_failure_policy_ignore: bool,
 }
 
 #[tokio::main]
@@ -57,6 +72,10 @@ async fn main() -> anyhow::Result<()> {
     options.metrics_addr = args.metrics_addr;
     options.max_body_bytes = args.max_request_bytes;
     options.lease_ttl = Duration::from_secs(args.lease_seconds);
+    options.webhook_defaults = WebhookDefaults {
+        timeout_seconds: args.webhook_timeout,
+        force_failure_policy_ignore: args.force_failure_policy_ignore,
+    };
     if let Some(workers) = args.workers {
         options.workers = workers;
     }
@@ -90,5 +109,38 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Args;
+
+    #[test]
+    fn upstream_webhook_flags_parse() {
+        let defaults = Args::try_parse_from(["admission-controller"]).expect("no flags");
+        assert_eq!(defaults.webhook_timeout, 10);
+        assert!(!defaults.force_failure_policy_ignore);
+        let args = Args::try_parse_from([
+            "admission-controller",
+            "--webhookTimeout=20",
+            "--forceFailurePolicyIgnore",
+        ])
+        .expect("upstream's spelling");
+        assert_eq!(args.webhook_timeout, 20);
+        assert!(args.force_failure_policy_ignore);
+        // As the chart renders them, then overridden by an extra argument.
+        let args = Args::try_parse_from([
+            "admission-controller",
+            "--forceFailurePolicyIgnore=true",
+            "--webhookTimeout=20",
+            "--webhookTimeout=5",
+        ])
+        .expect("the last value wins");
+        assert_eq!(args.webhook_timeout, 5);
+        assert!(args.force_failure_policy_ignore);
+        assert!(Args::try_parse_from(["admission-controller", "--webhookTimeout=31"]).is_err());
     }
 }

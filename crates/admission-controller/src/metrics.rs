@@ -1,4 +1,5 @@
-//! Prometheus metrics under Kyverno's names and labels, served on `/metrics`.
+//! Prometheus metrics under Kyverno's names and labels, served on the admin server's `/metrics`
+//! ([`kyverno_runtime::admin`]).
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -32,24 +33,18 @@ pub struct OutputLabels {
     pub outcome: String,
 }
 
-/// The controller's metrics.
+/// The controller's metrics, registered in the registry the admin server's `/metrics` serves.
+#[derive(Clone, Debug)]
 pub struct Metrics {
-    registry: Registry,
     admission_requests: Family<AdmissionLabels, Counter>,
     admission_review_duration: Family<AdmissionLabels, Histogram, KyvernoBuckets>,
     policies: PolicyMetrics,
     admission_outputs: Family<OutputLabels, Counter>,
 }
 
-impl std::fmt::Debug for Metrics {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Metrics").finish_non_exhaustive()
-    }
-}
-
-impl Default for Metrics {
-    fn default() -> Self {
-        let mut registry = Registry::default();
+impl Metrics {
+    /// Registers the controller's metrics, under Kyverno's names, in `registry`.
+    pub fn register(registry: &mut Registry) -> Self {
         let admission_requests = Family::<AdmissionLabels, Counter>::default();
         let admission_review_duration = Family::new_with_constructor(KyvernoBuckets);
         let admission_outputs = Family::<OutputLabels, Counter>::default();
@@ -63,23 +58,20 @@ impl Default for Metrics {
             "Time Kyverno took to answer an admission request",
             admission_review_duration.clone(),
         );
-        let policies = PolicyMetrics::register(&mut registry);
+        let policies = PolicyMetrics::register(registry);
         registry.register(
             "kyverno_admission_outputs",
             "Reports, Events and UpdateRequests of admission requests, by outcome",
             admission_outputs.clone(),
         );
         Self {
-            registry,
             admission_requests,
             admission_review_duration,
             policies,
             admission_outputs,
         }
     }
-}
 
-impl Metrics {
     /// Records an answered admission request.
     pub fn admission(&self, labels: &AdmissionLabels, duration: Duration) {
         self.admission_requests.get_or_create(labels).inc();
@@ -102,23 +94,18 @@ impl Metrics {
             })
             .inc();
     }
-
-    /// The metrics in the Prometheus text format.
-    pub fn encode(&self) -> String {
-        let mut text = String::new();
-        // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
-        text
-    }
 }
 
 #[cfg(test)]
 mod tests {
+    use kyverno_runtime::admin::Admin;
+
     use super::*;
 
     #[test]
     fn kyverno_metric_names() {
-        let metrics = Metrics::default();
+        let mut registry = Registry::default();
+        let metrics = Metrics::register(&mut registry);
         let admission = AdmissionLabels {
             resource_kind: "Pod".into(),
             resource_namespace: "default".into(),
@@ -143,7 +130,7 @@ mod tests {
             },
             Duration::from_millis(1),
         );
-        let text = metrics.encode();
+        let text = Admin::new(registry).encode_metrics();
         for name in [
             "kyverno_admission_requests_total{resource_kind=\"Pod\",resource_namespace=\"default\",resource_request_operation=\"CREATE\",request_allowed=\"false\"} 1",
             "kyverno_admission_review_duration_seconds_bucket{",

@@ -232,6 +232,9 @@ async fn write_update_request(
 
 #[cfg(test)]
 mod tests {
+    use kyverno_runtime::admin::Admin;
+    use prometheus_client::registry::Registry;
+
     use super::*;
 
     fn event() -> Output {
@@ -240,13 +243,14 @@ mod tests {
 
     #[test]
     fn a_full_queue_drops_and_counts_without_blocking() {
-        let metrics = Arc::new(Metrics::default());
+        let mut registry = Registry::default();
+        let metrics = Arc::new(Metrics::register(&mut registry));
         let (queue, mut receiver) = OutputQueue::new(2, Arc::clone(&metrics));
         assert!(queue.push(event()));
         assert!(queue.push(event()));
         assert!(!queue.push(event()));
         assert!(!queue.push(event()));
-        let text = metrics.encode();
+        let text = Admin::new(registry).encode_metrics();
         assert!(
             text.contains(
                 "kyverno_admission_outputs_total{output=\"event\",outcome=\"dropped\"} 2"
@@ -260,13 +264,14 @@ mod tests {
 
     #[test]
     fn outputs_are_dropped_once_the_writer_is_gone() {
-        let metrics = Arc::new(Metrics::default());
+        let mut registry = Registry::default();
+        let metrics = Arc::new(Metrics::register(&mut registry));
         let (queue, receiver) = OutputQueue::new(8, Arc::clone(&metrics));
         drop(receiver);
         assert!(!queue.push(event()));
         assert!(
-            metrics
-                .encode()
+            Admin::new(registry)
+                .encode_metrics()
                 .contains("output=\"event\",outcome=\"dropped\"} 1")
         );
     }

@@ -1,4 +1,5 @@
-//! The HTTPS webhook server (axum over rustls) and the plain-HTTP metrics server.
+//! The webhook routes, served over TLS by [`kyverno_runtime::https::serve_tls`] (metrics are on
+//! the [`kyverno_runtime::admin`] server).
 //!
 //! Evaluation runs off the async reactor (`spawn_blocking`) under a semaphore that bounds how
 //! many requests evaluate at once; the others queue for a permit. A request is answered before
@@ -15,13 +16,9 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::service::TowerToHyperService;
 use kyverno_api::kyverno::v1::policy::FailurePolicy;
 use serde::Deserialize;
-use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
 
 use crate::cel_admission::{self, CelWebhook};
 use crate::evaluate::{Evaluator, Webhook};
@@ -31,9 +28,6 @@ use crate::review::{AdmissionRequest, AdmissionResponse, AdmissionReview};
 
 /// The API server's default webhook timeout.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How long a TLS handshake may take.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What answers a route.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -145,25 +139,6 @@ pub fn webhook_router(state: Arc<AppState>) -> Router {
             }),
         )
         .with_state(state)
-}
-
-/// The metrics route: `/metrics`.
-pub fn metrics_router(metrics: Arc<Metrics>) -> Router {
-    Router::new().route(
-        "/metrics",
-        get(move || {
-            let metrics = Arc::clone(&metrics);
-            async move {
-                (
-                    [(
-                        header::CONTENT_TYPE,
-                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    )],
-                    metrics.encode(),
-                )
-            }
-        }),
-    )
 }
 
 /// The `timeout` query parameter the API server adds to webhook calls.
@@ -291,53 +266,6 @@ fn on_failure(
                 "{message}; admitted as the failure policy is Ignore"
             )])
         }
-    }
-}
-
-/// Serves `router` over TLS on `listener` until the returned future is dropped; dropping it
-/// also closes every open connection.
-pub async fn serve_tls(listener: TcpListener, tls: Arc<rustls::ServerConfig>, router: Router) {
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let mut connections = JoinSet::new();
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            Some(_) = connections.join_next() => continue,
-        };
-        let (tcp, peer) = match accepted {
-            Ok(accepted) => accepted,
-            Err(accept_error) => {
-                tracing::warn!(%accept_error, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let acceptor = acceptor.clone();
-        let service = TowerToHyperService::new(router.clone());
-        connections.spawn(async move {
-            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(handshake_error)) => {
-                    tracing::debug!(%peer, %handshake_error, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => return,
-            };
-            if let Err(serve_error) =
-                hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await
-            {
-                tracing::debug!(%peer, %serve_error, "connection ended with an error");
-            }
-        });
-    }
-}
-
-/// Serves `router` over plain HTTP on `listener` (the metrics port).
-pub async fn serve_plain(listener: TcpListener, router: Router) {
-    if let Err(serve_error) = axum::serve(listener, router).await {
-        tracing::error!(%serve_error, "metrics server stopped");
     }
 }
 

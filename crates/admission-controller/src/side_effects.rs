@@ -8,10 +8,11 @@ use kube::api::DynamicObject;
 use kyverno_api::kyverno::v1::match_resources::AdmissionOperation;
 use kyverno_policy_core::engine::ContextProvider;
 use kyverno_policy_core::request::ResourceRequest;
-use kyverno_policy_core::response::RuleResponse;
 use kyverno_runtime::config::KyvernoConfig;
 use kyverno_runtime::policy_cache::{CachedPolicy, Snapshot};
-use kyverno_runtime::reports::{Evaluated, SOURCE_ADMISSION, Subject, ephemeral_report};
+use kyverno_runtime::reports::{
+    PolicyResults, SOURCE_ADMISSION, Subject, policies_report, resource_hash,
+};
 use serde_json::Value;
 
 use crate::events::{EventSubject, policy_events};
@@ -38,8 +39,9 @@ pub struct Answered<'a> {
     pub operation: AdmissionOperation,
     /// The engine's view of it.
     pub resource_request: &'a ResourceRequest,
-    /// The validate results of each policy evaluated.
-    pub results: &'a [(Arc<CachedPolicy>, Vec<RuleResponse>)],
+    /// The validate results of each policy evaluated (ClusterPolicies and Policies, or the
+    /// `policies.kyverno.io` validating kinds).
+    pub results: &'a [PolicyResults<'a>],
     /// Whether the request was denied.
     pub blocked: bool,
 }
@@ -47,27 +49,19 @@ pub struct Answered<'a> {
 impl Outputs {
     /// Queues what `answered` leaves behind: Events for failing results (only those of the
     /// policies that blocked it when denied), and, when admitted, the ephemeral report of the
-    /// resource and the background checks of the `triggering` policies.
-    pub fn after_validation(
-        &self,
-        answered: &Answered<'_>,
-        triggering: Vec<Arc<CachedPolicy>>,
-        snapshot: &Snapshot,
-        provider: &Arc<dyn ContextProvider>,
-        config: &KyvernoConfig,
-    ) {
+    /// resource.
+    pub fn after_validation(&self, answered: &Answered<'_>, config: &KyvernoConfig) {
         if answered.request.dry_run == Some(true) {
             return;
         }
-        let resource = answered.resource_request.resource();
         let subject = EventSubject {
-            resource: reference(resource),
+            resource: reference(answered.resource_request.resource()),
             instance: self.instance.clone(),
         };
-        for (cached, rules) in answered.results {
+        for entry in answered.results {
             for event in policy_events(
-                &cached.policy,
-                rules,
+                &entry.policy,
+                entry.rules,
                 &subject,
                 answered.blocked,
                 config.generate_success_events,
@@ -81,21 +75,33 @@ impl Outputs {
         if let Some(report) = admission_report(answered) {
             self.queue.push(Output::Report(Box::new(report)));
         }
-        if !triggering.is_empty() {
-            self.queue.push(Output::Triggered(Box::new(Triggered {
-                policies: triggering,
-                request: answered.resource_request.clone(),
-                trigger: TriggerContext::of(
-                    answered.request,
-                    answered.operation,
-                    resource,
-                    answered.resource_request.request_info(),
-                ),
-                exceptions: Arc::clone(&snapshot.exceptions),
-                provider: Arc::clone(provider),
-                namespace: self.namespace.clone(),
-            })));
+    }
+
+    /// Queues the background checks of the `triggering` policies (generate and mutate-existing
+    /// rules) of an admitted request, which become UpdateRequests.
+    pub fn trigger_background(
+        &self,
+        answered: &Answered<'_>,
+        triggering: Vec<Arc<CachedPolicy>>,
+        snapshot: &Snapshot,
+        provider: &Arc<dyn ContextProvider>,
+    ) {
+        if answered.request.dry_run == Some(true) || answered.blocked || triggering.is_empty() {
+            return;
         }
+        self.queue.push(Output::Triggered(Box::new(Triggered {
+            policies: triggering,
+            request: answered.resource_request.clone(),
+            trigger: TriggerContext::of(
+                answered.request,
+                answered.operation,
+                answered.resource_request.resource(),
+                answered.resource_request.request_info(),
+            ),
+            exceptions: Arc::clone(&snapshot.exceptions),
+            provider: Arc::clone(provider),
+            namespace: self.namespace.clone(),
+        })));
     }
 }
 
@@ -103,30 +109,24 @@ impl Outputs {
 /// for deletions, for resources without a uid (not stored yet) or without results.
 fn admission_report(answered: &Answered<'_>) -> Option<DynamicObject> {
     if answered.operation == AdmissionOperation::Delete
-        || answered.results.iter().all(|(_, rules)| rules.is_empty())
+        || answered.results.iter().all(|entry| entry.rules.is_empty())
     {
         return None;
     }
-    let subject = Subject::of(
-        answered.resource_request.resource(),
-        &answered.request.resource.resource,
-    )?;
-    let evaluated: Vec<Evaluated<'_>> = answered
+    let resource = answered.resource_request.resource();
+    let subject = Subject::of(resource, &answered.request.resource.resource)?;
+    let evaluated: Vec<PolicyResults<'_>> = answered
         .results
         .iter()
-        .filter(|(_, rules)| !rules.is_empty())
-        .map(|(cached, rules)| Evaluated {
-            policy: &cached.policy,
-            resource_version: "",
-            rules,
-        })
+        .filter(|entry| !entry.rules.is_empty())
+        .copied()
         .collect();
-    Some(ephemeral_report(
+    Some(policies_report(
         &answered.request.uid,
         &subject,
         SOURCE_ADMISSION,
         &evaluated,
-        None,
+        Some(&resource_hash(resource)),
     ))
 }
 

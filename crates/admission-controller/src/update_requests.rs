@@ -2,7 +2,8 @@
 //! upstream's webhook queues it. Generate rules and mutate-existing rules (`mutate.targets`)
 //! that the request triggers (their match and preconditions hold, see
 //! [`kyverno_policy_core::engine::background_checks`]) become `kyverno.io/v2` UpdateRequests in
-//! Kyverno's namespace, `Pending`, named `ur-<random>`.
+//! Kyverno's namespace, `Pending`, named `ur-<random>`; so do the GeneratingPolicies and the
+//! mutate-existing MutatingPolicies the request triggers ([`cel_update_request`]).
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::authentication::v1::UserInfo;
@@ -17,6 +18,7 @@ use kyverno_api::kyverno::v2::update_request::{
 use kyverno_policy_core::engine::LoadedPolicy;
 use kyverno_policy_core::request::RequestInfo as Requester;
 use kyverno_policy_core::response::{RuleStatus, RuleType};
+use kyverno_runtime::policy_cache::PolicyKey;
 use kyverno_runtime::reports::policy_name;
 use serde_json::Value;
 
@@ -223,11 +225,78 @@ fn update_request(
         context: trigger.context.clone(),
         delete_downstream: first.delete_downstream,
     };
+    let key = PolicyKey {
+        namespace: policy.namespace.clone(),
+        name: policy.name.clone(),
+    };
+    pending(spec, &key, namespace, &trigger.trigger)
+}
+
+/// A `policies.kyverno.io` policy that an admitted request triggers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CelTriggered {
+    /// The policy's namespace (namespaced kinds) and name.
+    pub policy: PolicyKey,
+    /// `cel-generate` (GeneratingPolicy) or `cel-mutate` (MutatingPolicy that mutates existing
+    /// resources).
+    pub request_type: RequestType,
+    /// A GeneratingPolicy's `evaluation.synchronize.enabled`.
+    pub synchronize: bool,
+}
+
+/// The UpdateRequest of a `policies.kyverno.io` policy that the request triggers, in
+/// `namespace`: the policy's name stands for its rule. The deletion of a trigger asks a
+/// synchronized GeneratingPolicy to delete its downstream resources (`deleteDownstream`), and
+/// nothing of one that does not synchronize.
+pub fn cel_update_request(
+    triggered: &CelTriggered,
+    trigger: &TriggerContext,
+    namespace: &str,
+) -> Option<UpdateRequest> {
+    let generating = triggered.request_type == RequestType::CelGenerate;
+    let delete_downstream = generating && trigger.operation == AdmissionOperation::Delete;
+    if delete_downstream && !triggered.synchronize {
+        return None;
+    }
+    let synchronize = generating.then_some(triggered.synchronize);
+    let rule = triggered.policy.name.clone();
+    let spec = UpdateRequestSpec {
+        request_type: Some(triggered.request_type),
+        policy: triggered.policy.to_string(),
+        rule: rule.clone(),
+        rule_context: vec![RuleContext {
+            rule,
+            delete_downstream,
+            synchronize,
+            trigger: trigger.trigger.clone(),
+            cache_restore: None,
+        }],
+        resource: trigger.trigger.clone(),
+        synchronize,
+        context: trigger.context.clone(),
+        delete_downstream,
+    };
+    Some(pending(
+        spec,
+        &triggered.policy,
+        namespace,
+        &trigger.trigger,
+    ))
+}
+
+/// The `Pending` UpdateRequest of `spec`, for `policy`, named `ur-<random>` in `namespace`.
+fn pending(
+    spec: UpdateRequestSpec,
+    policy: &PolicyKey,
+    namespace: &str,
+    trigger: &ResourceSpec,
+) -> UpdateRequest {
+    let request_type = spec.request_type.unwrap_or(RequestType::Generate);
     let mut request = UpdateRequest::new("", spec);
     request.metadata = ObjectMeta {
         generate_name: Some(GENERATE_NAME.to_owned()),
         namespace: Some(namespace.to_owned()),
-        labels: Some(labels(policy, request_type, &trigger.trigger)),
+        labels: Some(labels(policy, request_type, trigger)),
         ..ObjectMeta::default()
     };
     request.status = Some(UpdateRequestStatus {
@@ -240,12 +309,13 @@ fn update_request(
 /// Upstream's labels: the policy (and its namespace) for generate requests, the policy and the
 /// trigger for mutate requests.
 fn labels(
-    policy: &LoadedPolicy,
+    policy: &PolicyKey,
     request_type: RequestType,
     trigger: &ResourceSpec,
 ) -> BTreeMap<String, String> {
     let mut labels = BTreeMap::new();
-    let (policy_label, namespace_label) = if request_type == RequestType::Mutate {
+    let mutate = matches!(request_type, RequestType::Mutate | RequestType::CelMutate);
+    let (policy_label, namespace_label) = if mutate {
         (LABEL_MUTATE_POLICY, LABEL_MUTATE_POLICY_NAMESPACE)
     } else {
         (LABEL_GENERATE_POLICY, LABEL_GENERATE_POLICY_NAMESPACE)
@@ -254,7 +324,7 @@ fn labels(
     if let Some(namespace) = &policy.namespace {
         labels.insert(namespace_label.to_owned(), namespace.clone());
     }
-    if request_type == RequestType::Mutate {
+    if mutate {
         let mut insert = |label: &str, value: &Option<String>| {
             if let Some(value) = value {
                 labels.insert(label.to_owned(), value.replace('/', "-"));
@@ -432,6 +502,72 @@ mod tests {
                 .as_ref()
                 .and_then(|info| info.operation),
             Some(AdmissionOperation::Delete)
+        );
+    }
+
+    #[test]
+    fn cel_policies_get_requests_named_after_the_policy() {
+        let created = namespace_request("CREATE");
+        let create = trigger(AdmissionOperation::Create, &created);
+        let generating = CelTriggered {
+            policy: PolicyKey {
+                namespace: None,
+                name: "netpol".to_owned(),
+            },
+            request_type: RequestType::CelGenerate,
+            synchronize: true,
+        };
+        let request = cel_update_request(&generating, &create, "kyverno").expect("a request");
+        let value = serde_json::to_value(&request).expect("serializes");
+        assert_eq!(value["spec"]["requestType"], "cel-generate");
+        assert_eq!(value["spec"]["policy"], "netpol");
+        assert_eq!(value["spec"]["ruleContext"][0]["rule"], "netpol");
+        assert_eq!(value["spec"]["ruleContext"][0]["synchronize"], true);
+        assert_eq!(value["spec"]["ruleContext"][0]["deleteDownstream"], false);
+        assert_eq!(value["spec"]["ruleContext"][0]["trigger"]["uid"], "ns-uid");
+        assert_eq!(
+            value["metadata"]["labels"],
+            json!({"generate.kyverno.io/policy-name": "netpol"})
+        );
+        assert_eq!(value["status"]["state"], "Pending");
+
+        let deleted = namespace_request("DELETE");
+        let delete = trigger(AdmissionOperation::Delete, &deleted);
+        let removal = cel_update_request(&generating, &delete, "kyverno").expect("a request");
+        assert!(removal.spec.delete_downstream);
+        assert!(removal.spec.rule_context[0].delete_downstream);
+        let unsynchronized = CelTriggered {
+            synchronize: false,
+            ..generating.clone()
+        };
+        assert!(cel_update_request(&unsynchronized, &delete, "kyverno").is_none());
+
+        let mutating = CelTriggered {
+            policy: PolicyKey {
+                namespace: Some("team".to_owned()),
+                name: "touch".to_owned(),
+            },
+            request_type: RequestType::CelMutate,
+            synchronize: false,
+        };
+        let mutate = serde_json::to_value(
+            cel_update_request(&mutating, &create, "kyverno").expect("a request"),
+        )
+        .expect("serializes");
+        assert_eq!(mutate["spec"]["requestType"], "cel-mutate");
+        assert_eq!(mutate["spec"]["policy"], "team/touch");
+        assert!(
+            mutate["spec"]["ruleContext"][0]
+                .get("synchronize")
+                .is_none()
+        );
+        assert_eq!(
+            mutate["metadata"]["labels"]["mutate.updaterequest.kyverno.io/policy-name"],
+            "touch"
+        );
+        assert_eq!(
+            mutate["metadata"]["labels"]["mutate.updaterequest.kyverno.io/trigger-name"],
+            "team-a"
         );
     }
 

@@ -17,6 +17,10 @@
 //! `kyverno-policy-mutating-webhook-cfg` (`mutate-policy.kyverno.svc`, `/policymutate`) and
 //! `kyverno-exception-validating-webhook-cfg` (`validate-policy-exception.kyverno.svc`,
 //! `/exceptionvalidate`), with failure policy `Ignore` as upstream.
+//!
+//! The admission controller's `--webhookTimeout` and `--forceFailurePolicyIgnore` reach the
+//! configurations through the policy cache's [`WebhookDefaults`]: the timeout of policies that set
+//! none and of the three configurations above, and `Ignore` for every policy.
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::ByteString;
@@ -34,8 +38,8 @@ use kyverno_runtime::cel_policies::CachedCelPolicy;
 use crate::cel_admission::CelWebhook;
 use kyverno_runtime::config::KyvernoConfig;
 use kyverno_runtime::policy_cache::{
-    CachedPolicy, DEFAULT_WEBHOOK_TIMEOUT_SECONDS, OperationSet, Snapshot, rule_mutates_resource,
-    rule_operations,
+    CachedPolicy, DEFAULT_WEBHOOK_TIMEOUT_SECONDS, OperationSet, Snapshot, WebhookDefaults,
+    rule_mutates_resource, rule_operations,
 };
 
 /// Name of the validating webhook configuration.
@@ -507,13 +511,15 @@ fn policy_rules() -> Vec<RuleWithOperations> {
     ]
 }
 
-/// A validating webhook configuration with one `Ignore` webhook named `name` at `path`.
+/// A validating webhook configuration with one `Ignore` webhook named `name` at `path`, with the
+/// default timeout.
 fn static_validating(
     configuration: &str,
     name: &str,
     path: &str,
     rules: Vec<RuleWithOperations>,
     target: &ServiceTarget,
+    defaults: &WebhookDefaults,
 ) -> ValidatingWebhookConfiguration {
     ValidatingWebhookConfiguration {
         metadata: metadata(configuration),
@@ -524,7 +530,7 @@ fn static_validating(
             failure_policy: Some(failure_name(FailurePolicy::Ignore)),
             match_policy: Some("Equivalent".to_owned()),
             side_effects: "None".to_owned(),
-            timeout_seconds: Some(DEFAULT_WEBHOOK_TIMEOUT_SECONDS),
+            timeout_seconds: Some(defaults.timeout_seconds),
             admission_review_versions: vec!["v1".to_owned()],
             namespace_selector: None,
             object_selector: None,
@@ -534,13 +540,17 @@ fn static_validating(
 }
 
 /// `kyverno-policy-validating-webhook-cfg`: the policies, validated on `/policyvalidate`.
-pub fn policy_validating_configuration(target: &ServiceTarget) -> ValidatingWebhookConfiguration {
+pub fn policy_validating_configuration(
+    target: &ServiceTarget,
+    defaults: &WebhookDefaults,
+) -> ValidatingWebhookConfiguration {
     static_validating(
         POLICY_VALIDATING_CONFIGURATION,
         "validate-policy.kyverno.svc",
         "/policyvalidate",
         policy_rules(),
         target,
+        defaults,
     )
 }
 
@@ -548,6 +558,7 @@ pub fn policy_validating_configuration(target: &ServiceTarget) -> ValidatingWebh
 /// `/exceptionvalidate`.
 pub fn exception_validating_configuration(
     target: &ServiceTarget,
+    defaults: &WebhookDefaults,
 ) -> ValidatingWebhookConfiguration {
     static_validating(
         EXCEPTION_VALIDATING_CONFIGURATION,
@@ -562,11 +573,15 @@ pub fn exception_validating_configuration(
             ),
         ],
         target,
+        defaults,
     )
 }
 
 /// `kyverno-policy-mutating-webhook-cfg`: the policies, on `/policymutate`.
-pub fn policy_mutating_configuration(target: &ServiceTarget) -> MutatingWebhookConfiguration {
+pub fn policy_mutating_configuration(
+    target: &ServiceTarget,
+    defaults: &WebhookDefaults,
+) -> MutatingWebhookConfiguration {
     MutatingWebhookConfiguration {
         metadata: metadata(POLICY_MUTATING_CONFIGURATION),
         webhooks: Some(vec![MutatingWebhook {
@@ -576,7 +591,7 @@ pub fn policy_mutating_configuration(target: &ServiceTarget) -> MutatingWebhookC
             failure_policy: Some(failure_name(FailurePolicy::Ignore)),
             match_policy: Some("Equivalent".to_owned()),
             side_effects: "NoneOnDryRun".to_owned(),
-            timeout_seconds: Some(DEFAULT_WEBHOOK_TIMEOUT_SECONDS),
+            timeout_seconds: Some(defaults.timeout_seconds),
             admission_review_versions: vec!["v1".to_owned()],
             reinvocation_policy: Some("IfNeeded".to_owned()),
             namespace_selector: None,
@@ -737,6 +752,77 @@ mod tests {
     }
 
     #[test]
+    fn webhook_defaults_reach_every_configuration() {
+        let defaults = WebhookDefaults {
+            timeout_seconds: 25,
+            force_failure_policy_ignore: true,
+        };
+        let cache = PolicyCache::with_webhook_defaults(defaults);
+        cache.apply_cluster_policy(
+            serde_json::from_value(
+                json!({"apiVersion": "kyverno.io/v1", "kind": "ClusterPolicy",
+                "metadata": {"name": "labels"}, "spec": {"failurePolicy": "Fail", "rules": [{
+                    "name": "r", "match": {"any": [{"resources": {"kinds": ["ConfigMap"]}}]},
+                    "validate": {"pattern": {"metadata": {"labels": {"app": "?*"}}}}}]}}),
+            )
+            .unwrap(),
+        );
+        cache.apply_cel_policy(
+            CelSource::decode(
+                CelKind::ValidatingPolicy,
+                json!({"apiVersion": "policies.kyverno.io/v1", "kind": "ValidatingPolicy",
+                    "metadata": {"name": "p"}, "spec": {"failurePolicy": "Fail",
+                    "matchConstraints": {"resourceRules": [{"apiGroups": [""],
+                        "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["configmaps"]}]},
+                    "validations": [{"expression": "true"}]}}),
+            )
+            .unwrap(),
+        );
+        let config = KyvernoConfig::with_defaults("kyverno");
+        let validating =
+            validating_configuration(&cache.snapshot(), &config, &resources(), &target());
+        let hooks = validating.webhooks.unwrap();
+        let summary: Vec<(&str, Option<&str>, Option<i32>)> = hooks
+            .iter()
+            .map(|hook| {
+                (
+                    hook.name.as_str(),
+                    hook.failure_policy.as_deref(),
+                    hook.timeout_seconds,
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("validate.kyverno.svc-ignore", Some("Ignore"), Some(25)),
+                ("vpol.validate.kyverno.svc-ignore", Some("Ignore"), Some(25)),
+            ]
+        );
+        let policies = policy_validating_configuration(&target(), &defaults);
+        let exceptions = exception_validating_configuration(&target(), &defaults);
+        for hook in policies
+            .webhooks
+            .unwrap()
+            .iter()
+            .chain(&exceptions.webhooks.unwrap())
+        {
+            assert_eq!(hook.timeout_seconds, Some(25), "{}", hook.name);
+            assert_eq!(
+                hook.failure_policy.as_deref(),
+                Some("Ignore"),
+                "{}",
+                hook.name
+            );
+        }
+        let mutate_policies = policy_mutating_configuration(&target(), &defaults);
+        assert_eq!(
+            mutate_policies.webhooks.unwrap()[0].timeout_seconds,
+            Some(25)
+        );
+    }
+
+    #[test]
     fn cel_policies_get_webhooks_of_their_own() {
         let cache = PolicyCache::default();
         let cel = |kind: CelKind, failure: &str, spec: serde_json::Value| {
@@ -788,7 +874,8 @@ mod tests {
         assert_eq!(hooks[0].name, "mpol.mutate.kyverno.svc-ignore");
         assert_eq!(hooks[0].failure_policy.as_deref(), Some("Ignore"));
 
-        let policies = policy_validating_configuration(&target());
+        let defaults = WebhookDefaults::default();
+        let policies = policy_validating_configuration(&target(), &defaults);
         assert_eq!(
             policies.metadata.name.as_deref(),
             Some("kyverno-policy-validating-webhook-cfg")
@@ -799,7 +886,7 @@ mod tests {
             hook.client_config.service.as_ref().unwrap().path.as_deref(),
             Some("/policyvalidate")
         );
-        let exceptions = exception_validating_configuration(&target());
+        let exceptions = exception_validating_configuration(&target(), &defaults);
         assert_eq!(
             exceptions.webhooks.unwrap()[0]
                 .client_config
@@ -810,7 +897,7 @@ mod tests {
                 .as_deref(),
             Some("/exceptionvalidate")
         );
-        let mutate_policies = policy_mutating_configuration(&target());
+        let mutate_policies = policy_mutating_configuration(&target(), &defaults);
         assert_eq!(
             mutate_policies.metadata.name.as_deref(),
             Some("kyverno-policy-mutating-webhook-cfg")

@@ -496,6 +496,12 @@ async fn malformed_and_oversized_reviews_get_400_and_serving_goes_on() {
             "{text}"
         );
         assert!(text.contains("kyverno_policy_results_total{"), "{text}");
+        // The admin server next to it answers as the other controllers' do.
+        assert_eq!(plain_get(metrics_addr, "/livez").await, "ok");
+        eventually("the admin server reports ready", || async {
+            plain_get(metrics_addr, "/readyz").await == "ok"
+        })
+        .await;
     })
     .await;
     harness.cleanup().await;

@@ -102,13 +102,12 @@ impl Harness {
                     })
                 });
                 let cached = self.replica.as_ref().is_none_or(|replica| {
-                    replica
-                        .stores
-                        .cache
-                        .snapshot()
+                    let snapshot = replica.stores.cache.snapshot();
+                    snapshot
                         .policies
                         .iter()
                         .any(|cached| cached.policy.name == name)
+                        || snapshot.cel.iter().any(|cached| cached.key.name == name)
                 });
                 (covered && cached).then_some(())
             },
@@ -226,7 +225,8 @@ async fn an_audited_violation_is_reported_and_raises_events() {
     assert_eq!(labels["audit.kyverno.io/source"], "admission");
     assert_eq!(labels["app.kubernetes.io/managed-by"], "kyverno");
     assert_eq!(labels["audit.kyverno.io/resource.gvr"], "pods.v1");
-    assert!(labels.contains_key(&format!("cpol.kyverno.io/{policy}")));
+    // The policy's label carries the resourceVersion it was evaluated at.
+    assert!(!labels[&format!("cpol.kyverno.io/{policy}")].is_empty());
     assert_eq!(report.spec.owner.uid, uid);
     let result = &report.spec.results[0];
     assert_eq!(result.result, Some(PolicyResult::Fail));
@@ -271,6 +271,89 @@ async fn an_audited_violation_is_reported_and_raises_events() {
         on_policy.note.as_deref(),
         Some(format!("Pod {ns}/bad: [check-team] fail; {VIOLATION}").as_str())
     );
+    assert_eq!(on_policy.action.as_deref(), Some("Resource Passed"));
+    harness.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_audited_validating_policy_failure_is_reported_and_raises_events() {
+    let mut harness = Harness::new().await;
+    let (client, ns) = (harness.client(), harness.ns().to_owned());
+    let policy = format!("vpol-team-{ns}");
+    let message = "label team is required";
+    harness
+        .create_policy(
+            json!({"apiVersion": "policies.kyverno.io/v1", "kind": "ValidatingPolicy",
+                "metadata": {"name": policy,
+                    "annotations": {"policies.kyverno.io/severity": "medium"}},
+                "spec": {"validationActions": ["Audit"],
+                    "matchConstraints": {"resourceRules": [{"apiGroups": [""],
+                        "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
+                        "resources": ["pods"]}]},
+                    "matchConditions": [{"name": "in-test-namespace",
+                        "expression": format!("request.namespace == '{ns}'")}],
+                    "validations": [{"expression":
+                        "has(object.metadata.labels) && 'team' in object.metadata.labels",
+                        "message": message}]}}),
+            "pods",
+            pod(&ns, "probe", json!({})),
+        )
+        .await;
+    let admitted = create(&client, pod(&ns, "bad", json!({"app": "x"}))).await;
+    let uid = admitted.metadata.uid.unwrap();
+
+    let reports: Api<EphemeralReport> = Api::namespaced(client.clone(), &ns);
+    let report = eventually("the admission report is written", || async {
+        reports
+            .list(&ListParams::default().labels(&format!("audit.kyverno.io/resource.uid={uid}")))
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .next()
+    })
+    .await;
+    let labels = report.metadata.labels.clone().unwrap();
+    assert_eq!(labels["audit.kyverno.io/source"], "admission");
+    assert!(!labels[&format!("vpol.kyverno.io/{policy}")].is_empty());
+    let result = &report.spec.results[0];
+    assert_eq!(result.policy, policy);
+    assert_eq!(result.result, Some(PolicyResult::Fail));
+    assert_eq!(result.source.as_deref(), Some("KyvernoValidatingPolicy"));
+    assert_eq!(result.message.as_deref(), Some(message));
+
+    harness.start_reports_controller();
+    let polrs: Api<PolicyReport> = Api::namespaced(client.clone(), &ns);
+    let fail = eventually("polr-ns shows the FAIL", || async {
+        let report = polrs.get_opt(&format!("polr-ns-{ns}")).await.unwrap()?;
+        report
+            .content
+            .results
+            .into_iter()
+            .find(|result| result.result == Some(PolicyResult::Fail))
+    })
+    .await;
+    assert_eq!(fail.policy, policy);
+    assert_eq!(fail.source.as_deref(), Some("KyvernoValidatingPolicy"));
+    assert_eq!(fail.resources[0].uid.as_deref(), Some(uid.as_str()));
+
+    let on_pod = eventually("a PolicyViolation Event on the pod", || async {
+        harness.events(&ns, "bad").await.into_iter().next()
+    })
+    .await;
+    assert_eq!(on_pod.reason.as_deref(), Some("PolicyViolation"));
+    let note = on_pod.note.unwrap_or_default();
+    assert!(
+        note.starts_with(&format!("policy {policy}/"))
+            && note.ends_with(&format!(" fail: {message}")),
+        "{note}"
+    );
+    let on_policy = eventually("a PolicyViolation Event on the policy", || async {
+        harness.events("default", &policy).await.into_iter().next()
+    })
+    .await;
+    let regarding = on_policy.regarding.unwrap();
+    assert_eq!(regarding.kind.as_deref(), Some("ValidatingPolicy"));
     assert_eq!(on_policy.action.as_deref(), Some("Resource Passed"));
     harness.cleanup().await;
 }

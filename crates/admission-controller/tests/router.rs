@@ -10,12 +10,14 @@ use base64::Engine;
 use http_body_util::BodyExt;
 use kyverno_admission_controller::evaluate::Evaluator;
 use kyverno_admission_controller::metrics::Metrics;
-use kyverno_admission_controller::server::{AppState, metrics_router, webhook_router};
+use kyverno_admission_controller::server::{AppState, webhook_router};
 use kyverno_policy_core::engine::{ContextProvider, Lookup, NoExternalData, ProviderError};
+use kyverno_runtime::admin::Admin;
 use kyverno_runtime::config::SharedConfig;
 use kyverno_runtime::namespaces::NamespaceLabels;
 use kyverno_runtime::policy_cache::PolicyCache;
 use kyverno_runtime::watch::Stores;
+use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -31,8 +33,18 @@ fn stores() -> Stores {
 }
 
 fn state_with(stores: Stores, provider: Arc<dyn ContextProvider>, permits: usize) -> Arc<AppState> {
-    let metrics = Arc::new(Metrics::default());
-    Arc::new(AppState {
+    state_and_admin(stores, provider, permits).0
+}
+
+/// The state and the admin server serving its metrics, as the controller wires them.
+fn state_and_admin(
+    stores: Stores,
+    provider: Arc<dyn ContextProvider>,
+    permits: usize,
+) -> (Arc<AppState>, Arc<Admin>) {
+    let mut registry = Registry::default();
+    let metrics = Arc::new(Metrics::register(&mut registry));
+    let state = Arc::new(AppState {
         evaluator: Arc::new(Evaluator {
             stores,
             provider,
@@ -43,7 +55,8 @@ fn state_with(stores: Stores, provider: Arc<dyn ContextProvider>, permits: usize
         metrics,
         max_body_bytes: 64 * 1024,
         ready: Arc::new(|| true),
-    })
+    });
+    (state, Admin::new(registry))
 }
 
 fn policy(
@@ -433,7 +446,7 @@ async fn health_and_metrics() {
     stores
         .cache
         .apply_cluster_policy(policy(REQUIRE_LABELS, enforce));
-    let state = state_with(stores.clone(), Arc::new(NoExternalData), 4);
+    let (state, admin) = state_and_admin(stores.clone(), Arc::new(NoExternalData), 4);
     let get = |path: &'static str, state: Arc<AppState>| async move {
         let request = http::Request::get(path).body(Body::empty()).unwrap();
         webhook_router(state)
@@ -455,10 +468,7 @@ async fn health_and_metrics() {
     assert_eq!(get("/health/readiness", not_ready).await, 503);
     admit(&state, "/validate/fail", pod("sample", json!({}))).await;
     let request = http::Request::get("/metrics").body(Body::empty()).unwrap();
-    let response = metrics_router(Arc::clone(&state.metrics))
-        .oneshot(request)
-        .await
-        .unwrap();
+    let response = admin.router().oneshot(request).await.unwrap();
     let text = String::from_utf8(
         response
             .into_body()

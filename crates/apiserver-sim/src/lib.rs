@@ -42,6 +42,14 @@
 //!   collection, namespace termination, `generateName`, `dryRun=All`;
 //! - PATCH as JSON merge patch, JSON patch, strategic merge patch (built-in kinds) and
 //!   server-side apply (field managers recorded in `managedFields`);
+//! - Events as one kind in two group-versions, as on a real server: core `v1` is the stored
+//!   form and `events.k8s.io/v1` a converted view (`note`/`message`, `regarding`/
+//!   `involvedObject`, `reportingController`/`reportingComponent`, `deprecatedSource`/`source`,
+//!   `deprecatedCount`/`count`, `deprecated{First,Last}Timestamp`/`{first,last}Timestamp`),
+//!   in reads, writes, patches and watches; their field selectors take the labels the real
+//!   server supports (`reason`, `type`, `involvedObject.*`/`regarding.*`, `source`,
+//!   `reportingComponent`/`reportingController`, `metadata.name`/`namespace`), and their
+//!   tables have kubectl's `LAST SEEN TYPE REASON OBJECT MESSAGE` columns (see [`events`]);
 //! - LIST with label and field selectors, `limit`/`continue`; WATCH with `resourceVersion`,
 //!   `allowWatchBookmarks`, `sendInitialEvents`, `timeoutSeconds`, and 410 Gone for a
 //!   compacted resourceVersion, so kube-runtime's watcher, reflector and Controller work;
@@ -63,7 +71,10 @@
 //!   ring ([`SimConfig::watch_history`]) and [`ApiServerSim::compact`] drops it on demand to
 //!   provoke 410s. LIST always serves the current state (any `resourceVersion`/
 //!   `resourceVersionMatch` is satisfied by it); `continue` pages continue from the last key
-//!   over the *current* state, not a snapshot.
+//!   over the *current* state, not a snapshot. Stored objects are shared between the store,
+//!   the watch history and the watch streams (a write copies nothing; LIST and watch responses
+//!   are serialized from the stored objects), and garbage collection finds dependents through
+//!   an index of ownerReference uids (a deletion does not scan the store).
 //! - **No authorization**: any known token may do anything (no RBAC evaluation, no
 //!   SubjectAccessReview). Unknown or missing tokens get 401. Users in `system:masters` may
 //!   impersonate (`Impersonate-User`/`Impersonate-Group`).
@@ -114,6 +125,7 @@
 
 pub mod admission;
 pub mod error;
+pub mod events;
 pub mod matchconditions;
 pub mod merge;
 pub mod resources;
@@ -428,7 +440,9 @@ impl ApiServerSim {
             obj["spec"] = json!({"finalizers": ["kubernetes"]});
             obj["status"] = json!({"phase": "Active"});
         }
-        st.commit_create(&rt, obj, false).map_err(api_err)
+        st.commit_create(&rt, obj, false)
+            .map(|stored| rt.present(stored))
+            .map_err(api_err)
     }
 
     /// Loads every CRD document from a folder (`*.yaml`, `*.yml`, `*.json`, multi-document

@@ -60,9 +60,43 @@ impl ResourceType {
         }
     }
 
-    /// Key of the shared store of all versions: `group/plural`.
+    /// Key of the shared store of all versions: `group/plural` (for both views of Events: the
+    /// core group's).
     pub fn store_key(&self) -> String {
+        if crate::events::is_events_v1(self) {
+            return crate::events::STORE_KEY.to_string();
+        }
         format!("{}/{}", self.group, self.plural)
+    }
+
+    /// Whether objects are stored in this type's form (the storage version, and not the
+    /// converted view of a kind stored under another group).
+    pub fn is_storage_form(&self) -> bool {
+        self.version == self.storage_version && !crate::events::is_events_v1(self)
+    }
+
+    /// A stored object as this type shows it: converted (Events), with this version's
+    /// `apiVersion` and `kind`.
+    pub fn present(&self, obj: Value) -> Value {
+        let mut obj = if crate::events::is_events_v1(self) {
+            crate::events::from_core(obj)
+        } else {
+            obj
+        };
+        if let Some(m) = obj.as_object_mut() {
+            m.insert("apiVersion".into(), Value::String(self.api_version()));
+            m.insert("kind".into(), Value::String(self.kind.clone()));
+        }
+        obj
+    }
+
+    /// An object of this type in the form it is stored in (the inverse of [`Self::present`]).
+    pub fn to_storage(&self, obj: Value) -> Value {
+        if crate::events::is_events_v1(self) {
+            crate::events::to_core(obj)
+        } else {
+            obj
+        }
     }
 
     /// `plural` or `plural.group`, as it appears in error messages.
@@ -369,6 +403,25 @@ fn col(name: &str, type_: &str, json_path: &str, priority: i64) -> PrinterColumn
     }
 }
 
+/// The real server's Event columns (both views), Name last and only in the wide view. The
+/// cells are computed from the stored (core) form (see `table`).
+fn event_columns() -> Vec<PrinterColumn> {
+    let mut name = col("Name", "string", ".metadata.name", 1);
+    name.format = "name".to_string();
+    vec![
+        col("Last Seen", "string", "@eventLastSeen", 0),
+        col("Type", "string", ".type", 0),
+        col("Reason", "string", ".reason", 0),
+        col("Object", "string", "@eventObject", 0),
+        col("Subobject", "string", "@eventSubobject", 1),
+        col("Source", "string", "@eventSource", 1),
+        col("Message", "string", "@eventMessage", 0),
+        col("First Seen", "string", "@eventFirstSeen", 1),
+        col("Count", "string", "@eventCount", 1),
+        name,
+    ]
+}
+
 /// Columns of the built-in kinds (a subset of the real server's printers).
 fn builtin_columns(group: &str, plural: &str) -> Vec<PrinterColumn> {
     let age = col("Age", "date", ".metadata.creationTimestamp", 0);
@@ -393,6 +446,7 @@ fn builtin_columns(group: &str, plural: &str) -> Vec<PrinterColumn> {
             col("Up-to-date", "integer", ".status.updatedReplicas", 0),
             col("Available", "integer", ".status.availableReplicas", 0),
         ],
+        ("" | "events.k8s.io", "events") => return event_columns(),
         ("coordination.k8s.io", "leases") => {
             vec![col("Holder", "string", ".spec.holderIdentity", 0)]
         }

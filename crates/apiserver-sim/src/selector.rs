@@ -156,19 +156,35 @@ impl LabelSelector {
 
     /// Whether the given labels match.
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        self.reqs.iter().all(|r| match r {
-            Req::Eq(k, v) => labels.get(k) == Some(v),
-            Req::NotEq(k, v) => labels.get(k) != Some(v),
-            Req::In(k, vs) => labels.get(k).is_some_and(|l| vs.contains(l)),
-            Req::NotIn(k, vs) => labels.get(k).is_none_or(|l| !vs.contains(l)),
-            Req::Exists(k) => labels.contains_key(k),
-            Req::NotExists(k) => !labels.contains_key(k),
+        self.matches_with(|k| labels.get(k).map(String::as_str))
+    }
+
+    /// Whether the labels of an object match (read in place: no copy of the labels).
+    pub fn matches_object(&self, obj: &Value) -> bool {
+        if self.reqs.is_empty() {
+            return true;
+        }
+        let labels = obj
+            .get("metadata")
+            .and_then(|m| m.get("labels"))
+            .and_then(Value::as_object);
+        self.matches_with(|k| {
+            labels
+                .and_then(|l| l.get(k))
+                .map(|v| v.as_str().unwrap_or(""))
         })
     }
 
-    /// Whether the labels of an object match.
-    pub fn matches_object(&self, obj: &Value) -> bool {
-        self.matches(&labels_of(obj))
+    /// Whether the labels that `label` looks up match.
+    fn matches_with<'a>(&self, label: impl Fn(&str) -> Option<&'a str>) -> bool {
+        self.reqs.iter().all(|r| match r {
+            Req::Eq(k, v) => label(k) == Some(v.as_str()),
+            Req::NotEq(k, v) => label(k) != Some(v.as_str()),
+            Req::In(k, vs) => label(k).is_some_and(|l| vs.iter().any(|v| v == l)),
+            Req::NotIn(k, vs) => label(k).is_none_or(|l| !vs.iter().any(|v| v == l)),
+            Req::Exists(k) => label(k).is_some(),
+            Req::NotExists(k) => label(k).is_none(),
+        })
     }
 }
 
@@ -212,6 +228,17 @@ impl FieldSelector {
             };
             reqs.push((k.trim().to_string(), eq, v.trim().to_string()));
         }
+        Ok(Self { reqs })
+    }
+
+    /// The selector with every field label replaced by the path `map` gives for it (an error
+    /// from `map` rejects the selector).
+    pub fn map_paths(self, map: impl Fn(&str) -> Result<String, String>) -> Result<Self, String> {
+        let reqs = self
+            .reqs
+            .into_iter()
+            .map(|(label, eq, value)| Ok((map(&label)?, eq, value)))
+            .collect::<Result<_, String>>()?;
         Ok(Self { reqs })
     }
 

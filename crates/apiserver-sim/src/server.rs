@@ -14,6 +14,8 @@ use hyper::body::{Frame, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rand::Rng;
+use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
@@ -22,6 +24,7 @@ use tokio::task::JoinSet;
 use crate::UserInfo;
 use crate::admission::{self, Attributes};
 use crate::error::ApiError;
+use crate::events;
 use crate::merge;
 use crate::resources::ResourceType;
 use crate::selector::{FieldSelector, LabelSelector};
@@ -103,7 +106,7 @@ fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).boxed_unsync()
 }
 
-fn json_response(code: u16, v: &Value, warnings: &[String]) -> Response<Body> {
+fn json_response(code: u16, v: &impl Serialize, warnings: &[String]) -> Response<Body> {
     let body = serde_json::to_vec(v).unwrap_or_default();
     let mut resp = Response::new(full(body));
     *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -423,7 +426,7 @@ async fn dispatch(shared: &Arc<Shared>, t: Target, r: &Req) -> Result<Response<B
                 .get(rt, &ns, name)
                 .cloned()
                 .ok_or_else(|| ApiError::not_found(rt, name))?;
-            let obj = present(rt, obj);
+            let obj = rt.present(obj);
             if r.accept_table() {
                 let meta = json!({"resourceVersion": rv_of(&obj)});
                 return Ok(json_response(
@@ -587,15 +590,6 @@ fn rv_of(obj: &Value) -> String {
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string()
-}
-
-/// Sets apiVersion and kind for the version the client asked for.
-fn present(rt: &ResourceType, mut obj: Value) -> Value {
-    if let Some(m) = obj.as_object_mut() {
-        m.insert("apiVersion".into(), Value::String(rt.api_version()));
-        m.insert("kind".into(), Value::String(rt.kind.clone()));
-    }
-    obj
 }
 
 fn check_type(rt: &ResourceType, obj: &mut Value) -> Result<(), ApiError> {
@@ -833,7 +827,7 @@ async fn create_object(
     }
     warnings.extend(admission::validate(shared, &attrs, Some(&obj)).await?);
     let stored = shared.lock()?.commit_create(rt, obj, dry_run)?;
-    Ok((present(rt, stored), warnings))
+    Ok((rt.present(stored), warnings))
 }
 
 fn apply_defaults(rt: &ResourceType, name: &str, obj: &mut Value) {
@@ -863,17 +857,21 @@ fn apply_defaults(rt: &ResourceType, name: &str, obj: &mut Value) {
     }
 }
 
-fn spec_part(rt: &ResourceType, obj: &Value) -> Value {
-    let mut o = obj.clone();
-    if let Some(m) = o.as_object_mut() {
-        m.remove("metadata");
-        m.remove("apiVersion");
-        m.remove("kind");
-        if rt.status_subresource {
-            m.remove("status");
-        }
-    }
-    o
+/// Whether two objects are equal but for metadata, apiVersion, kind and (with a `/status`
+/// subresource) status: the parts whose change bumps `metadata.generation` (compared in
+/// place: the objects may be large reports).
+fn same_spec(rt: &ResourceType, a: &Value, b: &Value) -> bool {
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+        return a == b;
+    };
+    let counted = |k: &str| {
+        !(matches!(k, "metadata" | "apiVersion" | "kind")
+            || (rt.status_subresource && k == "status"))
+    };
+    a.keys().filter(|k| counted(k)).count() == b.keys().filter(|k| counted(k)).count()
+        && a.iter()
+            .filter(|(k, _)| counted(k))
+            .all(|(k, v)| b.get(k) == Some(v))
 }
 
 /// Builds the object to store from the current one and the client's version (update rules:
@@ -992,7 +990,7 @@ fn prepare_update(
             .pointer("/metadata/generation")
             .and_then(Value::as_i64)
             .unwrap_or(1);
-        let g = if spec_part(rt, &new) != spec_part(rt, current) {
+        let g = if !same_spec(rt, &new, current) {
             g + 1
         } else {
             g
@@ -1032,6 +1030,7 @@ where
             .lock()?
             .get(rt, ns, name)
             .cloned()
+            .map(|stored| rt.present(stored))
             .ok_or_else(|| ApiError::not_found(rt, name))?;
         let current_rv = rv_of(&current);
         let incoming = compute(&current)?;
@@ -1063,7 +1062,7 @@ where
             .lock()?
             .commit_update(rt, &current_rv, new, dry_run)?;
         match committed {
-            Some(obj) => return Ok((present(rt, obj), warnings)),
+            Some(obj) => return Ok((rt.present(obj), warnings)),
             None if pinned.is_some() => return Err(ApiError::conflict(rt, name)),
             None => continue,
         }
@@ -1306,6 +1305,7 @@ async fn delete_object(
         .lock()?
         .get(rt, ns, name)
         .cloned()
+        .map(|stored| rt.present(stored))
         .ok_or_else(|| ApiError::not_found(rt, name))?;
     if let Some(uid) = &opts.uid {
         let actual = meta_str(&current, "uid");
@@ -1346,7 +1346,7 @@ async fn delete_object(
     let (obj, _gone) = shared
         .lock()?
         .delete(rt, ns, name, opts.propagation, r.dry_run())?;
-    Ok((present(rt, obj), warnings))
+    Ok((rt.present(obj), warnings))
 }
 
 async fn delete_collection(
@@ -1357,8 +1357,7 @@ async fn delete_collection(
 ) -> Result<Response<Body>, ApiError> {
     let labels =
         LabelSelector::parse(r.q("labelSelector").unwrap_or("")).map_err(ApiError::bad_request)?;
-    let fields =
-        FieldSelector::parse(r.q("fieldSelector").unwrap_or("")).map_err(ApiError::bad_request)?;
+    let fields = field_selector(rt, r)?;
     let targets: Vec<(String, String)> = shared
         .lock()?
         .list(rt, ns)
@@ -1386,6 +1385,19 @@ async fn delete_collection(
     ))
 }
 
+/// The request's field selector, over the stored form (Events: the labels the real server
+/// supports, mapped to the core fields).
+fn field_selector(rt: &ResourceType, r: &Req) -> Result<FieldSelector, ApiError> {
+    let parsed =
+        FieldSelector::parse(r.q("fieldSelector").unwrap_or("")).map_err(ApiError::bad_request)?;
+    if events::is_event(rt) {
+        return parsed
+            .map_paths(|label| events::field_path(rt, label))
+            .map_err(ApiError::bad_request);
+    }
+    Ok(parsed)
+}
+
 fn list(
     shared: &Arc<Shared>,
     rt: &ResourceType,
@@ -1395,8 +1407,7 @@ fn list(
     use base64::Engine;
     let labels =
         LabelSelector::parse(r.q("labelSelector").unwrap_or("")).map_err(ApiError::bad_request)?;
-    let fields =
-        FieldSelector::parse(r.q("fieldSelector").unwrap_or("")).map_err(ApiError::bad_request)?;
+    let fields = field_selector(rt, r)?;
     let limit: Option<usize> = match r.q("limit") {
         Some(l) => Some(
             l.parse::<usize>()
@@ -1431,15 +1442,14 @@ fn list(
         ));
     }
     let list_rv = token_rv.unwrap_or(st.rv());
-    let mut matching: Vec<Value> = st
-        .list(rt, ns)
+    let mut matching: Vec<Arc<Value>> = st
+        .list_shared(rt, ns)
         .into_iter()
         .filter(|o| {
-            let key = {
+            start_after.as_ref().is_none_or(|s| {
                 let (n, m) = store::ns_name(o);
-                format!("{n}\u{0}{m}")
-            };
-            start_after.as_ref().is_none_or(|s| key > *s)
+                format!("{n}\u{0}{m}") > *s
+            })
         })
         .filter(|o| labels.matches_object(o) && fields.matches(o))
         .cloned()
@@ -1460,23 +1470,106 @@ fn list(
             meta["remainingItemCount"] = json!(remaining);
         }
     }
-    let items: Vec<Value> = matching.into_iter().map(|o| present(rt, o)).collect();
     if r.accept_table() {
+        let items: Vec<Value> = matching
+            .into_iter()
+            .map(|o| rt.present(Arc::unwrap_or_clone(o)))
+            .collect();
         return Ok(json_response(
             200,
             &table::table(rt, &items, meta, r.q("includeObject").unwrap_or("Metadata")),
             &[],
         ));
     }
+    let api_version = rt.api_version();
+    let items: Vec<Served<'_>> = matching
+        .iter()
+        .map(|o| Served::new(rt, &api_version, o))
+        .collect();
     Ok(json_response(
         200,
-        &json!({"kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(), "metadata": meta, "items": items}),
+        &ListBody {
+            kind: format!("{}List", rt.kind),
+            api_version: &api_version,
+            metadata: meta,
+            items,
+        },
         &[],
     ))
 }
 
-fn watch_line(type_: &str, object: &Value) -> Bytes {
-    let mut s = serde_json::to_vec(&json!({"type": type_, "object": object})).unwrap_or_default();
+/// A LIST response body.
+#[derive(Serialize)]
+struct ListBody<'a> {
+    kind: String,
+    #[serde(rename = "apiVersion")]
+    api_version: &'a str,
+    metadata: Value,
+    items: Vec<Served<'a>>,
+}
+
+/// A stored object in a response, as its type shows it ([`ResourceType::present`]): serialized
+/// in place with the type's `apiVersion` and `kind`, or converted first (Events).
+enum Served<'a> {
+    /// Stored in the type's form.
+    Stored {
+        obj: &'a Value,
+        api_version: &'a str,
+        kind: &'a str,
+    },
+    /// Converted to the type's form.
+    Converted(Value),
+}
+
+impl<'a> Served<'a> {
+    fn new(rt: &'a ResourceType, api_version: &'a str, obj: &'a Value) -> Self {
+        if events::is_events_v1(rt) {
+            Self::Converted(rt.present(obj.clone()))
+        } else {
+            Self::Stored {
+                obj,
+                api_version,
+                kind: &rt.kind,
+            }
+        }
+    }
+}
+
+impl Serialize for Served<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let (obj, api_version, kind) = match self {
+            Self::Converted(v) => return v.serialize(serializer),
+            Self::Stored {
+                obj,
+                api_version,
+                kind,
+            } => (*obj, *api_version, *kind),
+        };
+        let Some(fields) = obj.as_object() else {
+            return obj.serialize(serializer);
+        };
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("apiVersion", api_version)?;
+        map.serialize_entry("kind", kind)?;
+        for (k, v) in fields {
+            if k != "apiVersion" && k != "kind" {
+                map.serialize_entry(k, v)?;
+            }
+        }
+        map.end()
+    }
+}
+
+/// One line of a watch stream.
+#[derive(Serialize)]
+struct WatchLine<'a, T: Serialize> {
+    #[serde(rename = "type")]
+    type_: &'a str,
+    object: &'a T,
+}
+
+fn watch_line(type_: &str, object: &impl Serialize) -> Bytes {
+    let mut s = serde_json::to_vec(&WatchLine { type_, object }).unwrap_or_default();
     s.push(b'\n');
     Bytes::from(s)
 }
@@ -1513,7 +1606,11 @@ impl WatchFilter {
                 }
             }
         };
-        Some(watch_line(type_, &present(&self.rt, ev.object.clone())))
+        let api_version = self.rt.api_version();
+        Some(watch_line(
+            type_,
+            &Served::new(&self.rt, &api_version, &ev.object),
+        ))
     }
 
     fn bookmark(&self, rv: u64, initial_end: bool) -> Bytes {
@@ -1557,8 +1654,7 @@ fn watch(
         ns,
         labels: LabelSelector::parse(r.q("labelSelector").unwrap_or(""))
             .map_err(ApiError::bad_request)?,
-        fields: FieldSelector::parse(r.q("fieldSelector").unwrap_or(""))
-            .map_err(ApiError::bad_request)?,
+        fields: field_selector(rt, r)?,
     };
     let send_initial = r.flag("sendInitialEvents");
     let bookmarks = r.flag("allowWatchBookmarks");

@@ -2,7 +2,7 @@
 //! for watches, and the synchronous parts of deletion (finalizers, ownerReference garbage
 //! collection, namespace termination).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 use serde_json::{Value, json};
@@ -43,9 +43,9 @@ pub struct Event {
     /// `group/plural` of the object.
     pub store_key: String,
     /// The object before the change (modifications and deletions).
-    pub old: Option<Value>,
+    pub old: Option<Arc<Value>>,
     /// The object after the change (for deletions: the last state, with the deletion's RV).
-    pub object: Value,
+    pub object: Arc<Value>,
 }
 
 /// A message to one watcher.
@@ -95,12 +95,20 @@ pub enum Propagation {
     Orphan,
 }
 
-/// The state behind the store's lock.
+/// Where an object is stored: store key, namespace, name.
+type Location = (String, String, String);
+
+/// The state behind the store's lock. Objects are shared (`Arc`) between the store, the watch
+/// history and the watchers, so that a write copies nothing.
 pub struct State {
     /// Served resource types.
     pub registry: Registry,
     rv: u64,
-    objects: HashMap<String, BTreeMap<(String, String), Value>>,
+    objects: HashMap<String, BTreeMap<(String, String), Arc<Value>>>,
+    /// Owner uid -> the objects whose ownerReferences name it (for garbage collection).
+    owned: HashMap<String, BTreeSet<Location>>,
+    /// uid -> how many stored objects carry it.
+    uids: HashMap<String, usize>,
     history: VecDeque<Arc<Event>>,
     history_limit: usize,
     compacted_rv: u64,
@@ -134,6 +142,19 @@ fn uid_of(obj: &Value) -> &str {
         .unwrap_or("")
 }
 
+/// The uids of an object's ownerReferences (without repeats).
+fn owner_uids(obj: &Value) -> BTreeSet<&str> {
+    obj.pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .map(|refs| {
+            refs.iter()
+                .filter_map(|r| r.get("uid").and_then(Value::as_str))
+                .filter(|uid| !uid.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn finalizers_empty(obj: &Value) -> bool {
     obj.pointer("/metadata/finalizers")
         .and_then(Value::as_array)
@@ -154,6 +175,8 @@ impl State {
             registry: Registry::with_builtins(),
             rv: 1,
             objects: HashMap::new(),
+            owned: HashMap::new(),
+            uids: HashMap::new(),
             history: VecDeque::new(),
             history_limit: history_limit.max(1),
             compacted_rv: 1,
@@ -174,6 +197,11 @@ impl State {
 
     /// One object.
     pub fn get(&self, rt: &ResourceType, ns: &str, name: &str) -> Option<&Value> {
+        self.get_shared(rt, ns, name).map(|o| &**o)
+    }
+
+    /// One object, shared.
+    pub fn get_shared(&self, rt: &ResourceType, ns: &str, name: &str) -> Option<&Arc<Value>> {
         self.objects
             .get(&rt.store_key())
             .and_then(|m| m.get(&(ns.to_string(), name.to_string())))
@@ -181,6 +209,11 @@ impl State {
 
     /// Objects of a type, in one namespace or all, sorted by namespace and name.
     pub fn list(&self, rt: &ResourceType, ns: Option<&str>) -> Vec<&Value> {
+        self.list_shared(rt, ns).into_iter().map(|o| &**o).collect()
+    }
+
+    /// Objects of a type, shared, in one namespace or all, sorted by namespace and name.
+    pub fn list_shared(&self, rt: &ResourceType, ns: Option<&str>) -> Vec<&Arc<Value>> {
         let Some(m) = self.objects.get(&rt.store_key()) else {
             return Vec::new();
         };
@@ -191,6 +224,55 @@ impl State {
                 .map(|(_, v)| v)
                 .collect(),
             None => m.values().collect(),
+        }
+    }
+
+    /// Stores an object (replacing the one at its place), keeping the uid and owner indexes.
+    fn put(&mut self, key: &str, ns: &str, name: &str, obj: Arc<Value>) {
+        let previous = self
+            .objects
+            .entry(key.to_string())
+            .or_default()
+            .insert((ns.to_string(), name.to_string()), obj.clone());
+        if let Some(previous) = previous {
+            self.unindex(key, ns, name, &previous);
+        }
+        let place = (key.to_string(), ns.to_string(), name.to_string());
+        for owner in owner_uids(&obj) {
+            self.owned
+                .entry(owner.to_string())
+                .or_default()
+                .insert(place.clone());
+        }
+        *self.uids.entry(uid_of(&obj).to_string()).or_default() += 1;
+    }
+
+    /// Removes an object from the store and the indexes.
+    fn take(&mut self, key: &str, ns: &str, name: &str) -> Option<Arc<Value>> {
+        let obj = self
+            .objects
+            .get_mut(key)
+            .and_then(|m| m.remove(&(ns.to_string(), name.to_string())))?;
+        self.unindex(key, ns, name, &obj);
+        Some(obj)
+    }
+
+    fn unindex(&mut self, key: &str, ns: &str, name: &str, obj: &Value) {
+        let place = (key.to_string(), ns.to_string(), name.to_string());
+        for owner in owner_uids(obj) {
+            if let Some(set) = self.owned.get_mut(owner) {
+                set.remove(&place);
+                if set.is_empty() {
+                    self.owned.remove(owner);
+                }
+            }
+        }
+        let uid = uid_of(obj);
+        if let Some(n) = self.uids.get_mut(uid) {
+            *n -= 1;
+            if *n == 0 {
+                self.uids.remove(uid);
+            }
         }
     }
 
@@ -207,9 +289,16 @@ impl State {
         self.objects
             .get("/namespaces")
             .and_then(|m| m.get(&(String::new(), ns.to_string())))
+            .map(|n| &**n)
     }
 
-    fn emit(&mut self, type_: EventType, store_key: String, old: Option<Value>, object: Value) {
+    fn emit(
+        &mut self,
+        type_: EventType,
+        store_key: String,
+        old: Option<Arc<Value>>,
+        object: Arc<Value>,
+    ) {
         let ev = Arc::new(Event {
             rv: self.rv,
             type_,
@@ -297,13 +386,15 @@ impl State {
         scratch.on_crd_write(&mut probe).map(|_| ())
     }
 
-    /// Stores a new object (uid, timestamps and names already set). Returns the stored object.
+    /// Stores a new object (uid, timestamps and names already set), in the type's form. Returns
+    /// the stored object (in the storage form).
     pub fn commit_create(
         &mut self,
         rt: &ResourceType,
-        mut obj: Value,
+        obj: Value,
         dry_run: bool,
     ) -> Result<Value, ApiError> {
+        let mut obj = rt.to_storage(obj);
         let (ns, name) = ns_name(&obj);
         if self.get(rt, &ns, &name).is_some() {
             return Err(ApiError::already_exists(rt, &name));
@@ -334,15 +425,14 @@ impl State {
             return Ok(obj);
         }
         self.bump(&mut obj);
-        self.objects
-            .entry(rt.store_key())
-            .or_default()
-            .insert((ns, name), obj.clone());
-        self.emit(EventType::Added, rt.store_key(), None, obj.clone());
-        Ok(obj)
+        let obj = Arc::new(obj);
+        let key = rt.store_key();
+        self.put(&key, &ns, &name, obj.clone());
+        self.emit(EventType::Added, key, None, obj.clone());
+        Ok(Arc::unwrap_or_clone(obj))
     }
 
-    /// Stores an updated object. `expected_rv` is the RV the update was computed from; a
+    /// Stores an updated object (in the type's form). `expected_rv` is the RV the update was computed from; a
     /// mismatch means a concurrent write and yields `Ok(None)` (the caller retries or fails).
     /// An unchanged object is not written. An object being deleted whose last finalizer went
     /// away is removed.
@@ -350,11 +440,12 @@ impl State {
         &mut self,
         rt: &ResourceType,
         expected_rv: &str,
-        mut obj: Value,
+        obj: Value,
         dry_run: bool,
     ) -> Result<Option<Value>, ApiError> {
+        let mut obj = rt.to_storage(obj);
         let (ns, name) = ns_name(&obj);
-        let Some(old) = self.get(rt, &ns, &name).cloned() else {
+        let Some(old) = self.get_shared(rt, &ns, &name).cloned() else {
             return Err(ApiError::not_found(rt, &name));
         };
         let old_rv = old
@@ -369,8 +460,8 @@ impl State {
             "resourceVersion",
             Value::String(old_rv.to_string()),
         );
-        if obj == old {
-            return Ok(Some(old));
+        if obj == *old {
+            return Ok(Some(Arc::unwrap_or_clone(old)));
         }
         if rt.group == "apiextensions.k8s.io" && rt.plural == "customresourcedefinitions" {
             if dry_run {
@@ -390,12 +481,11 @@ impl State {
             return Ok(Some(obj));
         }
         self.bump(&mut obj);
-        self.objects
-            .entry(rt.store_key())
-            .or_default()
-            .insert((ns, name), obj.clone());
-        self.emit(EventType::Modified, rt.store_key(), Some(old), obj.clone());
-        Ok(Some(obj))
+        let obj = Arc::new(obj);
+        let key = rt.store_key();
+        self.put(&key, &ns, &name, obj.clone());
+        self.emit(EventType::Modified, key, Some(old), obj.clone());
+        Ok(Some(Arc::unwrap_or_clone(obj)))
     }
 
     fn blocks_namespace_removal(&self, rt: &ResourceType, obj: &Value) -> bool {
@@ -425,17 +515,14 @@ impl State {
         propagation: Propagation,
         dry_run: bool,
     ) -> Result<(Value, bool), ApiError> {
-        let Some(current) = self.get(rt, ns, name).cloned() else {
+        let Some(current) = self.get_shared(rt, ns, name).cloned() else {
             return Err(ApiError::not_found(rt, name));
         };
-        if dry_run {
-            return Ok((current, false));
+        if dry_run || current.pointer("/metadata/deletionTimestamp").is_some() {
+            return Ok((Arc::unwrap_or_clone(current), false));
         }
         let is_namespace = rt.group.is_empty() && rt.plural == "namespaces";
-        if current.pointer("/metadata/deletionTimestamp").is_some() {
-            return Ok((current, false));
-        }
-        let mut marked = current.clone();
+        let mut marked = (*current).clone();
         let pending =
             !finalizers_empty(&current) || (is_namespace && self.namespace_has_content(name));
         if pending || is_namespace {
@@ -446,38 +533,23 @@ impl State {
             }
             if is_namespace {
                 marked["status"] = json!({"phase": "Terminating"});
-                self.bump(&mut marked);
-                self.objects
-                    .entry(rt.store_key())
-                    .or_default()
-                    .insert((String::new(), name.to_string()), marked.clone());
-                self.emit(
-                    EventType::Modified,
-                    rt.store_key(),
-                    Some(current),
-                    marked.clone(),
-                );
+            }
+            self.bump(&mut marked);
+            let marked = Arc::new(marked);
+            let key = rt.store_key();
+            self.put(&key, ns, name, marked.clone());
+            self.emit(EventType::Modified, key, Some(current), marked.clone());
+            if is_namespace {
                 self.empty_namespace(name);
                 return match self.get(rt, "", name).cloned() {
                     Some(still) => Ok((still, false)),
-                    None => Ok((marked, true)),
+                    None => Ok((Arc::unwrap_or_clone(marked), true)),
                 };
             }
-            self.bump(&mut marked);
-            self.objects
-                .entry(rt.store_key())
-                .or_default()
-                .insert((ns.to_string(), name.to_string()), marked.clone());
-            self.emit(
-                EventType::Modified,
-                rt.store_key(),
-                Some(current),
-                marked.clone(),
-            );
-            return Ok((marked, false));
+            return Ok((Arc::unwrap_or_clone(marked), false));
         }
         let gone = self.remove(rt, ns, name, propagation);
-        Ok((gone.unwrap_or(current), true))
+        Ok((Arc::unwrap_or_clone(gone.unwrap_or(current)), true))
     }
 
     /// Removes an object from the store, emits DELETED, and collects dependents.
@@ -487,14 +559,13 @@ impl State {
         ns: &str,
         name: &str,
         propagation: Propagation,
-    ) -> Option<Value> {
-        let mut obj = self
-            .objects
-            .get_mut(&rt.store_key())
-            .and_then(|m| m.remove(&(ns.to_string(), name.to_string())))?;
-        let old = obj.clone();
+    ) -> Option<Arc<Value>> {
+        let key = rt.store_key();
+        let old = self.take(&key, ns, name)?;
+        let mut obj = (*old).clone();
         self.bump(&mut obj);
-        self.emit(EventType::Deleted, rt.store_key(), Some(old), obj.clone());
+        let obj = Arc::new(obj);
+        self.emit(EventType::Deleted, key, Some(old), obj.clone());
         let uid = uid_of(&obj).to_string();
         if rt.group == "apiextensions.k8s.io" && rt.plural == "customresourcedefinitions" {
             let group = obj
@@ -530,44 +601,28 @@ impl State {
     }
 
     fn dependents(&self, uid: &str) -> Vec<(ResourceType, String, String)> {
-        if uid.is_empty() {
+        let Some(places) = self.owned.get(uid) else {
             return Vec::new();
-        }
-        let mut out = Vec::new();
-        for (key, objs) in &self.objects {
-            let Some((group, plural)) = key.split_once('/') else {
-                continue;
-            };
-            let Some(rt) = self.registry.find_plural(group, plural) else {
-                continue;
-            };
-            for ((ns, name), obj) in objs {
-                let owned = obj
-                    .pointer("/metadata/ownerReferences")
-                    .and_then(Value::as_array)
-                    .is_some_and(|refs| {
-                        refs.iter()
-                            .any(|r| r.get("uid").and_then(Value::as_str) == Some(uid))
-                    });
-                if owned {
-                    out.push((rt.clone(), ns.clone(), name.clone()));
-                }
-            }
-        }
-        out
+        };
+        places
+            .iter()
+            .filter_map(|(key, ns, name)| {
+                let (group, plural) = key.split_once('/')?;
+                let rt = self.registry.find_plural(group, plural)?;
+                Some((rt.clone(), ns.clone(), name.clone()))
+            })
+            .collect()
     }
 
     fn uid_exists(&self, uid: &str) -> bool {
-        self.objects
-            .values()
-            .any(|m| m.values().any(|o| uid_of(o) == uid))
+        self.uids.contains_key(uid)
     }
 
     fn drop_owner_ref(&mut self, rt: &ResourceType, ns: &str, name: &str, uid: &str) {
-        let Some(cur) = self.get(rt, ns, name).cloned() else {
+        let Some(cur) = self.get_shared(rt, ns, name).cloned() else {
             return;
         };
-        let mut next = cur.clone();
+        let mut next = (*cur).clone();
         if let Some(refs) = next
             .pointer_mut("/metadata/ownerReferences")
             .and_then(Value::as_array_mut)
@@ -580,11 +635,10 @@ impl State {
             }
         }
         self.bump(&mut next);
-        self.objects
-            .entry(rt.store_key())
-            .or_default()
-            .insert((ns.to_string(), name.to_string()), next.clone());
-        self.emit(EventType::Modified, rt.store_key(), Some(cur), next);
+        let next = Arc::new(next);
+        let key = rt.store_key();
+        self.put(&key, ns, name, next.clone());
+        self.emit(EventType::Modified, key, Some(cur), next);
     }
 
     fn orphan_dependents(&mut self, uid: &str) {
@@ -621,7 +675,7 @@ impl State {
             .registry
             .all()
             .iter()
-            .filter(|t| t.namespaced && t.version == t.storage_version)
+            .filter(|t| t.namespaced && t.is_storage_form())
             .cloned()
             .collect();
         for t in types {
@@ -674,7 +728,7 @@ impl State {
                     .collect()
             }
             WatchStart::Current => self
-                .list(rt, None)
+                .list_shared(rt, None)
                 .into_iter()
                 .map(|o| {
                     Arc::new(Event {

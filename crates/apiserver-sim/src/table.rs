@@ -2,6 +2,7 @@
 
 use serde_json::{Value, json};
 
+use crate::events;
 use crate::resources::{PrinterColumn, ResourceType};
 
 #[derive(Debug, PartialEq)]
@@ -199,7 +200,75 @@ fn age(ts: &str) -> Option<String> {
     Some(human_duration(secs))
 }
 
+/// A string field of an object, `""` when missing.
+fn text<'a>(obj: &'a Value, pointer: &str) -> &'a str {
+    obj.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+}
+
+/// The age of a timestamp field, `<unknown>` when missing (`translateTimestampSince`).
+fn age_of(obj: &Value, pointer: &str) -> Option<String> {
+    obj.pointer(pointer).and_then(Value::as_str).and_then(age)
+}
+
+/// The cells of the real server's Event printer (`printEvent`), on the core form.
+fn event_cell(event: &Value, name: &str) -> Option<Value> {
+    let first_seen = || {
+        age_of(event, "/firstTimestamp")
+            .or_else(|| age_of(event, "/eventTime"))
+            .unwrap_or_else(|| "<unknown>".to_string())
+    };
+    let series = event.get("series").filter(|s| s.is_object());
+    let cell = match name {
+        "@eventFirstSeen" => json!(first_seen()),
+        "@eventLastSeen" => json!(match series {
+            Some(_) =>
+                age_of(event, "/series/lastObservedTime").unwrap_or_else(|| "<unknown>".to_string()),
+            None => age_of(event, "/lastTimestamp").unwrap_or_else(first_seen),
+        }),
+        "@eventCount" => {
+            let count = match series {
+                Some(s) => s.get("count").and_then(Value::as_i64).unwrap_or(0),
+                None => event
+                    .get("count")
+                    .and_then(Value::as_i64)
+                    .filter(|n| *n != 0)
+                    .unwrap_or(1),
+            };
+            json!(count)
+        }
+        "@eventObject" => {
+            let kind = text(event, "/involvedObject/kind").to_lowercase();
+            let name = text(event, "/involvedObject/name");
+            json!(if name.is_empty() {
+                kind
+            } else {
+                format!("{kind}/{name}")
+            })
+        }
+        "@eventSubobject" => json!(text(event, "/involvedObject/fieldPath")),
+        "@eventSource" => {
+            let component = Some(text(event, "/source/component"))
+                .filter(|c| !c.is_empty())
+                .unwrap_or_else(|| text(event, "/reportingComponent"));
+            let instance = Some(text(event, "/source/host"))
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| text(event, "/reportingInstance"));
+            json!(if instance.is_empty() {
+                component.to_string()
+            } else {
+                format!("{component}, {instance}")
+            })
+        }
+        "@eventMessage" => json!(text(event, "/message").trim()),
+        _ => return None,
+    };
+    Some(cell)
+}
+
 fn special(obj: &Value, name: &str) -> Value {
+    if let Some(cell) = event_cell(obj, name) {
+        return cell;
+    }
     match name {
         "@podReady" => {
             let total = obj
@@ -266,6 +335,9 @@ fn cell(obj: &Value, col: &PrinterColumn) -> Value {
     }
 }
 
+/// The description of the Name column.
+const NAME_DESCRIPTION: &str = "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names";
+
 /// Builds a Table from objects. `include_object` is `None`, `Metadata` (default) or `Object`.
 pub fn table(
     rt: &ResourceType,
@@ -273,13 +345,19 @@ pub fn table(
     list_meta: Value,
     include_object: &str,
 ) -> Value {
-    let mut defs = vec![json!({
-        "name": "Name",
-        "type": "string",
-        "format": "name",
-        "description": "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names",
-        "priority": 0,
-    })];
+    // The Event printer has its Name column last (wide only), and computes its cells from the
+    // stored (core) form.
+    let is_event = events::is_event(rt);
+    let mut defs = Vec::new();
+    if !is_event {
+        defs.push(json!({
+            "name": "Name",
+            "type": "string",
+            "format": "name",
+            "description": NAME_DESCRIPTION,
+            "priority": 0,
+        }));
+    }
     for c in &rt.printer_columns {
         defs.push(json!({
             "name": c.name,
@@ -292,8 +370,14 @@ pub fn table(
     let rows: Vec<Value> = objects
         .iter()
         .map(|o| {
-            let mut cells = vec![o.pointer("/metadata/name").cloned().unwrap_or(Value::Null)];
-            cells.extend(rt.printer_columns.iter().map(|c| cell(o, c)));
+            let mut cells = Vec::new();
+            if is_event {
+                let core = rt.to_storage(o.clone());
+                cells.extend(rt.printer_columns.iter().map(|c| cell(&core, c)));
+            } else {
+                cells.push(o.pointer("/metadata/name").cloned().unwrap_or(Value::Null));
+                cells.extend(rt.printer_columns.iter().map(|c| cell(o, c)));
+            }
             let mut row = json!({"cells": cells});
             match include_object {
                 "None" => {}

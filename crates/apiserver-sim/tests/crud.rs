@@ -560,3 +560,208 @@ async fn discovery_and_tables() {
     })
     .await;
 }
+
+/// An `events.k8s.io/v1` Event as the admission controller writes it.
+fn policy_violation(ns: &str) -> k8s_openapi::api::events::v1::Event {
+    serde_json::from_value(json!({
+        "apiVersion": "events.k8s.io/v1", "kind": "Event",
+        "metadata": {"generateName": "bad.", "namespace": ns},
+        "eventTime": "2026-01-01T00:00:00.000000Z",
+        "action": "Resource Passed", "reason": "PolicyViolation", "type": "Warning",
+        "note": "policy require-tier/check-tier fail: the label tier is required",
+        "reportingController": "kyverno-admission", "reportingInstance": "kyverno-admission-1",
+        "regarding": {"apiVersion": "v1", "kind": "Pod", "name": "bad", "namespace": ns},
+        "related": {"apiVersion": "kyverno.io/v1", "kind": "ClusterPolicy", "name": "require-tier"},
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn events_are_one_kind_in_two_group_versions() {
+    use k8s_openapi::api::core::v1::Event as CoreEvent;
+    use k8s_openapi::api::events::v1::Event as EventV1;
+    let c = cluster().await;
+    let core: Api<CoreEvent> = Api::namespaced(c.client.clone(), &c.ns);
+    let v1: Api<EventV1> = Api::namespaced(c.client.clone(), &c.ns);
+    let names = |events: Vec<String>| {
+        let mut events = events;
+        events.sort();
+        events
+    };
+    within("events in both group-versions", async {
+        // Written as events.k8s.io/v1, read as core v1.
+        let written = v1
+            .create(&PostParams::default(), &policy_violation(&c.ns))
+            .await
+            .unwrap();
+        let name = written.name_any();
+        let seen = core.get(&name).await.unwrap();
+        assert_eq!(
+            seen.message.as_deref(),
+            Some("policy require-tier/check-tier fail: the label tier is required")
+        );
+        assert_eq!(seen.involved_object.kind.as_deref(), Some("Pod"));
+        assert_eq!(seen.involved_object.name.as_deref(), Some("bad"));
+        assert_eq!(
+            seen.reporting_component.as_deref(),
+            Some("kyverno-admission")
+        );
+        assert_eq!(
+            seen.reporting_instance.as_deref(),
+            Some("kyverno-admission-1")
+        );
+        assert_eq!(seen.reason.as_deref(), Some("PolicyViolation"));
+        assert_eq!(seen.type_.as_deref(), Some("Warning"));
+        assert_eq!(seen.action.as_deref(), Some("Resource Passed"));
+        assert!(seen.event_time.is_some());
+        assert_eq!(
+            seen.related.and_then(|r| r.name).as_deref(),
+            Some("require-tier")
+        );
+        assert_eq!(
+            seen.metadata.resource_version,
+            written.metadata.resource_version
+        );
+
+        // Written as core v1 (the legacy fields), read as events.k8s.io/v1.
+        let legacy: CoreEvent = serde_json::from_value(json!({
+            "metadata": {"name": "legacy", "namespace": c.ns},
+            "involvedObject": {"kind": "ConfigMap", "name": "cfg", "namespace": c.ns},
+            "reason": "Updated", "message": "the config changed", "type": "Normal",
+            "source": {"component": "tester"}, "count": 3,
+            "firstTimestamp": "2026-01-01T00:00:00Z", "lastTimestamp": "2026-01-01T00:01:00Z",
+        }))
+        .unwrap();
+        core.create(&PostParams::default(), &legacy).await.unwrap();
+        let seen = v1.get("legacy").await.unwrap();
+        assert_eq!(seen.note.as_deref(), Some("the config changed"));
+        assert_eq!(
+            seen.regarding.as_ref().and_then(|r| r.name.as_deref()),
+            Some("cfg")
+        );
+        assert_eq!(
+            seen.deprecated_source
+                .as_ref()
+                .and_then(|s| s.component.as_deref()),
+            Some("tester")
+        );
+        assert_eq!(seen.deprecated_count, Some(3));
+        assert!(
+            seen.deprecated_first_timestamp.is_some() && seen.deprecated_last_timestamp.is_some()
+        );
+
+        // A patch through one version keeps the fields only the other one names.
+        v1.patch(
+            "legacy",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"note": "changed again"})),
+        )
+        .await
+        .unwrap();
+        let seen = core.get("legacy").await.unwrap();
+        assert_eq!(seen.message.as_deref(), Some("changed again"));
+        assert_eq!(
+            seen.source.and_then(|s| s.component).as_deref(),
+            Some("tester")
+        );
+        assert_eq!(seen.count, Some(3));
+
+        // Field selectors of both versions, over the events written through either.
+        let listed =
+            |events: Vec<CoreEvent>| names(events.into_iter().map(|e| e.name_any()).collect());
+        let select = |s: &str| ListParams::default().fields(s);
+        assert_eq!(
+            listed(
+                core.list(&select("reason=PolicyViolation"))
+                    .await
+                    .unwrap()
+                    .items
+            ),
+            [name.as_str()]
+        );
+        assert_eq!(
+            listed(core.list(&select("type=Normal")).await.unwrap().items),
+            ["legacy"]
+        );
+        assert_eq!(
+            listed(
+                core.list(&select("involvedObject.kind=Pod,involvedObject.name=bad"))
+                    .await
+                    .unwrap()
+                    .items
+            ),
+            [name.as_str()]
+        );
+        assert_eq!(
+            listed(core.list(&select("source=tester")).await.unwrap().items),
+            ["legacy"]
+        );
+        assert_eq!(
+            listed(
+                core.list(&select("reportingComponent=kyverno-admission"))
+                    .await
+                    .unwrap()
+                    .items
+            ),
+            [name.as_str()]
+        );
+        assert_eq!(
+            listed(
+                core.list(&select("reason!=PolicyViolation"))
+                    .await
+                    .unwrap()
+                    .items
+            ),
+            ["legacy"]
+        );
+        let listed_v1 =
+            |events: Vec<EventV1>| names(events.into_iter().map(|e| e.name_any()).collect());
+        assert_eq!(
+            listed_v1(v1.list(&select("regarding.name=cfg")).await.unwrap().items),
+            ["legacy"]
+        );
+        assert_eq!(
+            listed_v1(
+                v1.list(&select("reportingController=kyverno-admission"))
+                    .await
+                    .unwrap()
+                    .items
+            ),
+            [name.as_str()]
+        );
+        assert_eq!(
+            listed_v1(
+                v1.list(&select("reason=PolicyViolation,type=Warning"))
+                    .await
+                    .unwrap()
+                    .items
+            ),
+            [name.as_str()]
+        );
+
+        // Labels the real server does not support for Events are refused.
+        let e = api_err(core.list(&select("message=x")).await.unwrap_err());
+        assert_eq!(e.code, 400);
+        assert!(
+            e.message.contains("field label not supported: message"),
+            "{}",
+            e.message
+        );
+        let e = api_err(
+            v1.list(&select("involvedObject.name=bad"))
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!(e.code, 400);
+
+        // Deleted through one version, gone from both.
+        core.delete(&name, &DeleteParams::default()).await.unwrap();
+        assert_eq!(api_err(v1.get(&name).await.unwrap_err()).code, 404);
+        assert_eq!(
+            listed_v1(v1.list(&ListParams::default()).await.unwrap().items),
+            ["legacy"]
+        );
+    })
+    .await;
+    c.cleanup().await;
+}

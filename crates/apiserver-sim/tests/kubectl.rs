@@ -1,5 +1,6 @@
 //! A real kubectl against the simulator: `apply -f`, `get`, `get polr` with printer columns,
-//! `run`, `delete`, and a webhook denial as kubectl prints it.
+//! `run`, `delete`, a webhook denial as kubectl prints it, and `get events` with a field
+//! selector over `events.k8s.io/v1` Events.
 //!
 //! kubectl is `$KUBECTL` or the first `kubectl` on `PATH`; without one the test is skipped,
 //! unless `KYVERNO_E2E_REQUIRE_KUBECTL=1`, which turns the skip into a failure.
@@ -10,6 +11,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use apiserver_sim::ApiServerSim;
 use common::webhook::{hook, install, start_webhook};
 use common::{sim, within};
 use serde_json::json;
@@ -72,15 +74,15 @@ fn columns(line: &str) -> Vec<&str> {
     line.split_whitespace().collect()
 }
 
-#[tokio::test]
-async fn kubectl_apply_get_run_delete_and_webhook_denial() {
+/// kubectl against a fresh simulator, with a scratch folder; `None` (skip) without kubectl.
+async fn session() -> Option<(ApiServerSim, Kubectl, PathBuf)> {
     let Some(bin) = find_kubectl() else {
         assert!(
             std::env::var("KYVERNO_E2E_REQUIRE_KUBECTL").as_deref() != Ok("1"),
             "kubectl not found and KYVERNO_E2E_REQUIRE_KUBECTL=1"
         );
         eprintln!("skipping: no kubectl on PATH and KUBECTL unset");
-        return;
+        return None;
     };
     let sim = sim().await;
     let dir = std::env::temp_dir().join(format!(
@@ -94,6 +96,14 @@ async fn kubectl_apply_get_run_delete_and_webhook_denial() {
         bin,
         kubeconfig,
         cache: dir.join("cache"),
+    };
+    Some((sim, k, dir))
+}
+
+#[tokio::test]
+async fn kubectl_apply_get_run_delete_and_webhook_denial() {
+    let Some((sim, k, dir)) = session().await else {
+        return;
     };
     let manifest = |pass: u32| {
         format!(
@@ -177,6 +187,102 @@ async fn kubectl_apply_get_run_delete_and_webhook_denial() {
             err.contains("Error from server (NotFound): policyreports.wgpolicyk8s.io \"r1\" not found"),
             "{err}"
         );
+    })
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn kubectl_get_events_lists_events_k8s_io_events() {
+    let Some((_sim, k, dir)) = session().await else {
+        return;
+    };
+    // As the admission controller writes them: events.k8s.io/v1, without the legacy fields.
+    let events = "apiVersion: events.k8s.io/v1\nkind: Event\nmetadata:\n  name: bad.1\n  namespace: default\neventTime: \"2026-01-01T00:00:00.000000Z\"\naction: Resource Passed\nreason: PolicyViolation\ntype: Warning\nnote: \"policy require-tier/check-tier fail: the label tier is required\"\nreportingController: kyverno-admission\nreportingInstance: kyverno-admission-1\nregarding: {apiVersion: v1, kind: Pod, name: bad, namespace: default}\n---\napiVersion: events.k8s.io/v1\nkind: Event\nmetadata:\n  name: require-tier.1\n  namespace: default\neventTime: \"2026-01-01T00:00:00.000000Z\"\naction: Resource Passed\nreason: PolicyApplied\ntype: Normal\nnote: \"Pod default/good: pass\"\nreportingController: kyverno-admission\nreportingInstance: kyverno-admission-1\nregarding: {apiVersion: kyverno.io/v1, kind: ClusterPolicy, name: require-tier}\n";
+    within("kubectl get events", async {
+        let f = write(&dir, "events.yaml", events);
+        let out = k.ok(&["apply", "-f", &f]).await;
+        assert!(out.contains("event.events.k8s.io/bad.1 created"), "{out}");
+
+        let out = k
+            .ok(&[
+                "get",
+                "events",
+                "--field-selector",
+                "reason=PolicyViolation",
+            ])
+            .await;
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 2, "{out}");
+        assert_eq!(
+            columns(lines[0]),
+            ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"],
+            "{out}"
+        );
+        // LAST SEEN is the age of eventTime (no lastTimestamp in the new API).
+        let row = columns(lines[1]);
+        assert!(row[0].ends_with('d') || row[0].contains('y'), "{out}");
+        assert_eq!(
+            row[1..],
+            [
+                "Warning",
+                "PolicyViolation",
+                "pod/bad",
+                "policy",
+                "require-tier/check-tier",
+                "fail:",
+                "the",
+                "label",
+                "tier",
+                "is",
+                "required"
+            ],
+            "{out}"
+        );
+
+        // The wide view adds the source and the name, last.
+        let out = k
+            .ok(&[
+                "get",
+                "events",
+                "--field-selector",
+                "type=Normal",
+                "-o",
+                "wide",
+            ])
+            .await;
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 2, "{out}");
+        assert_eq!(
+            columns(lines[0]),
+            [
+                "LAST",
+                "SEEN",
+                "TYPE",
+                "REASON",
+                "OBJECT",
+                "SUBOBJECT",
+                "SOURCE",
+                "MESSAGE",
+                "FIRST",
+                "SEEN",
+                "COUNT",
+                "NAME"
+            ],
+            "{out}"
+        );
+        assert!(
+            lines[1].contains("clusterpolicy/require-tier")
+                && lines[1].contains("kyverno-admission, kyverno-admission-1")
+                && columns(lines[1]).ends_with(&["1", "require-tier.1"]),
+            "{out}"
+        );
+
+        let (ok, _, err) = k
+            .run(&["get", "events", "--field-selector", "note=x"])
+            .await;
+        assert!(!ok);
+        assert!(err.contains("field label not supported: note"), "{err}");
     })
     .await;
     let _ = std::fs::remove_dir_all(&dir);

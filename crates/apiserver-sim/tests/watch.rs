@@ -323,3 +323,98 @@ async fn load_1000_objects_three_watchers_no_loss_no_duplicates() {
         N
     );
 }
+
+#[tokio::test]
+async fn events_are_watched_through_both_group_versions() {
+    use k8s_openapi::api::core::v1::Event as CoreEvent;
+    use k8s_openapi::api::events::v1::Event as EventV1;
+    let sim = sim().await;
+    let client = sim.client().await.unwrap();
+    let core: Api<CoreEvent> = Api::namespaced(client.clone(), "default");
+    let v1: Api<EventV1> = Api::namespaced(client.clone(), "default");
+    within("events watched in both group-versions", async {
+        let rv = core
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .metadata
+            .resource_version
+            .unwrap();
+        let core_watch = core
+            .watch(
+                &WatchParams::default()
+                    .fields("reason=PolicyViolation")
+                    .timeout(30),
+                &rv,
+            )
+            .await
+            .unwrap();
+        let v1_watch = v1
+            .watch(
+                &WatchParams::default()
+                    .fields("reason=PolicyViolation")
+                    .timeout(30),
+                &rv,
+            )
+            .await
+            .unwrap();
+        futures::pin_mut!(core_watch);
+        futures::pin_mut!(v1_watch);
+        // Another reason first: neither watch sees it.
+        let other: EventV1 = serde_json::from_value(json!({
+            "metadata": {"name": "other"}, "reason": "PolicyApplied", "note": "pass",
+        }))
+        .unwrap();
+        v1.create(&PostParams::default(), &other).await.unwrap();
+        let violation: EventV1 = serde_json::from_value(json!({
+            "metadata": {"name": "violation"}, "reason": "PolicyViolation", "type": "Warning",
+            "note": "policy p/r fail: no", "regarding": {"kind": "Pod", "name": "bad"},
+        }))
+        .unwrap();
+        v1.create(&PostParams::default(), &violation).await.unwrap();
+        core.patch(
+            "violation",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"message": "policy p/r fail: still no"})),
+        )
+        .await
+        .unwrap();
+        let mut seen_core = Vec::new();
+        while seen_core.len() < 2 {
+            match core_watch.try_next().await.unwrap().unwrap() {
+                WatchEvent::Added(e) | WatchEvent::Modified(e) => {
+                    seen_core.push((e.name_any(), e.message.unwrap_or_default()));
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(
+            seen_core,
+            [
+                ("violation".to_string(), "policy p/r fail: no".to_string()),
+                (
+                    "violation".to_string(),
+                    "policy p/r fail: still no".to_string()
+                ),
+            ]
+        );
+        let mut seen_v1 = Vec::new();
+        while seen_v1.len() < 2 {
+            match v1_watch.try_next().await.unwrap().unwrap() {
+                WatchEvent::Added(e) | WatchEvent::Modified(e) => {
+                    let regarding = e.regarding.and_then(|r| r.name).unwrap_or_default();
+                    seen_v1.push((regarding, e.note.unwrap_or_default()));
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(
+            seen_v1,
+            [
+                ("bad".to_string(), "policy p/r fail: no".to_string()),
+                ("bad".to_string(), "policy p/r fail: still no".to_string()),
+            ]
+        );
+    })
+    .await;
+}

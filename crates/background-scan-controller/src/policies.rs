@@ -10,6 +10,7 @@ use kyverno_api::kyverno::v1::policy::{ClusterPolicy, Policy};
 use kyverno_api::kyverno::v1::rule::Rule;
 use kyverno_api::kyverno::v2::policy_exception::PolicyException;
 use kyverno_policy_core::engine::LoadedPolicy;
+use kyverno_runtime::cel_policies::CachedCelPolicy;
 use kyverno_runtime::policy_cache::{PolicyKey, rule_kind_names};
 
 /// Variables only an admission request carries; rules reading them are skipped in the
@@ -231,10 +232,13 @@ impl ExceptionVersions {
 }
 
 /// A fingerprint of what a resource's results depend on besides the resource: which policy
-/// versions apply, their exceptions, and the namespace labels when a policy selects by them. A
-/// resource scanned with the same fingerprint at the same resourceVersion needs no rescan.
+/// versions apply (ClusterPolicies and Policies, then CEL policies), their exceptions, and the
+/// namespace labels when a policy selects by them or is a CEL policy (which sees
+/// `namespaceObject`). A resource scanned with the same fingerprint at the same
+/// resourceVersion needs no rescan.
 pub fn fingerprint<'a>(
     policies: impl IntoIterator<Item = &'a BackgroundPolicy>,
+    cel: impl IntoIterator<Item = &'a CachedCelPolicy>,
     exceptions: &ExceptionVersions,
     namespace_labels: &BTreeMap<String, String>,
 ) -> u64 {
@@ -250,6 +254,10 @@ pub fn fingerprint<'a>(
             .hash(&mut hasher);
         uses_namespace_labels |= policy.uses_namespace_labels;
     }
+    for policy in cel {
+        crate::cel::hash_version(policy, &mut hasher);
+        uses_namespace_labels = true;
+    }
     if uses_namespace_labels {
         namespace_labels.hash(&mut hasher);
     }
@@ -260,6 +268,8 @@ pub fn fingerprint<'a>(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    const NO_CEL: [&CachedCelPolicy; 0] = [];
 
     fn cluster_policy(spec: serde_json::Value) -> ClusterPolicy {
         serde_json::from_value(serde_json::json!({
@@ -322,6 +332,7 @@ mod tests {
         let fingerprint_of = |set: &PolicySet| {
             fingerprint(
                 set.all().map(AsRef::as_ref),
+                NO_CEL,
                 &ExceptionVersions::default(),
                 &BTreeMap::new(),
             )
@@ -362,15 +373,18 @@ mod tests {
         let first = ExceptionVersions::of(&[exception("1")]);
         let second = ExceptionVersions::of(&[exception("2")]);
         assert_ne!(first.of_policy(policy), 0);
-        let base = fingerprint([policy.as_ref()], &none, &labels);
-        assert_ne!(base, fingerprint([policy.as_ref()], &first, &labels));
+        let base = fingerprint([policy.as_ref()], NO_CEL, &none, &labels);
         assert_ne!(
-            fingerprint([policy.as_ref()], &first, &labels),
-            fingerprint([policy.as_ref()], &second, &labels)
+            base,
+            fingerprint([policy.as_ref()], NO_CEL, &first, &labels)
+        );
+        assert_ne!(
+            fingerprint([policy.as_ref()], NO_CEL, &first, &labels),
+            fingerprint([policy.as_ref()], NO_CEL, &second, &labels)
         );
         assert_ne!(
             base,
-            fingerprint([policy.as_ref()], &none, &BTreeMap::new())
+            fingerprint([policy.as_ref()], NO_CEL, &none, &BTreeMap::new())
         );
 
         // Without a namespaceSelector the labels do not matter.
@@ -380,8 +394,8 @@ mod tests {
         let policy = plain.all().next().unwrap();
         assert!(!policy.uses_namespace_labels);
         assert_eq!(
-            fingerprint([policy.as_ref()], &none, &labels),
-            fingerprint([policy.as_ref()], &none, &BTreeMap::new())
+            fingerprint([policy.as_ref()], NO_CEL, &none, &labels),
+            fingerprint([policy.as_ref()], NO_CEL, &none, &BTreeMap::new())
         );
     }
 }

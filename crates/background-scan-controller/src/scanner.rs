@@ -1,11 +1,13 @@
-//! The scan loop: one task owns the background policies and the resources of the kinds they
+//! The scan loop: one task owns the background policies (ClusterPolicies and Policies, and the
+//! CEL policies of the shared cache, see [`crate::cel`]) and the resources of the kinds they
 //! select (watched through discovery, CRDs included); a resource is evaluated when it changes,
 //! when the policies applying to it change, and on every interval, unless its resourceVersion
 //! and the versions of its policies are those of its last scan. A change of the
-//! PolicyExceptions of a policy rescans what the policy applies to, and a change of a
-//! namespace's labels rescans its resources that policies with a `namespaceSelector` apply to.
-//! Results go out as EphemeralReports named after the resource's uid. A failed scan is retried
-//! up to [`MAX_REQUEUES`] times.
+//! PolicyExceptions (of either API group) of a policy rescans what the policy applies to, and a
+//! change of a namespace's labels rescans its resources that policies with a
+//! `namespaceSelector` apply to, or CEL policies (which see `namespaceObject`). Results go out
+//! as EphemeralReports named after the resource's uid. A failed scan is retried up to
+//! [`MAX_REQUEUES`] times.
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,21 +21,28 @@ use kube::runtime::watcher::{self, Event, watcher};
 use kyverno_api::kyverno::v1::match_resources::AdmissionOperation;
 use kyverno_api::kyverno::v1::policy::{ClusterPolicy, Policy};
 use kyverno_api::kyverno::v1::validate::ValidationFailureAction;
+use kyverno_api::kyverno::v2::policy_exception::PolicyException;
+use kyverno_api::policies::common::ValidationAction;
 use kyverno_api::reports::v1::{ClusterEphemeralReport, EphemeralReport};
+use kyverno_policy_core::celpolicy::resources::GroupVersionResource;
+use kyverno_policy_core::engine::ContextProvider;
 use kyverno_policy_core::engine::{self, Environment, SuppliedValues};
 use kyverno_policy_core::request::{GroupVersionKind, ResourceRequest};
 use kyverno_policy_core::response::RuleResponse;
+use kyverno_runtime::cel_policies::{CachedCelPolicy, CompiledCel};
 use kyverno_runtime::config::SharedConfig;
 use kyverno_runtime::namespaces::NamespaceLabels;
 use kyverno_runtime::policy_cache::{PolicyCache, PolicyKey};
 use kyverno_runtime::provider::ApiServerProvider;
-use kyverno_runtime::reports::{Evaluated, SOURCE_BACKGROUND_SCAN, Subject, ephemeral_report};
+use kyverno_runtime::reports::{
+    PolicyResults, ReportedPolicy, SOURCE_BACKGROUND_SCAN, Subject, policies_report, resource_hash,
+};
 use kyverno_runtime::telemetry::{CAUSE_BACKGROUND_SCAN, LeaderReadiness, PolicyLabels};
 use kyverno_runtime::watch::{Stores, spawn_watches};
-use md5::{Digest, Md5};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use crate::cel::CelRequest;
 use crate::policies::{BackgroundPolicy, ExceptionVersions, PolicySet, fingerprint};
 use crate::telemetry::Telemetry;
 
@@ -114,6 +123,7 @@ struct Job {
     object: Arc<Value>,
     plural: String,
     policies: Vec<Arc<BackgroundPolicy>>,
+    cel: Vec<Arc<CachedCelPolicy>>,
     namespace_labels: Option<Labels>,
     report_wanted_even_empty: bool,
 }
@@ -133,6 +143,8 @@ struct Scanner {
     stores: Stores,
     provider: Arc<ApiServerProvider>,
     policies: PolicySet,
+    /// The CEL policies evaluated in the background.
+    cel: Vec<Arc<CachedCelPolicy>>,
     policies_listed: [bool; 2],
     namespaces: Option<HashMap<String, Labels>>,
     exceptions: ExceptionVersions,
@@ -189,6 +201,7 @@ pub async fn run(client: Client, settings: Settings, telemetry: Telemetry) {
         stores,
         provider,
         policies: PolicySet::default(),
+        cel: Vec::new(),
         policies_listed: [false; 2],
         namespaces: None,
         exceptions: ExceptionVersions::default(),
@@ -205,7 +218,7 @@ pub async fn run(client: Client, settings: Settings, telemetry: Telemetry) {
     while !synced.is_synced() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    scanner.exceptions_changed();
+    scanner.cache_changed();
     scanner.watch_policies();
     scanner.watch_namespaces();
     let mut interval = tokio::time::interval(scanner.settings.interval);
@@ -228,7 +241,9 @@ pub async fn run(client: Client, settings: Settings, telemetry: Telemetry) {
                 if changed.is_err() {
                     return;
                 }
-                scanner.exceptions_changed();
+                if scanner.cache_changed() && scanner.policies_listed == [true; 2] {
+                    scanner.follow_policies().await;
+                }
             }
             () = sleep_until(retry_at), if retry_at.is_some() => {
                 scanner.retry_at = None;
@@ -265,14 +280,29 @@ impl Scanner {
         self.policies_listed == [true; 2] && self.namespaces.is_some()
     }
 
-    /// Takes the current PolicyExceptions: when those of some policy changed, every resource
-    /// is queued (the fingerprints tell which need a rescan).
-    fn exceptions_changed(&mut self) {
-        let versions = ExceptionVersions::of(&self.stores.cache.snapshot().exceptions);
+    /// Takes the current PolicyExceptions and CEL policies of the cache: when the exceptions of
+    /// some policy changed, every resource is queued (the fingerprints tell which need a
+    /// rescan). Whether the CEL policies (or their exceptions) changed: the kinds to watch
+    /// may have too.
+    fn cache_changed(&mut self) -> bool {
+        let snapshot = self.stores.cache.snapshot();
+        let versions = ExceptionVersions::of(&snapshot.exceptions);
         if versions != self.exceptions {
             self.exceptions = versions;
             self.queue.extend(self.objects.keys().cloned());
         }
+        let cel = crate::cel::background_policies(&snapshot);
+        let version = |policies: &[Arc<CachedCelPolicy>]| {
+            fingerprint(
+                [],
+                policies.iter().map(AsRef::as_ref),
+                &self.exceptions,
+                &BTreeMap::new(),
+            )
+        };
+        let changed = version(&cel) != version(&self.cel);
+        self.cel = cel;
+        changed
     }
 
     fn watch_namespaces(&mut self) {
@@ -466,7 +496,7 @@ impl Scanner {
                     .collect()
             }
         };
-        let wanted = match self.discover(&kinds).await {
+        let wanted = match self.discover(&kinds, &self.cel).await {
             Ok(wanted) => wanted,
             Err(error) => {
                 tracing::warn!(%error, "discovery failed; kinds unchanged");
@@ -523,9 +553,14 @@ impl Scanner {
         self.queue.extend(self.objects.keys().cloned());
     }
 
-    /// The served resources of the `kinds`, in their preferred versions.
-    async fn discover(&self, kinds: &BTreeSet<String>) -> Result<Vec<ApiResource>, kube::Error> {
-        if kinds.is_empty() {
+    /// The served resources of the `kinds` and of those the `cel` policies name, in their
+    /// preferred versions.
+    async fn discover(
+        &self,
+        kinds: &BTreeSet<String>,
+        cel: &[Arc<CachedCelPolicy>],
+    ) -> Result<Vec<ApiResource>, kube::Error> {
+        if kinds.is_empty() && cel.is_empty() {
             return Ok(Vec::new());
         }
         let discovery = kube::Discovery::new(self.client.clone()).run().await?;
@@ -533,7 +568,10 @@ impl Scanner {
             .groups()
             .flat_map(|group| group.recommended_resources())
             .filter(|(resource, capabilities)| {
-                kinds.contains(&resource.kind)
+                (kinds.contains(&resource.kind)
+                    || cel.iter().any(|policy| {
+                        crate::cel::names_resource(policy, &resource.group, &resource.plural)
+                    }))
                     && !NEVER_SCANNED.contains(&resource.kind.as_str())
                     && capabilities.supports_operation(verbs::LIST)
                     && capabilities.supports_operation(verbs::WATCH)
@@ -568,6 +606,15 @@ impl Scanner {
                 .filter(|policy| policy.may_apply(kind, namespace))
                 .cloned()
                 .collect();
+            let cel: Vec<Arc<CachedCelPolicy>> = self
+                .cel
+                .iter()
+                .filter(|policy| {
+                    policy.applies_in(namespace)
+                        && crate::cel::names_resource(policy, &gvk.group, &tracked.plural)
+                })
+                .cloned()
+                .collect();
             let namespace_labels = (!namespace.is_empty() && kind != "Namespace").then(|| {
                 self.namespaces
                     .as_ref()
@@ -577,6 +624,7 @@ impl Scanner {
             });
             let fingerprint = fingerprint(
                 policies.iter().map(AsRef::as_ref),
+                cel.iter().map(AsRef::as_ref),
                 &self.exceptions,
                 namespace_labels.as_deref().unwrap_or(&BTreeMap::new()),
             );
@@ -593,6 +641,7 @@ impl Scanner {
                 plural: tracked.plural.clone(),
                 namespace_labels,
                 policies,
+                cel,
             });
         }
         if jobs.is_empty() {
@@ -644,27 +693,46 @@ impl Scanner {
     }
 
     async fn run_job(&self, job: Job) -> Outcome {
-        let exceptions = Arc::clone(&self.stores.cache.snapshot().exceptions);
-        let provider = Arc::clone(&self.provider);
-        let object = Arc::clone(&job.object);
-        let policies = job.policies.clone();
-        let labels = job.namespace_labels.clone();
-        let evaluated = tokio::task::spawn_blocking(move || {
-            evaluate(&object, &policies, labels, &exceptions, provider.as_ref())
-        })
-        .await;
+        let scan = Scan {
+            object: Arc::clone(&job.object),
+            plural: job.plural.clone(),
+            policies: job.policies.clone(),
+            cel: job.cel.clone(),
+            namespace_labels: job.namespace_labels.clone(),
+            exceptions: Arc::clone(&self.stores.cache.snapshot().exceptions),
+            provider: Arc::clone(&self.provider),
+        };
+        let evaluated = tokio::task::spawn_blocking(move || evaluate(&scan)).await;
         let failed = Outcome {
             uid: job.uid.clone(),
             scanned: None,
             had_results: job.report_wanted_even_empty,
         };
-        let Ok(evaluated) = evaluated else {
+        let Ok((kyverno, cel)) = evaluated else {
             return failed;
         };
-        let (rules, durations): (Vec<Vec<RuleResponse>>, Vec<Duration>) =
-            evaluated.into_iter().unzip();
-        self.record(&job, &rules, &durations);
-        let had_results = rules.iter().any(|rules| !rules.is_empty());
+        let (kyverno_rules, kyverno_durations): (Vec<Vec<RuleResponse>>, Vec<Duration>) =
+            kyverno.into_iter().unzip();
+        let (cel_rules, cel_durations): (Vec<Vec<RuleResponse>>, Vec<Duration>) =
+            cel.into_iter().unzip();
+        let measured = job
+            .policies
+            .iter()
+            .zip(&kyverno_rules)
+            .zip(&kyverno_durations)
+            .map(|((policy, rules), duration)| Measured::kyverno(policy, rules, *duration))
+            .chain(
+                job.cel
+                    .iter()
+                    .zip(&cel_rules)
+                    .zip(&cel_durations)
+                    .map(|((policy, rules), duration)| Measured::cel(policy, rules, *duration)),
+            );
+        self.record(&job, measured);
+        let had_results = kyverno_rules
+            .iter()
+            .chain(&cel_rules)
+            .any(|rules| !rules.is_empty());
         let done = Outcome {
             uid: job.uid.clone(),
             scanned: Some((job.resource_version.clone(), job.fingerprint)),
@@ -676,21 +744,31 @@ impl Scanner {
         let Some(subject) = Subject::of(&job.object, &job.plural) else {
             return done;
         };
-        let evaluated: Vec<Evaluated<'_>> = job
+        let results: Vec<PolicyResults<'_>> = job
             .policies
             .iter()
-            .zip(&rules)
-            .map(|(policy, rules)| Evaluated {
-                policy: &policy.policy,
+            .zip(&kyverno_rules)
+            .map(|(policy, rules)| PolicyResults {
+                policy: ReportedPolicy::kyverno(&policy.policy),
                 resource_version: &policy.resource_version,
                 rules,
             })
+            .chain(
+                job.cel
+                    .iter()
+                    .zip(&cel_rules)
+                    .map(|(policy, rules)| PolicyResults {
+                        policy: ReportedPolicy::cel(policy),
+                        resource_version: &policy.resource_version,
+                        rules,
+                    }),
+            )
             .collect();
-        let report = ephemeral_report(
+        let report = policies_report(
             &subject.uid,
             &subject,
             SOURCE_BACKGROUND_SCAN,
-            &evaluated,
+            &results,
             Some(&resource_hash(&job.object)),
         );
         match write_report(&self.client, report, subject.namespace.as_deref()).await {
@@ -703,9 +781,54 @@ impl Scanner {
     }
 }
 
+/// The rule results of one policy on a resource, for Kyverno's policy metrics.
+struct Measured<'a> {
+    enforcing: bool,
+    name: &'a str,
+    namespace: Option<&'a str>,
+    rule_type: &'static str,
+    rules: &'a [RuleResponse],
+    duration: Duration,
+}
+
+impl<'a> Measured<'a> {
+    fn kyverno(
+        policy: &'a BackgroundPolicy,
+        rules: &'a [RuleResponse],
+        duration: Duration,
+    ) -> Self {
+        let loaded = &policy.policy;
+        Self {
+            enforcing: loaded.spec.validation_failure_action
+                == Some(ValidationFailureAction::Enforce),
+            name: &loaded.name,
+            namespace: loaded.namespace.as_deref(),
+            rule_type: "validate",
+            rules,
+            duration,
+        }
+    }
+
+    fn cel(policy: &'a CachedCelPolicy, rules: &'a [RuleResponse], duration: Duration) -> Self {
+        Self {
+            enforcing: policy
+                .validation_actions()
+                .contains(&ValidationAction::Deny),
+            name: &policy.key.name,
+            namespace: policy.key.namespace.as_deref(),
+            rule_type: match policy.compiled {
+                CompiledCel::ImageValidating(_) => "imageVerify",
+                CompiledCel::Validating(_) | CompiledCel::Mutating(_) => "validate",
+            },
+            rules,
+            duration,
+        }
+    }
+}
+
 impl Scanner {
     /// Counts the rule results of a scan under Kyverno's policy metrics.
-    fn record(&self, job: &Job, rules: &[Vec<RuleResponse>], durations: &[Duration]) {
+    fn record<'a>(&self, job: &Job, measured: impl Iterator<Item = Measured<'a>>) {
         let text = |pointer: &str| {
             job.object
                 .pointer(pointer)
@@ -714,73 +837,102 @@ impl Scanner {
                 .to_owned()
         };
         let (kind, namespace) = (text("/kind"), text("/metadata/namespace"));
-        for ((policy, rules), duration) in job.policies.iter().zip(rules).zip(durations) {
-            let loaded = &policy.policy;
-            let enforcing =
-                loaded.spec.validation_failure_action == Some(ValidationFailureAction::Enforce);
-            for rule in rules {
+        for policy in measured {
+            for rule in policy.rules {
                 let labels = PolicyLabels {
-                    policy_validation_mode: if enforcing { "enforce" } else { "audit" }.to_owned(),
-                    policy_type: if loaded.namespace.is_some() {
+                    policy_validation_mode: if policy.enforcing { "enforce" } else { "audit" }
+                        .to_owned(),
+                    policy_type: if policy.namespace.is_some() {
                         "namespaced"
                     } else {
                         "cluster"
                     }
                     .to_owned(),
                     policy_background_mode: true,
-                    policy_name: loaded.name.clone(),
-                    policy_namespace: loaded.namespace.clone().unwrap_or_else(|| "-".to_owned()),
+                    policy_name: policy.name.to_owned(),
+                    policy_namespace: policy.namespace.unwrap_or("-").to_owned(),
                     resource_kind: kind.clone(),
                     resource_namespace: namespace.clone(),
                     resource_request_operation: AdmissionOperation::Create.as_str().to_owned(),
                     rule_name: rule.name.clone(),
                     rule_result: rule.status.as_str().to_owned(),
-                    rule_type: "validate".to_owned(),
+                    rule_type: policy.rule_type.to_owned(),
                     rule_execution_cause: CAUSE_BACKGROUND_SCAN.to_owned(),
                 };
-                self.telemetry.policies.rule(&labels, *duration);
+                self.telemetry.policies.rule(&labels, policy.duration);
             }
         }
     }
 }
 
-/// The validate results of each policy on a resource, with the time each policy took
-/// (synchronous: run off the reactor).
-fn evaluate(
-    object: &Arc<Value>,
-    policies: &[Arc<BackgroundPolicy>],
+/// What the evaluation of one resource needs (moved to a blocking thread).
+struct Scan {
+    object: Arc<Value>,
+    plural: String,
+    policies: Vec<Arc<BackgroundPolicy>>,
+    cel: Vec<Arc<CachedCelPolicy>>,
     namespace_labels: Option<Labels>,
-    exceptions: &[kyverno_api::kyverno::v2::policy_exception::PolicyException],
-    provider: &ApiServerProvider,
-) -> Vec<(Vec<RuleResponse>, Duration)> {
+    exceptions: Arc<[PolicyException]>,
+    provider: Arc<ApiServerProvider>,
+}
+
+/// The rule results of each policy, with the time each policy took.
+type Timed = Vec<(Vec<RuleResponse>, Duration)>;
+
+/// The validate results of each ClusterPolicy and Policy, then the results of each CEL policy,
+/// on a resource (synchronous: run off the reactor).
+fn evaluate(scan: &Scan) -> (Timed, Timed) {
     let text = |pointer: &str| {
-        object
+        scan.object
             .pointer(pointer)
             .and_then(Value::as_str)
             .unwrap_or_default()
     };
     let gvk = GroupVersionKind::from_api_version(text("/apiVersion"), text("/kind"));
+    let resource =
+        GroupVersionResource::new(gvk.group.clone(), gvk.version.clone(), scan.plural.clone());
     // Upstream scans as a CREATE without a requester.
-    let mut request = ResourceRequest::new(Arc::clone(object))
+    let mut request = ResourceRequest::new(Arc::clone(&scan.object))
         .with_operation(AdmissionOperation::Create)
         .with_kind(gvk, "");
-    if let Some(labels) = namespace_labels {
+    let namespace = text("/metadata/namespace");
+    let namespace_object = scan.namespace_labels.as_ref().map(|labels| {
+        serde_json::json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": namespace, "labels": **labels}})
+    });
+    if let Some(labels) = scan.namespace_labels.clone() {
         request = request.with_namespace_labels(labels);
     }
     let values = SuppliedValues::default();
     let environment = Environment {
-        provider,
-        exceptions,
+        provider: scan.provider.as_ref(),
+        exceptions: &scan.exceptions,
         values: &values,
     };
-    policies
+    let kyverno = scan
+        .policies
         .iter()
         .map(|policy| {
             let started = Instant::now();
             let rules = engine::validate(&policy.policy, &request, &environment).rules;
             (rules, started.elapsed())
         })
-        .collect()
+        .collect();
+    let cel = if scan.cel.is_empty() {
+        Vec::new()
+    } else {
+        let provider: Arc<dyn ContextProvider> = scan.provider.clone();
+        crate::cel::evaluate(
+            &scan.cel,
+            &CelRequest {
+                request: &request,
+                resource: &resource,
+                namespace_object: namespace_object.as_ref(),
+                provider,
+            },
+        )
+    };
+    (kyverno, cel)
 }
 
 /// Creates the ephemeral report, or replaces the one of an earlier scan not yet aggregated.
@@ -811,33 +963,6 @@ async fn write_report(
         }
         other => other.map(drop),
     }
-}
-
-/// Upstream's resource hash: MD5 of the labels, the annotations and the object without
-/// metadata, status, scale and a pod's node name.
-pub fn resource_hash(object: &Value) -> String {
-    let labels = object
-        .pointer("/metadata/labels")
-        .cloned()
-        .unwrap_or(Value::Null);
-    let annotations = object
-        .pointer("/metadata/annotations")
-        .cloned()
-        .unwrap_or(Value::Null);
-    let mut rest = object.clone();
-    if let Some(fields) = rest.as_object_mut() {
-        for field in ["metadata", "status", "scale"] {
-            fields.remove(field);
-        }
-        if let Some(spec) = fields.get_mut("spec").and_then(Value::as_object_mut) {
-            spec.remove("nodeName");
-        }
-    }
-    let input = serde_json::to_vec(&[labels, annotations, rest]).unwrap_or_default();
-    Md5::digest(&input)
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
 }
 
 fn resource_id(resource: &ApiResource) -> String {
@@ -900,26 +1025,5 @@ async fn forward(
         {
             return;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_hash_ignores_status_and_node_name() {
-        let pod = serde_json::json!({"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": "p", "labels": {"a": "b"}, "resourceVersion": "1"},
-            "spec": {"containers": []}});
-        let mut scheduled = pod.clone();
-        scheduled["spec"]["nodeName"] = "node-1".into();
-        scheduled["status"] = serde_json::json!({"phase": "Running"});
-        scheduled["metadata"]["resourceVersion"] = "2".into();
-        assert_eq!(resource_hash(&pod), resource_hash(&scheduled));
-        let mut relabelled = pod.clone();
-        relabelled["metadata"]["labels"]["a"] = "c".into();
-        assert_ne!(resource_hash(&pod), resource_hash(&relabelled));
-        assert_eq!(resource_hash(&pod).len(), 32);
     }
 }

@@ -25,12 +25,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kube::Client;
-use kyverno_admission_controller::controller::{CertificateSettings, watch_serving_certificate};
-use kyverno_admission_controller::server::serve_tls;
-use kyverno_admission_controller::tls::{self, CertStore};
 use kyverno_runtime::admin::{self, Admin};
+use kyverno_runtime::certificates::{CertificateSettings, watch_serving_certificate};
+use kyverno_runtime::https::{TlsServing, serve_tls};
 use kyverno_runtime::leader::LeaderElection;
 use kyverno_runtime::provider::ApiServerProvider;
+use kyverno_runtime::tls::{self, CertStore};
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -178,16 +178,12 @@ pub async fn start(client: Client, options: Options) -> Result<Replica, StartErr
     let ready_store = Arc::clone(&cert_store);
     let readiness: webhook::Readiness = Arc::new(move || ready_store.is_set());
     let admin_readiness = Arc::clone(&readiness);
-    let ready_admin = Arc::clone(&admin);
-    tasks.push(tokio::spawn(async move {
-        loop {
-            ready_admin.set_ready(admin_readiness());
-            tokio::time::sleep(READINESS_PERIOD).await;
-        }
-    }));
+    tasks.push(tokio::spawn(
+        Arc::clone(&admin).follow_readiness(move || admin_readiness(), READINESS_PERIOD),
+    ));
     tasks.push(tokio::spawn(serve_tls(
         webhook_listener,
-        tls::server_config(cert_store)?,
+        TlsServing::new(cert_store)?,
         webhook::router(readiness),
     )));
     tasks.push(tokio::spawn(admin::serve(metrics_listener, admin.router())));

@@ -10,9 +10,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use kyverno_admission_controller::review::{AdmissionResponse, AdmissionReview};
 use kyverno_api::kyverno::v2::cleanup_policy::Spec;
 use kyverno_policy_core::policy_check::check_cleanup_policy;
+use kyverno_runtime::admission_review::{AdmissionResponse, AdmissionReview};
 use serde_json::Value;
 
 use crate::schedule::Schedule;

@@ -1,5 +1,5 @@
-//! The leader's upkeep of the webhook: the certificate Secrets (shared with the admission
-//! controller's code) and the `kyverno-cleanup-validating-webhook-cfg`
+//! The leader's upkeep of the webhook: the certificate Secrets (kept by
+//! `kyverno_runtime::certificates`, as for the admission controller) and the `kyverno-cleanup-validating-webhook-cfg`
 //! ValidatingWebhookConfiguration sending cleanup policies to `/validate` on the controller's
 //! Service.
 use k8s_openapi::ByteString;
@@ -10,8 +10,8 @@ use k8s_openapi::api::admissionregistration::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
-use kyverno_admission_controller::controller::{
-    CertificateSettings, ControllerError, ensure_ca, ensure_serving_certificate,
+use kyverno_runtime::certificates::{
+    CertificateError as ControllerError, CertificateSettings, ensure_ca, ensure_serving_certificate,
 };
 
 use crate::scheduler::RETRY_DELAY;

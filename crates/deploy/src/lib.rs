@@ -44,13 +44,19 @@ pub enum DeployError {
     Yaml(#[from] serde_saphyr::Error),
 }
 
-/// The repository's root (the workspace folder).
+/// The repository's root (the workspace folder): the nearest folder holding `Cargo.lock` above
+/// the package that cargo runs (`CARGO_MANIFEST_DIR` at run time), else above this crate's
+/// source. Read at run time because one build directory serves several checkouts: a path
+/// compiled in would point at whichever checkout built the library first.
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let start = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    start
         .ancestors()
-        .nth(2)
+        .find(|dir| dir.join("Cargo.lock").is_file())
         .map(Path::to_path_buf)
-        .unwrap_or_default()
+        .unwrap_or(start)
 }
 
 /// The chart's folder.

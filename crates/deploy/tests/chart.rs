@@ -43,6 +43,49 @@ fn invalid_profile_values_fail_rendering() {
             .contains("validationFailureAction must be"),
         "{error}"
     );
+    let error = helm
+        .template(
+            &chart_dir(),
+            &["admissionController.webhookTimeout=31"],
+            options,
+        )
+        .expect_err("a timeout the API server refuses");
+    assert!(
+        error
+            .to_string()
+            .contains("admissionController.webhookTimeout must be between 1 and 30"),
+        "{error}"
+    );
+}
+
+/// The arguments of the admission controller's container.
+fn admission_args(objects: &[Value]) -> Vec<&str> {
+    named(objects, "Deployment", "kyverno-admission-controller")["spec"]["template"]["spec"]
+        ["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect()
+}
+
+#[test]
+fn webhook_timeout_and_failure_policy_flags_follow_the_values() {
+    let Some(helm) = helm() else { return };
+    let defaults = render(&helm, &[]);
+    let args = admission_args(&defaults);
+    assert!(args.contains(&"--webhookTimeout=10"), "{args:?}");
+    assert!(
+        args.contains(&"--forceFailurePolicyIgnore=false"),
+        "{args:?}"
+    );
+    let objects = render(&helm, NON_DEFAULT_VALUES);
+    let args = admission_args(&objects);
+    assert!(args.contains(&"--webhookTimeout=20"), "{args:?}");
+    assert!(
+        args.contains(&"--forceFailurePolicyIgnore=true"),
+        "{args:?}"
+    );
 }
 
 fn replicas(objects: &[Value]) -> BTreeMap<String, i64> {
@@ -121,12 +164,7 @@ fn non_default_values_reach_the_objects() {
         admission["image"],
         "registry.example.com/kyverno-rs/admission-controller:v9.9.9"
     );
-    assert!(
-        admission["args"]
-            .as_array()
-            .unwrap()
-            .contains(&Value::from("--workers=8"))
-    );
+    assert!(admission_args(&objects).contains(&"--workers=8"));
     let reports = named(&objects, "Deployment", "kyverno-reports-controller");
     assert_eq!(
         reports["spec"]["template"]["spec"]["containers"]
@@ -149,7 +187,7 @@ fn non_default_values_reach_the_objects() {
             .contains("[*/*,kyverno,*]")
     );
     let policies = of_kind(&objects, "ClusterPolicy");
-    assert_eq!(policies.len(), 16, "baseline and restricted policies");
+    assert_eq!(policies.len(), 17, "baseline and restricted policies");
     assert!(
         policies
             .iter()

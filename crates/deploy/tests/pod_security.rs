@@ -28,6 +28,7 @@ const BASELINE: &[&str] = &[
     "disallow-capabilities",
     "disallow-host-path",
     "disallow-host-ports",
+    "disallow-host-probes",
     "restrict-apparmor-profiles",
     "disallow-selinux",
     "disallow-proc-mount",
@@ -284,6 +285,98 @@ fn profiles_match_every_pod_security_unit_of_the_corpus() {
         mismatches.join("\n")
     );
     eprintln!("{compared} results of {} units match", units.len());
+}
+
+/// A Pod whose container `handlers` (probes and `lifecycle`) are `handlers`, as a container or,
+/// with `init`, as an init container.
+fn pod_with_handlers(name: &str, init: bool, handlers: Value) -> Value {
+    let mut container = serde_json::json!({"name": "app", "image": "nginx"});
+    container
+        .as_object_mut()
+        .unwrap()
+        .extend(handlers.as_object().unwrap().clone());
+    let list = if init { "initContainers" } else { "containers" };
+    let mut spec = serde_json::json!({"containers": [{"name": "main", "image": "nginx"}]});
+    spec[list] = serde_json::json!([container]);
+    serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec})
+}
+
+/// The corpus predates Kubernetes 1.34's Host Probes / Lifecycle Hooks control: its cases,
+/// from the standard (the `host` of probes' and lifecycle handlers' `httpGet` and `tcpSocket`
+/// must be unset or empty, in containers and init containers).
+#[test]
+fn host_probes_control_follows_the_standard() {
+    let Some(helm) = helm() else { return };
+    let scratch = Scratch::new("host-probes");
+    let (baseline, _) = profile(
+        &helm,
+        &scratch,
+        "baseline.yaml",
+        &["podSecurityStandard=baseline"],
+    );
+    let cases = [
+        (
+            "no-host",
+            false,
+            serde_json::json!({"livenessProbe": {"httpGet": {"path": "/", "port": 80}},
+                "lifecycle": {"preStop": {"sleep": {"seconds": 1}}}}),
+            "pass",
+        ),
+        (
+            "empty-host",
+            false,
+            serde_json::json!({"readinessProbe": {"tcpSocket": {"host": "", "port": 80}}}),
+            "pass",
+        ),
+        (
+            "liveness-host",
+            false,
+            serde_json::json!({"livenessProbe": {"httpGet": {"host": "169.254.169.254", "port": 80}}}),
+            "fail",
+        ),
+        (
+            "startup-host",
+            false,
+            serde_json::json!({"startupProbe": {"tcpSocket": {"host": "10.0.0.1", "port": 22}}}),
+            "fail",
+        ),
+        (
+            "post-start-host",
+            false,
+            serde_json::json!({"lifecycle": {"postStart": {"httpGet": {"host": "example.com", "port": 80}}}}),
+            "fail",
+        ),
+        (
+            "init-pre-stop-host",
+            true,
+            serde_json::json!({"lifecycle": {"preStop": {"tcpSocket": {"host": "10.0.0.1", "port": 80}}}}),
+            "fail",
+        ),
+    ];
+    let pods: Vec<Value> = cases
+        .iter()
+        .map(|(name, init, handlers, _)| pod_with_handlers(name, *init, handlers.clone()))
+        .collect();
+    let mut deployment = serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "deployment-host"},
+        "spec": {"selector": {"matchLabels": {"app": "a"}}, "template": {
+            "metadata": {"labels": {"app": "a"}}}}});
+    deployment["spec"]["template"]["spec"] = pods[2]["spec"].clone();
+    let mut resources: Vec<&Value> = pods.iter().collect();
+    resources.push(&deployment);
+    let results = apply(&baseline, vec![scratch.write("pods.yaml", &resources)]);
+    let rule = ("disallow-host-probes".to_owned(), "host-probes".to_owned());
+    let result = |kind: &str, name: &str| {
+        results
+            .get(&(kind.to_owned(), name.to_owned()))
+            .and_then(|per_rule| per_rule.get(&rule))
+            .cloned()
+            .unwrap_or_else(|| "none".to_owned())
+    };
+    for (name, _, _, want) in &cases {
+        assert_eq!(result("Pod", name), *want, "Pod {name}");
+    }
+    assert_eq!(result("Deployment", "deployment-host"), "fail", "autogen");
 }
 
 #[test]

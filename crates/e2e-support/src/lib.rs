@@ -81,9 +81,13 @@ pub async fn cluster() -> Cluster {
     Cluster { client, sim, ns }
 }
 
-/// The repository's generated CRD folder.
+/// The repository's generated CRD folder, found from the test's own package (`CARGO_MANIFEST_DIR`
+/// at run time: one build directory may serve several checkouts).
 pub fn repo_crds() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../crds")
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+        .join("../../crds")
 }
 
 /// The upper bound of any single wait in the e2e tests.

@@ -112,7 +112,7 @@ async fn main() {
     let controller = tokio::spawn(controller::run(
         client.clone(),
         settings,
-        Metrics::default(),
+        Metrics::unexported(),
     ));
 
     let started = Instant::now();

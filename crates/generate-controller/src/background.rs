@@ -18,7 +18,11 @@ use kyverno_runtime::policy_cache::{PolicyKey, rule_kind_names};
 use kyverno_runtime::watch::Stores;
 use serde_json::Value;
 
+mod cel;
+
+use crate::cel_policies::{MutatingSet, generating_actions, mutating_actions, mutating_set};
 use crate::cluster::{Cluster, ClusterError};
+use crate::generating::{GeneratingPolicies, GeneratingSet};
 use crate::labels::{self, Labels};
 use crate::own_writes::OwnWrites;
 use crate::policies::{Action, BackgroundPolicies, actions, has_background_rules};
@@ -44,6 +48,7 @@ pub struct Background {
     cluster: Arc<Cluster>,
     processor: Arc<Processor>,
     stores: Stores,
+    generating: Arc<GeneratingPolicies>,
     own_writes: Arc<OwnWrites>,
 }
 
@@ -53,6 +58,7 @@ impl Background {
         api: Api<UpdateRequest>,
         processor: Arc<Processor>,
         stores: Stores,
+        generating: Arc<GeneratingPolicies>,
         own_writes: Arc<OwnWrites>,
     ) -> Arc<Self> {
         Arc::new(Self {
@@ -60,6 +66,7 @@ impl Background {
             cluster: Arc::clone(processor.cluster()),
             processor,
             stores,
+            generating,
             own_writes,
         })
     }
@@ -68,27 +75,37 @@ impl Background {
     /// watch per kind of synchronized downstream resource and clone source.
     pub async fn run(self: Arc<Self>) {
         let mut revisions = self.stores.cache.subscribe();
+        let mut generating_revisions = self.generating.subscribe();
         let mut previous = BackgroundPolicies::new();
+        let mut previous_generating = GeneratingSet::new();
+        let mut previous_mutating = MutatingSet::new();
+        let mut cel_kinds = self.processor.cel_kinds();
         let mut watches: HashMap<WatchKey, AbortOnDrop> = HashMap::new();
         loop {
-            let current: BackgroundPolicies = self
-                .stores
-                .cache
-                .snapshot()
+            let snapshot = self.stores.cache.snapshot();
+            let current: BackgroundPolicies = snapshot
                 .policies
                 .iter()
                 .filter(|cached| has_background_rules(&cached.policy))
                 .map(|cached| (cached.key(), Arc::new(cached.policy.clone())))
                 .collect();
-            if current != previous {
-                let wanted = watched_kinds(&current);
-                watches.retain(|key, _| wanted.contains(key));
-                for key in wanted {
-                    if let std::collections::hash_map::Entry::Vacant(entry) = watches.entry(key) {
-                        let task = tokio::spawn(Arc::clone(&self).watch(entry.key().clone()));
-                        entry.insert(AbortOnDrop(vec![task]));
-                    }
+            let mut wanted = watched_kinds(&current);
+            wanted.extend(
+                cel_kinds
+                    .borrow_and_update()
+                    .iter()
+                    .map(|(api_version, kind)| {
+                        (Role::Downstream, api_version.clone(), kind.clone())
+                    }),
+            );
+            watches.retain(|key, _| wanted.contains(key));
+            for key in wanted {
+                if let std::collections::hash_map::Entry::Vacant(entry) = watches.entry(key) {
+                    let task = tokio::spawn(Arc::clone(&self).watch(entry.key().clone()));
+                    entry.insert(AbortOnDrop(vec![task]));
                 }
+            }
+            if current != previous {
                 for action in actions(&previous, &current) {
                     if let Err(error) = self.perform(&action).await {
                         tracing::warn!(%error, ?action, "background action failed");
@@ -96,7 +113,23 @@ impl Background {
                 }
                 previous = current;
             }
-            if revisions.changed().await.is_err() {
+            let generating = self.generating.snapshot();
+            let mutating = mutating_set(&snapshot.cel);
+            let mut cel_actions = generating_actions(&previous_generating, &generating);
+            cel_actions.extend(mutating_actions(&previous_mutating, &mutating));
+            for action in cel_actions {
+                if let Err(error) = self.perform_cel(&action).await {
+                    tracing::warn!(%error, ?action, "background action failed");
+                }
+            }
+            previous_generating = generating;
+            previous_mutating = mutating;
+            let changed = tokio::select! {
+                changed = revisions.changed() => changed,
+                changed = generating_revisions.changed() => changed,
+                changed = cel_kinds.changed() => changed,
+            };
+            if changed.is_err() {
                 return;
             }
         }
@@ -240,7 +273,10 @@ impl Background {
             match role {
                 Role::Downstream => self.downstream_changed(&object).await,
                 Role::CloneSource => {
-                    if let Err(error) = self.source_changed(&api_version, &kind, &object).await {
+                    if let Err(error) = self
+                        .source_changed(&api_version, &kind, &object, deleted)
+                        .await
+                    {
                         tracing::warn!(%error, %kind, "clones of a changed source not found");
                     }
                 }
@@ -248,20 +284,23 @@ impl Background {
         }
     }
 
-    /// A synchronized downstream resource was changed or deleted by hand: regenerate it.
+    /// A synchronized downstream resource was changed or deleted by hand: regenerate it (a
+    /// resource without rule name comes from a GeneratingPolicy).
     async fn downstream_changed(&self, object: &Value) {
-        let Some(origin) = labels::origin_of(&labels_of(object)) else {
-            return;
-        };
-        self.queue_origin(origin).await;
+        match labels::origin_of(&labels_of(object)) {
+            Some(origin) => self.queue_origin(origin).await,
+            None => self.cel_downstream_changed(object).await,
+        }
     }
 
-    /// A clone source changed: regenerate its clones.
+    /// A clone source changed: regenerate its clones; or it was deleted: delete the clones of
+    /// synchronized rules, as upstream.
     async fn source_changed(
         &self,
         api_version: &str,
         kind: &str,
         source: &Value,
+        deleted: bool,
     ) -> Result<(), ClusterError> {
         let text = |pointer: &str| {
             source
@@ -275,24 +314,39 @@ impl Background {
             .cluster
             .list(api_version, kind, "", Some(&selector))
             .await?;
+        if deleted {
+            for clone in &clones {
+                let synchronized_origin = labels::origin_of(&labels_of(clone))
+                    .is_some_and(|origin| self.synchronized_rule(&origin));
+                if synchronized_origin {
+                    self.own_writes.deleting(clone);
+                    let result = self.cluster.delete(clone).await;
+                    self.own_writes.deleted(clone, result.is_ok());
+                    result?;
+                }
+            }
+            return Ok(());
+        }
         for origin in distinct_origins(&clones) {
             self.queue_origin(origin).await;
         }
         Ok(())
     }
 
-    /// Queues a generate UpdateRequest for the trigger of a downstream resource, when its rule
-    /// still exists and is synchronized.
-    async fn queue_origin(&self, origin: labels::Origin) {
+    /// Whether the rule a downstream resource comes from still exists and is synchronized.
+    fn synchronized_rule(&self, origin: &labels::Origin) -> bool {
         let snapshot = self.stores.cache.snapshot();
-        let Some(cached) = snapshot
+        snapshot
             .policies
             .iter()
             .find(|cached| cached.key() == origin.policy)
-        else {
-            return;
-        };
-        if !find_rule(&cached.policy, &origin.rule).is_some_and(synchronized) {
+            .is_some_and(|cached| find_rule(&cached.policy, &origin.rule).is_some_and(synchronized))
+    }
+
+    /// Queues a generate UpdateRequest for the trigger of a downstream resource, when its rule
+    /// still exists and is synchronized.
+    async fn queue_origin(&self, origin: labels::Origin) {
+        if !self.synchronized_rule(&origin) {
             return;
         }
         self.queue(NewRequest {

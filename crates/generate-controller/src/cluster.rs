@@ -2,6 +2,7 @@
 //! (discovered once per kind), and the engine's [`ContextProvider`] on top of it.
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use kube::Client;
 use kube::api::{
@@ -39,10 +40,17 @@ struct Served {
     namespaced: bool,
 }
 
+/// How long the listable kinds found by discovery are used before discovery runs again.
+const DISCOVERY_TTL: Duration = Duration::from_secs(300);
+
+/// API versions and kinds.
+pub type Kinds = Vec<(String, String)>;
+
 /// The cluster's objects of any kind.
 pub struct Cluster {
     client: Client,
     served: RwLock<HashMap<(String, String), Served>>,
+    listable: RwLock<Option<(Instant, Kinds)>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -57,7 +65,29 @@ impl Cluster {
         Self {
             client,
             served: RwLock::default(),
+            listable: RwLock::default(),
         }
+    }
+
+    /// The API version and kind of every resource the API server lists (discovered at most
+    /// once per [`DISCOVERY_TTL`]).
+    pub async fn listable_kinds(&self) -> Result<Kinds, ClusterError> {
+        if let Some((found, kinds)) = self.listable.read().await.as_ref()
+            && found.elapsed() < DISCOVERY_TTL
+        {
+            return Ok(kinds.clone());
+        }
+        let discovery = kube::Discovery::new(self.client.clone()).run().await?;
+        let kinds: Kinds = discovery
+            .groups()
+            .flat_map(|group| group.recommended_resources())
+            .filter(|(_, capabilities)| {
+                capabilities.supports_operation(kube::discovery::verbs::LIST)
+            })
+            .map(|(resource, _)| (resource.api_version, resource.kind))
+            .collect();
+        *self.listable.write().await = Some((Instant::now(), kinds.clone()));
+        Ok(kinds)
     }
 
     /// The client.

@@ -13,9 +13,10 @@ use kyverno_runtime::watch::{Stores, spawn_watches};
 
 use crate::background::Background;
 use crate::cluster::Cluster;
+use crate::generating::{self, GeneratingPolicies};
 use crate::metrics::Metrics;
 use crate::own_writes::OwnWrites;
-use crate::processor::Processor;
+use crate::processor::{Processor, Sources};
 use crate::tasks::AbortOnDrop;
 use crate::workers::{WorkerSettings, Workers};
 
@@ -47,7 +48,8 @@ impl Default for Settings {
     }
 }
 
-/// Runs the controller until the future is dropped (when leadership is lost).
+/// Runs the controller until the future is dropped (when leadership is lost): the policy
+/// watches first, then, once they have listed, the workers and the background paths.
 pub async fn run(client: Client, settings: Settings, metrics: Metrics) {
     let stores = Stores {
         cache: Arc::new(PolicyCache::default()),
@@ -62,16 +64,23 @@ pub async fn run(client: Client, settings: Settings, metrics: Metrics) {
         &settings.config_map,
     );
     let mut tasks = AbortOnDrop(watch_tasks);
+    let generating = Arc::new(GeneratingPolicies::default());
+    let (mut generating_synced, generating_tasks) = generating::spawn_watches(&client, &generating);
+    tasks.0.extend(generating_tasks);
     while !synced.is_synced() {
         tokio::time::sleep(SYNC_POLL).await;
     }
+    if generating_synced.wait_for(|synced| *synced).await.is_err() {
+        return;
+    }
     let cluster = Arc::new(Cluster::new(client.clone()));
     let own_writes = Arc::new(OwnWrites::default());
-    let processor = Arc::new(Processor::new(
-        cluster,
-        stores.clone(),
-        Arc::clone(&own_writes),
-    ));
+    let sources = Sources {
+        stores: stores.clone(),
+        generating: Arc::clone(&generating),
+        metrics: metrics.clone(),
+    };
+    let processor = Arc::new(Processor::new(cluster, sources, Arc::clone(&own_writes)));
     let api: Api<UpdateRequest> = Api::namespaced(client, &settings.kyverno_namespace);
     let workers = Workers::new(
         api.clone(),
@@ -79,7 +88,7 @@ pub async fn run(client: Client, settings: Settings, metrics: Metrics) {
         metrics,
         settings.workers.clone(),
     );
-    let background = Background::new(api, processor, stores, own_writes);
+    let background = Background::new(api, processor, stores, generating, own_writes);
     tasks.0.push(tokio::spawn(background.run()));
     workers.run().await;
     drop(tasks);

@@ -9,6 +9,8 @@ use kyverno_runtime::policy_cache::PolicyKey;
 pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 /// The generating policy's name (also set on UpdateRequests).
 pub const POLICY_NAME: &str = "generate.kyverno.io/policy-name";
+/// The policy's name on mutate-existing UpdateRequests.
+pub const MUTATE_POLICY_NAME: &str = "mutate.updaterequest.kyverno.io/policy-name";
 /// The generating Policy's namespace (empty for a ClusterPolicy).
 pub const POLICY_NAMESPACE: &str = "generate.kyverno.io/policy-namespace";
 /// The generating rule's name.
@@ -19,6 +21,8 @@ pub const TRIGGER_GROUP: &str = "generate.kyverno.io/trigger-group";
 pub const TRIGGER_VERSION: &str = "generate.kyverno.io/trigger-version";
 /// The trigger's kind.
 pub const TRIGGER_KIND: &str = "generate.kyverno.io/trigger-kind";
+/// The trigger's name (set by GeneratingPolicies).
+pub const TRIGGER_NAME: &str = "generate.kyverno.io/trigger-name";
 /// The trigger's namespace.
 pub const TRIGGER_NAMESPACE: &str = "generate.kyverno.io/trigger-namespace";
 /// The trigger's UID.
@@ -91,6 +95,16 @@ pub fn downstream_selector(policy: &PolicyKey, rule: &str, trigger_uid: Option<&
     if let Some(namespace) = &policy.namespace {
         selector.push_str(&format!(",{POLICY_NAMESPACE}={namespace}"));
     }
+    if let Some(uid) = trigger_uid {
+        selector.push_str(&format!(",{TRIGGER_UID}={uid}"));
+    }
+    selector
+}
+
+/// The selector of the resources that the GeneratingPolicy `policy` generated (they carry no
+/// rule name), for the trigger with `trigger_uid` or for every trigger.
+pub fn cel_downstream_selector(policy: &str, trigger_uid: Option<&str>) -> String {
+    let mut selector = format!("{MANAGED_BY}=kyverno,{POLICY_NAME}={policy},!{RULE_NAME}");
     if let Some(uid) = trigger_uid {
         selector.push_str(&format!(",{TRIGGER_UID}={uid}"));
     }
@@ -172,6 +186,11 @@ mod tests {
         assert!(
             downstream_selector(&namespaced, "r", None)
                 .ends_with(",generate.kyverno.io/policy-namespace=team")
+        );
+        assert_eq!(
+            cel_downstream_selector("g", Some("u")),
+            "app.kubernetes.io/managed-by=kyverno,generate.kyverno.io/policy-name=g,\
+             !generate.kyverno.io/rule-name,generate.kyverno.io/trigger-uid=u"
         );
         assert_eq!(
             clones_selector("Secret", "default", "s"),

@@ -9,8 +9,10 @@
 //!   changes made by hand to generated resources and clone sources;
 //! - [`controller`] wires them together while this replica holds the Lease.
 pub mod background;
+pub mod cel_policies;
 pub mod cluster;
 pub mod controller;
+pub mod generating;
 pub mod labels;
 pub mod metrics;
 pub mod own_writes;

@@ -49,9 +49,8 @@ async fn main() -> anyhow::Result<()> {
     let client = kube::Client::try_default()
         .await
         .context("no Kubernetes client configuration")?;
-    let metrics = Metrics::default();
     let mut registry = Registry::default();
-    metrics.register(&mut registry);
+    let metrics = Metrics::register(&mut registry);
     let admin = Admin::new(registry);
     let listener = tokio::net::TcpListener::bind(args.metrics_addr)
         .await

@@ -1,26 +1,37 @@
 //! Processing one UpdateRequest: each of its rules runs through the engine for its trigger, and
 //! what the engine answers is written to the cluster (generated resources created or kept in
 //! sync, mutate-existing targets patched, downstream resources deleted).
-use std::collections::HashSet;
+mod cel;
+mod triggers;
+
+use std::collections::{BTreeSet, HashSet};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use kyverno_api::kyverno::v1::generate::{Generation, ResourceSpec};
+use kyverno_api::kyverno::v1::match_resources::AdmissionOperation;
 use kyverno_api::kyverno::v1::rule::Rule;
+use kyverno_api::kyverno::v1::validate::ValidationFailureAction;
 use kyverno_api::kyverno::v2::update_request::{
     RequestType, RuleContext, UpdateRequest, UpdateRequestSpecContext,
 };
 use kyverno_policy_core::engine::{
     self, Environment, GeneratedResource, LoadedPolicy, SuppliedValues,
 };
+use kyverno_policy_core::request::ResourceRequest;
 use kyverno_policy_core::response::{RuleResponse, RuleStatus};
 use kyverno_runtime::policy_cache::PolicyKey;
 use kyverno_runtime::watch::Stores;
 use serde_json::{Map, Value};
+use tokio::sync::watch;
 
 use crate::cluster::{Cluster, ClusterError, ClusterProvider};
+use crate::generating::GeneratingPolicies;
 use crate::labels;
+use crate::metrics::{Executed, Metrics};
 use crate::own_writes::OwnWrites;
 use crate::request::{policy_key, rule_contexts, spec_of, trigger_request};
+use triggers::Triggers;
 
 /// What processing an UpdateRequest came to.
 #[derive(Clone, Debug, PartialEq)]
@@ -33,7 +44,7 @@ pub enum Outcome {
     Failed(String, Vec<ResourceSpec>),
 }
 
-/// What one rule gave.
+/// What one rule (or all rules of a request) gave.
 #[derive(Default)]
 struct RuleOutcome {
     applied: bool,
@@ -41,19 +52,78 @@ struct RuleOutcome {
     failures: Vec<String>,
 }
 
+impl RuleOutcome {
+    fn add(&mut self, other: RuleOutcome) {
+        self.applied |= other.applied;
+        self.written.extend(other.written);
+        self.failures.extend(other.failures);
+    }
+
+    /// Counts the engine's results: failures and errors are failures.
+    fn add_responses(&mut self, responses: &[RuleResponse]) {
+        for response in responses {
+            match response.status {
+                RuleStatus::Pass => self.applied = true,
+                RuleStatus::Error | RuleStatus::Fail => {
+                    self.applied = true;
+                    self.failures.push(rule_failure(response));
+                }
+                RuleStatus::Skip | RuleStatus::Warn => {}
+            }
+        }
+    }
+
+    /// Counts the writes made for the rule.
+    fn add_writes(&mut self, writes: Vec<Result<Option<ResourceSpec>, ClusterError>>) {
+        for write in writes {
+            match write {
+                Ok(Some(spec)) => self.written.push(spec),
+                Ok(None) => {}
+                Err(error) => self.failures.push(error.to_string()),
+            }
+        }
+    }
+
+    fn finish(self) -> Outcome {
+        if !self.failures.is_empty() {
+            Outcome::Failed(self.failures.join("; "), self.written)
+        } else if self.applied {
+            Outcome::Completed(self.written)
+        } else {
+            Outcome::Skip("no rule applied to the trigger".to_owned())
+        }
+    }
+}
+
+/// Where the processor finds its policies and reports what it runs.
+#[derive(Clone)]
+pub struct Sources {
+    /// The kyverno.io policies, the `policies.kyverno.io` MutatingPolicies, and the namespaces.
+    pub stores: Stores,
+    /// The GeneratingPolicies.
+    pub generating: Arc<GeneratingPolicies>,
+    /// The policy execution metrics.
+    pub metrics: Metrics,
+}
+
 /// Runs UpdateRequests against the cluster.
 pub struct Processor {
     cluster: Arc<Cluster>,
     provider: Arc<ClusterProvider>,
     stores: Stores,
+    generating: Arc<GeneratingPolicies>,
+    metrics: Metrics,
     own_writes: Arc<OwnWrites>,
     /// The clone sources labelled already (kind, namespace, name).
     tagged_sources: Mutex<HashSet<(String, String, String)>>,
+    triggers: Triggers,
+    /// The kinds (API version, kind) of the synchronized downstream of GeneratingPolicies.
+    cel_kinds: watch::Sender<BTreeSet<(String, String)>>,
 }
 
 impl Processor {
-    /// A processor writing through `cluster`, with the policies of `stores`.
-    pub fn new(cluster: Arc<Cluster>, stores: Stores, own_writes: Arc<OwnWrites>) -> Self {
+    /// A processor writing through `cluster`, with the policies of `sources`.
+    pub fn new(cluster: Arc<Cluster>, sources: Sources, own_writes: Arc<OwnWrites>) -> Self {
         let provider = Arc::new(ClusterProvider::new(
             Arc::clone(&cluster),
             tokio::runtime::Handle::current(),
@@ -61,10 +131,32 @@ impl Processor {
         Self {
             cluster,
             provider,
-            stores,
+            stores: sources.stores,
+            generating: sources.generating,
+            metrics: sources.metrics,
             own_writes,
             tagged_sources: Mutex::default(),
+            triggers: Triggers::default(),
+            cel_kinds: watch::Sender::new(BTreeSet::new()),
         }
+    }
+
+    /// The kinds of the synchronized downstream of GeneratingPolicies (what their expressions
+    /// generate is only known once they ran): those generated since the start, and those
+    /// found by [`Self::note_cel_kinds`].
+    pub fn cel_kinds(&self) -> watch::Receiver<BTreeSet<(String, String)>> {
+        self.cel_kinds.subscribe()
+    }
+
+    /// Adds `kinds` (API version, kind) to the kinds of synchronized GeneratingPolicy
+    /// downstream.
+    pub fn note_cel_kinds(&self, kinds: impl IntoIterator<Item = (String, String)>) {
+        let kinds: Vec<_> = kinds.into_iter().collect();
+        self.cel_kinds.send_if_modified(|known| {
+            let before = known.len();
+            known.extend(kinds);
+            known.len() != before
+        });
     }
 
     /// The cluster this processor writes to.
@@ -72,44 +164,51 @@ impl Processor {
         &self.cluster
     }
 
-    /// Processes `update_request`.
+    /// Processes `update_request`. The rules of one trigger run one request at a time, and
+    /// once a request has deleted the downstream of a deleted trigger, no later request
+    /// generates for it again.
     pub async fn process(&self, update_request: &UpdateRequest) -> Outcome {
-        let key = policy_key(&update_request.spec);
-        let snapshot = self.stores.cache.snapshot();
-        let Some(cached) = snapshot.policies.iter().find(|cached| cached.key() == key) else {
-            return Outcome::Skip(format!("policy {key} not found"));
-        };
-        let request_type = match update_request.spec.request_type {
-            None | Some(RequestType::Generate) => RuleKind::Generate,
-            Some(RequestType::Mutate) => RuleKind::MutateExisting,
-            Some(cel @ (RequestType::CelGenerate | RequestType::CelMutate)) => {
-                return Outcome::Skip(format!(
-                    "{cel:?} requests (GeneratingPolicy, MutatingPolicy) are not supported yet"
-                ));
-            }
-        };
+        let spec = &update_request.spec;
+        let request_type = spec.request_type.unwrap_or(RequestType::Generate);
         let mut outcome = RuleOutcome::default();
-        for rule_context in rule_contexts(&update_request.spec) {
-            let rule = self
-                .run_rule(
-                    &cached.policy,
-                    request_type,
-                    &rule_context,
-                    &update_request.spec.context,
-                    &snapshot.exceptions,
-                )
-                .await;
-            outcome.applied |= rule.applied;
-            outcome.written.extend(rule.written);
-            outcome.failures.extend(rule.failures);
+        for rule_context in rule_contexts(spec) {
+            let _serialized = self.triggers.lock(&rule_context.trigger).await;
+            let rule = match request_type {
+                RequestType::Generate | RequestType::Mutate => {
+                    let key = policy_key(spec);
+                    let snapshot = self.stores.cache.snapshot();
+                    let Some(cached) = snapshot.policies.iter().find(|cached| cached.key() == key)
+                    else {
+                        return Outcome::Skip(format!("policy {key} not found"));
+                    };
+                    let kind = if request_type == RequestType::Mutate {
+                        RuleKind::MutateExisting
+                    } else {
+                        RuleKind::Generate
+                    };
+                    self.run_rule(
+                        &cached.policy,
+                        kind,
+                        &rule_context,
+                        &spec.context,
+                        &snapshot.exceptions,
+                    )
+                    .await
+                }
+                RequestType::CelGenerate => match self.run_generating(spec, &rule_context).await {
+                    Some(rule) => rule,
+                    None => {
+                        return Outcome::Skip(format!("policy {} not found", spec.policy));
+                    }
+                },
+                RequestType::CelMutate => match self.run_mutating(spec, &rule_context).await {
+                    Some(rule) => rule,
+                    None => return Outcome::Skip(format!("policy {} not found", spec.policy)),
+                },
+            };
+            outcome.add(rule);
         }
-        if !outcome.failures.is_empty() {
-            Outcome::Failed(outcome.failures.join("; "), outcome.written)
-        } else if outcome.applied {
-            Outcome::Completed(outcome.written)
-        } else {
-            Outcome::Skip("no rule applied to the trigger".to_owned())
-        }
+        outcome.finish()
     }
 
     async fn run_rule(
@@ -129,16 +228,21 @@ impl Processor {
             return outcome;
         };
         if rule_context.delete_downstream {
+            self.triggers
+                .forget_if_deleted(&rule_context.trigger, context);
             if let Some(generation) = &rule.generate {
                 let key = PolicyKey {
                     namespace: policy.namespace.clone(),
                     name: policy.name.clone(),
                 };
                 outcome.applied = true;
-                if let Err(error) = self
-                    .delete_downstream(&key, rule, generation, rule_context.trigger.uid.as_deref())
-                    .await
-                {
+                let selector = labels::downstream_selector(
+                    &key,
+                    &rule.name,
+                    rule_context.trigger.uid.as_deref(),
+                );
+                let kinds = downstream_kinds(generation);
+                if let Err(error) = self.delete_selected(&kinds, &selector).await {
                     outcome
                         .failures
                         .push(format!("failed to delete downstream resources: {error}"));
@@ -146,27 +250,20 @@ impl Processor {
             }
             return outcome;
         }
-        let trigger = match self.fetch_trigger(&rule_context.trigger).await {
-            Ok(Some(trigger)) => trigger,
+        let request = match self.trigger_of(rule_context, context).await {
+            Ok(Some(request)) => request,
             Ok(None) => return outcome,
             Err(error) => {
-                outcome
-                    .failures
-                    .push(format!("failed to get the trigger: {error}"));
+                outcome.failures.push(error);
                 return outcome;
             }
         };
-        let namespace_labels = self.stores.namespaces.get(
-            trigger
-                .pointer("/metadata/namespace")
-                .and_then(Value::as_str)
-                .unwrap_or_default(),
-        );
-        let request = trigger_request(trigger, context, namespace_labels);
+        let trigger = Arc::clone(request.resource());
         let mut single = policy.clone();
         single.rules.retain(|candidate| candidate.name == rule.name);
         let provider = Arc::clone(&self.provider);
         let exceptions = Arc::clone(exceptions);
+        let started = Instant::now();
         let evaluated = tokio::task::spawn_blocking(move || {
             let values = SuppliedValues::default();
             let environment = Environment {
@@ -208,24 +305,53 @@ impl Processor {
                 return outcome;
             }
         };
-        for response in responses {
-            match response.status {
-                RuleStatus::Pass => outcome.applied = true,
-                RuleStatus::Error | RuleStatus::Fail => {
-                    outcome.applied = true;
-                    outcome.failures.push(rule_failure(&response));
-                }
-                RuleStatus::Skip | RuleStatus::Warn => {}
-            }
-        }
-        for write in writes {
-            match write {
-                Ok(Some(spec)) => outcome.written.push(spec),
-                Ok(None) => {}
-                Err(error) => outcome.failures.push(error.to_string()),
-            }
-        }
+        let enforcing =
+            policy.spec.validation_failure_action == Some(ValidationFailureAction::Enforce);
+        let executed = Executed {
+            policy_name: &policy.name,
+            policy_namespace: policy.namespace.as_deref(),
+            validation_mode: if enforcing { "enforce" } else { "audit" },
+            background: policy.spec.background != Some(false),
+            rule_type: match request_type {
+                RuleKind::Generate => "generate",
+                RuleKind::MutateExisting => "mutate",
+            },
+        };
+        self.metrics.rules(
+            &executed,
+            &trigger,
+            operation_of(context),
+            &responses,
+            started.elapsed(),
+        );
+        outcome.add_responses(&responses);
+        outcome.add_writes(writes);
         outcome
+    }
+
+    /// The engine request of the trigger of `rule_context` as it is now, with the
+    /// UpdateRequest's admission request; `None` when the trigger is gone, being deleted, or
+    /// had its downstream deleted with it.
+    async fn trigger_of(
+        &self,
+        rule_context: &RuleContext,
+        context: &UpdateRequestSpecContext,
+    ) -> Result<Option<ResourceRequest>, String> {
+        if self.triggers.is_deleted(&rule_context.trigger) {
+            return Ok(None);
+        }
+        let trigger = match self.fetch_trigger(&rule_context.trigger).await {
+            Ok(Some(trigger)) => trigger,
+            Ok(None) => return Ok(None),
+            Err(error) => return Err(format!("failed to get the trigger: {error}")),
+        };
+        let namespace_labels = self.stores.namespaces.get(
+            trigger
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+        );
+        Ok(Some(trigger_request(trigger, context, namespace_labels)))
     }
 
     /// The trigger as it is now: by name, or by UID among its kind when the spec has no name
@@ -365,11 +491,22 @@ impl Processor {
         trigger_uid: Option<&str>,
     ) -> Result<usize, ClusterError> {
         let selector = labels::downstream_selector(policy, &rule.name, trigger_uid);
+        self.delete_selected(&downstream_kinds(generation), &selector)
+            .await
+    }
+
+    /// Deletes the objects of `kinds` (API version, kind) that `selector` selects; answers how
+    /// many were deleted.
+    pub async fn delete_selected(
+        &self,
+        kinds: &[(String, String)],
+        selector: &str,
+    ) -> Result<usize, ClusterError> {
         let mut deleted = 0;
-        for (api_version, kind) in downstream_kinds(generation) {
+        for (api_version, kind) in kinds {
             for object in self
                 .cluster
-                .list(&api_version, &kind, "", Some(&selector))
+                .list(api_version, kind, "", Some(selector))
                 .await?
             {
                 self.own_writes.deleting(&object);
@@ -398,6 +535,21 @@ enum Evaluated {
 
 fn rule_failure(response: &RuleResponse) -> String {
     format!("rule {}: {}", response.name, response.message)
+}
+
+/// The operation of the UpdateRequest's admission request (CREATE for background requests).
+fn operation_of(context: &UpdateRequestSpecContext) -> AdmissionOperation {
+    context
+        .admission_request_info
+        .as_ref()
+        .and_then(|info| {
+            info.operation.or_else(|| {
+                info.admission_request
+                    .as_ref()
+                    .and_then(|request| request.operation)
+            })
+        })
+        .unwrap_or(AdmissionOperation::Create)
 }
 
 /// The API versions and kinds a generate rule writes (variables left out: they cannot be

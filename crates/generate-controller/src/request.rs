@@ -10,6 +10,7 @@ use kyverno_api::kyverno::v2::update_request::{
     UpdateRequestState, UpdateRequestStatus,
 };
 use kyverno_policy_core::request::{GroupVersionKind, RequestInfo, ResourceRequest};
+use kyverno_runtime::namespaces::NamespaceLabels;
 use kyverno_runtime::policy_cache::PolicyKey;
 use serde_json::Value;
 
@@ -18,11 +19,11 @@ use crate::labels;
 /// A request to run one rule of a policy for one trigger.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewRequest {
-    /// `generate` or `mutate`.
+    /// `generate`, `mutate`, `cel-generate` or `cel-mutate`.
     pub request_type: RequestType,
     /// The policy.
     pub policy: PolicyKey,
-    /// The rule.
+    /// The rule (the policy's name for the `policies.kyverno.io` kinds, which have none).
     pub rule: String,
     /// The trigger.
     pub trigger: ResourceSpec,
@@ -55,8 +56,12 @@ pub fn update_request(namespace: &str, request: &NewRequest) -> UpdateRequest {
     update_request.metadata.name = None;
     update_request.metadata.generate_name = Some("ur-".to_owned());
     update_request.metadata.namespace = Some(namespace.to_owned());
+    let policy_label = match request.request_type {
+        RequestType::Generate | RequestType::CelGenerate => labels::POLICY_NAME,
+        RequestType::Mutate | RequestType::CelMutate => labels::MUTATE_POLICY_NAME,
+    };
     update_request.metadata.labels = Some(BTreeMap::from([(
-        labels::POLICY_NAME.to_owned(),
+        policy_label.to_owned(),
         request.policy.name.clone(),
     )]));
     update_request.status = Some(UpdateRequestStatus::default());
@@ -129,6 +134,18 @@ pub fn spec_of(object: &Value) -> ResourceSpec {
     }
 }
 
+/// The API version and kind of `object`.
+pub fn type_of(object: &Value) -> (String, String) {
+    let text = |field: &str| {
+        object
+            .get(field)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    (text("apiVersion"), text("kind"))
+}
+
 /// The engine request for `trigger`, with the operation and requester of the UpdateRequest's
 /// admission request (a CREATE without a requester when it has none, as upstream's background
 /// paths).
@@ -166,6 +183,16 @@ pub fn trigger_request(
         request = request.with_request_info(info);
     }
     request
+}
+
+/// The Namespace object of `namespace` as the watches know it (its name and labels), as the
+/// CEL policy kinds see it; `None` for cluster-scoped resources.
+pub fn namespace_object(namespaces: &NamespaceLabels, namespace: &str) -> Option<Value> {
+    (!namespace.is_empty()).then(|| {
+        let labels = namespaces.get(namespace);
+        serde_json::json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": namespace, "labels": *labels}})
+    })
 }
 
 /// The requester of the UpdateRequest's admission request, as the engine knows it.

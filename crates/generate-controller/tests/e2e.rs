@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use kube::Api;
@@ -168,7 +169,7 @@ async fn a_new_namespace_gets_its_security_setup_kept_in_sync() {
     )
     .await;
     create(&client, setup_policy(&policy_name, &ns, &ns)).await;
-    let _controller = Running::start(&client, settings(&ns, 4), Metrics::default());
+    let _controller = Running::start(&client, settings(&ns, 4), Metrics::unexported());
 
     let mut teams = Vec::new();
     for team in ["a", "b"] {
@@ -337,7 +338,7 @@ async fn deleting_the_policy_deletes_or_orphans_its_downstream() {
     let orphaning = configmap_policy(&format!("orphan-{ns}"), &ns, true);
     create(&client, deleting.clone()).await;
     create(&client, orphaning.clone()).await;
-    let _controller = Running::start(&client, settings(&ns, 2), Metrics::default());
+    let _controller = Running::start(&client, settings(&ns, 2), Metrics::unexported());
 
     let deleted = reference("v1", "ConfigMap", &trigger, &format!("delete-{ns}"));
     let orphaned = reference("v1", "ConfigMap", &trigger, &format!("orphan-{ns}"));
@@ -413,9 +414,8 @@ async fn mutate_existing_labels_configmaps_that_existed_before_the_policy() {
         }),
     )
     .await;
-    let metrics = Metrics::default();
     let mut registry = prometheus_client::registry::Registry::default();
-    metrics.register(&mut registry);
+    let metrics = Metrics::register(&mut registry);
     let _controller = Running::start(&client, settings(&ns, 2), metrics);
 
     for (name, team) in [("a", "red"), ("c", "blue")] {
@@ -438,6 +438,9 @@ async fn mutate_existing_labels_configmaps_that_existed_before_the_policy() {
     prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
     for expected in [
         "kyverno_controller_drop_total{controller_name=\"background-controller\"} 1",
+        "rule_name=\"team-label\",rule_result=\"pass\",rule_type=\"mutate\",rule_execution_cause=\"background_scan\"}",
+        "rule_name=\"team-label\",rule_result=\"error\",rule_type=\"mutate\",rule_execution_cause=\"background_scan\"}",
+        "kyverno_policy_execution_duration_seconds_count{",
         "kyverno_controller_requeue_total{controller_name=\"background-controller\",num_requeues=\"2\"} 1",
         "kyverno_controller_reconcile_total{controller_name=\"background-controller\"} ",
     ] {
@@ -473,7 +476,7 @@ impl Replica {
             let work_client = client.clone();
             runtime.block_on(async move {
                 let leading = run_while_leading(client, election, move || {
-                    controller::run(work_client.clone(), settings.clone(), Metrics::default())
+                    controller::run(work_client.clone(), settings.clone(), Metrics::unexported())
                 });
                 tokio::select! {
                     () = leading => {}
@@ -571,5 +574,315 @@ async fn the_other_replica_finishes_the_queue_when_the_leader_dies() {
     tokio::task::spawn_blocking(move || drop(second))
         .await
         .unwrap();
+    cluster.cleanup().await;
+}
+
+/// The UpdateRequest of a `policies.kyverno.io` policy for `trigger` (CREATE), as the
+/// admission controller writes it: the policy named as its only rule.
+fn cel_update_request(ns: &str, request_type: &str, policy: &str, trigger: &Value) -> Value {
+    let mut request = admission_update_request(ns, policy, &[policy], trigger);
+    request["spec"]["requestType"] = json!(request_type);
+    request
+}
+
+/// The default-deny NetworkPolicy of every namespace labelled for the run, from a
+/// GeneratingPolicy.
+fn generating_policy(name: &str, run: &str, policy_types: &[&str]) -> Value {
+    let types: Vec<String> = policy_types
+        .iter()
+        .map(|kind| format!("\"{kind}\""))
+        .collect();
+    json!({
+        "apiVersion": "policies.kyverno.io/v1", "kind": "GeneratingPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "evaluation": {"synchronize": {"enabled": true}, "generateExisting": {"enabled": true}},
+            "matchConstraints": {
+                "resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
+                                   "operations": ["CREATE"], "resources": ["namespaces"]}],
+                "objectSelector": {"matchLabels": {"e2e-run": run}}
+            },
+            "generate": [{"expression": format!(
+                "generator.Apply(object.metadata.name, [{{\"apiVersion\": dyn(\"networking.k8s.io/v1\"), \
+                 \"kind\": dyn(\"NetworkPolicy\"), \"metadata\": dyn({{\"name\": \"default-deny\"}}), \
+                 \"spec\": dyn({{\"podSelector\": dyn({{}}), \"policyTypes\": dyn([{}])}})}}])",
+                types.join(", ")
+            )}]
+        }
+    })
+}
+
+#[tokio::test]
+async fn a_generating_policy_creates_a_network_policy_in_every_new_namespace() {
+    let cluster = cluster().await;
+    let (client, ns) = (cluster.client.clone(), cluster.ns.clone());
+    let policy_name = format!("gpol-{ns}");
+    let before = format!("{ns}-before");
+    create(&client, namespace(&before, &ns)).await;
+    let policy = generating_policy(&policy_name, &ns, &["Ingress", "Egress"]);
+    create(&client, policy.clone()).await;
+    let _controller = Running::start(&client, settings(&ns, 2), Metrics::unexported());
+
+    let netpol = |team: &str| {
+        reference(
+            "networking.k8s.io/v1",
+            "NetworkPolicy",
+            team,
+            "default-deny",
+        )
+    };
+    eventually(
+        "generateExisting covers the namespace made before",
+        || async { get(&client, &netpol(&before)).await },
+    )
+    .await;
+    let after = format!("{ns}-after");
+    let created = create(&client, namespace(&after, &ns)).await;
+    let trigger = serde_json::to_value(&created).unwrap();
+    create(
+        &client,
+        cel_update_request(&ns, "cel-generate", &policy_name, &trigger),
+    )
+    .await;
+    let generated = eventually("the new namespace gets its NetworkPolicy", || async {
+        get(&client, &netpol(&after)).await
+    })
+    .await;
+    let labels = &generated["metadata"]["labels"];
+    assert_eq!(labels["app.kubernetes.io/managed-by"], "kyverno");
+    assert_eq!(
+        labels["generate.kyverno.io/policy-name"],
+        policy_name.as_str()
+    );
+    assert_eq!(labels["generate.kyverno.io/trigger-kind"], "Namespace");
+    assert_eq!(labels["generate.kyverno.io/trigger-name"], after.as_str());
+    assert_eq!(
+        labels["generate.kyverno.io/trigger-uid"],
+        trigger["metadata"]["uid"]
+    );
+    assert_eq!(
+        generated["spec"]["policyTypes"],
+        json!(["Ingress", "Egress"])
+    );
+
+    // Edited by hand, the synchronized NetworkPolicy is reverted. The edit is repeated until
+    // the controller's watch on the kind (started once it first generated one) sees it.
+    let edits = std::sync::atomic::AtomicU32::new(0);
+    eventually("the edited NetworkPolicy is reverted", || async {
+        let current = get(&client, &netpol(&after)).await?;
+        let types = &current["spec"]["policyTypes"];
+        if *types == json!(["Ingress", "Egress"]) && edits.load(Ordering::SeqCst) > 0 {
+            return Some(());
+        }
+        let edit = edits.fetch_add(1, Ordering::SeqCst);
+        merge_patch(
+            &client,
+            &netpol(&after),
+            json!({"metadata": {"annotations": {"e2e-edit": edit.to_string()}},
+                   "spec": {"policyTypes": ["Egress"]}}),
+        )
+        .await;
+        None
+    })
+    .await;
+
+    // The synchronized policy changes: every downstream NetworkPolicy follows.
+    let changed = generating_policy(&policy_name, &ns, &["Ingress"]);
+    merge_patch(&client, &policy, json!({"spec": changed["spec"]})).await;
+    for team in [&before, &after] {
+        eventually("the NetworkPolicy follows the policy", || async {
+            let current = get(&client, &netpol(team)).await?;
+            (current["spec"]["policyTypes"] == json!(["Ingress"])).then_some(())
+        })
+        .await;
+    }
+
+    // The trigger goes: the admission controller asks for its downstream to go.
+    let mut removal = cel_update_request(&ns, "cel-generate", &policy_name, &trigger);
+    removal["spec"]["ruleContext"][0]["deleteDownstream"] = json!(true);
+    removal["spec"]["deleteDownstream"] = json!(true);
+    removal["spec"]["context"]["admissionRequestInfo"]["operation"] = json!("DELETE");
+    delete(&client, &trigger).await;
+    create(&client, removal).await;
+    eventually(
+        "the deleted namespace's NetworkPolicy is removed",
+        || async { get(&client, &netpol(&after)).await.is_none().then_some(()) },
+    )
+    .await;
+
+    // The policy goes (without orphanDownstreamOnPolicyDelete): so does its downstream.
+    delete(&client, &policy).await;
+    eventually("the deleted policy's downstream is removed", || async {
+        get(&client, &netpol(&before)).await.is_none().then_some(())
+    })
+    .await;
+    eventually("no UpdateRequest left", || async {
+        (update_requests_left(&client, &ns).await == 0).then_some(())
+    })
+    .await;
+    cluster.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_mutating_policy_labels_configmaps_that_existed_before_it() {
+    let cluster = cluster().await;
+    let (client, ns) = (cluster.client.clone(), cluster.ns.clone());
+    let trigger = format!("{ns}-m");
+    create(&client, namespace(&trigger, &ns)).await;
+    for name in ["a", "b"] {
+        create(
+            &client,
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                   "metadata": {"name": name, "namespace": ns, "labels": {"e2e-target": ns}}}),
+        )
+        .await;
+    }
+    create(
+        &client,
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": "untouched", "namespace": ns}}),
+    )
+    .await;
+    create(
+        &client,
+        json!({
+            "apiVersion": "policies.kyverno.io/v1", "kind": "MutatingPolicy",
+            "metadata": {"name": format!("mpol-{ns}")},
+            "spec": {
+                "evaluation": {"mutateExisting": {"enabled": true}},
+                "matchConstraints": {
+                    "resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
+                                       "operations": ["CREATE", "UPDATE"], "resources": ["namespaces"]}],
+                    "objectSelector": {"matchLabels": {"e2e-run": ns}}
+                },
+                "targetMatchConstraints": {
+                    "resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
+                                       "operations": ["CREATE", "UPDATE"], "resources": ["configmaps"]}],
+                    "objectSelector": {"matchLabels": {"e2e-target": ns}}
+                },
+                "mutations": [{"patchType": "ApplyConfiguration", "applyConfiguration": {
+                    "expression": "Object{metadata: Object.metadata{labels: {\"mutated\": \"yes\"}}}"}}]
+            }
+        }),
+    )
+    .await;
+    let _controller = Running::start(&client, settings(&ns, 2), Metrics::unexported());
+    for name in ["a", "b"] {
+        let configmap = reference("v1", "ConfigMap", &ns, name);
+        eventually("the existing target is labelled", || async {
+            let current = get(&client, &configmap).await?;
+            (current["metadata"]["labels"]["mutated"] == "yes").then_some(())
+        })
+        .await;
+    }
+    eventually("no UpdateRequest left", || async {
+        (update_requests_left(&client, &ns).await == 0).then_some(())
+    })
+    .await;
+    let untouched = get(&client, &reference("v1", "ConfigMap", &ns, "untouched"))
+        .await
+        .unwrap();
+    assert!(
+        untouched["metadata"]
+            .get("labels")
+            .and_then(|labels| labels.get("mutated"))
+            .is_none(),
+        "not a target: {untouched}"
+    );
+    cluster.cleanup().await;
+}
+
+#[tokio::test]
+async fn deleting_a_clone_source_deletes_its_synchronized_clones() {
+    let cluster = cluster().await;
+    let (client, ns) = (cluster.client.clone(), cluster.ns.clone());
+    let policy_name = format!("clone-{ns}");
+    let source = create(
+        &client,
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "regcred", "namespace": ns},
+               "type": "Opaque", "data": {"token": "b25l"}}),
+    )
+    .await;
+    let source = serde_json::to_value(&source).unwrap();
+    let mut policy = setup_policy(&policy_name, &ns, &ns);
+    policy["spec"]["rules"] = json!([policy["spec"]["rules"][2].clone()]);
+    create(&client, policy).await;
+    let _controller = Running::start(&client, settings(&ns, 2), Metrics::unexported());
+    let team = format!("{ns}-c");
+    let created = create(&client, namespace(&team, &ns)).await;
+    let trigger = serde_json::to_value(&created).unwrap();
+    create(
+        &client,
+        admission_update_request(&ns, &policy_name, &["registry-secret"], &trigger),
+    )
+    .await;
+    let clone = reference("v1", "Secret", &team, "regcred");
+    eventually("the Secret is cloned", || async {
+        get(&client, &clone).await
+    })
+    .await;
+    eventually("the source is tagged as a clone source", || async {
+        get(&client, &source).await.and_then(|source| {
+            source["metadata"]["labels"]
+                .get("generate.kyverno.io/clone-source")
+                .map(|_| ())
+        })
+    })
+    .await;
+    delete(&client, &source).await;
+    eventually("the clone goes with its source", || async {
+        get(&client, &clone).await.is_none().then_some(())
+    })
+    .await;
+    cluster.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_request_after_the_trigger_deletion_generates_nothing_again() {
+    let cluster = cluster().await;
+    let (client, ns) = (cluster.client.clone(), cluster.ns.clone());
+    let policy_name = format!("race-{ns}");
+    let mut policy = configmap_policy(&policy_name, &ns, false);
+    policy["spec"]["rules"][0]["generate"]["generateExisting"] = json!(false);
+    create(&client, policy).await;
+    let _controller = Running::start(&client, settings(&ns, 1), Metrics::unexported());
+    let team = format!("{ns}-r");
+    let created = create(&client, namespace(&team, &ns)).await;
+    let trigger = serde_json::to_value(&created).unwrap();
+    create(
+        &client,
+        admission_update_request(&ns, &policy_name, &["settings"], &trigger),
+    )
+    .await;
+    let generated = reference("v1", "ConfigMap", &team, &policy_name);
+    eventually("the ConfigMap is generated", || async {
+        get(&client, &generated).await
+    })
+    .await;
+    eventually("no UpdateRequest left", || async {
+        (update_requests_left(&client, &ns).await == 0).then_some(())
+    })
+    .await;
+
+    // The trigger is being deleted: admission asks for its downstream to go, while a sync
+    // request for it (queued by a background path) is still to come; the API server has not
+    // removed the trigger yet.
+    let mut removal = admission_update_request(&ns, &policy_name, &["settings"], &trigger);
+    removal["spec"]["ruleContext"][0]["deleteDownstream"] = json!(true);
+    removal["spec"]["deleteDownstream"] = json!(true);
+    removal["spec"]["context"]["admissionRequestInfo"]["operation"] = json!("DELETE");
+    create(&client, removal).await;
+    let mut sync = admission_update_request(&ns, &policy_name, &["settings"], &trigger);
+    sync["spec"]["context"] = json!({});
+    create(&client, sync).await;
+    eventually("both requests are processed", || async {
+        (update_requests_left(&client, &ns).await == 0).then_some(())
+    })
+    .await;
+    assert!(
+        get(&client, &generated).await.is_none(),
+        "the downstream of the deleted trigger was generated again"
+    );
+    delete(&client, &trigger).await;
     cluster.cleanup().await;
 }

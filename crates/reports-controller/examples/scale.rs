@@ -9,6 +9,8 @@
 //! reports reflect `--changed` pods made compliant.
 #![allow(missing_docs)]
 
+mod support;
+
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -22,7 +24,7 @@ use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams};
 use kyverno_api::policy_report::v1alpha2::{ClusterPolicyReport, PolicyReport, PolicyResult};
 use kyverno_api::reports::v1::{ClusterEphemeralReport, EphemeralReport};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 
@@ -40,10 +42,7 @@ struct Args {
     changed: usize,
     /// The conformance corpus' `pod-security` folder (its `baseline/` and `restricted/`
     /// ClusterPolicies are loaded).
-    #[arg(
-        long,
-        default_value = "/work/shared/conformance/kyverno-policies/pod-security"
-    )]
+    #[arg(long, default_value = support::DEFAULT_POLICIES)]
     policies: PathBuf,
     /// Folder of the `background-scan-controller` and `reports-controller` binaries (default:
     /// the profile folder this example was built into).
@@ -52,68 +51,6 @@ struct Args {
     /// Give up after this many seconds in a phase.
     #[arg(long, default_value_t = 3600)]
     timeout_seconds: u64,
-}
-
-/// Every fourth pod misses the restricted profile's securityContext.
-fn compliant(index: usize) -> bool {
-    !index.is_multiple_of(4)
-}
-
-fn security_context(compliant: bool) -> (Value, Value) {
-    if compliant {
-        (
-            json!({"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}}),
-            json!({"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]},
-                "runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}}),
-        )
-    } else {
-        (json!({}), json!({}))
-    }
-}
-
-fn pod(namespace: &str, name: &str, compliant: bool) -> Value {
-    let (pod_context, container_context) = security_context(compliant);
-    json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "namespace": namespace, "labels": {"app": "scale"}},
-        "spec": {
-            "securityContext": pod_context,
-            "containers": [{"name": "app", "image": "nginx:1.27", "securityContext": container_context}]
-        }
-    })
-}
-
-/// The ClusterPolicies of the restricted profile: `baseline/*/<name>.yaml` and
-/// `restricted/*/<name>.yaml`.
-fn load_policies(root: &Path) -> anyhow::Result<Vec<Value>> {
-    let mut policies = Vec::new();
-    for level in ["baseline", "restricted"] {
-        let folder = root.join(level);
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(&folder)
-            .with_context(|| format!("cannot read {}", folder.display()))?
-            .filter_map(Result::ok)
-            .map(|entry| entry.path())
-            .filter(|path| path.is_dir())
-            .collect();
-        entries.sort();
-        for dir in entries {
-            let Some(name) = dir.file_name().and_then(|name| name.to_str()) else {
-                continue;
-            };
-            let file = dir.join(format!("{name}.yaml"));
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("cannot read {}", file.display()))?;
-            let policy: Value = serde_saphyr::from_str(&text)
-                .with_context(|| format!("{} is not YAML", file.display()))?;
-            if policy["kind"] == "ClusterPolicy" {
-                policies.push(policy);
-            }
-        }
-    }
-    if policies.is_empty() {
-        bail!("no ClusterPolicy under {}", root.display());
-    }
-    Ok(policies)
 }
 
 /// A free local port.
@@ -290,7 +227,7 @@ async fn main() -> anyhow::Result<()> {
             .to_path_buf(),
     };
     let deadline = Duration::from_secs(args.timeout_seconds);
-    let policies = load_policies(&args.policies)?;
+    let policies = support::load_policies(&args.policies)?;
     let rules: usize = policies
         .iter()
         .map(|policy| policy["spec"]["rules"].as_array().map_or(0, Vec::len))
@@ -321,10 +258,10 @@ async fn main() -> anyhow::Result<()> {
     let per_namespace = args.pods.div_ceil(args.namespaces.max(1));
     let pod_namespace = |index: usize| &namespaces[index / per_namespace];
     for index in 0..args.pods {
-        sim.insert(pod(
+        sim.insert(support::pod(
             pod_namespace(index),
             &format!("pod-{index:05}"),
-            compliant(index),
+            support::compliant(index),
         ))?;
     }
     println!(
@@ -396,10 +333,10 @@ async fn main() -> anyhow::Result<()> {
 
     // Phase 2: `changed` failing pods made compliant.
     let failing: Vec<usize> = (0..args.pods)
-        .filter(|index| !compliant(*index))
+        .filter(|index| !support::compliant(*index))
         .take(args.changed)
         .collect();
-    let (pod_context, container_context) = security_context(true);
+    let (pod_context, container_context) = support::security_context(true);
     let changing = Instant::now();
     let mut changed_uids = HashSet::new();
     let mut touched_namespaces = HashSet::new();

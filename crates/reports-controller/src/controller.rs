@@ -3,33 +3,51 @@
 //! they absorbed are deleted (with a resourceVersion precondition, so a newer version written
 //! meanwhile survives and is aggregated next).
 //!
+//! Memory stays proportional to the results, kept in the aggregator's compact form: no cache
+//! of ephemeral reports (each is read, absorbed and dropped; a listing keeps only their
+//! compact form until it is complete), stored reports read a page at a time at start, and
+//! report contents built one shard at a time when written (the apply's answer, the whole shard
+//! again, is not decoded). A shard whose fingerprint did not change since this leader wrote it
+//! is not written again.
+//!
 //! Results go away with their resource (a metadata-only watch per kind with results) and with
-//! their policy (metadata watches on ClusterPolicies and Policies). A listing prunes only what
+//! their policy (metadata watches on ClusterPolicies, Policies and the validating
+//! `policies.kyverno.io` kinds; a policy is known by the `source` of its results and its name,
+//! so that a ValidatingPolicy and a ClusterPolicy of the same name are told apart). A listing prunes only what
 //! changed before it started, so a report that overtakes the resource's own watch event is not
 //! lost.
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::fmt::Debug;
+use std::ops::Deref;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Client;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, Preconditions,
 };
-use kube::core::GroupVersionKind;
 use kube::core::PartialObjectMeta;
+use kube::core::{GroupVersionKind, Resource};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event, watcher};
-use kyverno_api::kyverno::v1::policy::{ClusterPolicy, Policy};
 use kyverno_api::policy_report::v1alpha2::{
     ClusterPolicyReport, PolicyReport, PolicyReportContent,
 };
 use kyverno_api::reports::v1::{ClusterEphemeralReport, EphemeralReport};
-use kyverno_runtime::reports::{LABEL_MANAGED_BY, MANAGED_BY_KYVERNO, read_ephemeral_report};
+use kyverno_runtime::cel_policies::CelKind;
+use kyverno_runtime::policy_cache::PolicyKind;
+use kyverno_runtime::reports::{
+    LABEL_MANAGED_BY, MANAGED_BY_KYVERNO, read_ephemeral_report, result_source_of,
+};
 use kyverno_runtime::telemetry::LeaderReadiness;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
-use crate::aggregate::{Aggregator, Scope, shard_of};
+use crate::aggregate::{Aggregator, PolicyFamily, PolicyRef, Prepared, Scope, shard_of};
+use crate::recent::{DEFAULT_REMEMBERED_FOR, Recent};
 use crate::telemetry::Telemetry;
 
 /// The field manager of the reports' server-side applies.
@@ -38,6 +56,15 @@ pub const FIELD_MANAGER: &str = "kyverno-reports-controller";
 /// Default bound of one report's results, in bytes of JSON: a third of etcd's 1.5 MB object
 /// limit, leaving room for metadata and managedFields.
 pub const DEFAULT_MAX_REPORT_BYTES: usize = 512 * 1024;
+
+/// Stored reports read per request at start: a page's reports are in memory at once.
+const LOAD_PAGE_SIZE: u32 = 10;
+
+/// Ephemeral reports read per request when their watch (re)lists them.
+const REPORT_PAGE_SIZE: u32 = 50;
+
+/// Events waiting for the aggregation task (which does not read them while it writes).
+const FEED_CAPACITY: usize = 64;
 
 /// Settings of the aggregation.
 #[derive(Clone, Debug)]
@@ -65,24 +92,48 @@ pub enum ControllerError {
     Load(#[source] kube::Error),
 }
 
+/// The kinds of policies whose deletion removes their results.
+const WATCHED_POLICY_KINDS: [PolicyKind; 6] = [
+    PolicyKind::ClusterPolicy,
+    PolicyKind::Policy,
+    PolicyKind::Cel(CelKind::ValidatingPolicy),
+    PolicyKind::Cel(CelKind::NamespacedValidatingPolicy),
+    PolicyKind::Cel(CelKind::ImageValidatingPolicy),
+    PolicyKind::Cel(CelKind::NamespacedImageValidatingPolicy),
+];
+
 /// What a metadata watch is about.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Stream {
-    ClusterPolicies,
-    Policies,
+    /// Policies of a kind.
+    Policies(PolicyKind),
     /// Resources of an `apiVersion` and kind.
     Resources(String, String),
+}
+
+/// The two kinds of ephemeral reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum ReportKind {
+    /// EphemeralReport.
+    Namespaced,
+    /// ClusterEphemeralReport.
+    Cluster,
 }
 
 /// What the watches report to the aggregation task.
 enum Feed {
     /// An ephemeral report was written.
     Report(Box<DynamicObject>),
-    /// Every ephemeral report of a kind (a watch (re)started).
-    Reports(Vec<DynamicObject>),
+    /// A watch of ephemeral reports (re)starts listing them.
+    ReportsListing(ReportKind),
+    /// An ephemeral report listed.
+    ReportListed(ReportKind, Box<DynamicObject>),
+    /// Every ephemeral report of the kind was listed.
+    ReportsListed(ReportKind),
     /// A metadata watch (re)starts listing.
     Listing(Stream),
-    /// A metadata watch listed these keys (policy names or resource uids).
+    /// A metadata watch listed these keys (policy names as results carry them, or resource
+    /// uids).
     Listed(Stream, BTreeSet<String>),
     /// An object appeared or changed.
     Applied(Stream, String),
@@ -98,6 +149,22 @@ struct Absorbed {
     resource_version: String,
 }
 
+/// An ephemeral report read, not applied yet.
+#[derive(Debug)]
+struct Read {
+    absorbed: Absorbed,
+    /// Its content; `None` when it could not be read.
+    prepared: Option<Prepared>,
+}
+
+/// A listed ephemeral report, applied once the listing is complete.
+#[derive(Debug)]
+struct Listed {
+    /// When it was created: older reports are applied first.
+    created: Option<Time>,
+    read: Read,
+}
+
 struct Aggregation {
     client: Client,
     settings: Settings,
@@ -107,11 +174,15 @@ struct Aggregation {
     aggregator: Aggregator,
     dirty: BTreeSet<Scope>,
     absorbed: HashMap<Scope, Vec<Absorbed>>,
-    shard_counts: HashMap<Scope, usize>,
+    /// The shards stored per scope, with the fingerprint of the content this leader wrote
+    /// (`None` for a shard found stored at start).
+    written: HashMap<Scope, Vec<Option<u64>>>,
     listing_since: HashMap<Stream, u64>,
+    /// Ephemeral reports of a listing in progress.
+    listing_reports: HashMap<ReportKind, Vec<Listed>>,
     watched_kinds: HashSet<(String, String)>,
-    deleted_resources: HashSet<String>,
-    deleted_policies: HashSet<String>,
+    deleted_resources: Recent,
+    deleted_policies: HashSet<PolicyRef>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -132,7 +203,7 @@ pub async fn run(
     telemetry: Telemetry,
 ) -> Result<(), ControllerError> {
     let readiness = LeaderReadiness::syncing(Arc::clone(&telemetry.admin));
-    let (sender, mut receiver) = mpsc::channel(1024);
+    let (sender, mut receiver) = mpsc::channel(FEED_CAPACITY);
     let mut aggregation = Aggregation {
         client,
         settings,
@@ -142,10 +213,11 @@ pub async fn run(
         aggregator: Aggregator::default(),
         dirty: BTreeSet::new(),
         absorbed: HashMap::new(),
-        shard_counts: HashMap::new(),
+        written: HashMap::new(),
         listing_since: HashMap::new(),
+        listing_reports: HashMap::new(),
         watched_kinds: HashSet::new(),
-        deleted_resources: HashSet::new(),
+        deleted_resources: Recent::new(DEFAULT_REMEMBERED_FOR),
         deleted_policies: HashSet::new(),
         tasks: Vec::new(),
     };
@@ -154,17 +226,17 @@ pub async fn run(
     aggregation.start_watches();
     let mut flush = tokio::time::interval(aggregation.settings.flush_delay);
     flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // Both ephemeral report kinds listed once.
-    let mut reports_listed = 0;
+    // Ready once both ephemeral report kinds were listed.
+    let mut reports_listed = HashSet::new();
     loop {
         tokio::select! {
             feed = receiver.recv() => match feed {
                 Some(feed) => {
-                    if matches!(feed, Feed::Reports(_)) {
-                        reports_listed += 1;
-                        if reports_listed == 2 {
-                            readiness.synced();
-                        }
+                    if let Feed::ReportsListed(kind) = &feed
+                        && reports_listed.insert(*kind)
+                        && reports_listed.len() == 2
+                    {
+                        readiness.synced();
                     }
                     aggregation.handle(feed);
                 }
@@ -176,28 +248,36 @@ pub async fn run(
 }
 
 impl Aggregation {
-    /// Reads the reports written before (by this or an earlier leader).
+    /// Reads the reports written before (by this or an earlier leader), a page at a time.
     async fn load(&mut self) -> Result<(), ControllerError> {
-        let managed =
-            ListParams::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY_KYVERNO}"));
-        let reports = Api::<PolicyReport>::all(self.client.clone())
-            .list(&managed)
-            .await
-            .map_err(ControllerError::Load)?;
-        for report in reports {
-            let scope = report.metadata.namespace.clone();
-            let name = report.metadata.name.as_deref().unwrap_or_default();
-            self.load_report(scope, name, &report.content);
+        self.load_kind::<PolicyReport>().await?;
+        self.load_kind::<ClusterPolicyReport>().await
+    }
+
+    async fn load_kind<K>(&mut self) -> Result<(), ControllerError>
+    where
+        K: Resource<DynamicType = ()>
+            + Deref<Target = PolicyReportContent>
+            + DeserializeOwned
+            + Clone
+            + Debug,
+    {
+        let api = Api::<K>::all(self.client.clone());
+        let mut params = ListParams::default()
+            .labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY_KYVERNO}"))
+            .limit(LOAD_PAGE_SIZE);
+        loop {
+            let page = api.list(&params).await.map_err(ControllerError::Load)?;
+            for report in &page.items {
+                let scope = report.meta().namespace.clone();
+                let name = report.meta().name.as_deref().unwrap_or_default();
+                self.load_report(scope, name, report);
+            }
+            match page.metadata.continue_.filter(|token| !token.is_empty()) {
+                Some(token) => params = params.continue_token(&token),
+                None => return Ok(()),
+            }
         }
-        let reports = Api::<ClusterPolicyReport>::all(self.client.clone())
-            .list(&managed)
-            .await
-            .map_err(ControllerError::Load)?;
-        for report in reports {
-            let name = report.metadata.name.as_deref().unwrap_or_default();
-            self.load_report(None, name, &report.content);
-        }
-        Ok(())
     }
 
     fn load_report(&mut self, scope: Scope, name: &str, content: &PolicyReportContent) {
@@ -205,31 +285,35 @@ impl Aggregation {
             return;
         };
         self.aggregator.load(&scope, content);
-        let count = self.shard_counts.entry(scope).or_default();
-        *count = (*count).max(shard + 1);
+        let written = self.written.entry(scope).or_default();
+        if written.len() <= shard {
+            written.resize(shard + 1, None);
+        }
     }
 
     fn start_watches(&mut self) {
-        for resource in [
-            ApiResource::erase::<EphemeralReport>(&()),
-            ApiResource::erase::<ClusterEphemeralReport>(&()),
+        for (kind, resource) in [
+            (
+                ReportKind::Namespaced,
+                ApiResource::erase::<EphemeralReport>(&()),
+            ),
+            (
+                ReportKind::Cluster,
+                ApiResource::erase::<ClusterEphemeralReport>(&()),
+            ),
         ] {
             let api = Api::<DynamicObject>::all_with(self.client.clone(), &resource);
             self.tasks
-                .push(tokio::spawn(watch_reports(api, self.sender.clone())));
+                .push(tokio::spawn(watch_reports(api, kind, self.sender.clone())));
         }
-        for (stream, resource) in [
-            (
-                Stream::ClusterPolicies,
-                ApiResource::erase::<ClusterPolicy>(&()),
-            ),
-            (Stream::Policies, ApiResource::erase::<Policy>(&())),
-        ] {
-            let api =
-                Api::<PartialObjectMeta<DynamicObject>>::all_with(self.client.clone(), &resource);
+        for kind in WATCHED_POLICY_KINDS {
+            let api = Api::<PartialObjectMeta<DynamicObject>>::all_with(
+                self.client.clone(),
+                &kind.api_resource(),
+            );
             self.tasks.push(tokio::spawn(watch_metadata(
                 api,
-                stream,
+                Stream::Policies(kind),
                 self.sender.clone(),
             )));
         }
@@ -267,14 +351,28 @@ impl Aggregation {
 
     fn handle(&mut self, feed: Feed) {
         match feed {
-            Feed::Report(report) => self.absorb(*report),
-            Feed::Reports(mut reports) => {
-                reports.sort_by(|a, b| {
-                    (&a.metadata.creation_timestamp, &a.metadata.name)
-                        .cmp(&(&b.metadata.creation_timestamp, &b.metadata.name))
+            Feed::Report(report) => {
+                let read = self.read(*report);
+                self.absorb(read);
+            }
+            Feed::ReportsListing(kind) => {
+                self.listing_reports.insert(kind, Vec::new());
+            }
+            Feed::ReportListed(kind, report) => {
+                let created = report.metadata.creation_timestamp.clone();
+                let read = self.read(*report);
+                self.listing_reports
+                    .entry(kind)
+                    .or_default()
+                    .push(Listed { created, read });
+            }
+            Feed::ReportsListed(kind) => {
+                let mut listed = self.listing_reports.remove(&kind).unwrap_or_default();
+                listed.sort_by(|a, b| {
+                    (&a.created, &a.read.absorbed.name).cmp(&(&b.created, &b.read.absorbed.name))
                 });
-                for report in reports {
-                    self.absorb(report);
+                for listed in listed {
+                    self.absorb(listed.read);
                 }
             }
             Feed::Listing(stream) => {
@@ -284,14 +382,10 @@ impl Aggregation {
             Feed::Listed(stream, live) => {
                 let since = self.listing_since.remove(&stream).unwrap_or_default();
                 let changed = match &stream {
-                    Stream::ClusterPolicies => self.aggregator.retain_policies(
-                        |policy| policy.contains('/') || live.contains(policy),
-                        since,
-                    ),
-                    Stream::Policies => self.aggregator.retain_policies(
-                        |policy| !policy.contains('/') || live.contains(policy),
-                        since,
-                    ),
+                    Stream::Policies(kind) => {
+                        self.aggregator
+                            .retain_policies(family_of(*kind), &live, since)
+                    }
                     Stream::Resources(api_version, kind) => {
                         self.aggregator
                             .retain_resources(api_version, kind, &live, since)
@@ -300,51 +394,60 @@ impl Aggregation {
                 self.dirty.extend(changed);
             }
             Feed::Applied(Stream::Resources(..), _) => {}
-            Feed::Applied(_, policy) => {
-                self.deleted_policies.remove(&policy);
+            Feed::Applied(Stream::Policies(kind), policy) => {
+                self.deleted_policies
+                    .remove(&PolicyRef::new(result_source_of(kind), &policy));
             }
             Feed::Deleted(Stream::Resources(..), uid) => {
                 self.dirty.extend(self.aggregator.remove_resource(&uid));
-                self.deleted_resources.insert(uid);
+                self.deleted_resources.insert(uid, Instant::now());
             }
-            Feed::Deleted(_, policy) => {
+            Feed::Deleted(Stream::Policies(kind), policy) => {
+                let policy = PolicyRef::new(result_source_of(kind), &policy);
                 self.dirty.extend(self.aggregator.remove_policy(&policy));
                 self.deleted_policies.insert(policy);
             }
         }
     }
 
-    /// Takes an ephemeral report's results in, remembering to delete it.
-    fn absorb(&mut self, report: DynamicObject) {
+    /// Reads an ephemeral report into the aggregator's compact form.
+    fn read(&mut self, report: DynamicObject) -> Read {
         let absorbed = Absorbed {
             namespace: report.metadata.namespace.clone(),
             name: report.metadata.name.clone().unwrap_or_default(),
             resource_version: report.metadata.resource_version.clone().unwrap_or_default(),
         };
-        let scope = match read_ephemeral_report(&report) {
-            Ok(mut update) => {
-                let uid = update.subject.uid.clone().unwrap_or_default();
-                if self.deleted_resources.contains(&uid) {
-                    absorbed.namespace.clone()
-                } else {
-                    update
-                        .results
-                        .retain(|result| !self.deleted_policies.contains(&result.policy));
-                    if let (Some(api_version), Some(kind)) =
-                        (&update.subject.api_version, &update.subject.kind)
-                    {
-                        self.watch_kind((api_version.clone(), kind.clone()));
-                    }
-                    let scope = self.aggregator.apply(update);
-                    self.dirty.insert(scope.clone());
-                    scope
-                }
-            }
-            Err(error) => {
-                tracing::warn!(%error, "ephemeral report skipped");
-                self.telemetry.controller.dropped();
+        let prepared =
+            match read_ephemeral_report(&report).map(|update| self.aggregator.prepare(update)) {
+                Ok(Ok(prepared)) => Some(prepared),
+                Ok(Err(error)) => self.skipped(&error),
+                Err(error) => self.skipped(&error),
+            };
+        Read { absorbed, prepared }
+    }
+
+    /// Counts an ephemeral report that cannot be read.
+    fn skipped(&self, error: &dyn std::error::Error) -> Option<Prepared> {
+        tracing::warn!(%error, "ephemeral report skipped");
+        self.telemetry.controller.dropped();
+        None
+    }
+
+    /// Takes an ephemeral report's results in, remembering to delete it.
+    fn absorb(&mut self, read: Read) {
+        let Read { absorbed, prepared } = read;
+        let scope = match prepared {
+            Some(prepared) if self.deleted_resources.contains(prepared.uid()) => {
                 absorbed.namespace.clone()
             }
+            Some(mut prepared) => {
+                prepared.retain_policies(|policy| !self.deleted_policies.contains(policy));
+                if let Some(kind) = prepared.kind() {
+                    self.watch_kind(kind);
+                }
+                self.aggregator.apply(prepared)
+            }
+            None => absorbed.namespace.clone(),
         };
         self.dirty.insert(scope.clone());
         self.absorbed.entry(scope).or_default().push(absorbed);
@@ -375,46 +478,53 @@ impl Aggregation {
                 }
             }
         }
+        self.aggregator.compact();
         self.publish_report_objects();
     }
 
     /// Updates the gauges of the report objects kept.
     fn publish_report_objects(&self) {
-        let (cluster, namespaced): (Vec<_>, Vec<_>) = self
-            .shard_counts
-            .iter()
-            .partition(|(scope, _)| scope.is_none());
-        let total = |counts: Vec<(&Scope, &usize)>| counts.into_iter().map(|(_, n)| n).sum();
+        let (cluster, namespaced): (Vec<_>, Vec<_>) =
+            self.written.iter().partition(|(scope, _)| scope.is_none());
+        let total = |shards: Vec<(&Scope, &Vec<Option<u64>>)>| {
+            shards.into_iter().map(|(_, s)| s.len()).sum()
+        };
         self.telemetry
             .report_objects(total(namespaced), total(cluster));
     }
 
+    /// Writes the shards of `scope` whose content changed, and deletes those no longer needed.
     async fn write(&mut self, scope: &Scope) -> Result<(), kube::Error> {
         let shards = self
             .aggregator
-            .render(scope, self.settings.max_report_bytes);
-        let apply = PatchParams::apply(FIELD_MANAGER).force();
-        for (shard, content) in shards.iter().enumerate() {
-            let name = crate::aggregate::report_name(scope, shard);
+            .shards(scope, self.settings.max_report_bytes);
+        for (index, shard) in shards.iter().enumerate() {
+            let written = self.written.entry(scope.clone()).or_default();
+            if written.get(index) == Some(&Some(shard.fingerprint)) {
+                continue;
+            }
+            let content = self.aggregator.render(scope, shard);
+            let name = crate::aggregate::report_name(scope, index);
             match scope {
                 Some(namespace) => {
-                    let mut report = PolicyReport::new(&name, content.clone());
+                    let mut report = PolicyReport::new(&name, content);
                     report.metadata.namespace = Some(namespace.clone());
                     report.metadata.labels = Some(managed_labels());
-                    Api::<PolicyReport>::namespaced(self.client.clone(), namespace)
-                        .patch(&name, &apply, &Patch::Apply(&report))
-                        .await?;
+                    apply_report(&self.client, Some(namespace), &name, &report).await?;
                 }
                 None => {
-                    let mut report = ClusterPolicyReport::new(&name, content.clone());
+                    let mut report = ClusterPolicyReport::new(&name, content);
                     report.metadata.labels = Some(managed_labels());
-                    Api::<ClusterPolicyReport>::all(self.client.clone())
-                        .patch(&name, &apply, &Patch::Apply(&report))
-                        .await?;
+                    apply_report(&self.client, None, &name, &report).await?;
                 }
             }
+            let written = self.written.entry(scope.clone()).or_default();
+            if written.len() <= index {
+                written.resize(index + 1, None);
+            }
+            written[index] = Some(shard.fingerprint);
         }
-        let previous = self.shard_counts.get(scope).copied().unwrap_or_default();
+        let previous = self.written.get(scope).map_or(0, Vec::len);
         for shard in shards.len()..previous {
             let name = crate::aggregate::report_name(scope, shard);
             let deleted = match scope {
@@ -430,9 +540,9 @@ impl Aggregation {
             ignore_not_found(deleted)?;
         }
         if shards.is_empty() {
-            self.shard_counts.remove(scope);
-        } else {
-            self.shard_counts.insert(scope.clone(), shards.len());
+            self.written.remove(scope);
+        } else if let Some(written) = self.written.get_mut(scope) {
+            written.truncate(shards.len());
         }
         Ok(())
     }
@@ -466,6 +576,38 @@ impl Aggregation {
     }
 }
 
+/// Writes `report` by server-side apply. The answer (the whole report again) is not decoded.
+async fn apply_report<K>(
+    client: &Client,
+    namespace: Option<&str>,
+    name: &str,
+    report: &K,
+) -> Result<(), kube::Error>
+where
+    K: Resource<DynamicType = ()> + Serialize,
+{
+    let request = kube::core::Request::new(K::url_path(&(), namespace))
+        .patch(
+            name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(report),
+        )
+        .map_err(kube::Error::BuildRequest)?;
+    client.request_text(request).await.map(drop)
+}
+
+/// The policies of `kind`, as their results tell them apart.
+fn family_of(kind: PolicyKind) -> PolicyFamily {
+    PolicyFamily {
+        source: result_source_of(kind),
+        namespaced: match kind {
+            PolicyKind::ClusterPolicy => false,
+            PolicyKind::Policy => true,
+            PolicyKind::Cel(kind) => kind.is_namespaced(),
+        },
+    }
+}
+
 fn managed_labels() -> std::collections::BTreeMap<String, String> {
     std::collections::BTreeMap::from([(LABEL_MANAGED_BY.to_owned(), MANAGED_BY_KYVERNO.to_owned())])
 }
@@ -477,21 +619,16 @@ fn ignore_not_found(result: Result<(), kube::Error>) -> Result<(), kube::Error> 
     }
 }
 
-/// Forwards the ephemeral reports of a kind; their deletions are ours and ignored.
-async fn watch_reports(api: Api<DynamicObject>, sender: mpsc::Sender<Feed>) {
-    let mut listed = Vec::new();
-    let mut events = std::pin::pin!(watcher(api, watcher::Config::default()).default_backoff());
+/// Forwards the ephemeral reports of a kind one by one, listed ones included; their deletions
+/// are ours and ignored.
+async fn watch_reports(api: Api<DynamicObject>, kind: ReportKind, sender: mpsc::Sender<Feed>) {
+    let config = watcher::Config::default().page_size(REPORT_PAGE_SIZE);
+    let mut events = std::pin::pin!(watcher(api, config).default_backoff());
     while let Some(event) = events.next().await {
         let feed = match event {
-            Ok(Event::Init) => {
-                listed.clear();
-                continue;
-            }
-            Ok(Event::InitApply(report)) => {
-                listed.push(report);
-                continue;
-            }
-            Ok(Event::InitDone) => Feed::Reports(std::mem::take(&mut listed)),
+            Ok(Event::Init) => Feed::ReportsListing(kind),
+            Ok(Event::InitApply(report)) => Feed::ReportListed(kind, Box::new(report)),
+            Ok(Event::InitDone) => Feed::ReportsListed(kind),
             Ok(Event::Apply(report)) => Feed::Report(Box::new(report)),
             Ok(Event::Delete(_)) => continue,
             Err(error) => {
@@ -512,12 +649,13 @@ async fn watch_metadata(
     sender: mpsc::Sender<Feed>,
 ) {
     let key = |metadata: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| match stream {
-        Stream::ClusterPolicies => metadata.name.clone().unwrap_or_default(),
-        Stream::Policies => format!(
-            "{}/{}",
-            metadata.namespace.as_deref().unwrap_or_default(),
-            metadata.name.as_deref().unwrap_or_default()
-        ),
+        Stream::Policies(_) => match metadata.namespace.as_deref().filter(|ns| !ns.is_empty()) {
+            Some(namespace) => format!(
+                "{namespace}/{}",
+                metadata.name.as_deref().unwrap_or_default()
+            ),
+            None => metadata.name.clone().unwrap_or_default(),
+        },
         Stream::Resources(..) => metadata.uid.clone().unwrap_or_default(),
     };
     let mut listed = BTreeSet::new();

@@ -187,3 +187,90 @@ async fn ephemeral_reports_become_a_namespace_policy_report() {
     aggregation.abort();
     cluster.cleanup().await;
 }
+
+/// The `(pass, fail)` totals and result count of every shard of the namespace's report, by
+/// shard name.
+async fn shards(client: &kube::Client, ns: &str) -> Vec<(String, i64, i64, usize)> {
+    let mut shards: Vec<_> = Api::<PolicyReport>::namespaced(client.clone(), ns)
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|report| {
+            let summary = report.content.summary.unwrap_or_default();
+            (
+                report.metadata.name.unwrap(),
+                summary.pass,
+                summary.fail,
+                report.content.results.len(),
+            )
+        })
+        .collect();
+    shards.sort();
+    shards
+}
+
+#[tokio::test]
+async fn large_reports_are_sharded_and_shrink_back() {
+    let cluster = cluster().await;
+    let (client, ns) = (cluster.client.clone(), cluster.ns.clone());
+    let policy_name = format!("require-tier-{ns}");
+    let policy_json = require_label_policy(&policy_name, "Pod", "tier");
+    create(&client, policy_json.clone()).await;
+    let policy: ClusterPolicy = serde_json::from_value(policy_json.clone()).unwrap();
+    let policy = LoadedPolicy::from_cluster_policy(policy).unwrap();
+    let mut pods = Vec::new();
+    for (name, labels) in [
+        ("first", serde_json::json!({"tier": "web"})),
+        ("second", serde_json::json!({"tier": "db"})),
+        ("third", serde_json::json!({})),
+    ] {
+        let json = pod(&ns, name, labels);
+        let object = create(&client, json.clone()).await;
+        pods.push((json, object));
+    }
+    // Every resource's results pass the limit: each gets a shard of its own.
+    let aggregation = tokio::spawn(controller::run(
+        client.clone(),
+        Settings {
+            flush_delay: Duration::from_millis(100),
+            max_report_bytes: 1,
+        },
+        Telemetry::default(),
+    ));
+    for ((_, object), status) in
+        pods.iter()
+            .zip([RuleStatus::Pass, RuleStatus::Pass, RuleStatus::Fail])
+    {
+        write_result(&client, &policy, object, status).await;
+    }
+    let base = format!("polr-ns-{ns}");
+    eventually("three shards", || async {
+        let shards = shards(&client, &ns).await;
+        let totals = shards.iter().fold((0, 0), |(pass, fail), shard| {
+            (pass + shard.1, fail + shard.2)
+        });
+        let names: Vec<&str> = shards.iter().map(|shard| shard.0.as_str()).collect();
+        (names == [base.clone(), format!("{base}-1"), format!("{base}-2")]
+            && totals == (2, 1)
+            && shards.iter().all(|shard| shard.3 == 1))
+        .then_some(())
+    })
+    .await;
+
+    // A pod is deleted: its shard's place is taken by the next, the last shard goes away.
+    delete(&client, &pods[0].0).await;
+    eventually("two shards", || async {
+        let shards = shards(&client, &ns).await;
+        let totals = shards.iter().fold((0, 0), |(pass, fail), shard| {
+            (pass + shard.1, fail + shard.2)
+        });
+        let names: Vec<&str> = shards.iter().map(|shard| shard.0.as_str()).collect();
+        (names == [base.clone(), format!("{base}-1")] && totals == (1, 1)).then_some(())
+    })
+    .await;
+    aggregation.abort();
+    delete(&client, &policy_json).await;
+    cluster.cleanup().await;
+}

@@ -1,8 +1,10 @@
 //! Both controllers against apiserver-sim (or the cluster of `KYVERNO_E2E_KUBECONFIG`): the
 //! seed's audit example, a ClusterPolicyReport for an IngressClass, deletions, restarts
-//! mid-scan, and rescans on namespace label and PolicyException changes.
+//! mid-scan, rescans on namespace label and PolicyException changes, and the results of a
+//! ValidatingPolicy beside a ClusterPolicy's.
 #![allow(clippy::unwrap_used, missing_docs)]
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -25,19 +27,9 @@ struct Controllers {
 
 impl Controllers {
     fn start(client: &kube::Client) -> Self {
-        let reports_client = client.clone();
         let reports_telemetry = reports_telemetry::Telemetry::default();
         let scan_telemetry = scan_telemetry::Telemetry::default();
-        let telemetry = reports_telemetry.clone();
-        let reports = tokio::spawn(async move {
-            let settings = controller::Settings {
-                flush_delay: Duration::from_millis(100),
-                ..controller::Settings::default()
-            };
-            controller::run(reports_client, settings, telemetry)
-                .await
-                .unwrap();
-        });
+        let reports = start_reports(client, reports_telemetry.clone());
         let scanner = tokio::spawn(scanner::run(
             client.clone(),
             scanner::Settings::default(),
@@ -55,6 +47,21 @@ impl Controllers {
         self.reports.abort();
         self.scanner.abort();
     }
+}
+
+/// The reports controller alone.
+fn start_reports(
+    client: &kube::Client,
+    telemetry: reports_telemetry::Telemetry,
+) -> tokio::task::JoinHandle<()> {
+    let client = client.clone();
+    tokio::spawn(async move {
+        let settings = controller::Settings {
+            flush_delay: Duration::from_millis(100),
+            ..controller::Settings::default()
+        };
+        controller::run(client, settings, telemetry).await.unwrap();
+    })
 }
 
 async fn polr(client: &kube::Client, ns: &str) -> Option<PolicyReport> {
@@ -449,5 +456,95 @@ async fn namespace_labels_and_exceptions_trigger_rescans() {
     controllers.stop();
     delete(&client, &selecting_policy).await;
     delete(&client, &plain_policy).await;
+    cluster.cleanup().await;
+}
+
+/// An Audit ValidatingPolicy requiring label `team` on the pods of namespace `ns`.
+fn require_team(name: &str, ns: &str) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "policies.kyverno.io/v1",
+        "kind": "ValidatingPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "validationActions": ["Audit"],
+            "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
+                "operations": ["CREATE", "UPDATE"], "resources": ["pods"]}]},
+            "matchConditions": [{"name": "in-test-namespace",
+                "expression": format!("object.metadata.namespace == '{ns}'")}],
+            "validations": [{"expression": "has(object.metadata.labels.team)",
+                "message": "label 'team' is required"}]
+        }
+    })
+}
+
+/// The `source` of each policy's results in the namespace's report.
+async fn sources_by_policy(client: &kube::Client, ns: &str) -> BTreeMap<String, String> {
+    polr(client, ns)
+        .await
+        .map(|report| report.content.results)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|result| (result.policy, result.source.unwrap_or_default()))
+        .collect()
+}
+
+#[tokio::test]
+async fn validating_policy_results_live_and_die_with_the_policy() {
+    let cluster = cluster().await;
+    let (client, ns) = (cluster.client.clone(), cluster.ns.clone());
+    let cluster_policy_name = format!("require-tier-{ns}");
+    let validating_policy_name = format!("require-team-{ns}");
+    let cluster_policy = require_label_policy(&cluster_policy_name, "Pod", "tier");
+    let validating_policy = require_team(&validating_policy_name, &ns);
+    create(&client, cluster_policy.clone()).await;
+    create(&client, validating_policy.clone()).await;
+    create(
+        &client,
+        pod(&ns, "untiered", serde_json::json!({"app": "x"})),
+    )
+    .await;
+    let both = BTreeMap::from([
+        (cluster_policy_name.clone(), "kyverno".to_owned()),
+        (
+            validating_policy_name.clone(),
+            "KyvernoValidatingPolicy".to_owned(),
+        ),
+    ]);
+    let controllers = Controllers::start(&client);
+    eventually("both policies' results in the report", || async {
+        (sources_by_policy(&client, &ns).await == both).then_some(())
+    })
+    .await;
+    controllers.stop();
+
+    // The reports controller alone restarts: listing the ClusterPolicies keeps the
+    // ValidatingPolicy's results read back.
+    let telemetry = reports_telemetry::Telemetry::default();
+    let reports = start_reports(&client, telemetry.clone());
+    eventually("the restarted controller is ready", || async {
+        telemetry.admin.is_ready().then_some(())
+    })
+    .await;
+    let ephemeral: Api<EphemeralReport> = Api::namespaced(client.clone(), &ns);
+    eventually("no ephemeral report left", || async {
+        ephemeral
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    assert_eq!(sources_by_policy(&client, &ns).await, both);
+
+    delete(&client, &validating_policy).await;
+    let cluster_policy_only = BTreeMap::from([(cluster_policy_name, "kyverno".to_owned())]);
+    eventually("the ValidatingPolicy's results are gone", || async {
+        (sources_by_policy(&client, &ns).await == cluster_policy_only).then_some(())
+    })
+    .await;
+    reports.abort();
+    delete(&client, &cluster_policy).await;
     cluster.cleanup().await;
 }

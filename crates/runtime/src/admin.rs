@@ -3,6 +3,7 @@
 //! (Prometheus, OpenMetrics text).
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use axum::Router;
 use axum::http::{StatusCode, header};
@@ -40,6 +41,19 @@ impl Admin {
     /// Whether the controller is ready.
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Relaxed)
+    }
+
+    /// Keeps the readiness in step with `ready`, asking it every `period`, for as long as the
+    /// returned future runs (spawn it; aborting the task stops it).
+    pub async fn follow_readiness(
+        self: Arc<Self>,
+        ready: impl Fn() -> bool + Send + Sync + 'static,
+        period: Duration,
+    ) {
+        loop {
+            self.set_ready(ready());
+            tokio::time::sleep(period).await;
+        }
     }
 
     /// The registry's metrics in the OpenMetrics text format.
@@ -137,5 +151,32 @@ mod tests {
             metrics.contains("kyverno_test_things_total 1"),
             "metrics were:\n{metrics}"
         );
+    }
+
+    /// Polls `admin` until its readiness is `expected` (a hang guard of a minute, not a timing
+    /// threshold).
+    async fn ready_becomes(admin: &Admin, expected: bool) {
+        tokio::time::timeout(Duration::from_secs(60), async {
+            while admin.is_ready() != expected {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the readiness follows its source");
+    }
+
+    #[tokio::test]
+    async fn readiness_follows_its_source() {
+        let admin = Admin::new(Registry::default());
+        let source = Arc::new(AtomicBool::new(true));
+        let flag = Arc::clone(&source);
+        let follower = tokio::spawn(Arc::clone(&admin).follow_readiness(
+            move || flag.load(Ordering::Relaxed),
+            Duration::from_millis(1),
+        ));
+        ready_becomes(&admin, true).await;
+        source.store(false, Ordering::Relaxed);
+        ready_becomes(&admin, false).await;
+        follower.abort();
     }
 }

@@ -17,12 +17,15 @@ use kyverno_api::policies::image_validating::{
 use kyverno_api::policies::mutating::{MutatingPolicy, NamespacedMutatingPolicy};
 use kyverno_api::policies::validating::{NamespacedValidatingPolicy, ValidatingPolicy};
 use kyverno_policy_core::celpolicy::autogen;
-use kyverno_policy_core::celpolicy::image_validating::CompiledImageValidatingPolicy;
+use kyverno_policy_core::celpolicy::image_validating::{
+    CompiledImageValidatingPolicy, ImageValidation,
+};
 use kyverno_policy_core::celpolicy::mutating::CompiledMutatingPolicy;
 use kyverno_policy_core::celpolicy::validating::CompiledValidatingPolicy;
 use kyverno_policy_core::engine::ContextProvider;
+use kyverno_policy_core::response::{RuleResponse, RuleStatus, RuleType};
 
-use crate::policy_cache::{DEFAULT_WEBHOOK_TIMEOUT_SECONDS, PolicyKey};
+use crate::policy_cache::{PolicyKey, WebhookDefaults};
 
 /// The CEL policy kinds evaluated at admission.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -167,6 +170,33 @@ impl CelSource {
         }
     }
 
+    /// Whether background scans evaluate the policy (`evaluation.background.enabled`, true
+    /// when unset).
+    pub fn background(&self) -> bool {
+        use kyverno_api::policies::common::EvaluationConfiguration;
+        use kyverno_api::policies::mutating::MutatingEvaluationConfiguration;
+        match self {
+            Self::Validating(policy) => {
+                EvaluationConfiguration::background_enabled(policy.spec.evaluation.as_ref())
+            }
+            Self::NamespacedValidating(policy) => {
+                EvaluationConfiguration::background_enabled(policy.spec.evaluation.as_ref())
+            }
+            Self::ImageValidating(policy) => {
+                EvaluationConfiguration::background_enabled(policy.spec.evaluation.as_ref())
+            }
+            Self::NamespacedImageValidating(policy) => {
+                EvaluationConfiguration::background_enabled(policy.spec.evaluation.as_ref())
+            }
+            Self::Mutating(policy) => {
+                MutatingEvaluationConfiguration::background_enabled(policy.spec.evaluation.as_ref())
+            }
+            Self::NamespacedMutating(policy) => {
+                MutatingEvaluationConfiguration::background_enabled(policy.spec.evaluation.as_ref())
+            }
+        }
+    }
+
     /// The policy's key: its namespace (namespaced kinds only) and name.
     pub fn key(&self) -> PolicyKey {
         let metadata = self.metadata();
@@ -245,6 +275,16 @@ impl CelSource {
         exceptions: &[Arc<PolicyException>],
         provider: Option<&Arc<dyn ContextProvider>>,
     ) -> Result<CachedCelPolicy, String> {
+        self.compile_with_defaults(exceptions, provider, &WebhookDefaults::default())
+    }
+
+    /// [`Self::compile`], with `defaults` where the policy says nothing of its webhook.
+    pub fn compile_with_defaults(
+        &self,
+        exceptions: &[Arc<PolicyException>],
+        provider: Option<&Arc<dyn ContextProvider>>,
+        defaults: &WebhookDefaults,
+    ) -> Result<CachedCelPolicy, String> {
         let with_provider = |compiled: CompiledMutatingPolicy| match provider {
             Some(provider) => compiled.with_provider(Arc::clone(provider)),
             None => compiled,
@@ -281,14 +321,30 @@ impl CelSource {
             ),
         };
         let (failure_policy, webhook, match_constraints) = self.settings();
+        let metadata = self.metadata();
+        let kind_name = self.kind().name();
+        let naming_exceptions = exceptions
+            .iter()
+            .filter(|exception| {
+                exception
+                    .spec
+                    .policy_refs
+                    .iter()
+                    .any(|reference| reference.name == key.name && reference.kind == kind_name)
+            })
+            .cloned()
+            .collect();
         Ok(CachedCelPolicy {
             kind: self.kind(),
             key,
-            failure_policy: failure_policy.unwrap_or(FailurePolicy::Fail),
-            timeout_seconds: webhook
-                .and_then(|webhook| webhook.timeout_seconds)
-                .unwrap_or(DEFAULT_WEBHOOK_TIMEOUT_SECONDS),
+            resource_version: metadata.resource_version.clone().unwrap_or_default(),
+            annotations: metadata.annotations.clone().unwrap_or_default(),
+            background: self.background(),
+            failure_policy: defaults.failure_policy(failure_policy),
+            timeout_seconds: defaults
+                .timeout_seconds(webhook.and_then(|webhook| webhook.timeout_seconds)),
             match_constraints,
+            exceptions: naming_exceptions,
             compiled,
         })
     }
@@ -312,13 +368,21 @@ pub struct CachedCelPolicy {
     pub kind: CelKind,
     /// The policy's namespace (namespaced kinds) and name.
     pub key: PolicyKey,
-    /// `spec.failurePolicy`, `Fail` when unset.
+    /// `metadata.resourceVersion` (the value of the policy's label in reports).
+    pub resource_version: String,
+    /// The policy's annotations (category and severity of its report results).
+    pub annotations: BTreeMap<String, String>,
+    /// Whether background scans also evaluate it (`evaluation.background.enabled`).
+    pub background: bool,
+    /// `spec.failurePolicy`, `Fail` when unset (`Ignore` when forced).
     pub failure_policy: FailurePolicy,
-    /// `spec.webhookConfiguration.timeoutSeconds`, 10 when unset.
+    /// `spec.webhookConfiguration.timeoutSeconds`, the default (10) when unset.
     pub timeout_seconds: i32,
     /// The constraints its webhook rules come from: the policy's, then those of its pod
     /// controller variants.
     pub match_constraints: Vec<MatchResources>,
+    /// The PolicyExceptions naming the policy (compiled into it).
+    pub exceptions: Vec<Arc<PolicyException>>,
     /// The compiled policy.
     pub compiled: CompiledCel,
 }
@@ -363,6 +427,27 @@ impl CachedCelPolicy {
     }
 }
 
+/// The rules of an ImageValidatingPolicy named `policy` for its answer `validation`: none when
+/// it does not apply, its rule when it was evaluated, and an `error` rule when the answer needs
+/// the images' registries, which the controllers do not reach.
+pub fn image_validation_rules(
+    policy: &str,
+    validation: Option<ImageValidation>,
+) -> Vec<RuleResponse> {
+    match validation {
+        None => Vec::new(),
+        Some(ImageValidation::Evaluated { rule, .. }) => vec![rule],
+        Some(ImageValidation::NeedsRegistry { reason }) => vec![RuleResponse {
+            name: policy.to_owned(),
+            rule_type: RuleType::ImageVerify,
+            status: RuleStatus::Error,
+            message: format!(
+                "image verification needs the images' registries, which are not supported: {reason}"
+            ),
+        }],
+    }
+}
+
 /// A CEL policy's key in the cache.
 pub type CelKey = (CelKind, PolicyKey);
 
@@ -374,6 +459,7 @@ pub struct CelState {
     compiled: BTreeMap<CelKey, Arc<CachedCelPolicy>>,
     failures: BTreeMap<CelKey, String>,
     provider: Option<Arc<dyn ContextProvider>>,
+    defaults: WebhookDefaults,
 }
 
 impl std::fmt::Debug for CelState {
@@ -390,6 +476,13 @@ impl CelState {
     /// again).
     pub fn set_provider(&mut self, provider: Arc<dyn ContextProvider>) {
         self.provider = Some(provider);
+        self.compile_all();
+    }
+
+    /// Gives the policies `defaults` where they say nothing of their webhook (all are compiled
+    /// again).
+    pub fn set_webhook_defaults(&mut self, defaults: WebhookDefaults) {
+        self.defaults = defaults;
         self.compile_all();
     }
 
@@ -471,7 +564,7 @@ impl CelState {
 
     fn compile_one(&mut self, key: &CelKey, source: &CelSource) {
         let exceptions: Vec<Arc<PolicyException>> = self.exceptions.values().cloned().collect();
-        match source.compile(&exceptions, self.provider.as_ref()) {
+        match source.compile_with_defaults(&exceptions, self.provider.as_ref(), &self.defaults) {
             Ok(compiled) => {
                 self.failures.remove(key);
                 self.compiled.insert(key.clone(), Arc::new(compiled));
@@ -528,5 +621,40 @@ mod tests {
         state.replace(CelKind::ValidatingPolicy, Vec::new());
         assert!(state.compiled().is_empty());
         assert!(state.failures().is_empty());
+    }
+
+    #[test]
+    fn image_validation_needing_a_registry_is_an_error_rule() {
+        assert!(image_validation_rules("images", None).is_empty());
+        let evaluated = RuleResponse {
+            name: "images".into(),
+            rule_type: RuleType::ImageVerify,
+            status: RuleStatus::Pass,
+            message: String::new(),
+        };
+        assert_eq!(
+            image_validation_rules(
+                "images",
+                Some(ImageValidation::Evaluated {
+                    rule: evaluated.clone(),
+                    audit_annotations: BTreeMap::new(),
+                })
+            ),
+            vec![evaluated]
+        );
+        let rules = image_validation_rules(
+            "images",
+            Some(ImageValidation::NeedsRegistry {
+                reason: "no data for ghcr.io/a/b:1".into(),
+            }),
+        );
+        assert_eq!(rules.len(), 1);
+        assert_eq!(rules[0].name, "images");
+        assert_eq!(rules[0].rule_type, RuleType::ImageVerify);
+        assert_eq!(rules[0].status, RuleStatus::Error);
+        assert_eq!(
+            rules[0].message,
+            "image verification needs the images' registries, which are not supported: no data for ghcr.io/a/b:1"
+        );
     }
 }

@@ -21,6 +21,42 @@ use crate::cel_policies::{CachedCelPolicy, CelKey, CelKind, CelSource, CelState}
 /// Upstream's default webhook timeout, in seconds.
 pub const DEFAULT_WEBHOOK_TIMEOUT_SECONDS: i32 = 10;
 
+/// What a policy gets when it does not say how its webhook behaves: the admission controller's
+/// `--webhookTimeout` and `--forceFailurePolicyIgnore`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WebhookDefaults {
+    /// The webhook timeout of policies that set none, in seconds (upstream's 10).
+    pub timeout_seconds: i32,
+    /// Whether every policy's failure policy is `Ignore`, whatever it says.
+    pub force_failure_policy_ignore: bool,
+}
+
+impl Default for WebhookDefaults {
+    fn default() -> Self {
+        Self {
+            timeout_seconds: DEFAULT_WEBHOOK_TIMEOUT_SECONDS,
+            force_failure_policy_ignore: false,
+        }
+    }
+}
+
+impl WebhookDefaults {
+    /// The failure policy of a policy that asks for `asked`: `Ignore` when forced, else what it
+    /// asks, else `Fail`.
+    pub fn failure_policy(&self, asked: Option<FailurePolicy>) -> FailurePolicy {
+        if self.force_failure_policy_ignore {
+            FailurePolicy::Ignore
+        } else {
+            asked.unwrap_or(FailurePolicy::Fail)
+        }
+    }
+
+    /// The webhook timeout of a policy that asks for `asked`, else the default.
+    pub fn timeout_seconds(&self, asked: Option<i32>) -> i32 {
+        asked.unwrap_or(self.timeout_seconds)
+    }
+}
+
 /// Identifies a policy: its namespace (`None` for a ClusterPolicy) and name.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PolicyKey {
@@ -44,11 +80,13 @@ impl std::fmt::Display for PolicyKey {
 pub struct CachedPolicy {
     /// The loaded policy.
     pub policy: LoadedPolicy,
+    /// The policy's `metadata.resourceVersion` (the value of its label in reports).
+    pub resource_version: String,
     /// How the webhook handles errors and timeouts for it: `webhookConfiguration.failurePolicy`,
-    /// else the deprecated `spec.failurePolicy`, else `Fail`.
+    /// else the deprecated `spec.failurePolicy`, else `Fail` (`Ignore` when forced).
     pub failure_policy: FailurePolicy,
     /// The webhook timeout it asks for: `webhookConfiguration.timeoutSeconds`, else the
-    /// deprecated `spec.webhookTimeoutSeconds`, else 10.
+    /// deprecated `spec.webhookTimeoutSeconds`, else the default (10).
     pub timeout_seconds: i32,
     /// Whether some rule needs the requester's roles (`roles`/`clusterRoles` in `match` or
     /// `exclude`, `request.roles`/`request.clusterRoles` in variables).
@@ -58,16 +96,18 @@ pub struct CachedPolicy {
 }
 
 impl CachedPolicy {
-    fn new(policy: LoadedPolicy) -> Self {
+    fn new(policy: LoadedPolicy, resource_version: String, defaults: &WebhookDefaults) -> Self {
         let webhook = policy.spec.webhook_configuration.as_ref();
-        let failure_policy = webhook
-            .and_then(|webhook| webhook.failure_policy)
-            .or(policy.spec.failure_policy)
-            .unwrap_or(FailurePolicy::Fail);
-        let timeout_seconds = webhook
-            .and_then(|webhook| webhook.timeout_seconds)
-            .or(policy.spec.webhook_timeout_seconds)
-            .unwrap_or(DEFAULT_WEBHOOK_TIMEOUT_SECONDS);
+        let failure_policy = defaults.failure_policy(
+            webhook
+                .and_then(|webhook| webhook.failure_policy)
+                .or(policy.spec.failure_policy),
+        );
+        let timeout_seconds = defaults.timeout_seconds(
+            webhook
+                .and_then(|webhook| webhook.timeout_seconds)
+                .or(policy.spec.webhook_timeout_seconds),
+        );
         let operations = policy
             .rules
             .iter()
@@ -77,6 +117,7 @@ impl CachedPolicy {
         let uses_roles = uses_roles(&policy.rules);
         Self {
             policy,
+            resource_version,
             failure_policy,
             timeout_seconds,
             uses_roles,
@@ -361,6 +402,7 @@ struct State {
     failures: BTreeMap<PolicyKey, String>,
     identities: BTreeMap<(PolicyKind, PolicyKey), PolicyIdentity>,
     cel: CelState,
+    defaults: WebhookDefaults,
 }
 
 impl State {
@@ -490,6 +532,21 @@ impl Source {
 }
 
 impl PolicyCache {
+    /// An empty cache whose policies get `defaults` where they say nothing.
+    pub fn with_webhook_defaults(defaults: WebhookDefaults) -> Self {
+        let cache = Self::default();
+        cache.update(|state| {
+            state.defaults = defaults;
+            state.cel.set_webhook_defaults(defaults);
+        });
+        cache
+    }
+
+    /// What policies get where they say nothing.
+    pub fn webhook_defaults(&self) -> WebhookDefaults {
+        self.with_state(|state| state.defaults)
+    }
+
     /// The current state.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         match self.snapshot.read() {
@@ -531,7 +588,13 @@ impl PolicyCache {
             state
                 .identities
                 .insert((PolicyKind::ClusterPolicy, key.clone()), identity);
-            load_into(state, key, LoadedPolicy::from_cluster_policy(policy));
+            let version = resource_version(&policy.metadata);
+            load_into(
+                state,
+                key,
+                version,
+                LoadedPolicy::from_cluster_policy(policy),
+            );
         });
     }
 
@@ -543,7 +606,8 @@ impl PolicyCache {
             state
                 .identities
                 .insert((PolicyKind::Policy, key.clone()), identity);
-            load_into(state, key, LoadedPolicy::from_policy(policy));
+            let version = resource_version(&policy.metadata);
+            load_into(state, key, version, LoadedPolicy::from_policy(policy));
         });
     }
 
@@ -697,7 +761,13 @@ impl PolicyCache {
                     (PolicyKind::ClusterPolicy, key.clone()),
                     PolicyIdentity::of(&policy.metadata),
                 );
-                load_into(state, key, LoadedPolicy::from_cluster_policy(policy));
+                let version = resource_version(&policy.metadata);
+                load_into(
+                    state,
+                    key,
+                    version,
+                    LoadedPolicy::from_cluster_policy(policy),
+                );
             }
         });
     }
@@ -715,7 +785,8 @@ impl PolicyCache {
                     (PolicyKind::Policy, key.clone()),
                     PolicyIdentity::of(&policy.metadata),
                 );
-                load_into(state, key, LoadedPolicy::from_policy(policy));
+                let version = resource_version(&policy.metadata);
+                load_into(state, key, version, LoadedPolicy::from_policy(policy));
             }
         });
     }
@@ -775,6 +846,13 @@ fn namespaced_key(
     }
 }
 
+/// `metadata.resourceVersion`, empty when unset.
+fn resource_version(
+    metadata: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> String {
+    metadata.resource_version.clone().unwrap_or_default()
+}
+
 fn remove_policy(state: &mut State, key: &PolicyKey) {
     state.policies.remove(key);
     state.failures.remove(key);
@@ -788,16 +866,22 @@ fn retain_policies(state: &mut State, keep: impl Fn(&PolicyKey) -> bool) {
 /// Puts a loaded policy in the state; a policy that failed to load is left out (any older
 /// version of it too), logged and remembered as a failure. Policies with `admission: false` are
 /// left out of admission.
-fn load_into(state: &mut State, key: PolicyKey, loaded: Result<LoadedPolicy, PolicyLoadError>) {
+fn load_into(
+    state: &mut State,
+    key: PolicyKey,
+    resource_version: String,
+    loaded: Result<LoadedPolicy, PolicyLoadError>,
+) {
     match loaded {
         Ok(policy) => {
             state.failures.remove(&key);
             if policy.spec.admission == Some(false) {
                 state.policies.remove(&key);
             } else {
-                state
-                    .policies
-                    .insert(key, Arc::new(CachedPolicy::new(policy)));
+                state.policies.insert(
+                    key,
+                    Arc::new(CachedPolicy::new(policy, resource_version, &state.defaults)),
+                );
             }
         }
         Err(error) => {
@@ -827,6 +911,31 @@ mod tests {
             "spec":{{"rules":[{{"name":"r","match":{{"any":[{{"resources":{{"kinds":{kinds},"operations":{operations}}}}}]}},
             "validate":{{"pattern":{{"metadata":{{"labels":{{"app":"?*"}}}}}}}}}}]}}}}"#
         ))
+    }
+
+    #[test]
+    fn policies_carry_their_resource_version() {
+        let cache = PolicyCache::default();
+        let mut policy = require_labels("versioned", r#"["Pod"]"#, r#"["CREATE"]"#);
+        policy.metadata.resource_version = Some("17".into());
+        cache.apply_cluster_policy(policy.clone());
+        assert_eq!(cache.snapshot().policies[0].resource_version, "17");
+        policy.metadata.resource_version = Some("18".into());
+        cache.replace_cluster_policies(vec![policy]);
+        assert_eq!(cache.snapshot().policies[0].resource_version, "18");
+        let mut validating = serde_json::json!({"apiVersion": "policies.kyverno.io/v1",
+            "kind": "ValidatingPolicy",
+            "metadata": {"name": "cel", "resourceVersion": "5"},
+            "spec": {"matchConstraints": {"resourceRules": [{"apiGroups": [""],
+                "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"]}]},
+                "validations": [{"expression": "true"}]}});
+        cache.apply_cel_policy(
+            CelSource::decode(CelKind::ValidatingPolicy, validating.clone()).unwrap(),
+        );
+        assert_eq!(cache.snapshot().cel[0].resource_version, "5");
+        validating["metadata"]["resourceVersion"] = "6".into();
+        cache.apply_cel_policy(CelSource::decode(CelKind::ValidatingPolicy, validating).unwrap());
+        assert_eq!(cache.snapshot().cel[0].resource_version, "6");
     }
 
     #[test]
@@ -876,6 +985,21 @@ mod tests {
         assert_eq!(cached.timeout_seconds, 5);
         assert!(cached.has_validate());
         assert!(!cached.has_mutate());
+    }
+
+    #[test]
+    fn webhook_defaults_fill_in_and_force() {
+        let cache = PolicyCache::with_webhook_defaults(WebhookDefaults {
+            timeout_seconds: 25,
+            force_failure_policy_ignore: true,
+        });
+        let mut policy = require_labels("p", r#"["Pod"]"#, "[]");
+        policy.spec.0.failure_policy = Some(FailurePolicy::Fail);
+        cache.apply_cluster_policy(policy);
+        let cached = &cache.snapshot().policies[0];
+        assert_eq!(cached.failure_policy, FailurePolicy::Ignore);
+        assert_eq!(cached.timeout_seconds, 25);
+        assert_eq!(cache.webhook_defaults().timeout_seconds, 25);
     }
 
     #[test]

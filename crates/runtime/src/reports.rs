@@ -13,6 +13,11 @@ use kyverno_api::policy_report::v1alpha2::{
 use kyverno_api::reports::v1::{ClusterEphemeralReport, EphemeralReport, EphemeralReportContent};
 use kyverno_policy_core::engine::LoadedPolicy;
 use kyverno_policy_core::response::{RuleResponse, RuleStatus};
+use md5::{Digest, Md5};
+
+use crate::cel_policies::{CachedCelPolicy, CelKind};
+use crate::policy_cache::PolicyKind;
+use serde_json::Value;
 
 /// Label: who wrote the report ([`SOURCE_ADMISSION`] or [`SOURCE_BACKGROUND_SCAN`]).
 pub const LABEL_SOURCE: &str = "audit.kyverno.io/source";
@@ -37,6 +42,12 @@ pub const ANNOTATION_RESOURCE_NAME: &str = "audit.kyverno.io/resource.name";
 pub const LABEL_PREFIX_CLUSTER_POLICY: &str = "cpol.kyverno.io/";
 /// Prefix of the label naming a Policy evaluated for the report (value: its resourceVersion).
 pub const LABEL_PREFIX_POLICY: &str = "pol.kyverno.io/";
+/// Prefix of the label naming a (Namespaced)ValidatingPolicy evaluated for the report.
+pub const LABEL_PREFIX_VALIDATING_POLICY: &str = "vpol.kyverno.io/";
+/// Prefix of the label naming a (Namespaced)ImageValidatingPolicy evaluated for the report.
+pub const LABEL_PREFIX_IMAGE_VALIDATING_POLICY: &str = "ivpol.kyverno.io/";
+/// Prefix of the label naming a (Namespaced)MutatingPolicy evaluated for the report.
+pub const LABEL_PREFIX_MUTATING_POLICY: &str = "mpol.kyverno.io/";
 /// The `app.kubernetes.io/managed-by` label.
 pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 /// Value of [`LABEL_MANAGED_BY`] on every report Kyverno writes.
@@ -53,6 +64,12 @@ pub const ANNOTATION_POLICY_SEVERITY: &str = "policies.kyverno.io/severity";
 pub const ANNOTATION_POLICY_SCORED: &str = "policies.kyverno.io/scored";
 /// The `source` of results of Kyverno policies.
 pub const RESULT_SOURCE_KYVERNO: &str = "kyverno";
+/// The `source` of results of (Namespaced)ValidatingPolicies.
+pub const RESULT_SOURCE_VALIDATING_POLICY: &str = "KyvernoValidatingPolicy";
+/// The `source` of results of (Namespaced)ImageValidatingPolicies.
+pub const RESULT_SOURCE_IMAGE_VALIDATING_POLICY: &str = "KyvernoImageValidatingPolicy";
+/// The `source` of results of (Namespaced)MutatingPolicies.
+pub const RESULT_SOURCE_MUTATING_POLICY: &str = "MutatingPolicy";
 
 /// Longest label name part (after the prefix) Kubernetes accepts.
 const MAX_LABEL_NAME: usize = 63;
@@ -130,7 +147,148 @@ impl Subject {
     }
 }
 
-/// The results of one policy on a resource, with the policy's resourceVersion.
+/// A policy of any kind as reports and Events name it.
+#[derive(Clone, Copy, Debug)]
+pub struct ReportedPolicy<'a> {
+    /// The policy's kind.
+    pub kind: PolicyKind,
+    /// Its name.
+    pub name: &'a str,
+    /// Its namespace (namespaced kinds only).
+    pub namespace: Option<&'a str>,
+    /// Its annotations (category, severity, scored).
+    pub annotations: &'a BTreeMap<String, String>,
+    /// Whether background scans evaluate it.
+    pub background: bool,
+    /// Whether admission requests are evaluated with it.
+    pub admission: bool,
+}
+
+impl<'a> ReportedPolicy<'a> {
+    /// A ClusterPolicy or Policy.
+    pub fn kyverno(policy: &'a LoadedPolicy) -> Self {
+        Self {
+            kind: if policy.namespace.is_some() {
+                PolicyKind::Policy
+            } else {
+                PolicyKind::ClusterPolicy
+            },
+            name: &policy.name,
+            namespace: policy.namespace.as_deref(),
+            annotations: &policy.annotations,
+            background: policy.spec.background != Some(false),
+            admission: policy.spec.admission != Some(false),
+        }
+    }
+
+    /// A `policies.kyverno.io` policy of the cache (evaluated at admission).
+    pub fn cel(policy: &'a CachedCelPolicy) -> Self {
+        Self {
+            kind: PolicyKind::Cel(policy.kind),
+            name: &policy.key.name,
+            namespace: policy.key.namespace.as_deref(),
+            annotations: &policy.annotations,
+            background: policy.background,
+            admission: true,
+        }
+    }
+
+    /// The name results carry: `namespace/name` for namespaced kinds.
+    pub fn result_name(&self) -> String {
+        match self.namespace {
+            Some(namespace) => format!("{namespace}/{}", self.name),
+            None => self.name.to_owned(),
+        }
+    }
+
+    /// The `source` of its results.
+    pub fn result_source(&self) -> &'static str {
+        result_source_of(self.kind)
+    }
+
+    /// The prefix of the label naming it in reports.
+    fn label_prefix(&self) -> &'static str {
+        match self.kind {
+            PolicyKind::ClusterPolicy => LABEL_PREFIX_CLUSTER_POLICY,
+            PolicyKind::Policy => LABEL_PREFIX_POLICY,
+            PolicyKind::Cel(CelKind::ValidatingPolicy | CelKind::NamespacedValidatingPolicy) => {
+                LABEL_PREFIX_VALIDATING_POLICY
+            }
+            PolicyKind::Cel(
+                CelKind::ImageValidatingPolicy | CelKind::NamespacedImageValidatingPolicy,
+            ) => LABEL_PREFIX_IMAGE_VALIDATING_POLICY,
+            PolicyKind::Cel(CelKind::MutatingPolicy | CelKind::NamespacedMutatingPolicy) => {
+                LABEL_PREFIX_MUTATING_POLICY
+            }
+        }
+    }
+
+    /// The label naming it in a report, when its name fits in a label.
+    fn label(&self) -> Option<String> {
+        (self.name.len() <= MAX_LABEL_NAME).then(|| format!("{}{}", self.label_prefix(), self.name))
+    }
+
+    /// The `process` property of its results (upstream's `selectProcess`).
+    fn process(&self) -> &'static str {
+        if self.background {
+            "background scan"
+        } else if self.admission {
+            "admission review"
+        } else {
+            ""
+        }
+    }
+
+    /// The reference to the policy object (Events regarding it).
+    pub fn reference(&self) -> ObjectReference {
+        ObjectReference {
+            api_version: Some(self.kind.api_resource().api_version),
+            kind: Some(self.kind.name().to_owned()),
+            name: Some(self.name.to_owned()),
+            namespace: self.namespace.map(str::to_owned),
+            ..ObjectReference::default()
+        }
+    }
+}
+
+/// The `source` of the results of the policies of `kind`.
+pub fn result_source_of(kind: PolicyKind) -> &'static str {
+    match kind {
+        PolicyKind::ClusterPolicy | PolicyKind::Policy => RESULT_SOURCE_KYVERNO,
+        PolicyKind::Cel(CelKind::ValidatingPolicy | CelKind::NamespacedValidatingPolicy) => {
+            RESULT_SOURCE_VALIDATING_POLICY
+        }
+        PolicyKind::Cel(
+            CelKind::ImageValidatingPolicy | CelKind::NamespacedImageValidatingPolicy,
+        ) => RESULT_SOURCE_IMAGE_VALIDATING_POLICY,
+        PolicyKind::Cel(CelKind::MutatingPolicy | CelKind::NamespacedMutatingPolicy) => {
+            RESULT_SOURCE_MUTATING_POLICY
+        }
+    }
+}
+
+/// The results of one policy of any kind on a resource, with the policy's resourceVersion.
+#[derive(Clone, Copy, Debug)]
+pub struct PolicyResults<'a> {
+    /// The policy.
+    pub policy: ReportedPolicy<'a>,
+    /// Its resourceVersion.
+    pub resource_version: &'a str,
+    /// What its rules gave.
+    pub rules: &'a [RuleResponse],
+}
+
+impl<'a> From<&Evaluated<'a>> for PolicyResults<'a> {
+    fn from(evaluated: &Evaluated<'a>) -> Self {
+        Self {
+            policy: ReportedPolicy::kyverno(evaluated.policy),
+            resource_version: evaluated.resource_version,
+            rules: evaluated.rules,
+        }
+    }
+}
+
+/// The results of one ClusterPolicy or Policy on a resource, with the policy's resourceVersion.
 #[derive(Clone, Copy, Debug)]
 pub struct Evaluated<'a> {
     /// The policy.
@@ -143,10 +301,7 @@ pub struct Evaluated<'a> {
 
 /// The policy as results name it: `name` for a ClusterPolicy, `namespace/name` for a Policy.
 pub fn policy_name(policy: &LoadedPolicy) -> String {
-    match &policy.namespace {
-        Some(namespace) => format!("{namespace}/{}", policy.name),
-        None => policy.name.clone(),
-    }
+    ReportedPolicy::kyverno(policy).result_name()
 }
 
 /// Seconds since the Unix epoch, as results' timestamps carry them.
@@ -167,6 +322,15 @@ pub fn report_result(
     rule: &RuleResponse,
     timestamp: Timestamp,
 ) -> PolicyReportResult {
+    reported_result(&ReportedPolicy::kyverno(policy), rule, timestamp)
+}
+
+/// [`report_result`] for a policy of any kind (`source` telling the kind's family).
+pub fn reported_result(
+    policy: &ReportedPolicy<'_>,
+    rule: &RuleResponse,
+    timestamp: Timestamp,
+) -> PolicyReportResult {
     let annotation = |key: &str| policy.annotations.get(key).map(String::as_str);
     let scored = annotation(ANNOTATION_POLICY_SCORED) != Some("false");
     let mut result = match rule.status {
@@ -179,16 +343,9 @@ pub fn report_result(
     if result == PolicyResult::Fail && !scored {
         result = PolicyResult::Warn;
     }
-    let process = if policy.spec.background != Some(false) {
-        "background scan"
-    } else if policy.spec.admission != Some(false) {
-        "admission review"
-    } else {
-        ""
-    };
     PolicyReportResult {
-        source: Some(RESULT_SOURCE_KYVERNO.to_owned()),
-        policy: policy_name(policy),
+        source: Some(policy.result_source().to_owned()),
+        policy: policy.result_name(),
         rule: Some(rule.name.clone()),
         category: annotation(ANNOTATION_POLICY_CATEGORY)
             .filter(|category| !category.is_empty())
@@ -198,7 +355,7 @@ pub fn report_result(
         result: Some(result),
         scored: Some(scored),
         message: Some(rule.message.clone()).filter(|message| !message.is_empty()),
-        properties: BTreeMap::from([("process".to_owned(), process.to_owned())]),
+        properties: BTreeMap::from([("process".to_owned(), policy.process().to_owned())]),
         ..PolicyReportResult::default()
     }
 }
@@ -225,16 +382,6 @@ pub fn summarize<'a>(
     summary
 }
 
-/// The label naming `policy` in a report, when the policy's name fits in a label.
-fn policy_label(policy: &LoadedPolicy) -> Option<String> {
-    let prefix = if policy.namespace.is_some() {
-        LABEL_PREFIX_POLICY
-    } else {
-        LABEL_PREFIX_CLUSTER_POLICY
-    };
-    (policy.name.len() <= MAX_LABEL_NAME).then(|| format!("{prefix}{}", policy.name))
-}
-
 /// The EphemeralReport (namespaced subject) or ClusterEphemeralReport (cluster-scoped subject)
 /// named `name` holding the results of `evaluated` on `subject`, written by `source`. The
 /// report is owned by the resource, so that it goes away with it; `hash` is the resource's
@@ -244,6 +391,18 @@ pub fn ephemeral_report(
     subject: &Subject,
     source: &str,
     evaluated: &[Evaluated<'_>],
+    hash: Option<&str>,
+) -> DynamicObject {
+    let results: Vec<PolicyResults<'_>> = evaluated.iter().map(PolicyResults::from).collect();
+    policies_report(name, subject, source, &results, hash)
+}
+
+/// [`ephemeral_report`] with the results of policies of any kind.
+pub fn policies_report(
+    name: &str,
+    subject: &Subject,
+    source: &str,
+    evaluated: &[PolicyResults<'_>],
     hash: Option<&str>,
 ) -> DynamicObject {
     let timestamp = now_timestamp();
@@ -271,7 +430,7 @@ pub fn ephemeral_report(
     }
     let mut results = Vec::new();
     for entry in evaluated {
-        match policy_label(entry.policy) {
+        match entry.policy.label() {
             Some(label) => {
                 labels.insert(label, entry.resource_version.to_owned());
             }
@@ -284,7 +443,7 @@ pub fn ephemeral_report(
             entry
                 .rules
                 .iter()
-                .map(|rule| report_result(entry.policy, rule, timestamp)),
+                .map(|rule| reported_result(&entry.policy, rule, timestamp)),
         );
     }
     let owner = OwnerReference {
@@ -405,12 +564,66 @@ pub fn read_ephemeral_report(report: &DynamicObject) -> Result<ReportUpdate, Rep
         })
         .collect();
     policies.extend(results.iter().map(|result| result.policy.clone()));
+    policies.extend(cel_policies_of_labels(&labels, namespace.as_deref()));
     Ok(ReportUpdate {
         subject,
         source: labels.get(LABEL_SOURCE).cloned().unwrap_or_default(),
         policies,
         results,
     })
+}
+
+/// The CEL policies the labels of a report in `namespace` name, as results name them. The
+/// label of a cluster-wide kind and of its Namespaced form are the same: both names are given,
+/// so that a report without results still replaces the earlier results of the policy.
+fn cel_policies_of_labels(
+    labels: &BTreeMap<String, String>,
+    namespace: Option<&str>,
+) -> Vec<String> {
+    let prefixes = [
+        LABEL_PREFIX_VALIDATING_POLICY,
+        LABEL_PREFIX_IMAGE_VALIDATING_POLICY,
+        LABEL_PREFIX_MUTATING_POLICY,
+    ];
+    labels
+        .keys()
+        .filter_map(|label| {
+            prefixes
+                .iter()
+                .find_map(|prefix| label.strip_prefix(prefix))
+        })
+        .flat_map(|name| {
+            std::iter::once(name.to_owned())
+                .chain(namespace.map(|namespace| format!("{namespace}/{name}")))
+        })
+        .collect()
+}
+
+/// Upstream's resource hash: MD5 of the labels, the annotations and the object without
+/// metadata, status, scale and a pod's node name.
+pub fn resource_hash(object: &Value) -> String {
+    let labels = object
+        .pointer("/metadata/labels")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let annotations = object
+        .pointer("/metadata/annotations")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let mut rest = object.clone();
+    if let Some(fields) = rest.as_object_mut() {
+        for field in ["metadata", "status", "scale"] {
+            fields.remove(field);
+        }
+        if let Some(spec) = fields.get_mut("spec").and_then(Value::as_object_mut) {
+            spec.remove("nodeName");
+        }
+    }
+    let input = serde_json::to_vec(&[labels, annotations, rest]).unwrap_or_default();
+    Md5::digest(&input)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 #[cfg(test)]
@@ -505,6 +718,72 @@ mod tests {
     }
 
     #[test]
+    fn validating_policies_report_under_their_own_source_and_label() {
+        let source = crate::cel_policies::CelSource::decode(
+            CelKind::NamespacedValidatingPolicy,
+            serde_json::json!({"apiVersion": "policies.kyverno.io/v1",
+                "kind": "NamespacedValidatingPolicy",
+                "metadata": {"name": "require-team", "namespace": "default",
+                    "resourceVersion": "9",
+                    "annotations": {"policies.kyverno.io/severity": "high"}},
+                "spec": {"validationActions": ["Audit"],
+                    "evaluation": {"background": {"enabled": false}},
+                    "matchConstraints": {"resourceRules": [{"apiGroups": [""],
+                        "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"]}]},
+                    "validations": [{"expression": "true"}]}}),
+        )
+        .unwrap();
+        let cached = source.compile(&[], None).unwrap();
+        let rules = [rule(RuleStatus::Fail)];
+        let report = policies_report(
+            "u-1",
+            &pod(),
+            SOURCE_ADMISSION,
+            &[PolicyResults {
+                policy: ReportedPolicy::cel(&cached),
+                resource_version: &cached.resource_version,
+                rules: &rules,
+            }],
+            None,
+        );
+        let labels = report.metadata.labels.as_ref().unwrap();
+        assert_eq!(labels["vpol.kyverno.io/require-team"], "9");
+        let update = read_ephemeral_report(&report).unwrap();
+        let result = &update.results[0];
+        assert_eq!(result.policy, "default/require-team");
+        assert_eq!(result.source.as_deref(), Some("KyvernoValidatingPolicy"));
+        assert_eq!(result.severity, Some(PolicySeverity::High));
+        assert_eq!(result.properties["process"], "admission review");
+        assert!(update.policies.contains("default/require-team"));
+        let reference = ReportedPolicy::cel(&cached).reference();
+        assert!(
+            reference
+                .api_version
+                .as_deref()
+                .is_some_and(|version| version.starts_with("policies.kyverno.io/"))
+        );
+        assert_eq!(
+            reference.kind.as_deref(),
+            Some("NamespacedValidatingPolicy")
+        );
+    }
+
+    #[test]
+    fn cel_policy_labels_name_the_policy_of_either_scope() {
+        let mut report = ephemeral_report("r", &pod(), SOURCE_BACKGROUND_SCAN, &[], None);
+        report
+            .metadata
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert("vpol.kyverno.io/require-team".into(), "3".into());
+        let update = read_ephemeral_report(&report).unwrap();
+        assert!(update.policies.contains("require-team"));
+        assert!(update.policies.contains("default/require-team"));
+        assert!(update.results.is_empty());
+    }
+
+    #[test]
     fn namespaced_policy_labels_name_the_report_namespace() {
         let mut report = ephemeral_report("r", &pod(), SOURCE_ADMISSION, &[], None);
         report
@@ -538,5 +817,21 @@ mod tests {
             "ingressclasses.v1.networking.k8s.io"
         );
         assert_eq!(labels[LABEL_RESOURCE_GROUP], "networking.k8s.io");
+    }
+
+    #[test]
+    fn the_hash_ignores_status_and_node_name() {
+        let pod = serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "labels": {"a": "b"}, "resourceVersion": "1"},
+            "spec": {"containers": []}});
+        let mut scheduled = pod.clone();
+        scheduled["spec"]["nodeName"] = "node-1".into();
+        scheduled["status"] = serde_json::json!({"phase": "Running"});
+        scheduled["metadata"]["resourceVersion"] = "2".into();
+        assert_eq!(resource_hash(&pod), resource_hash(&scheduled));
+        let mut relabelled = pod.clone();
+        relabelled["metadata"]["labels"]["a"] = "c".into();
+        assert_ne!(resource_hash(&pod), resource_hash(&relabelled));
+        assert_eq!(resource_hash(&pod).len(), 32);
     }
 }

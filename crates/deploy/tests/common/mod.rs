@@ -8,6 +8,8 @@ use serde_json::Value;
 pub const NON_DEFAULT_VALUES: &[&str] = &[
     "admissionController.replicas=5",
     "admissionController.extraArgs.workers=8",
+    "admissionController.webhookTimeout=20",
+    "features.forceFailurePolicyIgnore.enabled=true",
     "admissionController.image.registry=registry.example.com",
     "backgroundController.replicas=1",
     "backgroundController.rbac.clusterRole.extraResources[0].apiGroups[0]=apps",

@@ -177,6 +177,21 @@ impl CompiledGeneratingPolicy {
         self.settings
     }
 
+    /// The policy's `matchConstraints` (triggers of `generateExisting` are listed by their
+    /// resource rules).
+    pub fn match_constraints(&self) -> Option<&MatchResources> {
+        self.match_constraints.as_ref()
+    }
+
+    /// Whether the policy's `matchConstraints` select the trigger request `input` (its
+    /// `matchConditions` are left to [`Self::evaluate`]).
+    pub fn selects(&self, input: &RequestInput<'_>) -> bool {
+        matches!(
+            input.selected_by(self.match_constraints.as_ref()),
+            Some(Ok(()))
+        )
+    }
+
     /// Evaluates the policy for the trigger request `input`; `None` when the policy does not
     /// apply to it (`matchConstraints` or `matchConditions`). `resources` are the served kinds,
     /// to tell cluster-scoped generated resources apart; `provider` answers the `resource`,

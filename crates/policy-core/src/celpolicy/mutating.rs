@@ -452,6 +452,22 @@ impl CompiledMutatingPolicy {
         self.mutate_existing
     }
 
+    /// The policy's `matchConstraints` (triggers of existing resources are listed by their
+    /// resource rules).
+    pub fn match_constraints(&self) -> Option<&MatchResources> {
+        self.bodies
+            .first()
+            .and_then(|body| body.match_constraints.as_ref())
+    }
+
+    /// Whether the policy's `matchConstraints` select the trigger request `input` (for the
+    /// trigger, `matchConditions` are not evaluated: they apply to the targets).
+    pub fn selects_trigger(&self, input: &RequestInput<'_>) -> bool {
+        self.bodies.first().is_some_and(|body| {
+            constraints_match(body.match_constraints.as_ref(), input).unwrap_or(false)
+        })
+    }
+
     /// Whether the policy runs again when later policies changed the object
     /// (`reinvocationPolicy: IfNeeded`).
     pub fn reinvoke_if_needed(&self) -> bool {

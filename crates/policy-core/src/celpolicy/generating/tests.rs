@@ -589,3 +589,36 @@ fn compile_errors_name_the_policy_the_field_and_the_position() {
         "{error}"
     );
 }
+
+#[test]
+fn selects_follows_the_match_constraints_only() {
+    let policy = policy(&on_namespaces(
+        "selecting",
+        r#"
+  matchConditions:
+  - name: never
+    expression: "false"
+  generate:
+  - expression: 'generator.Apply("x", [])'
+"#,
+    ));
+    let table = ResourceTable::builtin();
+    let select = |object: Value, operation: AdmissionOperation| {
+        let gvk = GroupVersionKind::from_api_version(
+            text(&object, "/apiVersion"),
+            text(&object, "/kind"),
+        );
+        let resource = table.mapping(&gvk).expect("known kind").resource;
+        let request = ResourceRequest::new(object).with_operation(operation);
+        policy.selects(&RequestInput::new(&request, &resource, None))
+    };
+    assert!(
+        select(namespace("team"), AdmissionOperation::Create),
+        "conditions are not evaluated"
+    );
+    assert!(!select(namespace("team"), AdmissionOperation::Delete));
+    let pod =
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "a"}});
+    assert!(!select(pod, AdmissionOperation::Create));
+    assert!(policy.match_constraints().is_some());
+}

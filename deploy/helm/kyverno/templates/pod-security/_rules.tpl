@@ -119,6 +119,25 @@ containers:
   {{- end }}
 {{- end -}}
 
+{{/* Kubernetes 1.34's Host Probes / Lifecycle Hooks control (containers and initContainers;
+ephemeral containers have neither). */}}
+{{- define "kyverno.pss.hostProbes" -}}
+- name: host-probes
+  {{- include "kyverno.pssMatch" . | nindent 2 }}
+  {{- include "kyverno.pssNotDelete" . | nindent 2 }}
+  validate:
+    message: >-
+      Probes and lifecycle handlers may not target another host. The host field of the httpGet
+      and tcpSocket handlers of livenessProbe, readinessProbe, startupProbe, lifecycle.postStart
+      and lifecycle.preStop in spec.containers[*] and spec.initContainers[*] must be unset or empty.
+    deny:
+      conditions:
+        all:
+          - key: "{{`{{ request.object.spec.[initContainers, containers][].[livenessProbe, readinessProbe, startupProbe, lifecycle.postStart, lifecycle.preStop][].[httpGet, tcpSocket][].host }}`}}"
+            operator: AnyNotIn
+            value: [""]
+{{- end -}}
+
 {{- define "kyverno.pss.appArmor" -}}
 - name: app-armor
   {{- include "kyverno.pssMatch" . | nindent 2 }}

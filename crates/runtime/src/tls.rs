@@ -1,6 +1,6 @@
-//! Certificates: the self-signed CA and serving certificate the leader keeps in Secrets, and the
-//! rustls configuration every replica serves with, whose certificate can be swapped while
-//! serving.
+//! Certificates of the controllers' webhooks: the self-signed CA and serving certificate the
+//! leader keeps in Secrets (see [`crate::certificates`]), and the rustls configuration every
+//! replica serves with, whose certificate can be swapped while serving.
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -207,10 +207,12 @@ fn verifies(cert_pem: &str, ca_pem: &str, dns_name: &str, now: i64) -> bool {
         .is_ok()
 }
 /// The serving certificate, replaceable while serving: connections made after
-/// [`CertStore::set`] get the new certificate. Until one is set, handshakes fail.
+/// [`CertStore::set`] get the new certificate. Until one is set, handshakes fail (servers wait
+/// for [`CertStore::loaded`] before accepting connections).
 #[derive(Debug, Default)]
 pub struct CertStore {
     current: RwLock<Option<(PemPair, Arc<CertifiedKey>)>>,
+    set: tokio::sync::Notify,
 }
 
 impl CertStore {
@@ -232,7 +234,21 @@ impl CertStore {
             Err(poisoned) => poisoned.into_inner(),
         };
         *current = Some((pair.clone(), certified));
+        drop(current);
+        self.set.notify_waiters();
         Ok(())
+    }
+
+    /// Resolves once a certificate is served.
+    pub async fn loaded(&self) {
+        loop {
+            // Created before the check, so that a `set` in between is not missed.
+            let notified = self.set.notified();
+            if self.is_set() {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// The certificate served, if any.
@@ -390,6 +406,24 @@ mod tests {
             now(),
             hour
         ));
+    }
+
+    #[tokio::test]
+    async fn waiting_for_the_certificate_ends_when_one_is_set() {
+        let store = Arc::new(CertStore::default());
+        let waiting = tokio::spawn({
+            let store = Arc::clone(&store);
+            async move { store.loaded().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        let ca = generate_ca(Duration::from_secs(3600)).unwrap();
+        store
+            .set(&issue(&ca, &["a".to_owned()], Duration::from_secs(3600)).unwrap())
+            .unwrap();
+        waiting.await.unwrap();
+        // Once set, it resolves at once.
+        store.loaded().await;
     }
 
     #[test]
