@@ -10,13 +10,16 @@
 //! - MutatingPolicies: applied in order, each on the resource the previous ones patched; the
 //!   answer carries the JSON patch from the request's object to the result. A policy whose
 //!   mutation errors denies the request under failure policy `Fail` and adds a warning under
-//!   `Ignore`.
+//!   `Ignore`. MutatingPolicies that mutate existing resources (`evaluation.mutateExisting`)
+//!   leave the request as it is: each whose `matchConstraints` select it queues a `cel-mutate`
+//!   UpdateRequest for the background controller once the request is admitted.
 use std::sync::Arc;
 use std::time::Instant;
 
 use base64::Engine;
 use kyverno_api::kyverno::v1::match_resources::AdmissionOperation;
 use kyverno_api::kyverno::v1::policy::FailurePolicy;
+use kyverno_api::kyverno::v2::update_request::RequestType;
 use kyverno_api::policies::common::ValidationAction;
 use kyverno_policy_core::celpolicy::RequestInput;
 use kyverno_policy_core::celpolicy::resources::GroupVersionResource;
@@ -30,6 +33,7 @@ use serde_json::{Value, json};
 use crate::evaluate::{Evaluator, RuleRecord, Webhook};
 use crate::review::{AdmissionRequest, AdmissionResponse};
 use crate::side_effects::{Answered, Outputs};
+use crate::update_requests::CelTriggered;
 
 /// Which CEL webhook a request came to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,8 +47,15 @@ pub enum CelWebhook {
 }
 
 impl CelWebhook {
-    /// Whether `cached` is evaluated by this webhook.
+    /// Whether this webhook receives the requests of `cached`: it evaluates them, or (a
+    /// mutate-existing MutatingPolicy) queues UpdateRequests for them.
     pub fn serves(self, cached: &CachedCelPolicy) -> bool {
+        (self.evaluates(cached) && cached.in_admission())
+            || (self == CelWebhook::Mutate && mutates_existing(cached))
+    }
+
+    /// Whether `cached` is of the kind this webhook evaluates.
+    fn evaluates(self, cached: &CachedCelPolicy) -> bool {
         matches!(
             (self, &cached.compiled),
             (CelWebhook::Validate, CompiledCel::Validating(_))
@@ -52,6 +63,13 @@ impl CelWebhook {
                 | (CelWebhook::Mutate, CompiledCel::Mutating(_))
         )
     }
+}
+
+/// Whether `cached` is a MutatingPolicy whose admission requests queue mutate-existing
+/// UpdateRequests (`evaluation.admission` and `evaluation.mutateExisting` both enabled).
+fn mutates_existing(cached: &CachedCelPolicy) -> bool {
+    matches!(&cached.compiled, CompiledCel::Mutating(policy)
+        if policy.admission() && policy.mutates_existing())
 }
 
 /// The request as the CEL engines see it.
@@ -80,7 +98,6 @@ pub fn review(
         .filter(|cached| {
             webhook.serves(cached)
                 && cached.failure_policy == failure_policy
-                && cached.in_admission()
                 && cached.applies_in(&request.namespace)
         })
         .collect();
@@ -136,7 +153,25 @@ pub fn review(
                 ))
             })
         }
-        CelWebhook::Mutate => return mutate(&request.uid, &policies, &cel_request),
+        CelWebhook::Mutate => {
+            let (existing, admitted): (Vec<_>, Vec<_>) = policies
+                .into_iter()
+                .partition(|cached| mutates_existing(cached));
+            let answer = mutate(&request.uid, &admitted, &cel_request);
+            if let Some(outputs) = evaluator.outputs.as_ref().filter(|_| answer.allowed) {
+                outputs.trigger_cel(
+                    &Answered {
+                        request,
+                        operation,
+                        resource_request: &cel_request.request,
+                        results: &[],
+                        blocked: false,
+                    },
+                    triggered_mutations(&existing, &cel_request),
+                );
+            }
+            return answer;
+        }
     };
     let answer = decide(&request.uid, &evaluated);
     if let Some(outputs) = &evaluator.outputs {
@@ -259,6 +294,31 @@ fn decide(uid: &str, outcomes: &[Outcome<'_>]) -> AdmissionResponse {
     } else {
         AdmissionResponse::deny(uid, errors.join("; ")).with_warnings(warnings)
     }
+}
+
+/// The mutate-existing MutatingPolicies among `policies` whose `matchConstraints` select the
+/// request, as the UpdateRequests they ask for.
+fn triggered_mutations(
+    policies: &[&Arc<CachedCelPolicy>],
+    cel_request: &CelRequest,
+) -> Vec<CelTriggered> {
+    let input = RequestInput::new(
+        &cel_request.request,
+        &cel_request.resource,
+        cel_request.namespace_object.as_ref(),
+    );
+    policies
+        .iter()
+        .filter(|cached| {
+            matches!(&cached.compiled, CompiledCel::Mutating(policy)
+                if policy.selects_trigger(&input))
+        })
+        .map(|cached| CelTriggered {
+            policy: cached.key.clone(),
+            request_type: RequestType::CelMutate,
+            synchronize: false,
+        })
+        .collect()
 }
 
 /// Applies the MutatingPolicies in order, each on the resource the previous ones left.
@@ -523,6 +583,76 @@ mod tests {
         let (allowed, outputs, _) = outputs_of(json!(["Audit"]), true);
         assert!(allowed);
         assert!(outputs.is_empty());
+    }
+
+    /// The answer to a pod request on the mutating path with a mutate-existing MutatingPolicy
+    /// selecting pods labelled `app: x`, and the outputs it queued.
+    fn mutate_existing_outputs(
+        labels: Value,
+        dry_run: bool,
+    ) -> (AdmissionResponse, Vec<crate::outputs::Output>) {
+        let mut evaluator = evaluator();
+        let (queue, mut receiver) =
+            crate::outputs::OutputQueue::new(16, Arc::clone(&evaluator.metrics));
+        evaluator.outputs = Some(Outputs {
+            queue,
+            namespace: "kyverno".into(),
+            instance: "kyverno-admission-test".into(),
+        });
+        let mut constraints = pods();
+        constraints["objectSelector"] = json!({"matchLabels": {"app": "x"}});
+        evaluator.stores.cache.apply_cel_policy(policy(
+            CelKind::MutatingPolicy,
+            json!({"evaluation": {"mutateExisting": {"enabled": true}},
+                "matchConstraints": constraints,
+                "targetMatchConstraints": {"resourceRules": [{"apiGroups": [""],
+                    "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
+                    "resources": ["configmaps"]}]},
+                "mutations": [{"patchType": "ApplyConfiguration", "applyConfiguration": {
+                    "expression": "Object{metadata: Object.metadata{labels: {\"team\": \"core\"}}}"}}]}),
+        ));
+        let mut request = pod_request(labels);
+        request.dry_run = Some(dry_run);
+        let answer = review(
+            &evaluator,
+            CelWebhook::Mutate,
+            FailurePolicy::Fail,
+            &request,
+        );
+        let mut outputs = Vec::new();
+        while let Ok(output) = receiver.try_recv() {
+            outputs.push(output);
+        }
+        (answer, outputs)
+    }
+
+    #[test]
+    fn mutate_existing_policies_queue_update_requests_and_leave_the_request_alone() {
+        use crate::outputs::Output;
+        let (answer, outputs) = mutate_existing_outputs(json!({"app": "x"}), false);
+        assert!(answer.allowed);
+        assert!(answer.patch.is_none(), "the trigger itself is not mutated");
+        assert_eq!(outputs.len(), 1);
+        let Output::CelTriggered(triggers) = &outputs[0] else {
+            panic!("triggered policies expected, got {:?}", outputs[0]);
+        };
+        let requests = triggers.update_requests();
+        assert_eq!(requests.len(), 1);
+        assert_eq!(requests[0].spec.request_type, Some(RequestType::CelMutate));
+        assert_eq!(requests[0].spec.policy, "p");
+        assert_eq!(requests[0].spec.resource.name.as_deref(), Some("p"));
+        assert_eq!(requests[0].metadata.namespace.as_deref(), Some("kyverno"));
+        // Not selected, or a dry run: nothing is queued.
+        assert!(
+            mutate_existing_outputs(json!({"app": "y"}), false)
+                .1
+                .is_empty()
+        );
+        assert!(
+            mutate_existing_outputs(json!({"app": "x"}), true)
+                .1
+                .is_empty()
+        );
     }
 
     #[test]

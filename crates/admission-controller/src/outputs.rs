@@ -22,7 +22,9 @@ use kyverno_runtime::policy_cache::CachedPolicy;
 use tokio::sync::mpsc;
 
 use crate::metrics::Metrics;
-use crate::update_requests::{CheckedRule, TriggerContext, update_requests};
+use crate::update_requests::{
+    CelTriggered, CheckedRule, TriggerContext, cel_update_request, update_requests,
+};
 
 /// How many outputs wait at most; more are dropped.
 pub const DEFAULT_CAPACITY: usize = 4096;
@@ -41,6 +43,9 @@ pub enum Output {
     /// The background checks of an admitted request, whose triggered rules become
     /// UpdateRequests.
     Triggered(Box<Triggered>),
+    /// The `policies.kyverno.io` policies an admitted request triggers, each becoming an
+    /// UpdateRequest.
+    CelTriggered(Box<CelTriggers>),
 }
 
 impl Output {
@@ -49,7 +54,7 @@ impl Output {
         match self {
             Output::Report(_) => "report",
             Output::Event(_) => "event",
-            Output::Triggered(_) => "update_request",
+            Output::Triggered(_) | Output::CelTriggered(_) => "update_request",
         }
     }
 }
@@ -109,6 +114,27 @@ impl Triggered {
                         .collect();
                 update_requests(&cached.policy, &checked, &self.trigger, &self.namespace)
             })
+            .collect()
+    }
+}
+
+/// The `policies.kyverno.io` policies an admitted request triggers.
+#[derive(Debug)]
+pub struct CelTriggers {
+    /// The triggered policies.
+    pub policies: Vec<CelTriggered>,
+    /// The trigger and request as UpdateRequests record them.
+    pub trigger: TriggerContext,
+    /// Kyverno's namespace, where UpdateRequests go.
+    pub namespace: String,
+}
+
+impl CelTriggers {
+    /// The UpdateRequests the triggered policies ask for.
+    pub fn update_requests(&self) -> Vec<UpdateRequest> {
+        self.policies
+            .iter()
+            .filter_map(|triggered| cel_update_request(triggered, &self.trigger, &self.namespace))
             .collect()
     }
 }
@@ -174,6 +200,12 @@ async fn write(client: &Client, output: Output, metrics: &Metrics) {
                 };
             for request in requests {
                 let written = write_update_request(client, request, &namespace).await;
+                record(metrics, name, written);
+            }
+        }
+        Output::CelTriggered(triggers) => {
+            for request in triggers.update_requests() {
+                let written = write_update_request(client, request, &triggers.namespace).await;
                 record(metrics, name, written);
             }
         }

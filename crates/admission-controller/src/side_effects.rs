@@ -16,9 +16,9 @@ use kyverno_runtime::reports::{
 use serde_json::Value;
 
 use crate::events::{EventSubject, policy_events};
-use crate::outputs::{Output, OutputQueue, Triggered};
+use crate::outputs::{CelTriggers, Output, OutputQueue, Triggered};
 use crate::review::AdmissionRequest;
-use crate::update_requests::TriggerContext;
+use crate::update_requests::{CelTriggered, TriggerContext};
 
 /// Where the outputs of requests go and how they are signed.
 #[derive(Clone, Debug)]
@@ -92,17 +92,35 @@ impl Outputs {
         self.queue.push(Output::Triggered(Box::new(Triggered {
             policies: triggering,
             request: answered.resource_request.clone(),
-            trigger: TriggerContext::of(
-                answered.request,
-                answered.operation,
-                answered.resource_request.resource(),
-                answered.resource_request.request_info(),
-            ),
+            trigger: trigger_context(answered),
             exceptions: Arc::clone(&snapshot.exceptions),
             provider: Arc::clone(provider),
             namespace: self.namespace.clone(),
         })));
     }
+
+    /// Queues the UpdateRequests of the `policies.kyverno.io` policies (`triggered`) an
+    /// admitted request triggers.
+    pub fn trigger_cel(&self, answered: &Answered<'_>, triggered: Vec<CelTriggered>) {
+        if answered.request.dry_run == Some(true) || answered.blocked || triggered.is_empty() {
+            return;
+        }
+        self.queue.push(Output::CelTriggered(Box::new(CelTriggers {
+            policies: triggered,
+            trigger: trigger_context(answered),
+            namespace: self.namespace.clone(),
+        })));
+    }
+}
+
+/// The trigger and request of `answered` as UpdateRequests record them.
+fn trigger_context(answered: &Answered<'_>) -> TriggerContext {
+    TriggerContext::of(
+        answered.request,
+        answered.operation,
+        answered.resource_request.resource(),
+        answered.resource_request.request_info(),
+    )
 }
 
 /// The ephemeral report of an admitted resource, named after the request (as upstream): none

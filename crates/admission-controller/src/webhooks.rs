@@ -308,11 +308,7 @@ fn cel_hooks(
                 .cel
                 .iter()
                 .map(AsRef::as_ref)
-                .filter(|cached| {
-                    cached.failure_policy == failure_policy
-                        && cached.in_admission()
-                        && picks_policy(cached)
-                })
+                .filter(|cached| cached.failure_policy == failure_policy && picks_policy(cached))
                 .collect();
             let mut rules: Vec<RuleWithOperations> = Vec::new();
             let resource_rules = policies

@@ -574,6 +574,105 @@ async fn a_mutate_existing_rule_queues_an_update_request_and_leaves_the_trigger(
 }
 
 #[tokio::test]
+async fn a_mutate_existing_mutating_policy_queues_a_cel_mutate_update_request() {
+    if skip_on_real_cluster("a_mutate_existing_mutating_policy_queues_a_cel_mutate_update_request")
+    {
+        return;
+    }
+    let harness = Harness::new().await;
+    let (client, ns) = (harness.client(), harness.ns().to_owned());
+    let policy = format!("mpol-{ns}");
+    let config_map = |name: &str, labels: Value| {
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": ns, "labels": labels}, "data": {"k": "v"}})
+    };
+    create(
+        &client,
+        json!({
+            "apiVersion": "policies.kyverno.io/v1", "kind": "MutatingPolicy",
+            "metadata": {"name": policy},
+            "spec": {
+                "evaluation": {"mutateExisting": {"enabled": true}},
+                "matchConstraints": {
+                    "resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
+                        "operations": ["CREATE"], "resources": ["configmaps"]}],
+                    "objectSelector": {"matchLabels": {"e2e-trigger": ns}}
+                },
+                "targetMatchConstraints": {
+                    "resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
+                        "operations": ["CREATE", "UPDATE"], "resources": ["secrets"]}]
+                },
+                "mutations": [{"patchType": "ApplyConfiguration", "applyConfiguration": {
+                    "expression": "Object{metadata: Object.metadata{labels: {\"mutated\": \"yes\"}}}"}}]
+            }
+        }),
+    )
+    .await;
+    let mutating: Api<k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration> =
+        Api::all(client.clone());
+    eventually("the mpol webhook covers ConfigMaps", || async {
+        let config = mutating
+            .get_opt("kyverno-resource-mutating-webhook-cfg")
+            .await
+            .unwrap()?;
+        config
+            .webhooks
+            .unwrap_or_default()
+            .iter()
+            .any(|hook| {
+                hook.name.starts_with("mpol.mutate")
+                    && hook.rules.iter().flatten().any(|rule| {
+                        rule.resources
+                            .iter()
+                            .flatten()
+                            .any(|resource| resource == "configmaps")
+                    })
+            })
+            .then_some(())
+    })
+    .await;
+    eventually("the webhook answers", || async {
+        match create_with(&client, config_map("probe", json!({})), true).await {
+            Err(kube::Error::Api(status)) if status.message.contains("failed calling webhook") => {
+                None
+            }
+            _ => Some(()),
+        }
+    })
+    .await;
+    let admitted = create_with(
+        &client,
+        config_map("trigger", json!({"e2e-trigger": ns})),
+        false,
+    )
+    .await
+    .expect("the trigger is admitted");
+    assert!(
+        !admitted
+            .metadata
+            .labels
+            .unwrap_or_default()
+            .contains_key("mutated"),
+        "the trigger itself is left alone"
+    );
+    let request = eventually("a cel-mutate UpdateRequest for the trigger", || async {
+        harness
+            .update_requests("mutate.updaterequest.kyverno.io/policy-name", &policy)
+            .await
+            .into_iter()
+            .next()
+    })
+    .await;
+    let spec = serde_json::to_value(&request.spec).unwrap();
+    assert_eq!(spec["requestType"], "cel-mutate");
+    assert_eq!(spec["policy"], policy.as_str());
+    assert_eq!(spec["resource"]["kind"], "ConfigMap");
+    assert_eq!(spec["resource"]["name"], "trigger");
+    assert_eq!(spec["resource"]["namespace"], ns.as_str());
+    harness.cleanup().await;
+}
+
+#[tokio::test]
 async fn a_dry_run_leaves_nothing() {
     let harness = Harness::new().await;
     let (client, ns) = (harness.client(), harness.ns().to_owned());
