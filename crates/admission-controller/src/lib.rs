@@ -31,7 +31,8 @@ use kube::Client;
 use kyverno_runtime::admin::{self, Admin};
 use kyverno_runtime::certificates::{CertificateSettings, watch_serving_certificate};
 use kyverno_runtime::config::SharedConfig;
-use kyverno_runtime::https::{TlsServing, serve_tls};
+pub use kyverno_runtime::https::StartError;
+use kyverno_runtime::https::{TlsServing, bind, serve_tls};
 use kyverno_runtime::leader::LeaderElection;
 use kyverno_runtime::namespaces::NamespaceLabels;
 use kyverno_runtime::policy_cache::{PolicyCache, WebhookDefaults};
@@ -117,22 +118,6 @@ impl Options {
             webhook_defaults: WebhookDefaults::default(),
         }
     }
-}
-
-/// Why a replica cannot start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// A listener cannot be bound.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// The address.
-        addr: SocketAddr,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The TLS configuration cannot be built.
-    #[error(transparent)]
-    Tls(#[from] tls::TlsError),
 }
 
 /// A running replica; dropping it stops everything it runs, at once (as a killed pod).
@@ -234,25 +219,8 @@ pub async fn start(client: Client, options: Options) -> Result<Replica, StartErr
         max_body_bytes: options.max_body_bytes,
         ready,
     });
-    let bind = |addr: SocketAddr| async move {
-        tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartError::Bind { addr, source })
-    };
-    let webhook_listener = bind(options.webhook_addr).await?;
-    let metrics_listener = bind(options.metrics_addr).await?;
-    let webhook_addr = webhook_listener
-        .local_addr()
-        .map_err(|source| StartError::Bind {
-            addr: options.webhook_addr,
-            source,
-        })?;
-    let metrics_addr = metrics_listener
-        .local_addr()
-        .map_err(|source| StartError::Bind {
-            addr: options.metrics_addr,
-            source,
-        })?;
+    let (webhook_listener, webhook_addr) = bind(options.webhook_addr).await?;
+    let (metrics_listener, metrics_addr) = bind(options.metrics_addr).await?;
     tasks.push(tokio::spawn(serve_tls(
         webhook_listener,
         TlsServing::new(cert_store)?,

@@ -27,10 +27,11 @@ use std::time::Duration;
 use kube::Client;
 use kyverno_runtime::admin::{self, Admin};
 use kyverno_runtime::certificates::{CertificateSettings, watch_serving_certificate};
-use kyverno_runtime::https::{TlsServing, serve_tls};
+pub use kyverno_runtime::https::StartError;
+use kyverno_runtime::https::{TlsServing, bind, serve_tls};
 use kyverno_runtime::leader::LeaderElection;
 use kyverno_runtime::provider::ApiServerProvider;
-use kyverno_runtime::tls::{self, CertStore};
+use kyverno_runtime::tls::CertStore;
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -100,22 +101,6 @@ impl Options {
     }
 }
 
-/// Why a replica cannot start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// A listener cannot be bound.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// The address.
-        addr: SocketAddr,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The TLS configuration cannot be built.
-    #[error(transparent)]
-    Tls(#[from] tls::TlsError),
-}
-
 /// A running replica; dropping it stops everything it runs, at once (as a killed pod).
 #[derive(Debug)]
 pub struct Replica {
@@ -140,16 +125,6 @@ impl Drop for Replica {
             task.abort();
         }
     }
-}
-
-async fn bind(addr: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), StartError> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Bind { addr, source })?;
-    let local = listener
-        .local_addr()
-        .map_err(|source| StartError::Bind { addr, source })?;
-    Ok((listener, local))
 }
 
 /// Starts a replica with `client`.

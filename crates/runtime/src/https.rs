@@ -1,6 +1,7 @@
 //! Serving a webhook router over TLS with the certificate of a [`CertStore`]: connections are
 //! accepted only once a certificate is loaded, so that a replica just started never fails the
 //! handshake of a webhook call (they wait in the listen backlog meanwhile).
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +15,33 @@ use crate::tls::{CertStore, TlsError, server_config};
 
 /// How long a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a webhook replica cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A listener cannot be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TLS configuration cannot be built.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+}
+
+/// Listens on `addr`, returning the listener and the address it got (port 0 picks one).
+pub async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| StartError::Bind { addr, source })?;
+    Ok((listener, local))
+}
 
 /// The certificates a TLS server presents and its rustls configuration.
 #[derive(Clone, Debug)]
