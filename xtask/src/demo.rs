@@ -1,12 +1,13 @@
 //! `cargo xtask demo [--check]`: the seed walkthrough on this machine. It builds apiserver-sim
-//! and the admission, reports and background-scan controllers (debug), starts them against the
-//! simulator (the `kyverno-svc` Service mapped to the admission controller's local address),
-//! then runs the walkthrough with the real kubectl, printed as a terminal session: an Enforce
-//! policy blocks an unlabelled Pod and admits a labelled one; an Audit policy admits a good and
-//! a bad Pod, the reports controller summarises them in `polr-ns-default`, and `kubectl get
-//! events` lists the admission controller's PolicyViolation Event on the bad Pod. Everything stops
-//! and the temporary folder goes at the end, on failure and on Ctrl-C. With `--check` nothing is
-//! printed but the outcome.
+//! and the admission, reports, background-scan and generate controllers (debug), starts them
+//! against the simulator (the `kyverno-svc` Service mapped to the admission controller's local
+//! address), then runs the walkthrough with the real kubectl, printed as a terminal session: an
+//! Enforce policy blocks an unlabelled Pod and admits a labelled one; an Audit policy admits a
+//! good and a bad Pod, the reports controller summarises them in `polr-ns-default`, and `kubectl
+//! get events` lists the admission controller's PolicyViolation Event on the bad Pod; a generate
+//! policy gives a new Namespace a default-deny NetworkPolicy (admission queues the
+//! UpdateRequest, the generate controller creates it). Everything stops and the temporary folder
+//! goes at the end, on failure and on Ctrl-C. With `--check` nothing is printed but the outcome.
 mod processes;
 mod session;
 
@@ -23,7 +24,7 @@ use processes::{Processes, TempDir};
 use session::Session;
 
 /// The packages built and the binary each one provides.
-const BINARIES: [(&str, &str); 4] = [
+const BINARIES: [(&str, &str); 5] = [
     ("apiserver-sim", "apiserver-sim"),
     ("kyverno-admission-controller", "admission-controller"),
     ("kyverno-reports-controller", "reports-controller"),
@@ -31,6 +32,7 @@ const BINARIES: [(&str, &str); 4] = [
         "kyverno-background-scan-controller",
         "background-scan-controller",
     ),
+    ("kyverno-generate-controller", "generate-controller"),
 ];
 
 /// The Enforce policy of the first part.
@@ -38,6 +40,12 @@ const REQUIRE_LABELS: &str = include_str!("demo/require-labels.yaml");
 
 /// The Audit policy of the second part.
 const REQUIRE_TIER: &str = include_str!("demo/require-tier-on-pod.yaml");
+
+/// The generate policy of the third part.
+const ADD_NETWORKPOLICY: &str = include_str!("demo/add-networkpolicy.yaml");
+
+/// The Namespace created in the third part.
+const TEAM_NAMESPACE: &str = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team-a\n";
 
 /// The namespace the controllers run in.
 const KYVERNO_NAMESPACE: &str = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: kyverno\n";
@@ -181,7 +189,7 @@ fn start(
     )?;
     session.show_ok(&["apply", "-f", "kyverno-namespace.yaml"])?;
     session.comment(&format!(
-        "starting the admission, reports and background-scan controllers (webhooks on {webhook_addr})"
+        "starting the admission, reports, background-scan and generate controllers (webhooks on {webhook_addr})"
     ));
     let controller = |name: &str| {
         let mut command = binary(name);
@@ -204,13 +212,17 @@ fn start(
         "background-scan-controller",
         controller("background-scan-controller"),
     )?;
+    let mut generate = controller("generate-controller");
+    generate.args(["--metrics-addr", "127.0.0.1:0"]);
+    processes.spawn("generate-controller", generate)?;
     Ok(())
 }
 
 /// The seed walkthrough.
 fn walkthrough(session: &Session<'_>) -> anyhow::Result<()> {
     enforce(session)?;
-    audit(session)
+    audit(session)?;
+    generate(session)
 }
 
 /// An Enforce policy: the unlabelled Pod is blocked, the labelled one admitted.
@@ -301,6 +313,58 @@ fn audit(session: &Session<'_>) -> anyhow::Result<()> {
     let shown = session.show_ok(&events)?;
     if !violation_on_bad_pod(&shown.stdout) {
         bail!("no PolicyViolation Event on pod/bad in:\n{}", shown.text());
+    }
+    Ok(())
+}
+
+/// A generate policy: a new Namespace gets a default-deny NetworkPolicy.
+fn generate(session: &Session<'_>) -> anyhow::Result<()> {
+    session.comment("3. a generate policy: every new Namespace gets a default-deny NetworkPolicy");
+    session.write_manifest("add-networkpolicy.yaml", ADD_NETWORKPOLICY)?;
+    session.show_ok(&["apply", "-f", "add-networkpolicy.yaml"])?;
+    session.comment("(waiting until the admission controller sends Namespace requests to Kyverno)");
+    session.wait_for("the validating webhook covers Namespaces", LIMIT, || {
+        let rules = session.kubectl(&[
+            "get",
+            "validatingwebhookconfiguration",
+            "kyverno-resource-validating-webhook-cfg",
+            "-o",
+            "jsonpath={.webhooks[*].rules[*].resources}",
+        ])?;
+        Ok(if rules.success && rules.stdout.contains("namespaces") {
+            Ok(())
+        } else {
+            Err(rules.text())
+        })
+    })?;
+    session.write_manifest("team-a.yaml", TEAM_NAMESPACE)?;
+    session.show_ok(&["apply", "-f", "team-a.yaml"])?;
+    session.comment("(waiting until the generate controller has created the NetworkPolicy)");
+    let get = ["get", "networkpolicy", "default-deny", "-n", "team-a"];
+    session.wait_for("NetworkPolicy team-a/default-deny exists", LIMIT, || {
+        let found = session.kubectl(&get)?;
+        Ok(if found.success {
+            Ok(())
+        } else {
+            Err(found.text())
+        })
+    })?;
+    session.processes.check_running()?;
+    session.show_ok(&get)?;
+    let labels = session.show_ok(&[
+        "get",
+        "networkpolicy",
+        "default-deny",
+        "-n",
+        "team-a",
+        "-o",
+        "jsonpath={.metadata.labels.generate\\.kyverno\\.io/policy-name}",
+    ])?;
+    if labels.stdout.trim() != "add-networkpolicy" {
+        bail!(
+            "the NetworkPolicy does not name its policy:\n{}",
+            labels.text()
+        );
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! Admission with the CEL policy kinds of `policies.kyverno.io` (`/vpol/…`, `/ivpol/validate/…`,
-//! `/mpol/…`), evaluated with policy-core's `celpolicy` engines as upstream's handlers answer:
+//! `/mpol/…`, `/gpol/…`), evaluated with policy-core's `celpolicy` engines as upstream's
+//! handlers answer:
 //!
 //! - ValidatingPolicies and ImageValidatingPolicies: each failed (or errored) validation of a
 //!   policy whose `validationActions` has `Deny` denies the request with
@@ -13,6 +14,10 @@
 //!   `Ignore`. MutatingPolicies that mutate existing resources (`evaluation.mutateExisting`)
 //!   leave the request as it is: each whose `matchConstraints` select it queues a `cel-mutate`
 //!   UpdateRequest for the background controller once the request is admitted.
+//! - GeneratingPolicies: the request is always admitted; each policy whose `matchConstraints`
+//!   select it queues a `cel-generate` UpdateRequest (its `matchConditions` and generations are
+//!   evaluated by the background controller), except for requests of the background controller
+//!   itself when the policy skips them (`evaluation.skipBackgroundRequests`, the default).
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -44,6 +49,8 @@ pub enum CelWebhook {
     ImageValidate,
     /// `/mpol/…`: MutatingPolicies.
     Mutate,
+    /// `/gpol/…`: GeneratingPolicies.
+    Generate,
 }
 
 impl CelWebhook {
@@ -61,6 +68,7 @@ impl CelWebhook {
             (CelWebhook::Validate, CompiledCel::Validating(_))
                 | (CelWebhook::ImageValidate, CompiledCel::ImageValidating(_))
                 | (CelWebhook::Mutate, CompiledCel::Mutating(_))
+                | (CelWebhook::Generate, CompiledCel::Generating(_))
         )
     }
 }
@@ -158,19 +166,14 @@ pub fn review(
                 .into_iter()
                 .partition(|cached| mutates_existing(cached));
             let answer = mutate(&request.uid, &admitted, &cel_request);
-            if let Some(outputs) = evaluator.outputs.as_ref().filter(|_| answer.allowed) {
-                outputs.trigger_cel(
-                    &Answered {
-                        request,
-                        operation,
-                        resource_request: &cel_request.request,
-                        results: &[],
-                        blocked: false,
-                    },
-                    triggered_mutations(&existing, &cel_request),
-                );
+            if answer.allowed {
+                trigger(evaluator, request, operation, &existing, &cel_request);
             }
             return answer;
+        }
+        CelWebhook::Generate => {
+            trigger(evaluator, request, operation, &policies, &cel_request);
+            return allow();
         }
     };
     let answer = decide(&request.uid, &evaluated);
@@ -296,12 +299,33 @@ fn decide(uid: &str, outcomes: &[Outcome<'_>]) -> AdmissionResponse {
     }
 }
 
-/// The mutate-existing MutatingPolicies among `policies` whose `matchConstraints` select the
-/// request, as the UpdateRequests they ask for.
-fn triggered_mutations(
+/// Queues the UpdateRequests of the admitted `request` that `policies` (mutate-existing
+/// MutatingPolicies or GeneratingPolicies) ask for.
+fn trigger(
+    evaluator: &Evaluator,
+    request: &AdmissionRequest,
+    operation: AdmissionOperation,
     policies: &[&Arc<CachedCelPolicy>],
     cel_request: &CelRequest,
-) -> Vec<CelTriggered> {
+) {
+    if let Some(outputs) = &evaluator.outputs {
+        outputs.trigger_cel(
+            &Answered {
+                request,
+                operation,
+                resource_request: &cel_request.request,
+                results: &[],
+                blocked: false,
+            },
+            triggered(policies, cel_request),
+        );
+    }
+}
+
+/// The policies among `policies` whose `matchConstraints` select the request, as the
+/// UpdateRequests they ask for: `cel-mutate` for mutate-existing MutatingPolicies,
+/// `cel-generate` for GeneratingPolicies.
+fn triggered(policies: &[&Arc<CachedCelPolicy>], cel_request: &CelRequest) -> Vec<CelTriggered> {
     let input = RequestInput::new(
         &cel_request.request,
         &cel_request.resource,
@@ -309,14 +333,27 @@ fn triggered_mutations(
     );
     policies
         .iter()
-        .filter(|cached| {
-            matches!(&cached.compiled, CompiledCel::Mutating(policy)
-                if policy.selects_trigger(&input))
-        })
-        .map(|cached| CelTriggered {
-            policy: cached.key.clone(),
-            request_type: RequestType::CelMutate,
-            synchronize: false,
+        .filter_map(|cached| {
+            let (request_type, synchronize, skip_background_requests) = match &cached.compiled {
+                CompiledCel::Mutating(policy) if policy.selects_trigger(&input) => {
+                    (RequestType::CelMutate, false, false)
+                }
+                CompiledCel::Generating(policy) if policy.selects(&input) => {
+                    let settings = policy.settings();
+                    (
+                        RequestType::CelGenerate,
+                        settings.synchronize,
+                        settings.skip_background_requests,
+                    )
+                }
+                _ => return None,
+            };
+            Some(CelTriggered {
+                policy: cached.key.clone(),
+                request_type,
+                synchronize,
+                skip_background_requests,
+            })
         })
         .collect()
 }
@@ -378,6 +415,7 @@ fn mutate(
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+    use kyverno_api::kyverno::v2::update_request::UpdateRequest;
     use kyverno_policy_core::engine::NoExternalData;
     use kyverno_runtime::cel_policies::{CelKind, CelSource};
     use kyverno_runtime::config::SharedConfig;
@@ -404,6 +442,31 @@ mod tests {
             metrics,
             outputs: None,
         }
+    }
+
+    /// The user of the background controller in the tests.
+    const BACKGROUND_USER: &str = "system:serviceaccount:kyverno:kyverno-background-controller";
+
+    /// Gives `evaluator` outputs; the receiver gets what it queues.
+    fn queue_outputs(
+        evaluator: &mut Evaluator,
+    ) -> tokio::sync::mpsc::Receiver<crate::outputs::Output> {
+        let (queue, receiver) =
+            crate::outputs::OutputQueue::new(16, Arc::clone(&evaluator.metrics));
+        evaluator.outputs = Some(Outputs {
+            queue,
+            namespace: "kyverno".into(),
+            instance: "kyverno-admission-test".into(),
+            background_user: BACKGROUND_USER.into(),
+        });
+        receiver
+    }
+
+    /// What was queued so far.
+    fn drain(
+        receiver: &mut tokio::sync::mpsc::Receiver<crate::outputs::Output>,
+    ) -> Vec<crate::outputs::Output> {
+        std::iter::from_fn(|| receiver.try_recv().ok()).collect()
     }
 
     fn pod_request(labels: Value) -> AdmissionRequest {
@@ -491,13 +554,7 @@ mod tests {
         let mut evaluator = evaluator();
         let mut registry = Registry::default();
         evaluator.metrics = Arc::new(Metrics::register(&mut registry));
-        let (queue, mut receiver) =
-            crate::outputs::OutputQueue::new(16, Arc::clone(&evaluator.metrics));
-        evaluator.outputs = Some(Outputs {
-            queue,
-            namespace: "kyverno".into(),
-            instance: "kyverno-admission-test".into(),
-        });
+        let mut receiver = queue_outputs(&mut evaluator);
         let mut source = require_team(actions);
         if let CelSource::Validating(policy) = &mut source {
             policy.metadata.resource_version = Some("31".into());
@@ -514,12 +571,8 @@ mod tests {
             FailurePolicy::Fail,
             &request,
         );
-        let mut outputs = Vec::new();
-        while let Ok(output) = receiver.try_recv() {
-            outputs.push(output);
-        }
         let metrics = kyverno_runtime::admin::Admin::new(registry).encode_metrics();
-        (answer.allowed, outputs, metrics)
+        (answer.allowed, drain(&mut receiver), metrics)
     }
 
     #[test]
@@ -592,13 +645,7 @@ mod tests {
         dry_run: bool,
     ) -> (AdmissionResponse, Vec<crate::outputs::Output>) {
         let mut evaluator = evaluator();
-        let (queue, mut receiver) =
-            crate::outputs::OutputQueue::new(16, Arc::clone(&evaluator.metrics));
-        evaluator.outputs = Some(Outputs {
-            queue,
-            namespace: "kyverno".into(),
-            instance: "kyverno-admission-test".into(),
-        });
+        let mut receiver = queue_outputs(&mut evaluator);
         let mut constraints = pods();
         constraints["objectSelector"] = json!({"matchLabels": {"app": "x"}});
         evaluator.stores.cache.apply_cel_policy(policy(
@@ -619,11 +666,7 @@ mod tests {
             FailurePolicy::Fail,
             &request,
         );
-        let mut outputs = Vec::new();
-        while let Ok(output) = receiver.try_recv() {
-            outputs.push(output);
-        }
-        (answer, outputs)
+        (answer, drain(&mut receiver))
     }
 
     #[test]
@@ -653,6 +696,106 @@ mod tests {
                 .1
                 .is_empty()
         );
+    }
+
+    /// The answer to the creation of Namespace `team-a` by `username` on the generating path,
+    /// with a GeneratingPolicy triggered by Namespaces (`evaluation` as given), and the
+    /// UpdateRequests it queued.
+    fn generating_outputs(
+        username: &str,
+        evaluation: Value,
+    ) -> (AdmissionResponse, Vec<UpdateRequest>) {
+        let mut evaluator = evaluator();
+        let mut receiver = queue_outputs(&mut evaluator);
+        evaluator.stores.cache.apply_cel_policy(policy(
+            CelKind::GeneratingPolicy,
+            json!({"evaluation": evaluation,
+                "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
+                    "operations": ["CREATE"], "resources": ["namespaces"]}]},
+                "generate": [{"template": {"value":
+                    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: defaults"}}]}),
+        ));
+        let request = AdmissionReview::parse(
+            json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+                "uid": "u", "kind": {"group": "", "version": "v1", "kind": "Namespace"},
+                "resource": {"group": "", "version": "v1", "resource": "namespaces"},
+                "name": "team-a", "operation": "CREATE", "userInfo": {"username": username},
+                "object": {"apiVersion": "v1", "kind": "Namespace",
+                    "metadata": {"name": "team-a", "uid": "ns-uid"}}}})
+            .to_string()
+            .as_bytes(),
+        )
+        .unwrap();
+        let answer = review(
+            &evaluator,
+            CelWebhook::Generate,
+            FailurePolicy::Ignore,
+            &request,
+        );
+        let requests = drain(&mut receiver)
+            .into_iter()
+            .flat_map(|output| match output {
+                crate::outputs::Output::CelTriggered(triggers) => triggers.update_requests(),
+                other => panic!("only triggered policies expected, got {other:?}"),
+            })
+            .collect();
+        (answer, requests)
+    }
+
+    #[test]
+    fn generating_policies_queue_cel_generate_requests() {
+        let (answer, requests) =
+            generating_outputs("alice", json!({"synchronize": {"enabled": true}}));
+        assert!(answer.allowed);
+        assert!(answer.patch.is_none());
+        assert_eq!(requests.len(), 1);
+        let request = serde_json::to_value(&requests[0]).unwrap();
+        assert_eq!(request["spec"]["requestType"], "cel-generate");
+        assert_eq!(request["spec"]["policy"], "p");
+        assert_eq!(request["spec"]["synchronize"], true);
+        assert_eq!(
+            request["spec"]["ruleContext"][0]["trigger"]["name"],
+            "team-a"
+        );
+        assert_eq!(
+            request["metadata"]["labels"]["generate.kyverno.io/policy-name"],
+            "p"
+        );
+        // The background controller's own requests trigger nothing, unless the policy asks.
+        assert!(generating_outputs(BACKGROUND_USER, json!({})).1.is_empty());
+        assert_eq!(
+            generating_outputs(BACKGROUND_USER, json!({"skipBackgroundRequests": false}))
+                .1
+                .len(),
+            1
+        );
+        // Policies that leave admission requests alone get none.
+        assert!(
+            generating_outputs("alice", json!({"admission": {"enabled": false}}))
+                .1
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn generating_policies_ignore_requests_they_do_not_select() {
+        let mut evaluator = evaluator();
+        let mut receiver = queue_outputs(&mut evaluator);
+        evaluator.stores.cache.apply_cel_policy(policy(
+            CelKind::GeneratingPolicy,
+            json!({"matchConstraints": {"resourceRules": [{"apiGroups": [""],
+                    "apiVersions": ["v1"], "operations": ["CREATE"],
+                    "resources": ["namespaces"]}]},
+                "generate": [{"template": {"value": "kind: ConfigMap"}}]}),
+        ));
+        let answer = review(
+            &evaluator,
+            CelWebhook::Generate,
+            FailurePolicy::Ignore,
+            &pod_request(json!({})),
+        );
+        assert!(answer.allowed);
+        assert!(drain(&mut receiver).is_empty());
     }
 
     #[test]

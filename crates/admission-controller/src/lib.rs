@@ -35,7 +35,7 @@ pub use kyverno_runtime::https::StartError;
 use kyverno_runtime::https::{TlsServing, bind, serve_tls};
 use kyverno_runtime::leader::LeaderElection;
 use kyverno_runtime::namespaces::NamespaceLabels;
-use kyverno_runtime::policy_cache::{PolicyCache, WebhookDefaults};
+use kyverno_runtime::policy_cache::{PolicyCache, Source, WebhookDefaults};
 use kyverno_runtime::provider::ApiServerProvider;
 use kyverno_runtime::tls::CertStore;
 use kyverno_runtime::watch::{Stores, spawn_watches};
@@ -89,13 +89,18 @@ pub struct Options {
     /// The webhook timeout and failure policy of policies that set none (`--webhookTimeout`,
     /// `--forceFailurePolicyIgnore`).
     pub webhook_defaults: WebhookDefaults,
+    /// The user the background controller sends requests as
+    /// (`--backgroundServiceAccountName`): its requests do not trigger generation by the rules and
+    /// GeneratingPolicies that skip background requests.
+    pub background_service_account: String,
 }
 
 impl Options {
     /// Upstream's defaults: namespace `kyverno`, Service `kyverno-svc:443`, ConfigMap `kyverno`,
     /// webhooks on `:9443`, metrics on `:8000`, Lease `kyverno` (15 s, renewed every 2 s), a CA
     /// for a year and serving certificates for 150 days renewed 15 days before expiry (looked at
-    /// every minute), 8 MiB bodies, two evaluations per CPU.
+    /// every minute), 8 MiB bodies, two evaluations per CPU, background controller
+    /// `system:serviceaccount:kyverno:kyverno-background-controller`.
     pub fn with_defaults(pod_name: &str) -> Self {
         let day = Duration::from_secs(86_400);
         Self {
@@ -116,6 +121,8 @@ impl Options {
             renew_before: day * 15,
             certificate_check_period: Duration::from_secs(60),
             webhook_defaults: WebhookDefaults::default(),
+            background_service_account:
+                "system:serviceaccount:kyverno:kyverno-background-controller".to_owned(),
         }
     }
 }
@@ -159,6 +166,7 @@ pub async fn start(client: Client, options: Options) -> Result<Replica, StartErr
     let (synced, mut tasks) = spawn_watches(
         &client,
         &stores,
+        &Source::all(),
         &options.namespace,
         &options.config_map_name,
     );
@@ -200,6 +208,7 @@ pub async fn start(client: Client, options: Options) -> Result<Replica, StartErr
             queue: output_queue,
             namespace: options.namespace.clone(),
             instance: format!("{}-{}", events::SOURCE, options.pod_name),
+            background_user: options.background_service_account.clone(),
         }),
     };
     stores

@@ -53,6 +53,13 @@ struct Args {
         action = clap::ArgAction::Set
     )]
     force_failure_policy_ignore: bool,
+    /// The user the background controller sends requests as: they do not trigger generation
+    /// by rules and GeneratingPolicies that skip background requests (upstream's flag).
+    #[arg(
+        long = "backgroundServiceAccountName",
+        default_value = "system:serviceaccount:kyverno:kyverno-background-controller"
+    )]
+    background_service_account: String,
 }
 
 #[tokio::main]
@@ -72,6 +79,7 @@ async fn main() -> anyhow::Result<()> {
     options.metrics_addr = args.metrics_addr;
     options.max_body_bytes = args.max_request_bytes;
     options.lease_ttl = Duration::from_secs(args.lease_seconds);
+    options.background_service_account = args.background_service_account;
     options.webhook_defaults = WebhookDefaults {
         timeout_seconds: args.webhook_timeout,
         force_failure_policy_ignore: args.force_failure_policy_ignore,

@@ -14,7 +14,7 @@ use kyverno_api::kyverno::v2::policy_exception::PolicyException;
 use kyverno_api::kyverno::v2::update_request::UpdateRequest;
 use kyverno_api::reports::v1::{ClusterEphemeralReport, EphemeralReport};
 use kyverno_policy_core::engine::{
-    ContextProvider, Environment, SuppliedValues, background_checks,
+    ContextProvider, Environment, LoadedPolicy, SuppliedValues, background_checks,
 };
 use kyverno_policy_core::request::ResourceRequest;
 use kyverno_policy_core::response::RuleStatus;
@@ -74,6 +74,9 @@ pub struct Triggered {
     pub provider: Arc<dyn ContextProvider>,
     /// Kyverno's namespace, where UpdateRequests go.
     pub namespace: String,
+    /// Whether the background controller sent the request: rules that skip background requests
+    /// (`skipBackgroundRequests`, true when unset) ask for nothing.
+    pub from_background_controller: bool,
 }
 
 impl std::fmt::Debug for Triggered {
@@ -106,6 +109,10 @@ impl Triggered {
                                 || (rule.status == RuleStatus::Fail
                                     && operation == AdmissionOperation::Update)
                         })
+                        .filter(|rule| {
+                            !self.from_background_controller
+                                || applies_to_background_requests(&cached.policy, &rule.name)
+                        })
                         .map(|rule| CheckedRule {
                             name: rule.name,
                             rule_type: rule.rule_type,
@@ -116,6 +123,16 @@ impl Triggered {
             })
             .collect()
     }
+}
+
+/// Whether the rule `name` of `policy` applies to the background controller's requests too
+/// (`skipBackgroundRequests: false`).
+fn applies_to_background_requests(policy: &LoadedPolicy, name: &str) -> bool {
+    policy
+        .rules
+        .iter()
+        .find(|rule| rule.name == name)
+        .is_some_and(|rule| rule.skip_background_requests == Some(false))
 }
 
 /// The `policies.kyverno.io` policies an admitted request triggers.
@@ -271,6 +288,70 @@ mod tests {
 
     fn event() -> Output {
         Output::Event(Box::default())
+    }
+
+    /// The UpdateRequests of a ClusterPolicy generating a ConfigMap in every new Namespace
+    /// (`skip` as its rule's `skipBackgroundRequests`), for a Namespace created by `username`
+    /// (`from_background_controller` telling whether that is the background controller).
+    fn generate_requests(
+        skip: Option<bool>,
+        from_background_controller: bool,
+    ) -> Vec<UpdateRequest> {
+        use kyverno_policy_core::engine::NoExternalData;
+        use kyverno_policy_core::request::RequestInfo;
+        use kyverno_runtime::policy_cache::PolicyCache;
+        let cache = PolicyCache::default();
+        cache.apply_cluster_policy(
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "kyverno.io/v1", "kind": "ClusterPolicy",
+                "metadata": {"name": "defaults"},
+                "spec": {"rules": [{"name": "config",
+                    "skipBackgroundRequests": skip,
+                    "match": {"any": [{"resources": {"kinds": ["Namespace"]}}]},
+                    "generate": {"apiVersion": "v1", "kind": "ConfigMap", "name": "c",
+                        "namespace": "{{request.object.metadata.name}}", "data": {}}}]}
+            }))
+            .expect("a valid policy"),
+        );
+        let namespace = serde_json::json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": "team-a", "uid": "ns-uid"}});
+        let request: crate::review::AdmissionRequest = serde_json::from_value(serde_json::json!({
+            "uid": "req-1",
+            "kind": {"group": "", "version": "v1", "kind": "Namespace"},
+            "resource": {"group": "", "version": "v1", "resource": "namespaces"},
+            "name": "team-a", "operation": "CREATE",
+            "userInfo": {"username": "someone"}, "object": namespace
+        }))
+        .expect("a valid request");
+        let requester = RequestInfo {
+            user_info: request.user_info.clone(),
+            ..RequestInfo::default()
+        };
+        let snapshot = cache.snapshot();
+        Triggered {
+            policies: snapshot.policies.to_vec(),
+            request: ResourceRequest::new(namespace.clone())
+                .with_operation(AdmissionOperation::Create),
+            trigger: TriggerContext::of(
+                &request,
+                AdmissionOperation::Create,
+                &namespace,
+                &requester,
+            ),
+            exceptions: Arc::clone(&snapshot.exceptions),
+            provider: Arc::new(NoExternalData),
+            namespace: "kyverno".to_owned(),
+            from_background_controller,
+        }
+        .update_requests()
+    }
+
+    #[test]
+    fn rules_skip_the_background_controllers_requests_unless_told_otherwise() {
+        assert_eq!(generate_requests(None, false).len(), 1);
+        assert!(generate_requests(None, true).is_empty());
+        assert!(generate_requests(Some(true), true).is_empty());
+        assert_eq!(generate_requests(Some(false), true).len(), 1);
     }
 
     #[test]

@@ -134,7 +134,7 @@ fn load_problem(loaded: Result<LoadedPolicy, PolicyLoadError>) -> Option<String>
 
 /// The field path of a CEL policy that does not have the shape of its kind.
 fn cel_shape_problem(kind: CelKind, object: &serde_json::Value) -> String {
-    use kyverno_api::policies::{image_validating, mutating, validating};
+    use kyverno_api::policies::{generating, image_validating, mutating, validating};
     let outcome = match kind {
         CelKind::ValidatingPolicy => decode::<validating::ValidatingPolicy>(object).err(),
         CelKind::NamespacedValidatingPolicy => {
@@ -149,6 +149,10 @@ fn cel_shape_problem(kind: CelKind, object: &serde_json::Value) -> String {
         }
         CelKind::NamespacedImageValidatingPolicy => {
             decode::<image_validating::NamespacedImageValidatingPolicy>(object).err()
+        }
+        CelKind::GeneratingPolicy => decode::<generating::GeneratingPolicy>(object).err(),
+        CelKind::NamespacedGeneratingPolicy => {
+            decode::<generating::NamespacedGeneratingPolicy>(object).err()
         }
     };
     outcome.unwrap_or_else(|| format!("invalid {}", kind.name()))
@@ -236,5 +240,33 @@ mod tests {
                 .starts_with("spec.exceptions"),
         );
         assert!(mutate_policy(&request_for(vpol("true"))).patch.is_none());
+    }
+
+    #[test]
+    fn generating_policies_are_checked() {
+        let gpol = |generation: Value| {
+            json!({"apiVersion": "policies.kyverno.io/v1", "kind": "GeneratingPolicy",
+                "metadata": {"name": "g"}, "spec": {"generate": [generation]}})
+        };
+        let request_for = |object| request("policies.kyverno.io", "GeneratingPolicy", object);
+        let valid = gpol(json!({"expression": "generator.Apply('team', [])"}));
+        assert!(validate_policy(&request_for(valid)).allowed);
+        let answer = validate_policy(&request_for(gpol(json!({"expression": "1 +"}))));
+        assert!(!answer.allowed);
+        let message = answer.status.unwrap().message;
+        assert!(message.contains("spec.generate[0].expression"), "{message}");
+        let answer = validate_policy(&request_for(gpol(json!({}))));
+        let message = answer.status.unwrap().message;
+        assert!(message.contains("spec.generate[0]"), "{message}");
+        let bad_shape = json!({"apiVersion": "policies.kyverno.io/v1",
+            "kind": "NamespacedGeneratingPolicy", "metadata": {"name": "g", "namespace": "team"},
+            "spec": {"generate": "not a list"}});
+        let answer = validate_policy(&request(
+            "policies.kyverno.io",
+            "NamespacedGeneratingPolicy",
+            bad_shape,
+        ));
+        let message = answer.status.unwrap().message;
+        assert!(message.starts_with("spec.generate"), "{message}");
     }
 }

@@ -86,7 +86,8 @@ impl std::fmt::Debug for AppState {
 }
 
 /// The webhook routes: `/validate/{fail,ignore}`, `/mutate/{fail,ignore}`, the CEL policies'
-/// `/vpol/{fail,ignore}`, `/ivpol/validate/{fail,ignore}` and `/mpol/{fail,ignore}`, Kyverno's
+/// `/vpol/{fail,ignore}`, `/ivpol/validate/{fail,ignore}`, `/mpol/{fail,ignore}` and
+/// `/gpol/{fail,ignore}`, Kyverno's
 /// own `/policyvalidate`, `/policymutate` and `/exceptionvalidate` (failure policy `Ignore`),
 /// `/health/liveness` and `/health/readiness`.
 pub fn webhook_router(state: Arc<AppState>) -> Router {
@@ -106,6 +107,7 @@ pub fn webhook_router(state: Arc<AppState>) -> Router {
         ("/vpol", Handler::Cel(CelWebhook::Validate)),
         ("/ivpol/validate", Handler::Cel(CelWebhook::ImageValidate)),
         ("/mpol", Handler::Cel(CelWebhook::Mutate)),
+        ("/gpol", Handler::Cel(CelWebhook::Generate)),
     ];
     let mut router = Router::new();
     for (prefix, handler) in both {

@@ -29,6 +29,9 @@ pub struct Outputs {
     pub namespace: String,
     /// `reportingInstance` of the Events (this replica).
     pub instance: String,
+    /// The user the background controller sends requests as (`--backgroundServiceAccountName`):
+    /// its requests do not trigger the rules and policies that skip background requests.
+    pub background_user: String,
 }
 
 /// One answered validation request.
@@ -96,12 +99,16 @@ impl Outputs {
             exceptions: Arc::clone(&snapshot.exceptions),
             provider: Arc::clone(provider),
             namespace: self.namespace.clone(),
+            from_background_controller: self.sent_by_background_controller(answered),
         })));
     }
 
     /// Queues the UpdateRequests of the `policies.kyverno.io` policies (`triggered`) an
     /// admitted request triggers.
-    pub fn trigger_cel(&self, answered: &Answered<'_>, triggered: Vec<CelTriggered>) {
+    pub fn trigger_cel(&self, answered: &Answered<'_>, mut triggered: Vec<CelTriggered>) {
+        if self.sent_by_background_controller(answered) {
+            triggered.retain(|policy| !policy.skip_background_requests);
+        }
         if answered.request.dry_run == Some(true) || answered.blocked || triggered.is_empty() {
             return;
         }
@@ -110,6 +117,11 @@ impl Outputs {
             trigger: trigger_context(answered),
             namespace: self.namespace.clone(),
         })));
+    }
+
+    /// Whether the background controller sent the request of `answered`.
+    fn sent_by_background_controller(&self, answered: &Answered<'_>) -> bool {
+        answered.request.user_info.username == self.background_user
     }
 }
 

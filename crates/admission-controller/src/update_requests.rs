@@ -242,6 +242,9 @@ pub struct CelTriggered {
     pub request_type: RequestType,
     /// A GeneratingPolicy's `evaluation.synchronize.enabled`.
     pub synchronize: bool,
+    /// Whether requests of the background controller do not trigger it (a GeneratingPolicy's
+    /// `evaluation.skipBackgroundRequests`).
+    pub skip_background_requests: bool,
 }
 
 /// The UpdateRequest of a `policies.kyverno.io` policy that the request triggers, in
@@ -516,6 +519,7 @@ mod tests {
             },
             request_type: RequestType::CelGenerate,
             synchronize: true,
+            skip_background_requests: true,
         };
         let request = cel_update_request(&generating, &create, "kyverno").expect("a request");
         let value = serde_json::to_value(&request).expect("serializes");
@@ -549,6 +553,7 @@ mod tests {
             },
             request_type: RequestType::CelMutate,
             synchronize: false,
+            skip_background_requests: false,
         };
         let mutate = serde_json::to_value(
             cel_update_request(&mutating, &create, "kyverno").expect("a request"),

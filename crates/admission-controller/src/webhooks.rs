@@ -10,7 +10,9 @@
 //! The CEL policy kinds get webhooks of their own in the same configurations, with the resource
 //! rules of their `matchConstraints` (and of their pod controller variants):
 //! `vpol.validate.kyverno.svc-{fail,ignore}` (ValidatingPolicies), `ivpol.validate.kyverno.svc-…`
-//! (ImageValidatingPolicies) and `mpol.mutate.kyverno.svc-…` (MutatingPolicies).
+//! (ImageValidatingPolicies), `gpol.validate.kyverno.svc-ignore` (GeneratingPolicies, which
+//! have no failure policy: generation never blocks a request) and `mpol.mutate.kyverno.svc-…`
+//! (MutatingPolicies).
 //!
 //! Kyverno's own resources are validated through three configurations that always exist:
 //! `kyverno-policy-validating-webhook-cfg` (`validate-policy.kyverno.svc`, `/policyvalidate`),
@@ -396,6 +398,12 @@ pub fn validating_configuration(
         "ivpol.validate",
         ["/ivpol/validate/fail", "/ivpol/validate/ignore"],
         |cached| CelWebhook::ImageValidate.serves(cached),
+    ));
+    hooks.extend(cel_hooks(
+        snapshot,
+        "gpol.validate",
+        ["/gpol/fail", "/gpol/ignore"],
+        |cached| CelWebhook::Generate.serves(cached),
     ));
     ValidatingWebhookConfiguration {
         metadata: metadata(VALIDATING_CONFIGURATION),

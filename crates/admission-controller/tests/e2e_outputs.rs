@@ -10,16 +10,21 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhookConfiguration, RuleWithOperations, ValidatingWebhookConfiguration,
+};
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::events::v1::Event;
 use kube::Api;
 use kube::api::{DynamicObject, ListParams, PostParams};
 use kyverno_admission_controller::{Options, Replica, start};
 use kyverno_api::kyverno::v2::update_request::UpdateRequest;
-use kyverno_api::policy_report::v1alpha2::{PolicyReport, PolicyResult};
+use kyverno_api::policy_report::v1alpha2::{PolicyReportResult, PolicyResult};
 use kyverno_api::reports::v1::EphemeralReport;
-use kyverno_e2e_support::{Cluster, api_for, cluster, create, eventually, skip_on_real_cluster};
+use kyverno_e2e_support::reports::namespace_report;
+use kyverno_e2e_support::{
+    Cluster, api_for, cluster, create, events_regarding, eventually, pod, skip_on_real_cluster,
+};
 use kyverno_reports_controller::{controller, telemetry};
 use serde_json::{Value, json};
 
@@ -93,14 +98,11 @@ impl Harness {
                     .get_opt("kyverno-resource-validating-webhook-cfg")
                     .await
                     .unwrap()?;
-                let covered = config.webhooks.unwrap_or_default().iter().any(|hook| {
-                    hook.rules.iter().flatten().any(|rule| {
-                        rule.resources
-                            .iter()
-                            .flatten()
-                            .any(|resource| resource == plural)
-                    })
-                });
+                let covered = config
+                    .webhooks
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|hook| rules_cover(&hook.rules, plural));
                 let cached = self.replica.as_ref().is_none_or(|replica| {
                     let snapshot = replica.stores.cache.snapshot();
                     snapshot
@@ -113,32 +115,24 @@ impl Harness {
             },
         )
         .await;
-        eventually("the webhook answers", || async {
-            match create_with(&self.client(), probe.clone(), true).await {
-                Err(kube::Error::Api(status))
-                    if status.message.contains("failed calling webhook") =>
-                {
-                    None
-                }
-                _ => Some(()),
-            }
-        })
-        .await;
+        webhook_answers(&self.client(), &probe).await;
     }
 
     /// The Events of namespace `ns` regarding an object named `name`.
     async fn events(&self, ns: &str, name: &str) -> Vec<Event> {
-        Api::<Event>::namespaced(self.client(), ns)
-            .list(&ListParams::default())
+        events_regarding(&self.client(), ns, name)
             .await
-            .unwrap()
-            .items
             .into_iter()
-            .filter(|event| {
-                event.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
-                    && event.reporting_controller.as_deref() == Some("kyverno-admission")
-            })
+            .filter(|event| event.reporting_controller.as_deref() == Some("kyverno-admission"))
             .collect()
+    }
+
+    /// The first Event of [`Self::events`], once there is one.
+    async fn first_event(&self, what: &str, ns: &str, name: &str) -> Event {
+        eventually(what, || async {
+            self.events(ns, name).await.into_iter().next()
+        })
+        .await
     }
 
     /// The UpdateRequests of Kyverno's namespace labelled `label=value`.
@@ -148,6 +142,14 @@ impl Harness {
             .await
             .unwrap()
             .items
+    }
+
+    /// The first UpdateRequest of [`Self::update_requests`], once there is one.
+    async fn first_update_request(&self, what: &str, label: &str, value: &str) -> UpdateRequest {
+        eventually(what, || async {
+            self.update_requests(label, value).await.into_iter().next()
+        })
+        .await
     }
 
     async fn cleanup(self) {
@@ -172,12 +174,6 @@ fn require_label(name: &str, ns: &str, action: &str) -> Value {
     })
 }
 
-fn pod(ns: &str, name: &str, labels: Value) -> Value {
-    json!({"apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "namespace": ns, "labels": labels},
-        "spec": {"containers": [{"name": "c", "image": "busybox"}]}})
-}
-
 async fn create_with(
     client: &kube::Client,
     object: Value,
@@ -190,6 +186,57 @@ async fn create_with(
         ..PostParams::default()
     };
     api.create(&params, &object).await
+}
+
+/// Whether webhook `rules` send requests on resource `plural`.
+fn rules_cover(rules: &Option<Vec<RuleWithOperations>>, plural: &str) -> bool {
+    rules.iter().flatten().any(|rule| {
+        rule.resources
+            .iter()
+            .flatten()
+            .any(|resource| resource == plural)
+    })
+}
+
+/// Waits until the webhooks answer a dry run of `probe` (which leaves nothing behind).
+async fn webhook_answers(client: &kube::Client, probe: &Value) {
+    eventually("the webhook answers", || async {
+        match create_with(client, probe.clone(), true).await {
+            Err(kube::Error::Api(status)) if status.message.contains("failed calling webhook") => {
+                None
+            }
+            _ => Some(()),
+        }
+    })
+    .await;
+}
+
+/// The ephemeral report the admission of the resource with `uid` left in `ns`, once written.
+async fn admission_report(client: &kube::Client, ns: &str, uid: &str) -> EphemeralReport {
+    let reports: Api<EphemeralReport> = Api::namespaced(client.clone(), ns);
+    eventually("the admission report is written", || async {
+        reports
+            .list(&ListParams::default().labels(&format!("audit.kyverno.io/resource.uid={uid}")))
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .next()
+    })
+    .await
+}
+
+/// The first FAIL result of namespace `ns`'s PolicyReport, once there is one.
+async fn namespace_report_fail(client: &kube::Client, ns: &str) -> PolicyReportResult {
+    eventually("polr-ns shows the FAIL", || async {
+        namespace_report(client, ns)
+            .await?
+            .content
+            .results
+            .into_iter()
+            .find(|result| result.result == Some(PolicyResult::Fail))
+    })
+    .await
 }
 
 const VIOLATION: &str = "validation error: label 'team' is required. rule check-team failed at path /metadata/labels/team/";
@@ -210,17 +257,7 @@ async fn an_audited_violation_is_reported_and_raises_events() {
     let uid = admitted.metadata.uid.unwrap();
 
     // The ephemeral report of the admitted pod, as the reports controller expects it.
-    let reports: Api<EphemeralReport> = Api::namespaced(client.clone(), &ns);
-    let report = eventually("the admission report is written", || async {
-        reports
-            .list(&ListParams::default().labels(&format!("audit.kyverno.io/resource.uid={uid}")))
-            .await
-            .unwrap()
-            .items
-            .into_iter()
-            .next()
-    })
-    .await;
+    let report = admission_report(&client, &ns, &uid).await;
     let labels = report.metadata.labels.clone().unwrap();
     assert_eq!(labels["audit.kyverno.io/source"], "admission");
     assert_eq!(labels["app.kubernetes.io/managed-by"], "kyverno");
@@ -234,25 +271,15 @@ async fn an_audited_violation_is_reported_and_raises_events() {
 
     // Aggregated into the namespace's PolicyReport.
     harness.start_reports_controller();
-    let polrs: Api<PolicyReport> = Api::namespaced(client.clone(), &ns);
-    let fail = eventually("polr-ns shows the FAIL", || async {
-        let report = polrs.get_opt(&format!("polr-ns-{ns}")).await.unwrap()?;
-        report
-            .content
-            .results
-            .into_iter()
-            .find(|result| result.result == Some(PolicyResult::Fail))
-    })
-    .await;
+    let fail = namespace_report_fail(&client, &ns).await;
     assert_eq!(fail.policy, policy);
     assert_eq!(fail.rule.as_deref(), Some("check-team"));
     assert_eq!(fail.resources[0].uid.as_deref(), Some(uid.as_str()));
 
     // Events: on the pod, and on the policy (in `default`, the policy being cluster-scoped).
-    let on_pod = eventually("a PolicyViolation Event on the pod", || async {
-        harness.events(&ns, "bad").await.into_iter().next()
-    })
-    .await;
+    let on_pod = harness
+        .first_event("a PolicyViolation Event on the pod", &ns, "bad")
+        .await;
     assert_eq!(on_pod.reason.as_deref(), Some("PolicyViolation"));
     assert_eq!(on_pod.type_.as_deref(), Some("Warning"));
     assert_eq!(
@@ -263,10 +290,9 @@ async fn an_audited_violation_is_reported_and_raises_events() {
         on_pod.regarding.as_ref().unwrap().uid.as_deref(),
         Some(uid.as_str())
     );
-    let on_policy = eventually("a PolicyViolation Event on the policy", || async {
-        harness.events("default", &policy).await.into_iter().next()
-    })
-    .await;
+    let on_policy = harness
+        .first_event("a PolicyViolation Event on the policy", "default", &policy)
+        .await;
     assert_eq!(
         on_policy.note.as_deref(),
         Some(format!("Pod {ns}/bad: [check-team] fail; {VIOLATION}").as_str())
@@ -302,17 +328,7 @@ async fn an_audited_validating_policy_failure_is_reported_and_raises_events() {
     let admitted = create(&client, pod(&ns, "bad", json!({"app": "x"}))).await;
     let uid = admitted.metadata.uid.unwrap();
 
-    let reports: Api<EphemeralReport> = Api::namespaced(client.clone(), &ns);
-    let report = eventually("the admission report is written", || async {
-        reports
-            .list(&ListParams::default().labels(&format!("audit.kyverno.io/resource.uid={uid}")))
-            .await
-            .unwrap()
-            .items
-            .into_iter()
-            .next()
-    })
-    .await;
+    let report = admission_report(&client, &ns, &uid).await;
     let labels = report.metadata.labels.clone().unwrap();
     assert_eq!(labels["audit.kyverno.io/source"], "admission");
     assert!(!labels[&format!("vpol.kyverno.io/{policy}")].is_empty());
@@ -323,24 +339,14 @@ async fn an_audited_validating_policy_failure_is_reported_and_raises_events() {
     assert_eq!(result.message.as_deref(), Some(message));
 
     harness.start_reports_controller();
-    let polrs: Api<PolicyReport> = Api::namespaced(client.clone(), &ns);
-    let fail = eventually("polr-ns shows the FAIL", || async {
-        let report = polrs.get_opt(&format!("polr-ns-{ns}")).await.unwrap()?;
-        report
-            .content
-            .results
-            .into_iter()
-            .find(|result| result.result == Some(PolicyResult::Fail))
-    })
-    .await;
+    let fail = namespace_report_fail(&client, &ns).await;
     assert_eq!(fail.policy, policy);
     assert_eq!(fail.source.as_deref(), Some("KyvernoValidatingPolicy"));
     assert_eq!(fail.resources[0].uid.as_deref(), Some(uid.as_str()));
 
-    let on_pod = eventually("a PolicyViolation Event on the pod", || async {
-        harness.events(&ns, "bad").await.into_iter().next()
-    })
-    .await;
+    let on_pod = harness
+        .first_event("a PolicyViolation Event on the pod", &ns, "bad")
+        .await;
     assert_eq!(on_pod.reason.as_deref(), Some("PolicyViolation"));
     let note = on_pod.note.unwrap_or_default();
     assert!(
@@ -348,10 +354,9 @@ async fn an_audited_validating_policy_failure_is_reported_and_raises_events() {
             && note.ends_with(&format!(" fail: {message}")),
         "{note}"
     );
-    let on_policy = eventually("a PolicyViolation Event on the policy", || async {
-        harness.events("default", &policy).await.into_iter().next()
-    })
-    .await;
+    let on_policy = harness
+        .first_event("a PolicyViolation Event on the policy", "default", &policy)
+        .await;
     let regarding = on_policy.regarding.unwrap();
     assert_eq!(regarding.kind.as_deref(), Some("ValidatingPolicy"));
     assert_eq!(on_policy.action.as_deref(), Some("Resource Passed"));
@@ -372,10 +377,9 @@ async fn a_blocked_request_raises_an_event_on_the_policy_only() {
         .await;
     let denied = create_with(&client, pod(&ns, "blocked", json!({})), false).await;
     assert!(denied.is_err(), "the pod was admitted");
-    let on_policy = eventually("a PolicyViolation Event on the policy", || async {
-        harness.events("default", &policy).await.into_iter().next()
-    })
-    .await;
+    let on_policy = harness
+        .first_event("a PolicyViolation Event on the policy", "default", &policy)
+        .await;
     assert_eq!(on_policy.reason.as_deref(), Some("PolicyViolation"));
     assert_eq!(on_policy.action.as_deref(), Some("Resource Blocked"));
     assert_eq!(
@@ -429,14 +433,13 @@ async fn a_new_namespace_triggers_a_generate_update_request() {
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": trigger}}),
     )
     .await;
-    let request = eventually("an UpdateRequest for the namespace", || async {
-        harness
-            .update_requests("generate.kyverno.io/policy-name", &policy)
-            .await
-            .into_iter()
-            .next()
-    })
-    .await;
+    let request = harness
+        .first_update_request(
+            "an UpdateRequest for the namespace",
+            "generate.kyverno.io/policy-name",
+            &policy,
+        )
+        .await;
     assert!(request.metadata.name.as_deref().unwrap().starts_with("ur-"));
     // The dry-run probes of the namespace queued nothing.
     let all = harness
@@ -519,8 +522,7 @@ async fn a_mutate_existing_rule_queues_an_update_request_and_leaves_the_trigger(
             config_map("probe"),
         )
         .await;
-    let mutating: Api<k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration> =
-        Api::all(client.clone());
+    let mutating: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
     eventually("the mutating webhook covers ConfigMaps", || async {
         let config = mutating
             .get_opt("kyverno-resource-mutating-webhook-cfg")
@@ -535,14 +537,13 @@ async fn a_mutate_existing_rule_queues_an_update_request_and_leaves_the_trigger(
     let labels = admitted.metadata.labels.unwrap_or_default();
     assert_eq!(labels.get("team").map(String::as_str), Some("blue"));
     assert!(!labels.contains_key("touched"), "{labels:?}");
-    let request = eventually("a mutate UpdateRequest for the trigger", || async {
-        harness
-            .update_requests("mutate.updaterequest.kyverno.io/policy-name", &policy)
-            .await
-            .into_iter()
-            .next()
-    })
-    .await;
+    let request = harness
+        .first_update_request(
+            "a mutate UpdateRequest for the trigger",
+            "mutate.updaterequest.kyverno.io/policy-name",
+            &policy,
+        )
+        .await;
     let spec = serde_json::to_value(&request.spec).unwrap();
     assert_eq!(spec["requestType"], "mutate");
     assert_eq!(spec["policy"], policy.as_str());
@@ -608,8 +609,7 @@ async fn a_mutate_existing_mutating_policy_queues_a_cel_mutate_update_request() 
         }),
     )
     .await;
-    let mutating: Api<k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration> =
-        Api::all(client.clone());
+    let mutating: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
     eventually("the mpol webhook covers ConfigMaps", || async {
         let config = mutating
             .get_opt("kyverno-resource-mutating-webhook-cfg")
@@ -620,26 +620,12 @@ async fn a_mutate_existing_mutating_policy_queues_a_cel_mutate_update_request() 
             .unwrap_or_default()
             .iter()
             .any(|hook| {
-                hook.name.starts_with("mpol.mutate")
-                    && hook.rules.iter().flatten().any(|rule| {
-                        rule.resources
-                            .iter()
-                            .flatten()
-                            .any(|resource| resource == "configmaps")
-                    })
+                hook.name.starts_with("mpol.mutate") && rules_cover(&hook.rules, "configmaps")
             })
             .then_some(())
     })
     .await;
-    eventually("the webhook answers", || async {
-        match create_with(&client, config_map("probe", json!({})), true).await {
-            Err(kube::Error::Api(status)) if status.message.contains("failed calling webhook") => {
-                None
-            }
-            _ => Some(()),
-        }
-    })
-    .await;
+    webhook_answers(&client, &config_map("probe", json!({}))).await;
     let admitted = create_with(
         &client,
         config_map("trigger", json!({"e2e-trigger": ns})),
@@ -655,14 +641,13 @@ async fn a_mutate_existing_mutating_policy_queues_a_cel_mutate_update_request() 
             .contains_key("mutated"),
         "the trigger itself is left alone"
     );
-    let request = eventually("a cel-mutate UpdateRequest for the trigger", || async {
-        harness
-            .update_requests("mutate.updaterequest.kyverno.io/policy-name", &policy)
-            .await
-            .into_iter()
-            .next()
-    })
-    .await;
+    let request = harness
+        .first_update_request(
+            "a cel-mutate UpdateRequest for the trigger",
+            "mutate.updaterequest.kyverno.io/policy-name",
+            &policy,
+        )
+        .await;
     let spec = serde_json::to_value(&request.spec).unwrap();
     assert_eq!(spec["requestType"], "cel-mutate");
     assert_eq!(spec["policy"], policy.as_str());
@@ -691,10 +676,9 @@ async fn a_dry_run_leaves_nothing() {
     // the outputs of a later one appeared, whatever the dry run queued would be written.
     for name in ["first", "second"] {
         create(&client, pod(&ns, name, json!({}))).await;
-        eventually("the later request's Event", || async {
-            harness.events(&ns, name).await.into_iter().next()
-        })
-        .await;
+        harness
+            .first_event("the later request's Event", &ns, name)
+            .await;
     }
     assert!(harness.events(&ns, "dry").await.is_empty());
     let reports: Api<EphemeralReport> = Api::namespaced(client.clone(), &ns);
@@ -722,5 +706,76 @@ async fn a_dry_run_leaves_nothing() {
             .all(|event| !event.note.as_deref().unwrap_or_default().contains("/dry:")),
         "{on_policy:?}"
     );
+    harness.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_generating_policy_trigger_queues_a_cel_generate_update_request() {
+    if skip_on_real_cluster("a_generating_policy_trigger_queues_a_cel_generate_update_request") {
+        return;
+    }
+    let harness = Harness::new().await;
+    let (client, ns) = (harness.client(), harness.ns().to_owned());
+    let policy = format!("gpol-{ns}");
+    let trigger = format!("{ns}-generated");
+    let namespace = |name: &str| {
+        json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": name, "labels": {"e2e-trigger": ns}}})
+    };
+    harness
+        .create_policy(
+            json!({
+                "apiVersion": "policies.kyverno.io/v1", "kind": "GeneratingPolicy",
+                "metadata": {"name": policy},
+                "spec": {
+                    "evaluation": {"synchronize": {"enabled": true}},
+                    "matchConstraints": {
+                        "resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
+                            "operations": ["CREATE"], "resources": ["namespaces"]}],
+                        "objectSelector": {"matchLabels": {"e2e-trigger": ns}}
+                    },
+                    "generate": [{"template": {
+                        "value": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: defaults\n"}}]
+                }
+            }),
+            "namespaces",
+            namespace(&format!("{ns}-probe")),
+        )
+        .await;
+    let validating: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    let hook = validating
+        .get("kyverno-resource-validating-webhook-cfg")
+        .await
+        .unwrap()
+        .webhooks
+        .unwrap_or_default()
+        .into_iter()
+        .find(|hook| hook.name == "gpol.validate.kyverno.svc-ignore")
+        .expect("the GeneratingPolicy webhook");
+    assert_eq!(hook.failure_policy.as_deref(), Some("Ignore"));
+    assert!(rules_cover(&hook.rules, "namespaces"));
+    let created = create(&client, namespace(&trigger)).await;
+    let request = harness
+        .first_update_request(
+            "a cel-generate UpdateRequest for the namespace",
+            "generate.kyverno.io/policy-name",
+            &policy,
+        )
+        .await;
+    let spec = serde_json::to_value(&request.spec).unwrap();
+    assert_eq!(spec["requestType"], "cel-generate");
+    assert_eq!(spec["policy"], policy.as_str());
+    assert_eq!(spec["synchronize"], true);
+    assert_eq!(spec["resource"]["kind"], "Namespace");
+    assert_eq!(spec["resource"]["name"], trigger.as_str());
+    assert_eq!(
+        spec["resource"]["uid"],
+        created.metadata.uid.unwrap().as_str()
+    );
+    // The dry-run probes queued nothing.
+    let all = harness
+        .update_requests("generate.kyverno.io/policy-name", &policy)
+        .await;
+    assert_eq!(all.len(), 1, "{all:?}");
     harness.cleanup().await;
 }

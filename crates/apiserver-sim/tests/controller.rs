@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{cluster, eventually, within};
+use common::within;
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::events::v1::Event as K8sEvent;
@@ -19,6 +19,7 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::watcher;
 use kube::{Client, CustomResource, CustomResourceExt, Resource, ResourceExt};
 use kube_leader_election::{LeaseLock, LeaseLockParams, LeaseLockResult};
+use kyverno_e2e_support::{cluster, until};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -139,7 +140,7 @@ async fn controller_reconciles_crd_and_writes_status() {
                 .await
                 .unwrap();
         }
-        eventually("statuses", || {
+        until("statuses", || {
             let counters = counters.clone();
             async move {
                 let list = counters.list(&ListParams::default()).await.unwrap();
@@ -162,7 +163,7 @@ async fn controller_reconciles_crd_and_writes_status() {
             )
             .await
             .unwrap();
-        eventually("status after spec change", || {
+        until("status after spec change", || {
             let counters = counters.clone();
             async move {
                 let c = counters.get("two").await.unwrap();

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{cluster, sim, within};
+use common::{sim, within};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
 use kube::api::{
@@ -13,6 +13,7 @@ use kube::api::{
 };
 use kube::discovery::Discovery;
 use kube::{Client, ResourceExt};
+use kyverno_e2e_support::cluster;
 use serde_json::{Value, json};
 
 fn api_err(e: kube::Error) -> Box<kube::core::Status> {

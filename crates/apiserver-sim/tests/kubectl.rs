@@ -9,60 +9,12 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use apiserver_sim::ApiServerSim;
 use common::webhook::{hook, install, start_webhook};
 use common::{sim, within};
+use kyverno_e2e_support::kubectl::{Kubectl, kubectl_or_skip};
 use serde_json::json;
-
-fn find_kubectl() -> Option<PathBuf> {
-    if let Some(k) = std::env::var_os("KUBECTL") {
-        return Some(PathBuf::from(k));
-    }
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join("kubectl"))
-            .find(|p| p.is_file())
-    })
-}
-
-struct Kubectl {
-    bin: PathBuf,
-    kubeconfig: PathBuf,
-    cache: PathBuf,
-}
-
-impl Kubectl {
-    /// Runs kubectl; returns (success, stdout, stderr).
-    async fn run(&self, args: &[&str]) -> (bool, String, String) {
-        let out = tokio::time::timeout(
-            Duration::from_secs(30),
-            tokio::process::Command::new(&self.bin)
-                .args(args)
-                .arg("--cache-dir")
-                .arg(&self.cache)
-                .env("KUBECONFIG", &self.kubeconfig)
-                .env_remove("KUBERNETES_SERVICE_HOST")
-                .kill_on_drop(true)
-                .output(),
-        )
-        .await
-        .unwrap_or_else(|_| panic!("kubectl {args:?} timed out"))
-        .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
-    async fn ok(&self, args: &[&str]) -> String {
-        let (ok, out, err) = self.run(args).await;
-        assert!(ok, "kubectl {args:?} failed:\n{out}\n{err}");
-        out
-    }
-}
 
 fn write(dir: &Path, name: &str, text: &str) -> String {
     let p = dir.join(name);
@@ -76,27 +28,13 @@ fn columns(line: &str) -> Vec<&str> {
 
 /// kubectl against a fresh simulator, with a scratch folder; `None` (skip) without kubectl.
 async fn session() -> Option<(ApiServerSim, Kubectl, PathBuf)> {
-    let Some(bin) = find_kubectl() else {
-        assert!(
-            std::env::var("KYVERNO_E2E_REQUIRE_KUBECTL").as_deref() != Ok("1"),
-            "kubectl not found and KYVERNO_E2E_REQUIRE_KUBECTL=1"
-        );
-        eprintln!("skipping: no kubectl on PATH and KUBECTL unset");
-        return None;
-    };
+    let bin = kubectl_or_skip("a kubectl test against the simulator")?;
     let sim = sim().await;
     let dir = std::env::temp_dir().join(format!(
         "apiserver-sim-kubectl-{}",
         apiserver_sim::new_uid()
     ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let kubeconfig = dir.join("kubeconfig");
-    sim.write_kubeconfig(&kubeconfig).unwrap();
-    let k = Kubectl {
-        bin,
-        kubeconfig,
-        cache: dir.join("cache"),
-    };
+    let k = Kubectl::new(bin, Some(&sim), &dir);
     Some((sim, k, dir))
 }
 

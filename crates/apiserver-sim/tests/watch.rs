@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use apiserver_sim::SimConfig;
-use common::{eventually, sim, sim_with, within};
+use common::{sim, sim_with, within};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{
@@ -18,6 +18,7 @@ use kube::api::{
 };
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Client, ResourceExt};
+use kyverno_e2e_support::until;
 use serde_json::json;
 
 fn cm(name: &str, labels: &[(&str, &str)]) -> ConfigMap {
@@ -62,7 +63,7 @@ async fn reflector_survives_410_by_relisting() {
         while stream.next().await.is_some() {}
     });
 
-    eventually("initial list in the store", || {
+    until("initial list in the store", || {
         let r = reader.clone();
         async move { r.state().len() == 5 }
     })
@@ -74,12 +75,12 @@ async fn reflector_survives_410_by_relisting() {
     api.delete("before-0", &DeleteParams::default())
         .await
         .unwrap();
-    eventually("a 410 was seen", || {
+    until("a 410 was seen", || {
         let g = gone.clone();
         async move { g.load(Ordering::SeqCst) >= 1 }
     })
     .await;
-    eventually("store converges after the relist", || {
+    until("store converges after the relist", || {
         let r = reader.clone();
         async move {
             let mut names: Vec<String> = r.state().iter().map(|c| c.name_any()).collect();
@@ -100,7 +101,7 @@ async fn reflector_survives_410_by_relisting() {
     )
     .await
     .unwrap();
-    eventually("modification seen", || {
+    until("modification seen", || {
         let r = reader.clone();
         async move {
             r.state().iter().any(|c| {

@@ -32,7 +32,7 @@ pub fn background_policies(snapshot: &Snapshot) -> Vec<Arc<CachedCelPolicy>> {
                         *compiled.mode() == EvaluationMode::Kubernetes
                     }
                     CompiledCel::ImageValidating(_) => true,
-                    CompiledCel::Mutating(_) => false,
+                    CompiledCel::Mutating(_) | CompiledCel::Generating(_) => false,
                 }
         })
         .cloned()
@@ -112,7 +112,7 @@ pub fn evaluate(
                     compiled.name(),
                     compiled.evaluate(&images, &input.provider),
                 ),
-                CompiledCel::Mutating(_) => Vec::new(),
+                CompiledCel::Mutating(_) | CompiledCel::Generating(_) => Vec::new(),
             };
             (rules, started.elapsed())
         })

@@ -32,7 +32,7 @@ use kyverno_policy_core::response::RuleResponse;
 use kyverno_runtime::cel_policies::{CachedCelPolicy, CompiledCel};
 use kyverno_runtime::config::SharedConfig;
 use kyverno_runtime::namespaces::NamespaceLabels;
-use kyverno_runtime::policy_cache::{PolicyCache, PolicyKey};
+use kyverno_runtime::policy_cache::{PolicyCache, PolicyKey, Source};
 use kyverno_runtime::provider::ApiServerProvider;
 use kyverno_runtime::reports::{
     PolicyResults, ReportedPolicy, SOURCE_BACKGROUND_SCAN, Subject, policies_report, resource_hash,
@@ -185,6 +185,7 @@ pub async fn run(client: Client, settings: Settings, telemetry: Telemetry) {
     let (synced, tasks) = spawn_watches(
         &client,
         &stores,
+        &Source::without_generating(),
         &settings.kyverno_namespace,
         &settings.config_map,
     );
@@ -523,6 +524,7 @@ impl Scanner {
                 .filter(|(_, tracked)| tracked.source == source)
                 .map(|(uid, _)| uid.clone())
                 .collect();
+            self.clear_results(&gone).await;
             for uid in gone {
                 self.forget(&uid);
             }
@@ -676,6 +678,29 @@ impl Scanner {
         }
     }
 
+    /// Writes an empty scan report for each resource of `uids` that earlier scans reported
+    /// results on: no background policy selects its kind any more, and the reports controller
+    /// drops what earlier scans reported when it reads the empty report.
+    async fn clear_results(&self, uids: &[String]) {
+        let subjects: Vec<Subject> = uids
+            .iter()
+            .filter(|uid| self.with_results.contains(*uid))
+            .filter_map(|uid| self.objects.get(uid))
+            .filter_map(|tracked| Subject::of(&tracked.object, &tracked.plural))
+            .collect();
+        futures::stream::iter(subjects)
+            .for_each_concurrent(self.settings.concurrency.max(1), |subject| async move {
+                let report =
+                    policies_report(&subject.uid, &subject, SOURCE_BACKGROUND_SCAN, &[], None);
+                if let Err(error) =
+                    write_report(&self.client, report, subject.namespace.as_deref()).await
+                {
+                    tracing::warn!(%error, resource = %subject.name, "ephemeral report not written");
+                }
+            })
+            .await;
+    }
+
     /// Schedules the retry of a failed scan, or gives up after [`MAX_REQUEUES`] retries.
     fn failed(&mut self, uid: String) {
         let failures = self.failures.entry(uid.clone()).or_default();
@@ -818,7 +843,9 @@ impl<'a> Measured<'a> {
             namespace: policy.key.namespace.as_deref(),
             rule_type: match policy.compiled {
                 CompiledCel::ImageValidating(_) => "imageVerify",
-                CompiledCel::Validating(_) | CompiledCel::Mutating(_) => "validate",
+                CompiledCel::Validating(_)
+                | CompiledCel::Mutating(_)
+                | CompiledCel::Generating(_) => "validate",
             },
             rules,
             duration,

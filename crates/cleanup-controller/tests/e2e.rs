@@ -9,14 +9,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
-use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, ListParams, PostParams};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::api::{Api, PostParams};
 use kyverno_api::kyverno::v2::cleanup_policy::ClusterCleanupPolicy;
 use kyverno_cleanup_controller::clock::{ManualClock, from_k8s};
 use kyverno_cleanup_controller::schedule::Schedule;
 use kyverno_cleanup_controller::{Options, Replica, start};
-use kyverno_e2e_support::{Cluster, cluster, create, eventually, on_real_cluster, pod};
+use kyverno_e2e_support::{
+    Cluster, cluster, create, ensure_namespace, events_regarding, eventually, on_real_cluster, pod,
+    until,
+};
 use serde_json::{Value, json};
 
 /// Replicas on the simulator, sharing one manual clock.
@@ -24,16 +26,6 @@ struct Harness {
     cluster: Cluster,
     clock: Arc<ManualClock>,
     replicas: Vec<Option<Replica>>,
-}
-
-async fn create_namespace(client: &kube::Client, name: &str) {
-    let api: Api<Namespace> = Api::all(client.clone());
-    let namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
-    match api.create(&PostParams::default(), &namespace).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(status)) if status.code == 409 => {}
-        Err(error) => panic!("namespace {name}: {error}"),
-    }
 }
 
 impl Harness {
@@ -44,7 +36,7 @@ impl Harness {
             return None;
         }
         let cluster = cluster().await;
-        create_namespace(&cluster.client, "kyverno").await;
+        ensure_namespace(&cluster.client, "kyverno").await;
         let mut harness = Self {
             cluster,
             clock: ManualClock::new(Utc::now()),
@@ -119,8 +111,8 @@ async fn exists(client: &kube::Client, namespace: &str, name: &str) -> bool {
 }
 
 async fn gone(client: &kube::Client, namespace: &str, name: &str) {
-    eventually(&format!("pod {namespace}/{name} deleted"), || async {
-        (!exists(client, namespace, name).await).then_some(())
+    until(&format!("pod {namespace}/{name} deleted"), || async {
+        !exists(client, namespace, name).await
     })
     .await;
 }
@@ -160,13 +152,16 @@ async fn policy(client: &kube::Client, name: &str) -> ClusterCleanupPolicy {
         .unwrap()
 }
 
-async fn last_execution(client: &kube::Client, name: &str) -> Option<DateTime<Utc>> {
-    policy(client, name)
-        .await
-        .status
-        .and_then(|status| status.last_execution_time)
-        .as_ref()
-        .map(from_k8s)
+/// Waits until the ClusterCleanupPolicy `name` records its execution at `tick`.
+async fn execution_recorded(client: &kube::Client, name: &str, tick: DateTime<Utc>, what: &str) {
+    until(what, || async {
+        let recorded = policy(client, name)
+            .await
+            .status
+            .and_then(|status| status.last_execution_time);
+        recorded.as_ref().map(from_k8s) == Some(tick)
+    })
+    .await;
 }
 
 /// The policy's scheduled times after its creation: the first and the second.
@@ -204,7 +199,7 @@ async fn a_cluster_cleanup_policy_deletes_only_matching_resources_at_its_schedul
         return;
     };
     let (client, ns) = (harness.client().clone(), harness.cluster.ns.clone());
-    create_namespace(&client, "kube-system").await;
+    ensure_namespace(&client, "kube-system").await;
     create(&client, pod(&ns, "bare", json!({}))).await;
     create(&client, owned_pod(&ns, "owned")).await;
     create(&client, pod("kube-system", "system", json!({}))).await;
@@ -219,10 +214,7 @@ async fn a_cluster_cleanup_policy_deletes_only_matching_resources_at_its_schedul
 
     advance_past(&harness.clock, first);
     gone(&client, &ns, "bare").await;
-    eventually("the execution is recorded", || async {
-        (last_execution(&client, &name).await == Some(first)).then_some(())
-    })
-    .await;
+    execution_recorded(&client, &name, first, "the execution is recorded").await;
     assert!(
         exists(&client, &ns, "owned").await,
         "an owned pod was deleted"
@@ -240,17 +232,11 @@ async fn a_cluster_cleanup_policy_deletes_only_matching_resources_at_its_schedul
         )),
         "{metrics}"
     );
-    let events: Api<Event> = Api::namespaced(client.clone(), "default");
     let note = eventually("an Event on the policy", || async {
-        events
-            .list(&ListParams::default())
+        events_regarding(&client, "default", &name)
             .await
-            .unwrap()
-            .items
             .into_iter()
-            .find(|event| {
-                event.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name.as_str())
-            })
+            .next()
             .and_then(|event| Some((event.reason?, event.note?)))
     })
     .await;
@@ -285,18 +271,11 @@ async fn ttl_labels_delete_when_due_and_bad_values_are_reported() {
     create(&client, config_map(&ns, "long", "2h")).await;
     create(&client, config_map(&ns, "bad", "soon")).await;
     let maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
-    let events: Api<Event> = Api::namespaced(client.clone(), &ns);
     let note = eventually("a Warning Event about the bad value", || async {
-        events
-            .list(&ListParams::default())
+        events_regarding(&client, &ns, "bad")
             .await
-            .unwrap()
-            .items
             .into_iter()
-            .find(|event| {
-                event.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("bad")
-                    && event.type_.as_deref() == Some("Warning")
-            })
+            .find(|event| event.type_.as_deref() == Some("Warning"))
             .and_then(|event| event.note)
     })
     .await;
@@ -307,8 +286,8 @@ async fn ttl_labels_delete_when_due_and_bad_values_are_reported() {
     );
 
     harness.clock.advance(TimeDelta::minutes(10));
-    eventually("the short-lived ConfigMap deleted", || async {
-        maps.get_opt("short").await.unwrap().is_none().then_some(())
+    until("the short-lived ConfigMap deleted", || async {
+        maps.get_opt("short").await.unwrap().is_none()
     })
     .await;
     assert!(maps.get_opt("long").await.unwrap().is_some());
@@ -386,10 +365,7 @@ async fn a_leader_killed_between_ticks_the_next_tick_runs_once() {
     let leader = harness.leader().await;
     advance_past(&harness.clock, first);
     gone(&client, &ns, "first").await;
-    eventually("the first execution is recorded", || async {
-        (last_execution(&client, &name).await == Some(first)).then_some(())
-    })
-    .await;
+    execution_recorded(&client, &name, first, "the first execution is recorded").await;
     let killed_metrics =
         metrics_text(harness.replicas[leader].as_ref().unwrap().metrics_addr).await;
     create(&client, pod(&ns, "second", json!({}))).await;
@@ -400,8 +376,8 @@ async fn a_leader_killed_between_ticks_the_next_tick_runs_once() {
     // The survivor's leader duties are running once it deletes a due TTL resource.
     create(&client, config_map(&ns, "probe", "0s")).await;
     let maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
-    eventually("the survivor works", || async {
-        maps.get_opt("probe").await.unwrap().is_none().then_some(())
+    until("the survivor works", || async {
+        maps.get_opt("probe").await.unwrap().is_none()
     })
     .await;
     assert!(
@@ -411,10 +387,7 @@ async fn a_leader_killed_between_ticks_the_next_tick_runs_once() {
 
     advance_past(&harness.clock, second);
     gone(&client, &ns, "second").await;
-    eventually("the second execution is recorded", || async {
-        (last_execution(&client, &name).await == Some(second)).then_some(())
-    })
-    .await;
+    execution_recorded(&client, &name, second, "the second execution is recorded").await;
     let survivor_metrics =
         metrics_text(harness.replicas[survivor].as_ref().unwrap().metrics_addr).await;
     assert_eq!(sum(&killed_metrics, DELETED), 1, "{killed_metrics}");

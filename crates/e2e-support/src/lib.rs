@@ -12,6 +12,9 @@ use std::time::Duration;
 
 use apiserver_sim::{ApiServerSim, SimConfig};
 
+pub mod kubectl;
+pub mod reports;
+
 /// A cluster under test.
 pub struct Cluster {
     /// Admin client.
@@ -114,6 +117,19 @@ where
     }
 }
 
+/// Polls `condition` every 50 ms until it holds, failing after [`LIMIT`].
+pub async fn until<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    eventually(what, || {
+        let holds = condition();
+        async move { holds.await.then_some(()) }
+    })
+    .await;
+}
+
 /// The API of the kind of `object` (discovered).
 pub async fn api_for(
     client: &kube::Client,
@@ -139,6 +155,18 @@ pub async fn create(client: &kube::Client, object: serde_json::Value) -> kube::a
     api.create(&Default::default(), &object).await.unwrap()
 }
 
+/// Creates namespace `name` unless it exists already.
+pub async fn ensure_namespace(client: &kube::Client, name: &str) {
+    let api: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client.clone());
+    let namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
+    match api.create(&Default::default(), &namespace).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 409 => {}
+        Err(error) => panic!("namespace {name}: {error}"),
+    }
+}
+
 /// Deletes an object.
 pub async fn delete(client: &kube::Client, object: &serde_json::Value) {
     let api = api_for(client, object).await;
@@ -148,6 +176,28 @@ pub async fn delete(client: &kube::Client, object: &serde_json::Value) {
     )
     .await
     .unwrap();
+}
+
+/// The `events.k8s.io/v1` Events of namespace `ns` regarding an object named `name`.
+pub async fn events_regarding(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+) -> Vec<k8s_openapi::api::events::v1::Event> {
+    kube::Api::<k8s_openapi::api::events::v1::Event>::namespaced(client.clone(), ns)
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|event| {
+            event
+                .regarding
+                .as_ref()
+                .and_then(|regarding| regarding.name.as_deref())
+                == Some(name)
+        })
+        .collect()
 }
 
 /// A ClusterPolicy in Audit requiring label `label` on `kind`s.

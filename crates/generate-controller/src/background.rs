@@ -23,7 +23,7 @@ mod cel;
 use crate::cel_policies::{MutatingSet, generating_actions, mutating_actions, mutating_set};
 use crate::cluster::{Cluster, ClusterError};
 use crate::generating::{GeneratingPolicies, GeneratingSet};
-use crate::labels::{self, Labels};
+use crate::labels::{self, labels_of};
 use crate::own_writes::OwnWrites;
 use crate::policies::{Action, BackgroundPolicies, actions, has_background_rules};
 use crate::processor::{Processor, downstream_kinds};
@@ -177,7 +177,12 @@ impl Background {
         };
         let namespace = policy.namespace.clone().unwrap_or_default();
         for kind in kinds {
-            for object in self.cluster.list("", &kind, &namespace, None).await? {
+            for object in self
+                .cluster
+                .resources()
+                .list("", &kind, &namespace, None)
+                .await?
+            {
                 if !self.matches(policy, rule, &object) {
                     continue;
                 }
@@ -221,6 +226,7 @@ impl Background {
         for (api_version, kind) in downstream_kinds(generation) {
             downstream.extend(
                 self.cluster
+                    .resources()
                     .list(&api_version, &kind, "", Some(&selector))
                     .await?,
             );
@@ -233,7 +239,7 @@ impl Background {
 
     /// Watches one kind until aborted, queueing UpdateRequests for the changes made by others.
     async fn watch(self: Arc<Self>, (role, api_version, kind): WatchKey) {
-        let api = match self.cluster.api(&api_version, &kind, "").await {
+        let api = match self.cluster.resources().api(&api_version, &kind, "").await {
             Ok(api) => api,
             Err(error) => {
                 tracing::warn!(%error, %kind, "kind not watched");
@@ -312,6 +318,7 @@ impl Background {
             labels::clones_selector(kind, text("/metadata/namespace"), text("/metadata/name"));
         let clones = self
             .cluster
+            .resources()
             .list(api_version, kind, "", Some(&selector))
             .await?;
         if deleted {
@@ -434,11 +441,4 @@ fn distinct_origins(generated: &[Value]) -> Vec<labels::Origin> {
             ))
         })
         .collect()
-}
-
-fn labels_of(object: &Value) -> Labels {
-    object
-        .pointer("/metadata/labels")
-        .and_then(|labels| serde_json::from_value(labels.clone()).ok())
-        .unwrap_or_default()
 }

@@ -104,7 +104,7 @@ mod tests {
             namespace: None,
             name: name.to_owned(),
         };
-        Arc::new(LoadedGenerating::compile(key, spec).expect("compiles"))
+        Arc::new(LoadedGenerating::compile(key, spec, &[]).expect("compiles"))
     }
 
     fn set(policies: &[&Arc<LoadedGenerating>]) -> GeneratingSet {

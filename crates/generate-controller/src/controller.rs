@@ -8,7 +8,7 @@ use kube::api::Api;
 use kyverno_api::kyverno::v2::update_request::UpdateRequest;
 use kyverno_runtime::config::SharedConfig;
 use kyverno_runtime::namespaces::NamespaceLabels;
-use kyverno_runtime::policy_cache::PolicyCache;
+use kyverno_runtime::policy_cache::{PolicyCache, Source};
 use kyverno_runtime::watch::{Stores, spawn_watches};
 
 use crate::background::Background;
@@ -60,6 +60,7 @@ pub async fn run(client: Client, settings: Settings, metrics: Metrics) {
     let (synced, watch_tasks) = spawn_watches(
         &client,
         &stores,
+        &Source::without_generating(),
         &settings.kyverno_namespace,
         &settings.config_map,
     );
@@ -73,6 +74,12 @@ pub async fn run(client: Client, settings: Settings, metrics: Metrics) {
     if generating_synced.wait_for(|synced| *synced).await.is_err() {
         return;
     }
+    // The exceptions are in before the background paths take their first look at the policies.
+    generating.set_exceptions(stores.cache.cel_exceptions());
+    tasks.0.push(generating::spawn_exceptions_feed(
+        Arc::clone(&stores.cache),
+        Arc::clone(&generating),
+    ));
     let cluster = Arc::new(Cluster::new(client.clone()));
     let own_writes = Arc::new(OwnWrites::default());
     let sources = Sources {

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use kyverno_api::kyverno::v1::generate::ResourceSpec;
 use kyverno_runtime::policy_cache::PolicyKey;
+use serde_json::Value;
 
 /// Set to `kyverno` on every generated resource.
 pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
@@ -42,6 +43,14 @@ pub const GENERATED_SELECTOR: &str =
 
 /// The labels of a resource's metadata.
 pub type Labels = BTreeMap<String, String>;
+
+/// The labels of `object`'s metadata (none when it has none or they are not strings).
+pub fn labels_of(object: &Value) -> Labels {
+    object
+        .pointer("/metadata/labels")
+        .and_then(|labels| serde_json::from_value(labels.clone()).ok())
+        .unwrap_or_default()
+}
 
 /// The policy, rule and trigger a generated resource names in its labels; `None` when it does
 /// not carry them all.
@@ -101,14 +110,47 @@ pub fn downstream_selector(policy: &PolicyKey, rule: &str, trigger_uid: Option<&
     selector
 }
 
-/// The selector of the resources that the GeneratingPolicy `policy` generated (they carry no
-/// rule name), for the trigger with `trigger_uid` or for every trigger.
-pub fn cel_downstream_selector(policy: &str, trigger_uid: Option<&str>) -> String {
-    let mut selector = format!("{MANAGED_BY}=kyverno,{POLICY_NAME}={policy},!{RULE_NAME}");
+/// The selector of the resources that the GeneratingPolicy or NamespacedGeneratingPolicy
+/// `policy` generated (they carry no rule name), for the trigger with `trigger_uid` or for every
+/// trigger. A label selector cannot tell an empty `policy-namespace` label from a missing one:
+/// the resources it finds for a GeneratingPolicy are filtered with [`is_cel_downstream_of`].
+pub fn cel_downstream_selector(policy: &PolicyKey, trigger_uid: Option<&str>) -> String {
+    let mut selector = format!(
+        "{MANAGED_BY}=kyverno,{POLICY_NAME}={},!{RULE_NAME}",
+        policy.name
+    );
+    if let Some(namespace) = &policy.namespace {
+        selector.push_str(&format!(",{POLICY_NAMESPACE}={namespace}"));
+    }
     if let Some(uid) = trigger_uid {
         selector.push_str(&format!(",{TRIGGER_UID}={uid}"));
     }
     selector
+}
+
+/// Whether a resource that [`cel_downstream_selector`] found for `policy` is the policy's own:
+/// its `policy-namespace` label is the policy's namespace, and is empty or missing (downstream
+/// labelled before the label was written) for a GeneratingPolicy, so that a GeneratingPolicy
+/// and a NamespacedGeneratingPolicy of the same name keep their downstream apart.
+pub fn is_cel_downstream_of(policy: &PolicyKey, labels: &Labels) -> bool {
+    labels.get(POLICY_NAMESPACE).map_or("", String::as_str)
+        == policy.namespace.as_deref().unwrap_or_default()
+}
+
+/// The GeneratingPolicy or NamespacedGeneratingPolicy that generated a resource without rule
+/// name, by its `policy-name` and `policy-namespace` labels; `None` when it names none.
+pub fn cel_origin_of(labels: &Labels) -> Option<PolicyKey> {
+    if labels.contains_key(RULE_NAME) {
+        return None;
+    }
+    let name = labels.get(POLICY_NAME).filter(|name| !name.is_empty())?;
+    let namespace = labels
+        .get(POLICY_NAMESPACE)
+        .filter(|namespace| !namespace.is_empty());
+    Some(PolicyKey {
+        namespace: namespace.cloned(),
+        name: name.clone(),
+    })
 }
 
 /// The selector of the clones of the source `kind` `namespace`/`name`.
@@ -187,15 +229,56 @@ mod tests {
             downstream_selector(&namespaced, "r", None)
                 .ends_with(",generate.kyverno.io/policy-namespace=team")
         );
+        let gpol = PolicyKey {
+            namespace: None,
+            name: "g".to_owned(),
+        };
         assert_eq!(
-            cel_downstream_selector("g", Some("u")),
+            cel_downstream_selector(&gpol, Some("u")),
             "app.kubernetes.io/managed-by=kyverno,generate.kyverno.io/policy-name=g,\
              !generate.kyverno.io/rule-name,generate.kyverno.io/trigger-uid=u"
+        );
+        let namespaced_gpol = PolicyKey {
+            namespace: Some("team".to_owned()),
+            name: "g".to_owned(),
+        };
+        assert_eq!(
+            cel_downstream_selector(&namespaced_gpol, None),
+            "app.kubernetes.io/managed-by=kyverno,generate.kyverno.io/policy-name=g,\
+             !generate.kyverno.io/rule-name,generate.kyverno.io/policy-namespace=team"
         );
         assert_eq!(
             clones_selector("Secret", "default", "s"),
             "generate.kyverno.io/source-kind=Secret,generate.kyverno.io/source-namespace=default,\
              generate.kyverno.io/source-name=s"
         );
+    }
+
+    #[test]
+    fn generating_policies_of_both_scopes_keep_their_downstream_apart() {
+        let cluster_wide = PolicyKey {
+            namespace: None,
+            name: "g".to_owned(),
+        };
+        let namespaced = PolicyKey {
+            namespace: Some("team".to_owned()),
+            name: "g".to_owned(),
+        };
+        let of_cluster_wide = labels(&[(POLICY_NAME, "g"), (POLICY_NAMESPACE, "")]);
+        let of_namespaced = labels(&[(POLICY_NAME, "g"), (POLICY_NAMESPACE, "team")]);
+        let unlabelled = labels(&[(POLICY_NAME, "g")]);
+        assert!(is_cel_downstream_of(&cluster_wide, &of_cluster_wide));
+        assert!(is_cel_downstream_of(&cluster_wide, &unlabelled));
+        assert!(!is_cel_downstream_of(&cluster_wide, &of_namespaced));
+        assert!(is_cel_downstream_of(&namespaced, &of_namespaced));
+        assert!(!is_cel_downstream_of(&namespaced, &of_cluster_wide));
+        assert!(!is_cel_downstream_of(&namespaced, &unlabelled));
+
+        assert_eq!(cel_origin_of(&of_cluster_wide), Some(cluster_wide.clone()));
+        assert_eq!(cel_origin_of(&unlabelled), Some(cluster_wide));
+        assert_eq!(cel_origin_of(&of_namespaced), Some(namespaced));
+        let of_a_rule = labels(&[(POLICY_NAME, "g"), (RULE_NAME, "r")]);
+        assert_eq!(cel_origin_of(&of_a_rule), None);
+        assert_eq!(cel_origin_of(&Labels::new()), None);
     }
 }

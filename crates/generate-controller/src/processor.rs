@@ -21,11 +21,12 @@ use kyverno_policy_core::engine::{
 use kyverno_policy_core::request::ResourceRequest;
 use kyverno_policy_core::response::{RuleResponse, RuleStatus};
 use kyverno_runtime::policy_cache::PolicyKey;
+use kyverno_runtime::provider::ApiServerProvider;
 use kyverno_runtime::watch::Stores;
 use serde_json::{Map, Value};
 use tokio::sync::watch;
 
-use crate::cluster::{Cluster, ClusterError, ClusterProvider};
+use crate::cluster::{Cluster, ClusterError};
 use crate::generating::GeneratingPolicies;
 use crate::labels;
 use crate::metrics::{Executed, Metrics};
@@ -109,7 +110,7 @@ pub struct Sources {
 /// Runs UpdateRequests against the cluster.
 pub struct Processor {
     cluster: Arc<Cluster>,
-    provider: Arc<ClusterProvider>,
+    provider: Arc<ApiServerProvider>,
     stores: Stores,
     generating: Arc<GeneratingPolicies>,
     metrics: Metrics,
@@ -124,8 +125,8 @@ pub struct Processor {
 impl Processor {
     /// A processor writing through `cluster`, with the policies of `sources`.
     pub fn new(cluster: Arc<Cluster>, sources: Sources, own_writes: Arc<OwnWrites>) -> Self {
-        let provider = Arc::new(ClusterProvider::new(
-            Arc::clone(&cluster),
+        let provider = Arc::new(ApiServerProvider::with_resources(
+            Arc::clone(cluster.resources()),
             tokio::runtime::Handle::current(),
         ));
         Self {
@@ -368,11 +369,13 @@ impl Processor {
         let found = match spec.name.as_deref().filter(|name| !name.is_empty()) {
             Some(name) => {
                 self.cluster
+                    .resources()
                     .get(&api_version, &kind, &namespace, name)
                     .await?
             }
             None => self
                 .cluster
+                .resources()
                 .list(&api_version, &kind, &namespace, None)
                 .await?
                 .into_iter()
@@ -395,6 +398,7 @@ impl Processor {
         let text = |value: &Option<String>| value.clone().unwrap_or_default();
         let existing = self
             .cluster
+            .resources()
             .get(
                 &text(&spec.api_version),
                 &text(&spec.kind),
@@ -455,7 +459,12 @@ impl Processor {
             .get("apiVersion")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        let Some(source) = self.cluster.get(api_version, kind, namespace, name).await? else {
+        let Some(source) = self
+            .cluster
+            .resources()
+            .get(api_version, kind, namespace, name)
+            .await?
+        else {
             return Ok(());
         };
         if source
@@ -502,12 +511,26 @@ impl Processor {
         kinds: &[(String, String)],
         selector: &str,
     ) -> Result<usize, ClusterError> {
+        self.delete_matching(kinds, selector, |_| true).await
+    }
+
+    /// Deletes the objects of `kinds` (API version, kind) that `selector` selects and `keep`
+    /// accepts; answers how many were deleted.
+    pub async fn delete_matching(
+        &self,
+        kinds: &[(String, String)],
+        selector: &str,
+        keep: impl Fn(&Value) -> bool,
+    ) -> Result<usize, ClusterError> {
         let mut deleted = 0;
         for (api_version, kind) in kinds {
             for object in self
                 .cluster
+                .resources()
                 .list(api_version, kind, "", Some(selector))
                 .await?
+                .into_iter()
+                .filter(|object| keep(object))
             {
                 self.own_writes.deleting(&object);
                 let result = self.cluster.delete(&object).await;

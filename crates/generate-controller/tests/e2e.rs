@@ -10,7 +10,7 @@ use std::time::Duration;
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams};
 use kyverno_api::kyverno::v2::update_request::UpdateRequest;
-use kyverno_e2e_support::{cluster, create, delete, eventually};
+use kyverno_e2e_support::{cluster, create, delete, eventually, until};
 use kyverno_generate_controller::controller::{self, Settings};
 use kyverno_generate_controller::metrics::Metrics;
 use kyverno_generate_controller::workers::WorkerSettings;
@@ -96,6 +96,25 @@ fn admission_update_request(ns: &str, policy: &str, rules: &[&str], trigger: &Va
     })
 }
 
+/// Creates the namespace `name` labelled for the run of `ns` and the UpdateRequest the
+/// admission controller writes for it with `policy`'s `rules`: the namespace, as stored.
+async fn queue_trigger(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    policy: &str,
+    rules: &[&str],
+) -> Value {
+    let created = create(client, namespace(name, ns)).await;
+    let trigger = serde_json::to_value(&created).unwrap();
+    create(
+        client,
+        admission_update_request(ns, policy, rules, &trigger),
+    )
+    .await;
+    trigger
+}
+
 /// The object, if it exists.
 async fn get(client: &kube::Client, object: &Value) -> Option<Value> {
     let api = kyverno_e2e_support::api_for(client, object).await;
@@ -109,13 +128,55 @@ fn reference(api_version: &str, kind: &str, ns: &str, name: &str) -> Value {
     json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": name, "namespace": ns}})
 }
 
-async fn update_requests_left(client: &kube::Client, ns: &str) -> usize {
-    Api::<UpdateRequest>::namespaced(client.clone(), ns)
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .len()
+/// Waits until no UpdateRequest is left in namespace `ns`: all processed, or dropped.
+async fn queue_drained(client: &kube::Client, ns: &str, what: &str) {
+    until(what, || async {
+        Api::<UpdateRequest>::namespaced(client.clone(), ns)
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    })
+    .await;
+}
+
+/// The object, once it exists.
+async fn appears(client: &kube::Client, what: &str, object: &Value) -> Value {
+    eventually(what, || get(client, object)).await
+}
+
+/// Waits until the object no longer exists.
+async fn disappears(client: &kube::Client, what: &str, object: &Value) {
+    until(what, || async { get(client, object).await.is_none() }).await;
+}
+
+/// Waits until the object exists with `expected` at JSON `pointer`.
+async fn holds_at(
+    client: &kube::Client,
+    what: &str,
+    object: &Value,
+    pointer: &str,
+    expected: Value,
+) {
+    until(what, || async {
+        get(client, object)
+            .await
+            .is_some_and(|current| current.pointer(pointer) == Some(&expected))
+    })
+    .await;
+}
+
+/// Waits until the Secret `source` is labelled as the source of clones.
+async fn tagged_as_clone_source(client: &kube::Client, source: &Value) {
+    until("the source is tagged as a clone source", || async {
+        get(client, source).await.is_some_and(|source| {
+            source["metadata"]["labels"]
+                .get("generate.kyverno.io/clone-source")
+                .is_some()
+        })
+    })
+    .await;
 }
 
 async fn merge_patch(client: &kube::Client, object: &Value, patch: Value) {
@@ -174,13 +235,7 @@ async fn a_new_namespace_gets_its_security_setup_kept_in_sync() {
     let mut teams = Vec::new();
     for team in ["a", "b"] {
         let name = format!("{ns}-team-{team}");
-        let created = create(&client, namespace(&name, &ns)).await;
-        let trigger = serde_json::to_value(&created).unwrap();
-        create(
-            &client,
-            admission_update_request(&ns, &policy_name, &SETUP_RULES, &trigger),
-        )
-        .await;
+        let trigger = queue_trigger(&client, &ns, &name, &policy_name, &SETUP_RULES).await;
         teams.push((name, trigger));
     }
     for (team, trigger) in &teams {
@@ -190,10 +245,7 @@ async fn a_new_namespace_gets_its_security_setup_kept_in_sync() {
             team,
             "default-deny",
         );
-        let generated = eventually("the default-deny NetworkPolicy", || async {
-            get(&client, &netpol).await
-        })
-        .await;
+        let generated = appears(&client, "the default-deny NetworkPolicy", &netpol).await;
         let labels = &generated["metadata"]["labels"];
         assert_eq!(labels["app.kubernetes.io/managed-by"], "kyverno");
         assert_eq!(
@@ -211,13 +263,10 @@ async fn a_new_namespace_gets_its_security_setup_kept_in_sync() {
             json!(["Ingress", "Egress"])
         );
         let quota = reference("v1", "ResourceQuota", team, "default-quota");
-        let quota = eventually("the ResourceQuota", || async { get(&client, &quota).await }).await;
+        let quota = appears(&client, "the ResourceQuota", &quota).await;
         assert_eq!(quota["spec"]["hard"]["pods"], "10");
         let secret = reference("v1", "Secret", team, "regcred");
-        let secret = eventually("the cloned Secret", || async {
-            get(&client, &secret).await
-        })
-        .await;
+        let secret = appears(&client, "the cloned Secret", &secret).await;
         assert_eq!(secret["data"]["token"], "b25l");
         assert_eq!(
             secret["metadata"]["labels"]["generate.kyverno.io/source-name"],
@@ -229,18 +278,8 @@ async fn a_new_namespace_gets_its_security_setup_kept_in_sync() {
         );
     }
     let source = reference("v1", "Secret", &ns, "regcred");
-    eventually("the source is tagged as a clone source", || async {
-        get(&client, &source).await.and_then(|source| {
-            source["metadata"]["labels"]
-                .get("generate.kyverno.io/clone-source")
-                .map(|_| ())
-        })
-    })
-    .await;
-    eventually("no UpdateRequest left", || async {
-        (update_requests_left(&client, &ns).await == 0).then_some(())
-    })
-    .await;
+    tagged_as_clone_source(&client, &source).await;
+    queue_drained(&client, &ns, "no UpdateRequest left").await;
 
     // Edited by hand, the synchronized NetworkPolicy is reverted.
     let (team_a, _) = &teams[0];
@@ -256,26 +295,29 @@ async fn a_new_namespace_gets_its_security_setup_kept_in_sync() {
         json!({"spec": {"policyTypes": ["Ingress"]}}),
     )
     .await;
-    eventually("the edited NetworkPolicy is reverted", || async {
-        let current = get(&client, &netpol).await?;
-        (current["spec"]["policyTypes"] == json!(["Ingress", "Egress"])).then_some(())
-    })
+    holds_at(
+        &client,
+        "the edited NetworkPolicy is reverted",
+        &netpol,
+        "/spec/policyTypes",
+        json!(["Ingress", "Egress"]),
+    )
     .await;
     // Deleted by hand, it comes back.
     delete(&client, &netpol).await;
-    eventually("the deleted NetworkPolicy is restored", || async {
-        get(&client, &netpol).await
-    })
-    .await;
+    appears(&client, "the deleted NetworkPolicy is restored", &netpol).await;
 
     // The source Secret changes: every clone follows.
     merge_patch(&client, &source, json!({"data": {"token": "dHdv"}})).await;
     for (team, _) in &teams {
         let clone = reference("v1", "Secret", team, "regcred");
-        eventually("the clone follows its source", || async {
-            let clone = get(&client, &clone).await?;
-            (clone["data"]["token"] == "dHdv").then_some(())
-        })
+        holds_at(
+            &client,
+            "the clone follows its source",
+            &clone,
+            "/data/token",
+            json!("dHdv"),
+        )
         .await;
     }
 
@@ -295,18 +337,14 @@ async fn a_new_namespace_gets_its_security_setup_kept_in_sync() {
         "default-deny",
     );
     let clone_b = reference("v1", "Secret", team_b, "regcred");
-    eventually(
+    until(
         "the synchronized downstream of the deleted trigger is removed",
         || async {
-            (get(&client, &netpol_b).await.is_none() && get(&client, &clone_b).await.is_none())
-                .then_some(())
+            get(&client, &netpol_b).await.is_none() && get(&client, &clone_b).await.is_none()
         },
     )
     .await;
-    eventually("no UpdateRequest left", || async {
-        (update_requests_left(&client, &ns).await == 0).then_some(())
-    })
-    .await;
+    queue_drained(&client, &ns, "no UpdateRequest left").await;
     cluster.cleanup().await;
 }
 
@@ -342,11 +380,10 @@ async fn deleting_the_policy_deletes_or_orphans_its_downstream() {
 
     let deleted = reference("v1", "ConfigMap", &trigger, &format!("delete-{ns}"));
     let orphaned = reference("v1", "ConfigMap", &trigger, &format!("orphan-{ns}"));
-    eventually(
+    until(
         "generateExisting generates for the existing namespace",
         || async {
-            (get(&client, &deleted).await.is_some() && get(&client, &orphaned).await.is_some())
-                .then_some(())
+            get(&client, &deleted).await.is_some() && get(&client, &orphaned).await.is_some()
         },
     )
     .await;
@@ -355,26 +392,28 @@ async fn deleting_the_policy_deletes_or_orphans_its_downstream() {
     let mut changed = deleting.clone();
     changed["spec"]["rules"][0]["generate"]["data"]["data"]["from"] = json!("changed");
     merge_patch(&client, &deleting, json!({"spec": changed["spec"]})).await;
-    eventually("the downstream follows the policy's data", || async {
-        let current = get(&client, &deleted).await?;
-        (current["data"]["from"] == "changed").then_some(())
-    })
+    holds_at(
+        &client,
+        "the downstream follows the policy's data",
+        &deleted,
+        "/data/from",
+        json!("changed"),
+    )
     .await;
 
     delete(&client, &deleting).await;
     delete(&client, &orphaning).await;
-    eventually("the downstream of the deleted policy is gone", || async {
-        get(&client, &deleted).await.is_none().then_some(())
-    })
+    disappears(
+        &client,
+        "the downstream of the deleted policy is gone",
+        &deleted,
+    )
     .await;
     assert!(
         get(&client, &orphaned).await.is_some(),
         "orphanDownstreamOnPolicyDelete keeps the downstream"
     );
-    eventually("no UpdateRequest left", || async {
-        (update_requests_left(&client, &ns).await == 0).then_some(())
-    })
-    .await;
+    queue_drained(&client, &ns, "no UpdateRequest left").await;
     cluster.cleanup().await;
 }
 
@@ -420,16 +459,16 @@ async fn mutate_existing_labels_configmaps_that_existed_before_the_policy() {
 
     for (name, team) in [("a", "red"), ("c", "blue")] {
         let configmap = reference("v1", "ConfigMap", &ns, name);
-        eventually("the existing ConfigMap is labelled", || async {
-            let current = get(&client, &configmap).await?;
-            (current["metadata"]["labels"]["team"] == team).then_some(())
-        })
+        holds_at(
+            &client,
+            "the existing ConfigMap is labelled",
+            &configmap,
+            "/metadata/labels/team",
+            json!(team),
+        )
         .await;
     }
-    eventually("the failing request is retried, then dropped", || async {
-        (update_requests_left(&client, &ns).await == 0).then_some(())
-    })
-    .await;
+    queue_drained(&client, &ns, "the failing request is retried, then dropped").await;
     let b = get(&client, &reference("v1", "ConfigMap", &ns, "b"))
         .await
         .unwrap();
@@ -519,11 +558,12 @@ async fn the_other_replica_finishes_the_queue_when_the_leader_dies() {
     policy["spec"]["rules"][0]["generate"]["generateExisting"] = json!(false);
     create(&client, policy).await;
     for index in 0..TRIGGERS {
-        let created = create(&client, namespace(&format!("{ns}-q{index}"), &ns)).await;
-        let trigger = serde_json::to_value(&created).unwrap();
-        create(
+        queue_trigger(
             &client,
-            admission_update_request(&ns, &policy_name, &["settings"], &trigger),
+            &ns,
+            &format!("{ns}-q{index}"),
+            &policy_name,
+            &["settings"],
         )
         .await;
     }
@@ -538,8 +578,8 @@ async fn the_other_replica_finishes_the_queue_when_the_leader_dies() {
             .unwrap()
             .items
     };
-    eventually("the first replica leads and generates", || async {
-        (!generated().await.is_empty()).then_some(())
+    until("the first replica leads and generates", || async {
+        !generated().await.is_empty()
     })
     .await;
     let second = Replica::start(&client, &ns, "second");
@@ -548,10 +588,7 @@ async fn the_other_replica_finishes_the_queue_when_the_leader_dies() {
         .unwrap();
     let done_by_first = generated().await.len();
     eprintln!("the leader was killed after {done_by_first} of {TRIGGERS} triggers");
-    eventually("the second replica finishes the queue", || async {
-        (update_requests_left(&client, &ns).await == 0).then_some(())
-    })
-    .await;
+    queue_drained(&client, &ns, "the second replica finishes the queue").await;
     let all = generated().await;
     let mut namespaces: Vec<_> = all
         .iter()
@@ -631,9 +668,10 @@ async fn a_generating_policy_creates_a_network_policy_in_every_new_namespace() {
             "default-deny",
         )
     };
-    eventually(
+    appears(
+        &client,
         "generateExisting covers the namespace made before",
-        || async { get(&client, &netpol(&before)).await },
+        &netpol(&before),
     )
     .await;
     let after = format!("{ns}-after");
@@ -644,9 +682,11 @@ async fn a_generating_policy_creates_a_network_policy_in_every_new_namespace() {
         cel_update_request(&ns, "cel-generate", &policy_name, &trigger),
     )
     .await;
-    let generated = eventually("the new namespace gets its NetworkPolicy", || async {
-        get(&client, &netpol(&after)).await
-    })
+    let generated = appears(
+        &client,
+        "the new namespace gets its NetworkPolicy",
+        &netpol(&after),
+    )
     .await;
     let labels = &generated["metadata"]["labels"];
     assert_eq!(labels["app.kubernetes.io/managed-by"], "kyverno");
@@ -690,10 +730,13 @@ async fn a_generating_policy_creates_a_network_policy_in_every_new_namespace() {
     let changed = generating_policy(&policy_name, &ns, &["Ingress"]);
     merge_patch(&client, &policy, json!({"spec": changed["spec"]})).await;
     for team in [&before, &after] {
-        eventually("the NetworkPolicy follows the policy", || async {
-            let current = get(&client, &netpol(team)).await?;
-            (current["spec"]["policyTypes"] == json!(["Ingress"])).then_some(())
-        })
+        holds_at(
+            &client,
+            "the NetworkPolicy follows the policy",
+            &netpol(team),
+            "/spec/policyTypes",
+            json!(["Ingress"]),
+        )
         .await;
     }
 
@@ -704,22 +747,22 @@ async fn a_generating_policy_creates_a_network_policy_in_every_new_namespace() {
     removal["spec"]["context"]["admissionRequestInfo"]["operation"] = json!("DELETE");
     delete(&client, &trigger).await;
     create(&client, removal).await;
-    eventually(
+    disappears(
+        &client,
         "the deleted namespace's NetworkPolicy is removed",
-        || async { get(&client, &netpol(&after)).await.is_none().then_some(()) },
+        &netpol(&after),
     )
     .await;
 
     // The policy goes (without orphanDownstreamOnPolicyDelete): so does its downstream.
     delete(&client, &policy).await;
-    eventually("the deleted policy's downstream is removed", || async {
-        get(&client, &netpol(&before)).await.is_none().then_some(())
-    })
+    disappears(
+        &client,
+        "the deleted policy's downstream is removed",
+        &netpol(&before),
+    )
     .await;
-    eventually("no UpdateRequest left", || async {
-        (update_requests_left(&client, &ns).await == 0).then_some(())
-    })
-    .await;
+    queue_drained(&client, &ns, "no UpdateRequest left").await;
     cluster.cleanup().await;
 }
 
@@ -769,16 +812,16 @@ async fn a_mutating_policy_labels_configmaps_that_existed_before_it() {
     let _controller = Running::start(&client, settings(&ns, 2), Metrics::unexported());
     for name in ["a", "b"] {
         let configmap = reference("v1", "ConfigMap", &ns, name);
-        eventually("the existing target is labelled", || async {
-            let current = get(&client, &configmap).await?;
-            (current["metadata"]["labels"]["mutated"] == "yes").then_some(())
-        })
+        holds_at(
+            &client,
+            "the existing target is labelled",
+            &configmap,
+            "/metadata/labels/mutated",
+            json!("yes"),
+        )
         .await;
     }
-    eventually("no UpdateRequest left", || async {
-        (update_requests_left(&client, &ns).await == 0).then_some(())
-    })
-    .await;
+    queue_drained(&client, &ns, "no UpdateRequest left").await;
     let untouched = get(&client, &reference("v1", "ConfigMap", &ns, "untouched"))
         .await
         .unwrap();
@@ -809,31 +852,12 @@ async fn deleting_a_clone_source_deletes_its_synchronized_clones() {
     create(&client, policy).await;
     let _controller = Running::start(&client, settings(&ns, 2), Metrics::unexported());
     let team = format!("{ns}-c");
-    let created = create(&client, namespace(&team, &ns)).await;
-    let trigger = serde_json::to_value(&created).unwrap();
-    create(
-        &client,
-        admission_update_request(&ns, &policy_name, &["registry-secret"], &trigger),
-    )
-    .await;
+    queue_trigger(&client, &ns, &team, &policy_name, &["registry-secret"]).await;
     let clone = reference("v1", "Secret", &team, "regcred");
-    eventually("the Secret is cloned", || async {
-        get(&client, &clone).await
-    })
-    .await;
-    eventually("the source is tagged as a clone source", || async {
-        get(&client, &source).await.and_then(|source| {
-            source["metadata"]["labels"]
-                .get("generate.kyverno.io/clone-source")
-                .map(|_| ())
-        })
-    })
-    .await;
+    appears(&client, "the Secret is cloned", &clone).await;
+    tagged_as_clone_source(&client, &source).await;
     delete(&client, &source).await;
-    eventually("the clone goes with its source", || async {
-        get(&client, &clone).await.is_none().then_some(())
-    })
-    .await;
+    disappears(&client, "the clone goes with its source", &clone).await;
     cluster.cleanup().await;
 }
 
@@ -847,22 +871,10 @@ async fn a_request_after_the_trigger_deletion_generates_nothing_again() {
     create(&client, policy).await;
     let _controller = Running::start(&client, settings(&ns, 1), Metrics::unexported());
     let team = format!("{ns}-r");
-    let created = create(&client, namespace(&team, &ns)).await;
-    let trigger = serde_json::to_value(&created).unwrap();
-    create(
-        &client,
-        admission_update_request(&ns, &policy_name, &["settings"], &trigger),
-    )
-    .await;
+    let trigger = queue_trigger(&client, &ns, &team, &policy_name, &["settings"]).await;
     let generated = reference("v1", "ConfigMap", &team, &policy_name);
-    eventually("the ConfigMap is generated", || async {
-        get(&client, &generated).await
-    })
-    .await;
-    eventually("no UpdateRequest left", || async {
-        (update_requests_left(&client, &ns).await == 0).then_some(())
-    })
-    .await;
+    appears(&client, "the ConfigMap is generated", &generated).await;
+    queue_drained(&client, &ns, "no UpdateRequest left").await;
 
     // The trigger is being deleted: admission asks for its downstream to go, while a sync
     // request for it (queued by a background path) is still to come; the API server has not
@@ -875,14 +887,189 @@ async fn a_request_after_the_trigger_deletion_generates_nothing_again() {
     let mut sync = admission_update_request(&ns, &policy_name, &["settings"], &trigger);
     sync["spec"]["context"] = json!({});
     create(&client, sync).await;
-    eventually("both requests are processed", || async {
-        (update_requests_left(&client, &ns).await == 0).then_some(())
-    })
-    .await;
+    queue_drained(&client, &ns, "both requests are processed").await;
     assert!(
         get(&client, &generated).await.is_none(),
         "the downstream of the deleted trigger was generated again"
     );
     delete(&client, &trigger).await;
+    cluster.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_policy_exception_exempts_namespaces_from_a_generating_policy() {
+    let cluster = cluster().await;
+    let (client, ns) = (cluster.client.clone(), cluster.ns.clone());
+    let policy_name = format!("gpol-exc-{ns}");
+    // Listed in name order, the exempted namespace's request is queued before the other's.
+    let exempted = format!("{ns}-a-exempted");
+    let plain = format!("{ns}-b-plain");
+    let mut labelled = namespace(&exempted, &ns);
+    labelled["metadata"]["labels"]["e2e-exempt"] = json!("yes");
+    let exempted_trigger = serde_json::to_value(create(&client, labelled).await).unwrap();
+    create(&client, namespace(&plain, &ns)).await;
+    let exception = json!({
+        "apiVersion": "policies.kyverno.io/v1beta1", "kind": "PolicyException",
+        "metadata": {"name": "exempt-labelled", "namespace": ns},
+        "spec": {
+            "policyRefs": [{"name": policy_name, "kind": "GeneratingPolicy"}],
+            "matchConditions": [{"name": "labelled",
+                "expression": "object.metadata.?labels[?'e2e-exempt'].orValue('') == 'yes'"}]
+        }
+    });
+    create(&client, exception.clone()).await;
+    create(
+        &client,
+        generating_policy(&policy_name, &ns, &["Ingress", "Egress"]),
+    )
+    .await;
+    let _controller = Running::start(&client, settings(&ns, 2), Metrics::unexported());
+
+    let netpol = |team: &str| {
+        reference(
+            "networking.k8s.io/v1",
+            "NetworkPolicy",
+            team,
+            "default-deny",
+        )
+    };
+    appears(
+        &client,
+        "generateExisting covers the namespace without the label",
+        &netpol(&plain),
+    )
+    .await;
+    queue_drained(&client, &ns, "both requests are processed").await;
+    assert!(
+        get(&client, &netpol(&exempted)).await.is_none(),
+        "the exempted namespace got a NetworkPolicy"
+    );
+
+    // Once the exception is gone, the policy is compiled again without it.
+    delete(&client, &exception).await;
+    let netpol_of_exempted = netpol(&exempted);
+    eventually(
+        "without the exception, the labelled namespace gets its NetworkPolicy",
+        || async {
+            if let Some(found) = get(&client, &netpol_of_exempted).await {
+                return Some(found);
+            }
+            // Asked again until the controller has seen the exception go.
+            create(
+                &client,
+                cel_update_request(&ns, "cel-generate", &policy_name, &exempted_trigger),
+            )
+            .await;
+            queue_drained(&client, &ns, "the request is processed").await;
+            get(&client, &netpol_of_exempted).await
+        },
+    )
+    .await;
+    cluster.cleanup().await;
+}
+
+/// A GeneratingPolicy (cluster-wide, on the run's namespaces) or a NamespacedGeneratingPolicy
+/// (on the ConfigMaps labelled `e2e-trigger` of `ns`), both named `name`, that generates the
+/// ConfigMap `generated` into `ns`.
+fn same_named_policy(name: &str, ns: &str, namespaced: bool, generated: &str) -> Value {
+    let (kind, resource, selector) = if namespaced {
+        (
+            "NamespacedGeneratingPolicy",
+            "configmaps",
+            json!({"matchLabels": {"e2e-trigger": ns}}),
+        )
+    } else {
+        (
+            "GeneratingPolicy",
+            "namespaces",
+            json!({"matchLabels": {"e2e-run": ns}}),
+        )
+    };
+    // A namespaced policy generates into its own namespace, which it does not name.
+    let target = if namespaced {
+        String::new()
+    } else {
+        format!("\"{ns}\", ")
+    };
+    let mut metadata = json!({"name": name});
+    if namespaced {
+        metadata["namespace"] = json!(ns);
+    }
+    json!({
+        "apiVersion": "policies.kyverno.io/v1", "kind": kind,
+        "metadata": metadata,
+        "spec": {
+            "evaluation": {"synchronize": {"enabled": true}, "generateExisting": {"enabled": true}},
+            "matchConstraints": {
+                "resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
+                                   "operations": ["CREATE"], "resources": [resource]}],
+                "objectSelector": selector
+            },
+            "generate": [{"expression": format!(
+                "generator.Apply({target}[{{\"apiVersion\": dyn(\"v1\"), \"kind\": dyn(\"ConfigMap\"), \
+                 \"metadata\": dyn({{\"name\": \"{generated}\"}}), \"data\": dyn({{\"from\": \"{kind}\"}})}}])"
+            )}]
+        }
+    })
+}
+
+#[tokio::test]
+async fn same_named_generating_policies_keep_their_downstream_apart() {
+    let cluster = cluster().await;
+    let (client, ns) = (cluster.client.clone(), cluster.ns.clone());
+    let policy_name = format!("twin-{ns}");
+    create(&client, namespace(&format!("{ns}-t"), &ns)).await;
+    create(
+        &client,
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": "trigger", "namespace": ns, "labels": {"e2e-trigger": ns}}}),
+    )
+    .await;
+    // Listed in name order, the cluster-wide policy's ConfigMap comes first: a deletion that
+    // took it along would have removed it by the time the namespaced policy's is gone.
+    let cluster_wide = same_named_policy(&policy_name, &ns, false, "a-cluster-wide");
+    let namespaced = same_named_policy(&policy_name, &ns, true, "b-namespaced");
+    create(&client, cluster_wide.clone()).await;
+    create(&client, namespaced.clone()).await;
+    let _controller = Running::start(&client, settings(&ns, 2), Metrics::unexported());
+
+    let of_cluster_wide = reference("v1", "ConfigMap", &ns, "a-cluster-wide");
+    let of_namespaced = reference("v1", "ConfigMap", &ns, "b-namespaced");
+    let generated = appears(&client, "the GeneratingPolicy generates", &of_cluster_wide).await;
+    assert_eq!(
+        generated["metadata"]["labels"]["generate.kyverno.io/policy-namespace"],
+        ""
+    );
+    let generated = appears(
+        &client,
+        "the NamespacedGeneratingPolicy generates",
+        &of_namespaced,
+    )
+    .await;
+    assert_eq!(
+        generated["metadata"]["labels"]["generate.kyverno.io/policy-namespace"],
+        ns.as_str()
+    );
+    queue_drained(&client, &ns, "no UpdateRequest left").await;
+
+    delete(&client, &namespaced).await;
+    disappears(
+        &client,
+        "the deleted NamespacedGeneratingPolicy's downstream is removed",
+        &of_namespaced,
+    )
+    .await;
+    assert!(
+        get(&client, &of_cluster_wide).await.is_some(),
+        "the GeneratingPolicy's downstream went with the NamespacedGeneratingPolicy"
+    );
+
+    delete(&client, &cluster_wide).await;
+    disappears(
+        &client,
+        "the deleted GeneratingPolicy's downstream is removed",
+        &of_cluster_wide,
+    )
+    .await;
     cluster.cleanup().await;
 }

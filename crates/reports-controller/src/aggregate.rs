@@ -5,6 +5,12 @@
 //! Kept small: a result is a pointer to its shared [`Body`] and its timestamp; a resource is its
 //! uid, its name and its shared `apiVersion` and kind. Report contents are built one shard at a
 //! time, when written, and a shard's [`ShardPlan::fingerprint`] tells whether it changed.
+//!
+//! A policy is known by the `source` of its results and its name ([`PolicyRef`]), so that a
+//! ClusterPolicy and a ValidatingPolicy of the same name never replace each other's results.
+//! An ephemeral report replaces the resource's results of the policies it names; a background
+//! scan's report is the scanner's whole view of the resource, so it also replaces every result
+//! an earlier scan reported (those of a policy that no longer applies to the resource go).
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::ops::Bound;
@@ -12,7 +18,9 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kyverno_api::policy_report::v1alpha2::{PolicyReportContent, PolicyReportResult, Timestamp};
-use kyverno_runtime::reports::{RESULT_SOURCE_KYVERNO, ReportUpdate, summarize};
+use kyverno_runtime::reports::{
+    PolicyRef, ReportUpdate, SOURCE_BACKGROUND_SCAN, result_source, summarize,
+};
 use serde::Serialize;
 
 use crate::intern::{Body, Interner};
@@ -108,11 +116,16 @@ struct Stored {
 }
 
 impl Stored {
-    fn new(result: PolicyReportResult, interner: &mut Interner) -> Result<Self, AggregateError> {
+    /// `result`, reported by a background scan when `scanned`.
+    fn new(
+        result: PolicyReportResult,
+        scanned: bool,
+        interner: &mut Interner,
+    ) -> Result<Self, AggregateError> {
         let timestamp = result.timestamp;
         let policy = result.policy.clone();
         let body = interner
-            .body(result)
+            .body(result, scanned)
             .map_err(|source| AggregateError::Encode { policy, source })?;
         Ok(Self { body, timestamp })
     }
@@ -206,7 +219,9 @@ pub struct Prepared {
     scope: Scope,
     uid: String,
     subject: Subject,
-    policies: BTreeSet<String>,
+    policies: BTreeSet<PolicyRef>,
+    /// Whether a background scan wrote the report.
+    scanned: bool,
     results: Vec<Stored>,
 }
 
@@ -230,40 +245,6 @@ impl Prepared {
         self.results
             .retain(|stored| keep(&PolicyRef::of(&stored.body.result)));
     }
-}
-
-/// A policy as its results name it: by their `source` (which tells the policy's kind apart) and
-/// its name (`namespace/name` for namespaced kinds).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PolicyRef {
-    /// The `source` of its results; results without one are Kyverno's.
-    pub source: String,
-    /// Its name as results carry it.
-    pub name: String,
-}
-
-impl PolicyRef {
-    /// The policy of `source` named `name`.
-    pub fn new(source: &str, name: &str) -> Self {
-        Self {
-            source: source.to_owned(),
-            name: name.to_owned(),
-        }
-    }
-
-    /// The policy of `result`.
-    pub fn of(result: &PolicyReportResult) -> Self {
-        Self::new(source_of(result), &result.policy)
-    }
-}
-
-/// The `source` of a result; results without one are Kyverno's.
-fn source_of(result: &PolicyReportResult) -> &str {
-    result
-        .source
-        .as_deref()
-        .filter(|source| !source.is_empty())
-        .unwrap_or(RESULT_SOURCE_KYVERNO)
 }
 
 /// The policies of one kind a watch lists: the `source` of their results, and whether they
@@ -339,22 +320,25 @@ impl Aggregator {
     /// Reads an ephemeral report's content for [`Aggregator::apply`], sharing its results with
     /// the equal ones kept.
     pub fn prepare(&mut self, update: ReportUpdate) -> Result<Prepared, AggregateError> {
+        let scanned = update.source == SOURCE_BACKGROUND_SCAN;
         let results = update
             .results
             .into_iter()
-            .map(|result| Stored::new(result, &mut self.interner))
+            .map(|result| Stored::new(result, scanned, &mut self.interner))
             .collect::<Result<_, _>>()?;
         Ok(Prepared {
             scope: update.subject.namespace.clone(),
             uid: update.subject.uid.clone().unwrap_or_default(),
             subject: Subject::of(&update.subject, &mut self.interner),
             policies: update.policies,
+            scanned,
             results,
         })
     }
 
-    /// Applies an ephemeral report: the resource's results of the policies it names are
-    /// replaced by its results. Returns the scope changed.
+    /// Applies an ephemeral report: the resource's results of the policies it names (by kind
+    /// and name), and those of earlier scans when a scan wrote it, are replaced by its results.
+    /// Returns the scope changed.
     pub fn apply(&mut self, update: Prepared) -> Scope {
         self.tick += 1;
         let Prepared {
@@ -362,6 +346,7 @@ impl Aggregator {
             uid,
             subject,
             policies,
+            scanned,
             results,
         } = update;
         if let Some(previous) = self.scope_of.get(&uid)
@@ -378,9 +363,13 @@ impl Aggregator {
         });
         entry.subject = subject;
         entry.changed = self.tick;
-        entry
-            .results
-            .retain(|stored| !policies.contains(&stored.body.result.policy));
+        entry.results.retain(|stored| {
+            let replaced = (scanned && stored.body.scanned)
+                || policies
+                    .iter()
+                    .any(|policy| policy.gave(&stored.body.result));
+            !replaced
+        });
         for stored in results {
             entry.insert(stored);
         }
@@ -393,7 +382,9 @@ impl Aggregator {
     }
 
     /// Loads the results of a stored report of `scope` (after a restart). Loaded entries count
-    /// as older than any listing. Results about no resource uid are not ours and are skipped.
+    /// as older than any listing; who reported their results is not known, so only a report
+    /// naming their policy replaces them. Results about no resource uid are not ours and are
+    /// skipped.
     pub fn load(&mut self, scope: &Scope, content: &PolicyReportContent) {
         for result in &content.results {
             let Some(reference) = result.resources.first() else {
@@ -402,7 +393,7 @@ impl Aggregator {
             let Some(uid) = reference.uid.clone() else {
                 continue;
             };
-            let stored = match Stored::new(result.clone(), &mut self.interner) {
+            let stored = match Stored::new(result.clone(), false, &mut self.interner) {
                 Ok(stored) => stored,
                 Err(error) => {
                     tracing::warn!(%error, "stored result skipped");
@@ -486,7 +477,7 @@ impl Aggregator {
                 let entry_changed = entry.changed;
                 entry.results.retain(|stored| {
                     let result = &stored.body.result;
-                    keep(source_of(result), &result.policy, entry_changed)
+                    keep(result_source(result), &result.policy, entry_changed)
                 });
                 if entry.results.len() != before {
                     changed.insert(scope.clone());
@@ -626,6 +617,9 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use kyverno_api::policy_report::v1alpha2::PolicyResult;
+    use kyverno_runtime::reports::{
+        RESULT_SOURCE_KYVERNO, RESULT_SOURCE_VALIDATING_POLICY, SOURCE_ADMISSION,
+    };
 
     fn subject(namespace: Option<&str>, uid: &str) -> ObjectReference {
         ObjectReference {
@@ -638,30 +632,44 @@ mod tests {
         }
     }
 
+    /// A background scan's report on pod `uid` with the results of ClusterPolicies.
     fn update(uid: &str, results: &[(&str, &str, PolicyResult)]) -> ReportUpdate {
         let subject = subject(Some("default"), uid);
+        let results: Vec<PolicyReportResult> = results
+            .iter()
+            .map(|(policy, rule, result)| PolicyReportResult {
+                policy: (*policy).into(),
+                rule: Some((*rule).into()),
+                result: Some(*result),
+                timestamp: Some(Timestamp {
+                    seconds: 1_700_000_000,
+                    nanos: 0,
+                }),
+                resources: vec![subject.clone()],
+                ..PolicyReportResult::default()
+            })
+            .collect();
         ReportUpdate {
-            subject: subject.clone(),
-            source: "background-scan".into(),
-            policies: results
-                .iter()
-                .map(|(policy, ..)| (*policy).to_owned())
-                .collect(),
-            results: results
-                .iter()
-                .map(|(policy, rule, result)| PolicyReportResult {
-                    policy: (*policy).into(),
-                    rule: Some((*rule).into()),
-                    result: Some(*result),
-                    timestamp: Some(Timestamp {
-                        seconds: 1_700_000_000,
-                        nanos: 0,
-                    }),
-                    resources: vec![subject.clone()],
-                    ..PolicyReportResult::default()
-                })
-                .collect(),
+            subject,
+            source: SOURCE_BACKGROUND_SCAN.into(),
+            policies: results.iter().map(PolicyRef::of).collect(),
+            results,
         }
+    }
+
+    /// `update` with its results given to `source` policies.
+    fn of_source(mut update: ReportUpdate, source: &str) -> ReportUpdate {
+        for result in &mut update.results {
+            result.source = Some(source.to_owned());
+        }
+        update.policies = update.results.iter().map(PolicyRef::of).collect();
+        update
+    }
+
+    /// `update` written by the admission controller.
+    fn admitted(mut update: ReportUpdate) -> ReportUpdate {
+        update.source = SOURCE_ADMISSION.into();
+        update
     }
 
     fn apply(aggregator: &mut Aggregator, update: ReportUpdate) -> Scope {
@@ -729,7 +737,7 @@ mod tests {
         without_timestamp.timestamp = None;
         let reference = subject(Some("default"), "a");
         for result in [with_timestamp, without_timestamp] {
-            let stored = Stored::new(result, &mut interner).unwrap();
+            let stored = Stored::new(result, true, &mut interner).unwrap();
             let full = stored.result(reference.clone());
             assert_eq!(
                 stored.json_len(json_len(&reference)),
@@ -784,8 +792,10 @@ mod tests {
                 ],
             ),
         );
-        let mut cleared = update("a", &[]);
-        cleared.policies.insert("p".into());
+        let mut cleared = admitted(update("a", &[]));
+        cleared
+            .policies
+            .insert(PolicyRef::new(RESULT_SOURCE_KYVERNO, "p"));
         apply(&mut aggregator, cleared);
         let shards = render(&aggregator, &default_ns(), usize::MAX);
         assert_eq!(shards[0].results.len(), 1);
@@ -869,6 +879,7 @@ mod tests {
         for result in &mut update.results[2..] {
             result.source = Some(VALIDATING_POLICIES.source.into());
         }
+        update.policies = update.results.iter().map(PolicyRef::of).collect();
         update
     }
 
@@ -908,6 +919,176 @@ mod tests {
             [
                 (None, "default/p".to_owned()),
                 (vpol, "default/p".to_owned())
+            ]
+        );
+    }
+
+    /// The `(source, policy, rule, result)` of every result on pod `a`.
+    fn outcomes(aggregator: &Aggregator) -> Vec<(String, String, String, PolicyResult)> {
+        let mut outcomes: Vec<_> = render(aggregator, &default_ns(), usize::MAX)
+            .into_iter()
+            .flat_map(|shard| shard.results)
+            .map(|result| {
+                (
+                    result_source(&result).to_owned(),
+                    result.policy,
+                    result.rule.unwrap_or_default(),
+                    result.result.unwrap(),
+                )
+            })
+            .collect();
+        outcomes.sort_by(|a, b| (&a.0, &a.1, &a.2).cmp(&(&b.0, &b.1, &b.2)));
+        outcomes
+    }
+
+    fn outcome(
+        source: &str,
+        policy: &str,
+        rule: &str,
+        result: PolicyResult,
+    ) -> (String, String, String, PolicyResult) {
+        (source.into(), policy.into(), rule.into(), result)
+    }
+
+    #[test]
+    fn a_cluster_policy_and_a_validating_policy_of_the_same_name_keep_their_own_results() {
+        let mut aggregator = Aggregator::default();
+        let cluster_policy = |result| update("a", &[("x", "check", result)]);
+        let validating_policy = |result| {
+            of_source(
+                update("a", &[("x", "validation", result)]),
+                RESULT_SOURCE_VALIDATING_POLICY,
+            )
+        };
+        let mut both = cluster_policy(PolicyResult::Fail);
+        both.results
+            .extend(validating_policy(PolicyResult::Fail).results);
+        both.policies = both.results.iter().map(PolicyRef::of).collect();
+        apply(&mut aggregator, both);
+        assert_eq!(
+            outcomes(&aggregator),
+            [
+                outcome(
+                    RESULT_SOURCE_VALIDATING_POLICY,
+                    "x",
+                    "validation",
+                    PolicyResult::Fail
+                ),
+                outcome(RESULT_SOURCE_KYVERNO, "x", "check", PolicyResult::Fail),
+            ]
+        );
+        // An admission report of the ClusterPolicy alone leaves the ValidatingPolicy's result.
+        apply(
+            &mut aggregator,
+            admitted(cluster_policy(PolicyResult::Pass)),
+        );
+        assert_eq!(
+            outcomes(&aggregator),
+            [
+                outcome(
+                    RESULT_SOURCE_VALIDATING_POLICY,
+                    "x",
+                    "validation",
+                    PolicyResult::Fail
+                ),
+                outcome(RESULT_SOURCE_KYVERNO, "x", "check", PolicyResult::Pass),
+            ]
+        );
+        // And the other way round, a report naming the ValidatingPolicy without results.
+        let mut cleared = admitted(update("a", &[]));
+        cleared
+            .policies
+            .insert(PolicyRef::new(RESULT_SOURCE_VALIDATING_POLICY, "x"));
+        apply(&mut aggregator, cleared);
+        assert_eq!(
+            outcomes(&aggregator),
+            [outcome(
+                RESULT_SOURCE_KYVERNO,
+                "x",
+                "check",
+                PolicyResult::Pass
+            )]
+        );
+    }
+
+    #[test]
+    fn a_scan_replaces_what_earlier_scans_reported() {
+        let mut aggregator = Aggregator::default();
+        apply(
+            &mut aggregator,
+            update(
+                "a",
+                &[
+                    ("p", "r", PolicyResult::Fail),
+                    ("q", "r", PolicyResult::Fail),
+                ],
+            ),
+        );
+        // A policy not run in the background reports at admission.
+        apply(
+            &mut aggregator,
+            admitted(update("a", &[("admission-only", "r", PolicyResult::Fail)])),
+        );
+        // The next scan no longer applies `p` to the resource: its result goes, the admission
+        // result stays.
+        apply(
+            &mut aggregator,
+            update("a", &[("q", "r", PolicyResult::Pass)]),
+        );
+        assert_eq!(
+            outcomes(&aggregator),
+            [
+                outcome(
+                    RESULT_SOURCE_KYVERNO,
+                    "admission-only",
+                    "r",
+                    PolicyResult::Fail
+                ),
+                outcome(RESULT_SOURCE_KYVERNO, "q", "r", PolicyResult::Pass),
+            ]
+        );
+        // A scan with no result at all clears what scans reported.
+        apply(&mut aggregator, update("a", &[]));
+        assert_eq!(
+            outcomes(&aggregator),
+            [outcome(
+                RESULT_SOURCE_KYVERNO,
+                "admission-only",
+                "r",
+                PolicyResult::Fail
+            )]
+        );
+        // An admission report only replaces the policies it names.
+        apply(
+            &mut aggregator,
+            update("a", &[("p", "r", PolicyResult::Fail)]),
+        );
+        apply(&mut aggregator, admitted(update("a", &[])));
+        assert_eq!(outcomes(&aggregator).len(), 2);
+    }
+
+    #[test]
+    fn results_read_back_are_replaced_only_by_reports_naming_their_policy() {
+        let mut first = Aggregator::default();
+        apply(
+            &mut first,
+            update(
+                "a",
+                &[
+                    ("p", "r", PolicyResult::Fail),
+                    ("q", "r", PolicyResult::Fail),
+                ],
+            ),
+        );
+        let content = &render(&first, &default_ns(), usize::MAX)[0];
+        let mut second = Aggregator::default();
+        second.load(&default_ns(), content);
+        apply(&mut second, update("a", &[("q", "r", PolicyResult::Pass)]));
+        assert_eq!(
+            outcomes(&second),
+            [
+                outcome(RESULT_SOURCE_KYVERNO, "p", "r", PolicyResult::Fail),
+                outcome(RESULT_SOURCE_KYVERNO, "q", "r", PolicyResult::Pass),
             ]
         );
     }

@@ -13,9 +13,10 @@
 //! Results go away with their resource (a metadata-only watch per kind with results) and with
 //! their policy (metadata watches on ClusterPolicies, Policies and the validating
 //! `policies.kyverno.io` kinds; a policy is known by the `source` of its results and its name,
-//! so that a ValidatingPolicy and a ClusterPolicy of the same name are told apart). A listing prunes only what
-//! changed before it started, so a report that overtakes the resource's own watch event is not
-//! lost.
+//! so that a ValidatingPolicy and a ClusterPolicy of the same name are told apart), and, when a
+//! background scan no longer applies a policy to a resource, with the scan's next report of the
+//! resource (see [`crate::aggregate`]). A listing prunes only what changed before it started,
+//! so a report that overtakes the resource's own watch event is not lost.
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt::Debug;
 use std::ops::Deref;
@@ -39,14 +40,15 @@ use kyverno_api::reports::v1::{ClusterEphemeralReport, EphemeralReport};
 use kyverno_runtime::cel_policies::CelKind;
 use kyverno_runtime::policy_cache::PolicyKind;
 use kyverno_runtime::reports::{
-    LABEL_MANAGED_BY, MANAGED_BY_KYVERNO, read_ephemeral_report, result_source_of,
+    LABEL_MANAGED_BY, MANAGED_BY_KYVERNO, PolicyRef, is_namespaced, read_ephemeral_report,
+    result_source_of,
 };
 use kyverno_runtime::telemetry::LeaderReadiness;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
-use crate::aggregate::{Aggregator, PolicyFamily, PolicyRef, Prepared, Scope, shard_of};
+use crate::aggregate::{Aggregator, PolicyFamily, Prepared, Scope, shard_of};
 use crate::recent::{DEFAULT_REMEMBERED_FOR, Recent};
 use crate::telemetry::Telemetry;
 
@@ -600,11 +602,7 @@ where
 fn family_of(kind: PolicyKind) -> PolicyFamily {
     PolicyFamily {
         source: result_source_of(kind),
-        namespaced: match kind {
-            PolicyKind::ClusterPolicy => false,
-            PolicyKind::Policy => true,
-            PolicyKind::Cel(kind) => kind.is_namespaced(),
-        },
+        namespaced: is_namespaced(kind),
     }
 }
 

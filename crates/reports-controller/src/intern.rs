@@ -1,7 +1,9 @@
 //! Sharing of what results repeat. Across thousands of resources, a rule has a handful of
 //! outcomes (its policy, rule, result, message, category, severity, source and properties are
 //! the same for every compliant resource, and for every resource failing the same way): each
-//! such outcome is kept once, as a [`Body`], and resources point to it.
+//! such outcome is kept once, as a [`Body`], and resources point to it. Who reported it (a
+//! background scan or not) is part of the outcome: a later scan of the resource replaces what
+//! scans reported.
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -14,6 +16,9 @@ pub struct Body {
     pub id: u64,
     /// The result, with no `resources` and no `timestamp`.
     pub result: PolicyReportResult,
+    /// Whether a background scan reported it (rather than the admission controller, or a
+    /// report read back at start).
+    pub scanned: bool,
     /// The length of its JSON.
     pub json_len: usize,
 }
@@ -21,28 +26,34 @@ pub struct Body {
 /// The shared bodies and strings, by content.
 #[derive(Debug, Default)]
 pub struct Interner {
-    /// Bodies by their JSON.
-    bodies: HashMap<Box<str>, Arc<Body>>,
+    /// Bodies by whether a scan reported them and their JSON.
+    bodies: HashMap<(bool, Box<str>), Arc<Body>>,
     strings: HashSet<Arc<str>>,
     next_id: u64,
 }
 
 impl Interner {
-    /// The shared body of `result` (whose `resources` and `timestamp` are ignored).
-    pub fn body(&mut self, mut result: PolicyReportResult) -> Result<Arc<Body>, serde_json::Error> {
+    /// The shared body of `result` (whose `resources` and `timestamp` are ignored), reported
+    /// by a background scan when `scanned`.
+    pub fn body(
+        &mut self,
+        mut result: PolicyReportResult,
+        scanned: bool,
+    ) -> Result<Arc<Body>, serde_json::Error> {
         result.resources = Vec::new();
         result.timestamp = None;
-        let json = serde_json::to_string(&result)?;
-        if let Some(body) = self.bodies.get(json.as_str()) {
+        let key = (scanned, serde_json::to_string(&result)?.into_boxed_str());
+        if let Some(body) = self.bodies.get(&key) {
             return Ok(Arc::clone(body));
         }
         self.next_id += 1;
         let body = Arc::new(Body {
             id: self.next_id,
             result,
-            json_len: json.len(),
+            scanned,
+            json_len: key.1.len(),
         });
-        self.bodies.insert(json.into_boxed_str(), Arc::clone(&body));
+        self.bodies.insert(key, Arc::clone(&body));
         Ok(body)
     }
 
@@ -93,9 +104,9 @@ mod tests {
     #[test]
     fn equal_outcomes_share_one_body() {
         let mut interner = Interner::default();
-        let first = interner.body(result("bad", "a", 1)).unwrap();
-        let second = interner.body(result("bad", "b", 2)).unwrap();
-        let other = interner.body(result("worse", "a", 1)).unwrap();
+        let first = interner.body(result("bad", "a", 1), true).unwrap();
+        let second = interner.body(result("bad", "b", 2), true).unwrap();
+        let other = interner.body(result("worse", "a", 1), true).unwrap();
         assert!(Arc::ptr_eq(&first, &second));
         assert_ne!(first.id, other.id);
         assert!(first.result.resources.is_empty());
@@ -105,13 +116,20 @@ mod tests {
             serde_json::to_vec(&first.result).unwrap().len()
         );
         assert_eq!(interner.bodies(), 2);
+        let admitted = interner.body(result("bad", "a", 1), false).unwrap();
+        assert!(first.scanned && !admitted.scanned);
+        assert_ne!(
+            first.id, admitted.id,
+            "who reported it is part of the outcome"
+        );
+        assert_eq!(admitted.json_len, first.json_len);
     }
 
     #[test]
     fn unused_bodies_and_strings_are_purged() {
         let mut interner = Interner::default();
-        let kept = interner.body(result("bad", "a", 1)).unwrap();
-        let dropped = interner.body(result("worse", "a", 1)).unwrap();
+        let kept = interner.body(result("bad", "a", 1), true).unwrap();
+        let dropped = interner.body(result("worse", "a", 1), true).unwrap();
         let text = interner.string("v1");
         assert!(Arc::ptr_eq(&text, &interner.string("v1")));
         drop(dropped);
@@ -119,7 +137,7 @@ mod tests {
         interner.purge();
         assert_eq!(interner.bodies(), 1);
         assert!(interner.strings.is_empty());
-        let again = interner.body(result("worse", "a", 1)).unwrap();
+        let again = interner.body(result("worse", "a", 1), true).unwrap();
         assert!(again.id > kept.id, "ids are never reused");
     }
 }

@@ -10,7 +10,8 @@ use kube::api::{ApiResource, DynamicObject, PostParams};
 use kyverno_api::kyverno::v1::policy::ClusterPolicy;
 use kyverno_api::policy_report::v1alpha2::PolicyReport;
 use kyverno_api::reports::v1::EphemeralReport;
-use kyverno_e2e_support::{cluster, create, delete, eventually, pod, require_label_policy};
+use kyverno_e2e_support::reports::{ephemeral_reports, namespace_report};
+use kyverno_e2e_support::{cluster, create, delete, pod, require_label_policy, until};
 use kyverno_policy_core::engine::LoadedPolicy;
 use kyverno_policy_core::response::{RuleResponse, RuleStatus, RuleType};
 use kyverno_reports_controller::controller::{self, Settings};
@@ -51,12 +52,20 @@ async fn write_result(
 }
 
 async fn summary(client: &kube::Client, ns: &str) -> Option<(i64, i64, usize)> {
-    let report = Api::<PolicyReport>::namespaced(client.clone(), ns)
-        .get_opt(&format!("polr-ns-{ns}"))
-        .await
-        .unwrap()?;
+    let report = namespace_report(client, ns).await?;
     let summary = report.content.summary?;
     Some((summary.pass, summary.fail, report.content.results.len()))
+}
+
+/// Creates the ClusterPolicy `name` requiring label `tier` on pods: its JSON and its loaded form.
+async fn create_policy(client: &kube::Client, name: &str) -> (serde_json::Value, LoadedPolicy) {
+    let policy_json = require_label_policy(name, "Pod", "tier");
+    create(client, policy_json.clone()).await;
+    let policy: ClusterPolicy = serde_json::from_value(policy_json.clone()).unwrap();
+    (
+        policy_json,
+        LoadedPolicy::from_cluster_policy(policy).unwrap(),
+    )
 }
 
 #[tokio::test]
@@ -64,10 +73,7 @@ async fn ephemeral_reports_become_a_namespace_policy_report() {
     let cluster = cluster().await;
     let (client, ns) = (cluster.client.clone(), cluster.ns.clone());
     let policy_name = format!("require-tier-{ns}");
-    let policy_json = require_label_policy(&policy_name, "Pod", "tier");
-    create(&client, policy_json.clone()).await;
-    let policy: ClusterPolicy = serde_json::from_value(policy_json.clone()).unwrap();
-    let policy = LoadedPolicy::from_cluster_policy(policy).unwrap();
+    let (policy_json, policy) = create_policy(&client, &policy_name).await;
     let good = create(
         &client,
         pod(&ns, "good", serde_json::json!({"tier": "web"})),
@@ -88,14 +94,11 @@ async fn ephemeral_reports_become_a_namespace_policy_report() {
     write_result(&client, &policy, &good, RuleStatus::Pass).await;
     write_result(&client, &policy, &bad, RuleStatus::Fail).await;
 
-    eventually("PASS 1 FAIL 1", || async {
-        (summary(&client, &ns).await == Some((1, 1, 2))).then_some(())
+    until("PASS 1 FAIL 1", || async {
+        summary(&client, &ns).await == Some((1, 1, 2))
     })
     .await;
-    let report = Api::<PolicyReport>::namespaced(client.clone(), &ns)
-        .get(&format!("polr-ns-{ns}"))
-        .await
-        .unwrap();
+    let report = namespace_report(&client, &ns).await.unwrap();
     let fail = report
         .content
         .results
@@ -131,28 +134,15 @@ async fn ephemeral_reports_become_a_namespace_policy_report() {
         .unwrap();
     assert!(reconciles >= 1, "{metrics}");
 
-    let ephemeral: Api<EphemeralReport> = Api::namespaced(client.clone(), &ns);
-    eventually("ephemeral reports deleted", || async {
-        ephemeral
-            .list(&Default::default())
-            .await
-            .unwrap()
-            .items
-            .is_empty()
-            .then_some(())
+    until("ephemeral reports deleted", || async {
+        ephemeral_reports(&client, &ns).await.is_empty()
     })
     .await;
 
     // A rescan gives the same result: no duplicate.
     write_result(&client, &policy, &bad, RuleStatus::Fail).await;
-    eventually("rescan absorbed", || async {
-        ephemeral
-            .list(&Default::default())
-            .await
-            .unwrap()
-            .items
-            .is_empty()
-            .then_some(())
+    until("rescan absorbed", || async {
+        ephemeral_reports(&client, &ns).await.is_empty()
     })
     .await;
     assert_eq!(summary(&client, &ns).await, Some((1, 1, 2)));
@@ -169,19 +159,14 @@ async fn ephemeral_reports_become_a_namespace_policy_report() {
     ));
 
     delete(&client, &bad_json).await;
-    eventually("the bad pod's FAIL is gone", || async {
-        (summary(&client, &ns).await == Some((1, 0, 1))).then_some(())
+    until("the bad pod's FAIL is gone", || async {
+        summary(&client, &ns).await == Some((1, 0, 1))
     })
     .await;
 
     delete(&client, &policy_json).await;
-    eventually("the policy's results are gone", || async {
-        Api::<PolicyReport>::namespaced(client.clone(), &ns)
-            .get_opt(&format!("polr-ns-{ns}"))
-            .await
-            .unwrap()
-            .is_none()
-            .then_some(())
+    until("the policy's results are gone", || async {
+        namespace_report(&client, &ns).await.is_none()
     })
     .await;
     aggregation.abort();
@@ -211,15 +196,21 @@ async fn shards(client: &kube::Client, ns: &str) -> Vec<(String, i64, i64, usize
     shards
 }
 
+/// The names of `shards` and their summed `(pass, fail)` totals.
+fn names_and_totals(shards: &[(String, i64, i64, usize)]) -> (Vec<&str>, (i64, i64)) {
+    let totals = shards.iter().fold((0, 0), |(pass, fail), shard| {
+        (pass + shard.1, fail + shard.2)
+    });
+    let names = shards.iter().map(|shard| shard.0.as_str()).collect();
+    (names, totals)
+}
+
 #[tokio::test]
 async fn large_reports_are_sharded_and_shrink_back() {
     let cluster = cluster().await;
     let (client, ns) = (cluster.client.clone(), cluster.ns.clone());
     let policy_name = format!("require-tier-{ns}");
-    let policy_json = require_label_policy(&policy_name, "Pod", "tier");
-    create(&client, policy_json.clone()).await;
-    let policy: ClusterPolicy = serde_json::from_value(policy_json.clone()).unwrap();
-    let policy = LoadedPolicy::from_cluster_policy(policy).unwrap();
+    let (policy_json, policy) = create_policy(&client, &policy_name).await;
     let mut pods = Vec::new();
     for (name, labels) in [
         ("first", serde_json::json!({"tier": "web"})),
@@ -246,28 +237,21 @@ async fn large_reports_are_sharded_and_shrink_back() {
         write_result(&client, &policy, object, status).await;
     }
     let base = format!("polr-ns-{ns}");
-    eventually("three shards", || async {
+    until("three shards", || async {
         let shards = shards(&client, &ns).await;
-        let totals = shards.iter().fold((0, 0), |(pass, fail), shard| {
-            (pass + shard.1, fail + shard.2)
-        });
-        let names: Vec<&str> = shards.iter().map(|shard| shard.0.as_str()).collect();
-        (names == [base.clone(), format!("{base}-1"), format!("{base}-2")]
+        let (names, totals) = names_and_totals(&shards);
+        names == [base.clone(), format!("{base}-1"), format!("{base}-2")]
             && totals == (2, 1)
-            && shards.iter().all(|shard| shard.3 == 1))
-        .then_some(())
+            && shards.iter().all(|shard| shard.3 == 1)
     })
     .await;
 
     // A pod is deleted: its shard's place is taken by the next, the last shard goes away.
     delete(&client, &pods[0].0).await;
-    eventually("two shards", || async {
+    until("two shards", || async {
         let shards = shards(&client, &ns).await;
-        let totals = shards.iter().fold((0, 0), |(pass, fail), shard| {
-            (pass + shard.1, fail + shard.2)
-        });
-        let names: Vec<&str> = shards.iter().map(|shard| shard.0.as_str()).collect();
-        (names == [base.clone(), format!("{base}-1")] && totals == (1, 1)).then_some(())
+        let (names, totals) = names_and_totals(&shards);
+        names == [base.clone(), format!("{base}-1")] && totals == (1, 1)
     })
     .await;
     aggregation.abort();

@@ -5,16 +5,16 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use kube::Api;
 use kube::api::{Patch, PatchParams};
-use kyverno_api::policy_report::v1alpha2::{ClusterPolicyReport, PolicyReport, PolicyResult};
-use kyverno_api::reports::v1::EphemeralReport;
+use kyverno_api::policy_report::v1alpha2::{ClusterPolicyReport, PolicyResult};
 use kyverno_background_scan_controller::{scanner, telemetry as scan_telemetry};
+use kyverno_e2e_support::kubectl::{Kubectl, kubectl_or_skip};
+use kyverno_e2e_support::reports::{ephemeral_reports, namespace_report};
 use kyverno_e2e_support::{
-    Cluster, cluster, create, delete, eventually, pod, require_label_policy,
+    Cluster, cluster, create, delete, eventually, pod, require_label_policy, until,
 };
 use kyverno_reports_controller::{controller, telemetry as reports_telemetry};
 
@@ -64,65 +64,17 @@ fn start_reports(
     })
 }
 
-async fn polr(client: &kube::Client, ns: &str) -> Option<PolicyReport> {
-    Api::<PolicyReport>::namespaced(client.clone(), ns)
-        .get_opt(&format!("polr-ns-{ns}"))
-        .await
-        .unwrap()
-}
-
 async fn counts(client: &kube::Client, ns: &str) -> Option<(i64, i64)> {
-    let summary = polr(client, ns).await?.content.summary?;
+    let summary = namespace_report(client, ns).await?.content.summary?;
     Some((summary.pass, summary.fail))
-}
-
-fn find_kubectl() -> Option<PathBuf> {
-    if let Some(kubectl) = std::env::var_os("KUBECTL") {
-        return Some(PathBuf::from(kubectl));
-    }
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|path| path.join("kubectl"))
-            .find(|path| path.is_file())
-    })
 }
 
 /// `kubectl get polr -n <ns>` as printed, when kubectl is available.
 async fn kubectl_get_polr(cluster: &Cluster) -> Option<String> {
-    let Some(kubectl) = find_kubectl() else {
-        assert!(
-            std::env::var("KYVERNO_E2E_REQUIRE_KUBECTL").as_deref() != Ok("1"),
-            "kubectl not found and KYVERNO_E2E_REQUIRE_KUBECTL=1"
-        );
-        eprintln!("kubectl not found: the printed columns are not checked");
-        return None;
-    };
+    let kubectl = kubectl_or_skip("the check of the columns kubectl prints")?;
     let dir = std::env::temp_dir().join(format!("kyverno-e2e-{}", cluster.ns));
-    std::fs::create_dir_all(&dir).unwrap();
-    let kubeconfig = match (&cluster.sim, std::env::var("KYVERNO_E2E_KUBECONFIG")) {
-        (Some(sim), _) => {
-            let path = dir.join("kubeconfig");
-            sim.write_kubeconfig(&path).unwrap();
-            path
-        }
-        (None, Ok(path)) => PathBuf::from(path),
-        (None, Err(_)) => return None,
-    };
-    let output = tokio::process::Command::new(kubectl)
-        .args(["get", "polr", "-n", &cluster.ns, "--cache-dir"])
-        .arg(dir.join("cache"))
-        .env("KUBECONFIG", kubeconfig)
-        .env_remove("KUBERNETES_SERVICE_HOST")
-        .kill_on_drop(true)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Some(String::from_utf8_lossy(&output.stdout).into_owned())
+    let kubectl = Kubectl::new(kubectl, cluster.sim.as_ref(), &dir);
+    Some(kubectl.ok(&["get", "polr", "-n", &cluster.ns]).await)
 }
 
 #[tokio::test]
@@ -140,11 +92,11 @@ async fn the_seed_audit_example() {
     let bad_uid = create(&client, bad.clone()).await.metadata.uid;
     let controllers = Controllers::start(&client);
 
-    eventually("polr PASS 1 FAIL 1", || async {
-        (counts(&client, &ns).await == Some((1, 1))).then_some(())
+    until("polr PASS 1 FAIL 1", || async {
+        counts(&client, &ns).await == Some((1, 1))
     })
     .await;
-    let report = polr(&client, &ns).await.unwrap();
+    let report = namespace_report(&client, &ns).await.unwrap();
     let fail = report
         .content
         .results
@@ -174,15 +126,8 @@ async fn the_seed_audit_example() {
             "{expected} missing in\n{scan_metrics}"
         );
     }
-    let ephemeral: Api<EphemeralReport> = Api::namespaced(client.clone(), &ns);
-    eventually("ephemeral reports aggregated and deleted", || async {
-        ephemeral
-            .list(&Default::default())
-            .await
-            .unwrap()
-            .items
-            .is_empty()
-            .then_some(())
+    until("ephemeral reports aggregated and deleted", || async {
+        ephemeral_reports(&client, &ns).await.is_empty()
     })
     .await;
 
@@ -203,14 +148,14 @@ async fn the_seed_audit_example() {
     }
 
     delete(&client, &bad).await;
-    eventually("the bad pod's FAIL is gone", || async {
-        (counts(&client, &ns).await == Some((1, 0))).then_some(())
+    until("the bad pod's FAIL is gone", || async {
+        counts(&client, &ns).await == Some((1, 0))
     })
     .await;
 
     delete(&client, &policy).await;
-    eventually("the policy's results are gone", || async {
-        polr(&client, &ns).await.is_none().then_some(())
+    until("the policy's results are gone", || async {
+        namespace_report(&client, &ns).await.is_none()
     })
     .await;
     controllers.stop();
@@ -256,17 +201,15 @@ async fn an_ingress_class_without_a_label_fails_in_the_cluster_report() {
     })
     .await;
     delete(&client, &class).await;
-    eventually("the IngressClass result is gone", || async {
+    until("the IngressClass result is gone", || async {
         let report = reports.get_opt("clusterpolicyreport").await.unwrap();
-        report
-            .is_none_or(|report| {
-                report
-                    .content
-                    .results
-                    .iter()
-                    .all(|result| result.resources[0].uid != uid)
-            })
-            .then_some(())
+        report.is_none_or(|report| {
+            report
+                .content
+                .results
+                .iter()
+                .all(|result| result.resources[0].uid != uid)
+        })
     })
     .await;
     delete(&client, &policy).await;
@@ -296,38 +239,25 @@ async fn restarts_mid_scan_converge() {
 
     // Both controllers are killed while the first scan is under way, then restarted.
     let first = Controllers::start(&client);
-    eventually("the scan has begun", || async {
-        let ephemeral: Api<EphemeralReport> = Api::namespaced(client.clone(), &ns);
-        let written = !ephemeral
-            .list(&Default::default())
-            .await
-            .unwrap()
-            .items
-            .is_empty();
-        (written || polr(&client, &ns).await.is_some()).then_some(())
+    until("the scan has begun", || async {
+        let written = !ephemeral_reports(&client, &ns).await.is_empty();
+        written || namespace_report(&client, &ns).await.is_some()
     })
     .await;
     first.stop();
     let second = Controllers::start(&client);
-    eventually("reports converge", || async {
-        (counts(&client, &ns).await == Some(expected)).then_some(())
+    until("reports converge", || async {
+        counts(&client, &ns).await == Some(expected)
     })
     .await;
-    let report = polr(&client, &ns).await.unwrap();
+    let report = namespace_report(&client, &ns).await.unwrap();
     assert_eq!(
         report.content.results.len(),
         PODS,
         "one result per pod, no duplicate"
     );
-    let ephemeral: Api<EphemeralReport> = Api::namespaced(client.clone(), &ns);
-    eventually("no ephemeral report left", || async {
-        ephemeral
-            .list(&Default::default())
-            .await
-            .unwrap()
-            .items
-            .is_empty()
-            .then_some(())
+    until("no ephemeral report left", || async {
+        ephemeral_reports(&client, &ns).await.is_empty()
     })
     .await;
     second.stop();
@@ -337,7 +267,12 @@ async fn restarts_mid_scan_converge() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(counts(&client, &ns).await, Some(expected));
     assert_eq!(
-        polr(&client, &ns).await.unwrap().content.results.len(),
+        namespace_report(&client, &ns)
+            .await
+            .unwrap()
+            .content
+            .results
+            .len(),
         PODS
     );
     third.stop();
@@ -369,7 +304,7 @@ fn audited_namespaces_policy(name: &str) -> serde_json::Value {
 
 /// The result of `policy` for the pod in the namespace's report, if any.
 async fn result_of(client: &kube::Client, ns: &str, policy: &str) -> Option<PolicyResult> {
-    polr(client, ns)
+    namespace_report(client, ns)
         .await?
         .content
         .results
@@ -396,8 +331,8 @@ async fn namespace_labels_and_exceptions_trigger_rescans() {
     let controllers = Controllers::start(&client);
 
     // The plain policy's result shows the pod was scanned: the namespace is not audited yet.
-    eventually("the pod is scanned", || async {
-        (result_of(&client, &ns, &plain).await == Some(PolicyResult::Pass)).then_some(())
+    until("the pod is scanned", || async {
+        result_of(&client, &ns, &plain).await == Some(PolicyResult::Pass)
     })
     .await;
     assert_eq!(result_of(&client, &ns, &selecting).await, None);
@@ -411,8 +346,8 @@ async fn namespace_labels_and_exceptions_trigger_rescans() {
         )
         .await
         .unwrap();
-    eventually("labelling the namespace rescans its pods", || async {
-        (result_of(&client, &ns, &selecting).await == Some(PolicyResult::Fail)).then_some(())
+    until("labelling the namespace rescans its pods", || async {
+        result_of(&client, &ns, &selecting).await == Some(PolicyResult::Fail)
     })
     .await;
 
@@ -427,17 +362,17 @@ async fn namespace_labels_and_exceptions_trigger_rescans() {
         }
     });
     create(&client, exception.clone()).await;
-    eventually(
+    until(
         "an exception rescans what its policy applies to",
         || async {
             let result = result_of(&client, &ns, &selecting).await;
-            (result.is_some() && result != Some(PolicyResult::Fail)).then_some(())
+            result.is_some() && result != Some(PolicyResult::Fail)
         },
     )
     .await;
     delete(&client, &exception).await;
-    eventually("deleting the exception rescans again", || async {
-        (result_of(&client, &ns, &selecting).await == Some(PolicyResult::Fail)).then_some(())
+    until("deleting the exception rescans again", || async {
+        result_of(&client, &ns, &selecting).await == Some(PolicyResult::Fail)
     })
     .await;
 
@@ -449,8 +384,8 @@ async fn namespace_labels_and_exceptions_trigger_rescans() {
         )
         .await
         .unwrap();
-    eventually("unlabelling the namespace removes the result", || async {
-        (result_of(&client, &ns, &selecting).await.is_none()).then_some(())
+    until("unlabelling the namespace removes the result", || async {
+        result_of(&client, &ns, &selecting).await.is_none()
     })
     .await;
     controllers.stop();
@@ -479,7 +414,7 @@ fn require_team(name: &str, ns: &str) -> serde_json::Value {
 
 /// The `source` of each policy's results in the namespace's report.
 async fn sources_by_policy(client: &kube::Client, ns: &str) -> BTreeMap<String, String> {
-    polr(client, ns)
+    namespace_report(client, ns)
         .await
         .map(|report| report.content.results)
         .unwrap_or_default()
@@ -511,8 +446,8 @@ async fn validating_policy_results_live_and_die_with_the_policy() {
         ),
     ]);
     let controllers = Controllers::start(&client);
-    eventually("both policies' results in the report", || async {
-        (sources_by_policy(&client, &ns).await == both).then_some(())
+    until("both policies' results in the report", || async {
+        sources_by_policy(&client, &ns).await == both
     })
     .await;
     controllers.stop();
@@ -521,27 +456,20 @@ async fn validating_policy_results_live_and_die_with_the_policy() {
     // ValidatingPolicy's results read back.
     let telemetry = reports_telemetry::Telemetry::default();
     let reports = start_reports(&client, telemetry.clone());
-    eventually("the restarted controller is ready", || async {
-        telemetry.admin.is_ready().then_some(())
+    until("the restarted controller is ready", || async {
+        telemetry.admin.is_ready()
     })
     .await;
-    let ephemeral: Api<EphemeralReport> = Api::namespaced(client.clone(), &ns);
-    eventually("no ephemeral report left", || async {
-        ephemeral
-            .list(&Default::default())
-            .await
-            .unwrap()
-            .items
-            .is_empty()
-            .then_some(())
+    until("no ephemeral report left", || async {
+        ephemeral_reports(&client, &ns).await.is_empty()
     })
     .await;
     assert_eq!(sources_by_policy(&client, &ns).await, both);
 
     delete(&client, &validating_policy).await;
     let cluster_policy_only = BTreeMap::from([(cluster_policy_name, "kyverno".to_owned())]);
-    eventually("the ValidatingPolicy's results are gone", || async {
-        (sources_by_policy(&client, &ns).await == cluster_policy_only).then_some(())
+    until("the ValidatingPolicy's results are gone", || async {
+        sources_by_policy(&client, &ns).await == cluster_policy_only
     })
     .await;
     reports.abort();

@@ -1,6 +1,6 @@
 //! The CEL policy kinds of `policies.kyverno.io` used at admission (ValidatingPolicy,
-//! MutatingPolicy, ImageValidatingPolicy and their Namespaced forms), compiled once per change
-//! with the `policies.kyverno.io` PolicyExceptions that name them. Part of the
+//! MutatingPolicy, ImageValidatingPolicy, GeneratingPolicy and their Namespaced forms), compiled
+//! once per change with the `policies.kyverno.io` PolicyExceptions that name them. Part of the
 //! [`crate::policy_cache`] state.
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,12 +11,14 @@ use kube::api::{ApiResource, DynamicObject};
 use kyverno_api::kyverno::v1::policy::FailurePolicy;
 use kyverno_api::policies::common::{ValidationAction, WebhookConfiguration};
 use kyverno_api::policies::exception::PolicyException;
+use kyverno_api::policies::generating::{GeneratingPolicy, NamespacedGeneratingPolicy};
 use kyverno_api::policies::image_validating::{
     ImageValidatingPolicy, NamespacedImageValidatingPolicy,
 };
 use kyverno_api::policies::mutating::{MutatingPolicy, NamespacedMutatingPolicy};
 use kyverno_api::policies::validating::{NamespacedValidatingPolicy, ValidatingPolicy};
 use kyverno_policy_core::celpolicy::autogen;
+use kyverno_policy_core::celpolicy::generating::CompiledGeneratingPolicy;
 use kyverno_policy_core::celpolicy::image_validating::{
     CompiledImageValidatingPolicy, ImageValidation,
 };
@@ -42,18 +44,33 @@ pub enum CelKind {
     ImageValidatingPolicy,
     /// NamespacedImageValidatingPolicy.
     NamespacedImageValidatingPolicy,
+    /// GeneratingPolicy.
+    GeneratingPolicy,
+    /// NamespacedGeneratingPolicy.
+    NamespacedGeneratingPolicy,
 }
 
 impl CelKind {
     /// Every kind.
-    pub const ALL: [CelKind; 6] = [
+    pub const ALL: [CelKind; 8] = [
         CelKind::ValidatingPolicy,
         CelKind::NamespacedValidatingPolicy,
         CelKind::MutatingPolicy,
         CelKind::NamespacedMutatingPolicy,
         CelKind::ImageValidatingPolicy,
         CelKind::NamespacedImageValidatingPolicy,
+        CelKind::GeneratingPolicy,
+        CelKind::NamespacedGeneratingPolicy,
     ];
+
+    /// Whether the kind generates resources (GeneratingPolicy and its Namespaced form): only the
+    /// admission controller, which queues their UpdateRequests, caches them.
+    pub fn is_generating(self) -> bool {
+        matches!(
+            self,
+            CelKind::GeneratingPolicy | CelKind::NamespacedGeneratingPolicy
+        )
+    }
 
     /// The kind's name.
     pub fn name(self) -> &'static str {
@@ -64,6 +81,8 @@ impl CelKind {
             CelKind::NamespacedMutatingPolicy => "NamespacedMutatingPolicy",
             CelKind::ImageValidatingPolicy => "ImageValidatingPolicy",
             CelKind::NamespacedImageValidatingPolicy => "NamespacedImageValidatingPolicy",
+            CelKind::GeneratingPolicy => "GeneratingPolicy",
+            CelKind::NamespacedGeneratingPolicy => "NamespacedGeneratingPolicy",
         }
     }
 
@@ -79,6 +98,7 @@ impl CelKind {
             CelKind::NamespacedValidatingPolicy
                 | CelKind::NamespacedMutatingPolicy
                 | CelKind::NamespacedImageValidatingPolicy
+                | CelKind::NamespacedGeneratingPolicy
         )
     }
 
@@ -96,6 +116,10 @@ impl CelKind {
             CelKind::ImageValidatingPolicy => ApiResource::erase::<ImageValidatingPolicy>(&()),
             CelKind::NamespacedImageValidatingPolicy => {
                 ApiResource::erase::<NamespacedImageValidatingPolicy>(&())
+            }
+            CelKind::GeneratingPolicy => ApiResource::erase::<GeneratingPolicy>(&()),
+            CelKind::NamespacedGeneratingPolicy => {
+                ApiResource::erase::<NamespacedGeneratingPolicy>(&())
             }
         }
     }
@@ -116,6 +140,10 @@ pub enum CelSource {
     ImageValidating(ImageValidatingPolicy),
     /// A NamespacedImageValidatingPolicy.
     NamespacedImageValidating(NamespacedImageValidatingPolicy),
+    /// A GeneratingPolicy.
+    Generating(GeneratingPolicy),
+    /// A NamespacedGeneratingPolicy.
+    NamespacedGenerating(NamespacedGeneratingPolicy),
 }
 
 impl CelSource {
@@ -136,6 +164,10 @@ impl CelSource {
             CelKind::NamespacedImageValidatingPolicy => {
                 Self::NamespacedImageValidating(serde_json::from_value(object)?)
             }
+            CelKind::GeneratingPolicy => Self::Generating(serde_json::from_value(object)?),
+            CelKind::NamespacedGeneratingPolicy => {
+                Self::NamespacedGenerating(serde_json::from_value(object)?)
+            }
         })
     }
 
@@ -155,6 +187,8 @@ impl CelSource {
             Self::NamespacedMutating(_) => CelKind::NamespacedMutatingPolicy,
             Self::ImageValidating(_) => CelKind::ImageValidatingPolicy,
             Self::NamespacedImageValidating(_) => CelKind::NamespacedImageValidatingPolicy,
+            Self::Generating(_) => CelKind::GeneratingPolicy,
+            Self::NamespacedGenerating(_) => CelKind::NamespacedGeneratingPolicy,
         }
     }
 
@@ -167,6 +201,8 @@ impl CelSource {
             Self::NamespacedMutating(policy) => &policy.metadata,
             Self::ImageValidating(policy) => &policy.metadata,
             Self::NamespacedImageValidating(policy) => &policy.metadata,
+            Self::Generating(policy) => &policy.metadata,
+            Self::NamespacedGenerating(policy) => &policy.metadata,
         }
     }
 
@@ -194,6 +230,9 @@ impl CelSource {
             Self::NamespacedMutating(policy) => {
                 MutatingEvaluationConfiguration::background_enabled(policy.spec.evaluation.as_ref())
             }
+            // Their background work (generateExisting, synchronization) is the generate
+            // controller's; background scans do not report on them.
+            Self::Generating(_) | Self::NamespacedGenerating(_) => false,
         }
     }
 
@@ -265,6 +304,17 @@ impl CelSource {
                 policy.spec.webhook_configuration.as_ref(),
                 policy.spec.match_constraints.iter().cloned().collect(),
             ),
+            // The kind has no failure policy: generation never blocks a request.
+            Self::Generating(policy) => (
+                Some(FailurePolicy::Ignore),
+                policy.spec.webhook_configuration.as_ref(),
+                policy.spec.match_constraints.iter().cloned().collect(),
+            ),
+            Self::NamespacedGenerating(policy) => (
+                Some(FailurePolicy::Ignore),
+                policy.spec.webhook_configuration.as_ref(),
+                policy.spec.match_constraints.iter().cloned().collect(),
+            ),
         }
     }
 
@@ -319,6 +369,19 @@ impl CelSource {
                 )
                 .map_err(|e| error(&e))?,
             ),
+            Self::Generating(policy) => CompiledCel::Generating(
+                CompiledGeneratingPolicy::compile(&key.name, None, &policy.spec, exceptions)
+                    .map_err(|e| error(&e))?,
+            ),
+            Self::NamespacedGenerating(policy) => CompiledCel::Generating(
+                CompiledGeneratingPolicy::compile(
+                    &key.name,
+                    key.namespace.as_deref(),
+                    &policy.spec,
+                    exceptions,
+                )
+                .map_err(|e| error(&e))?,
+            ),
         };
         let (failure_policy, webhook, match_constraints) = self.settings();
         let metadata = self.metadata();
@@ -359,6 +422,8 @@ pub enum CompiledCel {
     Mutating(CompiledMutatingPolicy),
     /// An ImageValidatingPolicy or NamespacedImageValidatingPolicy.
     ImageValidating(CompiledImageValidatingPolicy),
+    /// A GeneratingPolicy or NamespacedGeneratingPolicy.
+    Generating(CompiledGeneratingPolicy),
 }
 
 /// A CEL policy in the cache, with what admission needs to know about it.
@@ -399,16 +464,17 @@ impl CachedCelPolicy {
             }
             CompiledCel::Mutating(policy) => policy.admission() && !policy.mutates_existing(),
             CompiledCel::ImageValidating(_) => true,
+            CompiledCel::Generating(policy) => policy.settings().admission,
         }
     }
 
     /// What a failed validation does: the policy's `validationActions`, `Deny` when it sets
-    /// none; empty for MutatingPolicies.
+    /// none; empty for MutatingPolicies and GeneratingPolicies.
     pub fn validation_actions(&self) -> Vec<ValidationAction> {
         let actions = match &self.compiled {
             CompiledCel::Validating(policy) => policy.validation_actions(),
             CompiledCel::ImageValidating(policy) => policy.validation_actions(),
-            CompiledCel::Mutating(_) => return Vec::new(),
+            CompiledCel::Mutating(_) | CompiledCel::Generating(_) => return Vec::new(),
         };
         if actions.is_empty() {
             vec![ValidationAction::Deny]
@@ -542,6 +608,11 @@ impl CelState {
     /// The compiled policies, in key order.
     pub fn compiled(&self) -> Vec<Arc<CachedCelPolicy>> {
         self.compiled.values().cloned().collect()
+    }
+
+    /// The PolicyExceptions, in key order.
+    pub fn exceptions(&self) -> Vec<Arc<PolicyException>> {
+        self.exceptions.values().cloned().collect()
     }
 
     /// The policies that failed to load, with why.

@@ -507,6 +507,15 @@ impl Source {
         all
     }
 
+    /// Every source but the generating kinds: what controllers other than the admission
+    /// controller (which queues GeneratingPolicies' UpdateRequests) need.
+    pub fn without_generating() -> Vec<Source> {
+        Self::all()
+            .into_iter()
+            .filter(|source| !matches!(source, Source::Cel(kind) if kind.is_generating()))
+            .collect()
+    }
+
     /// The API resource of the source's objects.
     pub fn api_resource(self) -> kube::api::ApiResource {
         match self {
@@ -669,6 +678,11 @@ impl PolicyCache {
             name: name.to_owned(),
         };
         self.update(|state| state.cel.delete_exception(&key));
+    }
+
+    /// The `policies.kyverno.io` PolicyExceptions in force, in key order.
+    pub fn cel_exceptions(&self) -> Vec<Arc<kyverno_api::policies::exception::PolicyException>> {
+        self.with_state(|state| state.cel.exceptions())
     }
 
     /// Replaces every `policies.kyverno.io` PolicyException.

@@ -48,6 +48,8 @@ pub const LABEL_PREFIX_VALIDATING_POLICY: &str = "vpol.kyverno.io/";
 pub const LABEL_PREFIX_IMAGE_VALIDATING_POLICY: &str = "ivpol.kyverno.io/";
 /// Prefix of the label naming a (Namespaced)MutatingPolicy evaluated for the report.
 pub const LABEL_PREFIX_MUTATING_POLICY: &str = "mpol.kyverno.io/";
+/// Prefix of the label naming a (Namespaced)GeneratingPolicy evaluated for the report.
+pub const LABEL_PREFIX_GENERATING_POLICY: &str = "gpol.kyverno.io/";
 /// The `app.kubernetes.io/managed-by` label.
 pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 /// Value of [`LABEL_MANAGED_BY`] on every report Kyverno writes.
@@ -70,6 +72,8 @@ pub const RESULT_SOURCE_VALIDATING_POLICY: &str = "KyvernoValidatingPolicy";
 pub const RESULT_SOURCE_IMAGE_VALIDATING_POLICY: &str = "KyvernoImageValidatingPolicy";
 /// The `source` of results of (Namespaced)MutatingPolicies.
 pub const RESULT_SOURCE_MUTATING_POLICY: &str = "MutatingPolicy";
+/// The `source` of results of (Namespaced)GeneratingPolicies.
+pub const RESULT_SOURCE_GENERATING_POLICY: &str = "GeneratingPolicy";
 
 /// Longest label name part (after the prefix) Kubernetes accepts.
 const MAX_LABEL_NAME: usize = 63;
@@ -206,9 +210,9 @@ impl<'a> ReportedPolicy<'a> {
         result_source_of(self.kind)
     }
 
-    /// The prefix of the label naming it in reports.
-    fn label_prefix(&self) -> &'static str {
-        match self.kind {
+    /// The prefix of the label naming the policies of `kind` in reports.
+    fn label_prefix(kind: PolicyKind) -> &'static str {
+        match kind {
             PolicyKind::ClusterPolicy => LABEL_PREFIX_CLUSTER_POLICY,
             PolicyKind::Policy => LABEL_PREFIX_POLICY,
             PolicyKind::Cel(CelKind::ValidatingPolicy | CelKind::NamespacedValidatingPolicy) => {
@@ -220,12 +224,16 @@ impl<'a> ReportedPolicy<'a> {
             PolicyKind::Cel(CelKind::MutatingPolicy | CelKind::NamespacedMutatingPolicy) => {
                 LABEL_PREFIX_MUTATING_POLICY
             }
+            PolicyKind::Cel(CelKind::GeneratingPolicy | CelKind::NamespacedGeneratingPolicy) => {
+                LABEL_PREFIX_GENERATING_POLICY
+            }
         }
     }
 
     /// The label naming it in a report, when its name fits in a label.
     fn label(&self) -> Option<String> {
-        (self.name.len() <= MAX_LABEL_NAME).then(|| format!("{}{}", self.label_prefix(), self.name))
+        (self.name.len() <= MAX_LABEL_NAME)
+            .then(|| format!("{}{}", Self::label_prefix(self.kind), self.name))
     }
 
     /// The `process` property of its results (upstream's `selectProcess`).
@@ -264,7 +272,66 @@ pub fn result_source_of(kind: PolicyKind) -> &'static str {
         PolicyKind::Cel(CelKind::MutatingPolicy | CelKind::NamespacedMutatingPolicy) => {
             RESULT_SOURCE_MUTATING_POLICY
         }
+        PolicyKind::Cel(CelKind::GeneratingPolicy | CelKind::NamespacedGeneratingPolicy) => {
+            RESULT_SOURCE_GENERATING_POLICY
+        }
     }
+}
+
+/// Whether the policies of `kind` are namespaced (their results name them `namespace/name`).
+pub fn is_namespaced(kind: PolicyKind) -> bool {
+    match kind {
+        PolicyKind::ClusterPolicy => false,
+        PolicyKind::Policy => true,
+        PolicyKind::Cel(kind) => kind.is_namespaced(),
+    }
+}
+
+/// Every kind of policy whose results reports carry.
+fn reported_kinds() -> impl Iterator<Item = PolicyKind> {
+    [PolicyKind::ClusterPolicy, PolicyKind::Policy]
+        .into_iter()
+        .chain(CelKind::ALL.map(PolicyKind::Cel))
+}
+
+/// A policy as its results name it: by their `source` (which tells the policy's kind apart, so
+/// that a ClusterPolicy and a ValidatingPolicy of the same name are two policies) and its name
+/// (`namespace/name` for namespaced kinds).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PolicyRef {
+    /// The `source` of its results; results without one are Kyverno's.
+    pub source: String,
+    /// Its name as results carry it.
+    pub name: String,
+}
+
+impl PolicyRef {
+    /// The policy of `source` named `name`.
+    pub fn new(source: &str, name: &str) -> Self {
+        Self {
+            source: source.to_owned(),
+            name: name.to_owned(),
+        }
+    }
+
+    /// The policy of `result`.
+    pub fn of(result: &PolicyReportResult) -> Self {
+        Self::new(result_source(result), &result.policy)
+    }
+
+    /// Whether `result` is one of this policy's.
+    pub fn gave(&self, result: &PolicyReportResult) -> bool {
+        self.name == result.policy && self.source == result_source(result)
+    }
+}
+
+/// The `source` of a result; results without one are Kyverno's.
+pub fn result_source(result: &PolicyReportResult) -> &str {
+    result
+        .source
+        .as_deref()
+        .filter(|source| !source.is_empty())
+        .unwrap_or(RESULT_SOURCE_KYVERNO)
 }
 
 /// The results of one policy of any kind on a resource, with the policy's resourceVersion.
@@ -488,9 +555,9 @@ pub struct ReportUpdate {
     pub subject: ObjectReference,
     /// Who wrote the report.
     pub source: String,
-    /// The policies evaluated (as results name them): their earlier results on the resource are
+    /// The policies evaluated, by kind and name: their earlier results on the resource are
     /// replaced by `results`.
-    pub policies: BTreeSet<String>,
+    pub policies: BTreeSet<PolicyRef>,
     /// The results, each carrying the resource reference.
     pub results: Vec<PolicyReportResult>,
 }
@@ -541,20 +608,6 @@ pub fn read_ephemeral_report(report: &DynamicObject) -> Result<ReportUpdate, Rep
         uid: Some(uid),
         ..ObjectReference::default()
     };
-    let mut policies: BTreeSet<String> = labels
-        .keys()
-        .filter_map(|label| {
-            if let Some(name) = label.strip_prefix(LABEL_PREFIX_CLUSTER_POLICY) {
-                Some(name.to_owned())
-            } else {
-                let name = label.strip_prefix(LABEL_PREFIX_POLICY)?;
-                Some(format!(
-                    "{}/{name}",
-                    namespace.as_deref().unwrap_or_default()
-                ))
-            }
-        })
-        .collect();
     let results: Vec<PolicyReportResult> = content
         .results
         .into_iter()
@@ -563,8 +616,8 @@ pub fn read_ephemeral_report(report: &DynamicObject) -> Result<ReportUpdate, Rep
             result
         })
         .collect();
-    policies.extend(results.iter().map(|result| result.policy.clone()));
-    policies.extend(cel_policies_of_labels(&labels, namespace.as_deref()));
+    let mut policies = policies_of_labels(&labels, namespace.as_deref());
+    policies.extend(results.iter().map(PolicyRef::of));
     Ok(ReportUpdate {
         subject,
         source: labels.get(LABEL_SOURCE).cloned().unwrap_or_default(),
@@ -573,28 +626,26 @@ pub fn read_ephemeral_report(report: &DynamicObject) -> Result<ReportUpdate, Rep
     })
 }
 
-/// The CEL policies the labels of a report in `namespace` name, as results name them. The
-/// label of a cluster-wide kind and of its Namespaced form are the same: both names are given,
-/// so that a report without results still replaces the earlier results of the policy.
-fn cel_policies_of_labels(
+/// The policies the labels of a report in `namespace` name (a label's value is the policy's
+/// resourceVersion). The label of a cluster-wide CEL kind and of its Namespaced form are the
+/// same: both policies are named, so that a report without results still replaces the earlier
+/// results of either. A namespaced kind is only named in a namespaced report.
+fn policies_of_labels(
     labels: &BTreeMap<String, String>,
     namespace: Option<&str>,
-) -> Vec<String> {
-    let prefixes = [
-        LABEL_PREFIX_VALIDATING_POLICY,
-        LABEL_PREFIX_IMAGE_VALIDATING_POLICY,
-        LABEL_PREFIX_MUTATING_POLICY,
-    ];
+) -> BTreeSet<PolicyRef> {
     labels
         .keys()
-        .filter_map(|label| {
-            prefixes
-                .iter()
-                .find_map(|prefix| label.strip_prefix(prefix))
-        })
-        .flat_map(|name| {
-            std::iter::once(name.to_owned())
-                .chain(namespace.map(|namespace| format!("{namespace}/{name}")))
+        .flat_map(|label| {
+            reported_kinds().filter_map(move |kind| {
+                let name = label.strip_prefix(ReportedPolicy::label_prefix(kind))?;
+                let name = if is_namespaced(kind) {
+                    format!("{}/{name}", namespace?)
+                } else {
+                    name.to_owned()
+                };
+                Some(PolicyRef::new(result_source_of(kind), &name))
+            })
         })
         .collect()
 }
@@ -711,7 +762,7 @@ mod tests {
         assert_eq!(update.subject.namespace.as_deref(), Some("default"));
         assert_eq!(
             update.policies.into_iter().collect::<Vec<_>>(),
-            ["require-tier"]
+            [PolicyRef::new(RESULT_SOURCE_KYVERNO, "require-tier")]
         );
         assert_eq!(update.results.len(), 1);
         assert_eq!(update.results[0].resources, [pod().reference()]);
@@ -754,7 +805,12 @@ mod tests {
         assert_eq!(result.source.as_deref(), Some("KyvernoValidatingPolicy"));
         assert_eq!(result.severity, Some(PolicySeverity::High));
         assert_eq!(result.properties["process"], "admission review");
-        assert!(update.policies.contains("default/require-team"));
+        assert!(update.policies.contains(&PolicyRef::new(
+            RESULT_SOURCE_VALIDATING_POLICY,
+            "default/require-team"
+        )));
+        assert!(PolicyRef::of(result).gave(result));
+        assert!(!PolicyRef::new(RESULT_SOURCE_KYVERNO, "default/require-team").gave(result));
         let reference = ReportedPolicy::cel(&cached).reference();
         assert!(
             reference
@@ -778,8 +834,13 @@ mod tests {
             .unwrap()
             .insert("vpol.kyverno.io/require-team".into(), "3".into());
         let update = read_ephemeral_report(&report).unwrap();
-        assert!(update.policies.contains("require-team"));
-        assert!(update.policies.contains("default/require-team"));
+        assert_eq!(
+            update.policies,
+            BTreeSet::from([
+                PolicyRef::new(RESULT_SOURCE_VALIDATING_POLICY, "default/require-team"),
+                PolicyRef::new(RESULT_SOURCE_VALIDATING_POLICY, "require-team"),
+            ])
+        );
         assert!(update.results.is_empty());
     }
 
@@ -793,8 +854,70 @@ mod tests {
             .unwrap()
             .insert("pol.kyverno.io/team".into(), "7".into());
         let update = read_ephemeral_report(&report).unwrap();
-        assert!(update.policies.contains("default/team"));
+        assert_eq!(
+            update.policies,
+            BTreeSet::from([PolicyRef::new(RESULT_SOURCE_KYVERNO, "default/team")])
+        );
         assert!(update.results.is_empty());
+    }
+
+    #[test]
+    fn policies_of_the_same_name_are_told_apart_by_kind() {
+        let mut report = ephemeral_report("r", &pod(), SOURCE_ADMISSION, &[], None);
+        let labels = report.metadata.labels.as_mut().unwrap();
+        for label in [
+            "cpol.kyverno.io/x",
+            "gpol.kyverno.io/y",
+            "ivpol.kyverno.io/z",
+        ] {
+            labels.insert(label.into(), "1".into());
+        }
+        let update = read_ephemeral_report(&report).unwrap();
+        assert_eq!(
+            update.policies,
+            BTreeSet::from([
+                PolicyRef::new(RESULT_SOURCE_GENERATING_POLICY, "default/y"),
+                PolicyRef::new(RESULT_SOURCE_GENERATING_POLICY, "y"),
+                PolicyRef::new(RESULT_SOURCE_IMAGE_VALIDATING_POLICY, "default/z"),
+                PolicyRef::new(RESULT_SOURCE_IMAGE_VALIDATING_POLICY, "z"),
+                PolicyRef::new(RESULT_SOURCE_KYVERNO, "x"),
+            ])
+        );
+        assert!(
+            !update
+                .policies
+                .contains(&PolicyRef::new(RESULT_SOURCE_VALIDATING_POLICY, "x"))
+        );
+    }
+
+    #[test]
+    fn cluster_reports_name_no_namespaced_policy() {
+        let class = Subject::of(
+            &serde_json::json!({"apiVersion":"networking.k8s.io/v1","kind":"IngressClass",
+                "metadata":{"name":"nginx","uid":"u-2"}}),
+            "ingressclasses",
+        )
+        .unwrap();
+        let mut report = ephemeral_report("u-2", &class, SOURCE_BACKGROUND_SCAN, &[], None);
+        let labels = report.metadata.labels.as_mut().unwrap();
+        labels.insert("pol.kyverno.io/team".into(), "7".into());
+        labels.insert("vpol.kyverno.io/owner".into(), "8".into());
+        let update = read_ephemeral_report(&report).unwrap();
+        assert_eq!(
+            update.policies,
+            BTreeSet::from([PolicyRef::new(RESULT_SOURCE_VALIDATING_POLICY, "owner")])
+        );
+    }
+
+    #[test]
+    fn results_without_source_are_kyvernos() {
+        let result = PolicyReportResult {
+            policy: "p".into(),
+            source: Some(String::new()),
+            ..PolicyReportResult::default()
+        };
+        assert_eq!(result_source(&result), RESULT_SOURCE_KYVERNO);
+        assert!(PolicyRef::new(RESULT_SOURCE_KYVERNO, "p").gave(&result));
     }
 
     #[test]

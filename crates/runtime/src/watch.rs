@@ -67,12 +67,14 @@ pub struct Stores {
     pub roles: Arc<RoleBindings>,
 }
 
-/// Starts the watches on ClusterPolicies, Policies, PolicyExceptions, the `policies.kyverno.io`
-/// policy kinds and PolicyExceptions, Namespaces and the `kyverno` ConfigMap
-/// (`config_map_name` in `kyverno_namespace`). They run until the returned tasks are aborted.
+/// Starts the watches on the policy `sources` (ClusterPolicies, Policies, PolicyExceptions, the
+/// `policies.kyverno.io` policy kinds and PolicyExceptions: [`Source::all`] or a part), on
+/// Namespaces and on the `kyverno` ConfigMap (`config_map_name` in `kyverno_namespace`). They run
+/// until the returned tasks are aborted.
 pub fn spawn_watches(
     client: &Client,
     stores: &Stores,
+    sources: &[Source],
     kyverno_namespace: &str,
     config_map_name: &str,
 ) -> (Arc<SyncStatus>, Vec<tokio::task::JoinHandle<()>>) {
@@ -80,7 +82,7 @@ pub fn spawn_watches(
     let mut status = SyncStatus::default();
     let all = watcher::Config::default();
     let mut tasks = Vec::new();
-    for source in Source::all() {
+    for &source in sources {
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &source.api_resource());
         let cache = Arc::clone(cache);
         let synced = status.flag();

@@ -102,13 +102,16 @@ impl Background {
     /// The downstream resources of the GeneratingPolicy `policy`, in every kind the API
     /// server lists; their kinds are noted as synchronized downstream kinds.
     async fn cel_downstream(&self, policy: &PolicyKey) -> Result<Vec<Value>, ClusterError> {
-        let selector = labels::cel_downstream_selector(&policy.name, None);
+        let selector = labels::cel_downstream_selector(policy, None);
         let mut downstream = Vec::new();
-        for (api_version, kind) in self.cluster.listable_kinds().await? {
+        for (api_version, kind) in self.cluster.resources().listable_kinds().await? {
             downstream.extend(
                 self.cluster
+                    .resources()
                     .list(&api_version, &kind, "", Some(&selector))
-                    .await?,
+                    .await?
+                    .into_iter()
+                    .filter(|object| labels::is_cel_downstream_of(policy, &labels_of(object))),
             );
         }
         self.processor
@@ -117,33 +120,13 @@ impl Background {
     }
 
     /// A GeneratingPolicy's downstream resource was changed or deleted by hand: queue a
-    /// `cel-generate` request for its trigger when the policy (in the resource's namespace, or
-    /// cluster-wide) synchronizes.
+    /// `cel-generate` request for its trigger when the policy its labels name (a
+    /// NamespacedGeneratingPolicy when they name a namespace) synchronizes.
     pub(super) async fn cel_downstream_changed(&self, object: &Value) {
-        let labels = labels_of(object);
-        let Some(name) = labels.get(labels::POLICY_NAME) else {
+        let Some(key) = labels::cel_origin_of(&labels_of(object)) else {
             return;
         };
-        if labels.contains_key(labels::RULE_NAME) {
-            return;
-        }
-        let namespace = object
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .filter(|namespace| !namespace.is_empty())
-            .map(str::to_owned);
-        let namespaced = namespace.map(|namespace| PolicyKey {
-            namespace: Some(namespace),
-            name: name.clone(),
-        });
-        let cluster_wide = PolicyKey {
-            namespace: None,
-            name: name.clone(),
-        };
-        let Some(policy) = namespaced
-            .and_then(|key| self.generating.get(&key))
-            .or_else(|| self.generating.get(&cluster_wide))
-        else {
+        let Some(policy) = self.generating.get(&key) else {
             return;
         };
         if !policy.compiled.settings().synchronize {
@@ -181,6 +164,7 @@ impl Background {
             };
             for object in self
                 .cluster
+                .resources()
                 .list(&api_version, &gvk.kind, namespace.unwrap_or_default(), None)
                 .await?
             {

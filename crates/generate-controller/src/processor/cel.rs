@@ -195,16 +195,20 @@ impl Processor {
         Some(outcome)
     }
 
-    /// Deletes what the GeneratingPolicy `policy` generated, for the trigger with `trigger_uid`
-    /// or for all, in every kind the API server serves; answers how many were deleted.
+    /// Deletes what the GeneratingPolicy (or NamespacedGeneratingPolicy) `policy` generated,
+    /// for the trigger with `trigger_uid` or for all, in every kind the API server serves;
+    /// answers how many were deleted.
     pub async fn delete_cel_downstream(
         &self,
         policy: &PolicyKey,
         trigger_uid: Option<&str>,
     ) -> Result<usize, crate::cluster::ClusterError> {
-        let kinds = self.cluster.listable_kinds().await?;
-        let selector = labels::cel_downstream_selector(&policy.name, trigger_uid);
-        self.delete_selected(&kinds, &selector).await
+        let kinds = self.cluster.resources().listable_kinds().await?;
+        let selector = labels::cel_downstream_selector(policy, trigger_uid);
+        self.delete_matching(&kinds, &selector, |object| {
+            labels::is_cel_downstream_of(policy, &labels::labels_of(object))
+        })
+        .await
     }
 }
 

@@ -15,7 +15,8 @@
 //!
 //! Any evaluation error makes the result an `error`. A generated resource is labelled as
 //! upstream's controller labels downstream resources (`generate.kyverno.io/policy-name`,
-//! `trigger-*`, `source-uid` for copies of existing objects), loses the metadata the API
+//! `policy-namespace` (empty for a GeneratingPolicy), `trigger-*`, `source-uid` for copies of
+//! existing objects), loses the metadata the API
 //! server sets, and loses its namespace when its kind is cluster-scoped. A namespaced policy
 //! may only generate into its own namespace and never cluster-scoped resources.
 mod template;
@@ -85,6 +86,9 @@ pub struct GenerationSettings {
     /// Whether generated resources outlive the policy
     /// (`evaluation.orphanDownstreamOnPolicyDelete`).
     pub orphan_downstream_on_policy_delete: bool,
+    /// Whether requests sent by Kyverno's background controller are left alone
+    /// (`evaluation.skipBackgroundRequests`, true when unset).
+    pub skip_background_requests: bool,
 }
 
 /// What a generating policy does for one trigger it applies to.
@@ -163,6 +167,9 @@ impl CompiledGeneratingPolicy {
                 synchronize: GeneratingEvaluationConfiguration::synchronize_enabled(evaluation),
                 orphan_downstream_on_policy_delete:
                     GeneratingEvaluationConfiguration::orphan_downstream_enabled(evaluation),
+                skip_background_requests: evaluation
+                    .and_then(|evaluation| evaluation.skip_background_requests)
+                    .unwrap_or(true),
             },
         })
     }
@@ -271,7 +278,7 @@ impl CompiledGeneratingPolicy {
             requested.append(&mut generated.take());
         }
         let audit_annotations = evaluate_audit_annotations(&self.audit_annotations, evaluator)?;
-        let labels = DownstreamLabels::new(&self.name, trigger);
+        let labels = DownstreamLabels::new(&self.name, self.namespace.as_deref(), trigger);
         let resources = requested
             .into_iter()
             .map(|resource| {
@@ -396,13 +403,15 @@ impl CompiledGeneratingPolicy {
     }
 }
 
-/// The labels upstream's controller puts on downstream resources of a generating policy.
+/// The labels upstream's controller puts on downstream resources of a generating policy: the
+/// policy's namespace (empty for a GeneratingPolicy) tells apart the downstream of a
+/// GeneratingPolicy and of a NamespacedGeneratingPolicy of the same name.
 struct DownstreamLabels {
-    fixed: [(&'static str, String); 8],
+    fixed: [(&'static str, String); 9],
 }
 
 impl DownstreamLabels {
-    fn new(policy: &str, trigger: &ResourceRequest) -> Self {
+    fn new(policy: &str, policy_namespace: Option<&str>, trigger: &ResourceRequest) -> Self {
         let gvk = trigger.gvk();
         let (object, _) = activation::objects(trigger);
         let uid = object.map_or("", |object| text(object, "/metadata/uid"));
@@ -410,6 +419,10 @@ impl DownstreamLabels {
             fixed: [
                 ("app.kubernetes.io/managed-by", "kyverno".to_owned()),
                 ("generate.kyverno.io/policy-name", policy.to_owned()),
+                (
+                    "generate.kyverno.io/policy-namespace",
+                    policy_namespace.unwrap_or_default().to_owned(),
+                ),
                 (
                     "generate.kyverno.io/trigger-name",
                     trigger.name().to_owned(),

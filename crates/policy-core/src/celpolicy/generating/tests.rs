@@ -147,6 +147,7 @@ fn labels_of(policy: &str, trigger: &str) -> Value {
     json!({
         "app.kubernetes.io/managed-by": "kyverno",
         "generate.kyverno.io/policy-name": policy,
+        "generate.kyverno.io/policy-namespace": "",
         "generate.kyverno.io/trigger-name": trigger,
         "generate.kyverno.io/trigger-namespace": "",
         "generate.kyverno.io/trigger-uid": "ns-uid",
@@ -376,6 +377,10 @@ spec:
     assert_eq!(response.rule.status, RuleStatus::Pass, "{response:?}");
     assert_eq!(
         response.resources[0].resource["metadata"]["namespace"],
+        "tenant-ns"
+    );
+    assert_eq!(
+        response.resources[0].resource["metadata"]["labels"]["generate.kyverno.io/policy-namespace"],
         "tenant-ns"
     );
 
