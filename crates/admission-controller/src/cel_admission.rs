@@ -32,12 +32,12 @@ use kyverno_policy_core::celpolicy::validating::ValidatingInput;
 use kyverno_policy_core::request::ResourceRequest;
 use kyverno_policy_core::response::{RuleResponse, RuleStatus};
 use kyverno_runtime::cel_policies::{CachedCelPolicy, CompiledCel, image_validation_rules};
-use kyverno_runtime::reports::{PolicyResults, ReportedPolicy};
+use kyverno_runtime::reports::ReportedPolicy;
 use serde_json::{Value, json};
 
 use crate::evaluate::{Evaluator, RuleRecord, Webhook};
 use crate::review::{AdmissionRequest, AdmissionResponse};
-use crate::side_effects::{Answered, Outputs};
+use crate::side_effects::{Answered, EvaluatedPolicy, Outputs};
 use crate::update_requests::CelTriggered;
 
 /// Which CEL webhook a request came to.
@@ -185,17 +185,16 @@ pub fn review(
                 request,
                 operation,
                 resource_request: &cel_request.request,
-                results: &[],
                 blocked: !answer.allowed,
             },
-            &evaluated,
+            evaluated,
         );
     }
     answer
 }
 
 /// One validating policy's rule results.
-type Outcome<'a> = (&'a CachedCelPolicy, Vec<RuleResponse>);
+type Outcome<'a> = (&'a Arc<CachedCelPolicy>, Vec<RuleResponse>);
 
 /// Evaluates each policy `evaluate` knows how to (`None` for the others), counting its results
 /// in the metrics.
@@ -222,7 +221,7 @@ fn evaluate_each<'a>(
                 &rules,
                 started,
             );
-            Some((cached.as_ref(), rules))
+            Some((*cached, rules))
         })
         .collect()
 }
@@ -241,24 +240,14 @@ fn leave_outputs(
     evaluator: &Evaluator,
     outputs: &Outputs,
     answered: &Answered<'_>,
-    evaluated: &[Outcome<'_>],
+    evaluated: Vec<Outcome<'_>>,
 ) {
-    let results: Vec<PolicyResults<'_>> = evaluated
-        .iter()
+    let results = evaluated
+        .into_iter()
         .filter(|(cached, _)| !answered.blocked || denies(cached))
-        .map(|(cached, rules)| PolicyResults {
-            policy: ReportedPolicy::cel(cached),
-            resource_version: &cached.resource_version,
-            rules,
-        })
+        .map(|(cached, rules)| (EvaluatedPolicy::Cel(Arc::clone(cached)), rules))
         .collect();
-    outputs.after_validation(
-        &Answered {
-            results: &results,
-            ..*answered
-        },
-        &evaluator.stores.config.get(),
-    );
+    outputs.after_validation(answered, results, &evaluator.stores.config.get());
 }
 
 /// The Namespace object of `namespace` as the watches know it (its name and labels); `None`
@@ -314,7 +303,6 @@ fn trigger(
                 request,
                 operation,
                 resource_request: &cel_request.request,
-                results: &[],
                 blocked: false,
             },
             triggered(policies, cel_request),
@@ -575,18 +563,30 @@ mod tests {
         (answer.allowed, drain(&mut receiver), metrics)
     }
 
+    /// The Events and ephemeral reports that the writer makes of `outputs`.
+    fn built(
+        outputs: &[crate::outputs::Output],
+    ) -> (
+        Vec<k8s_openapi::api::events::v1::Event>,
+        Vec<kube::api::DynamicObject>,
+    ) {
+        let mut events = Vec::new();
+        let mut reports = Vec::new();
+        for output in outputs {
+            if let crate::outputs::Output::Validated(validated) = output {
+                let (built_events, report) = validated.build();
+                events.extend(built_events);
+                reports.extend(report);
+            }
+        }
+        (events, reports)
+    }
+
     #[test]
     fn audited_failures_leave_a_report_and_events() {
-        use crate::outputs::Output;
         let (allowed, outputs, metrics) = outputs_of(json!(["Audit"]), false);
         assert!(allowed);
-        let reports: Vec<_> = outputs
-            .iter()
-            .filter_map(|output| match output {
-                Output::Report(report) => Some(report),
-                _ => None,
-            })
-            .collect();
+        let (events, reports) = built(&outputs);
         assert_eq!(reports.len(), 1);
         let labels = reports[0].metadata.labels.as_ref().unwrap();
         assert_eq!(labels["vpol.kyverno.io/p"], "31");
@@ -596,14 +596,13 @@ mod tests {
         assert_eq!(result["result"], "fail");
         assert_eq!(result["source"], "KyvernoValidatingPolicy");
         assert_eq!(result["message"], "label team is required");
-        let notes: Vec<_> = outputs
+        let notes: Vec<_> = events
             .iter()
-            .filter_map(|output| match output {
-                Output::Event(event) => Some((
+            .map(|event| {
+                (
                     event.regarding.as_ref().and_then(|r| r.kind.clone()),
                     event.reason.clone(),
-                )),
-                _ => None,
+                )
             })
             .collect();
         assert_eq!(
@@ -625,14 +624,13 @@ mod tests {
 
     #[test]
     fn denied_requests_leave_only_the_policy_event_and_dry_runs_nothing() {
-        use crate::outputs::Output;
         let (allowed, outputs, _) = outputs_of(json!(["Deny"]), false);
         assert!(!allowed);
         assert_eq!(outputs.len(), 1);
-        let Output::Event(event) = &outputs[0] else {
-            panic!("an Event expected, got {:?}", outputs[0]);
-        };
-        assert!(event.note.as_deref().unwrap().contains("(blocked)"));
+        let (events, reports) = built(&outputs);
+        assert!(reports.is_empty());
+        assert_eq!(events.len(), 1);
+        assert!(events[0].note.as_deref().unwrap().contains("(blocked)"));
         let (allowed, outputs, _) = outputs_of(json!(["Audit"]), true);
         assert!(allowed);
         assert!(outputs.is_empty());

@@ -19,14 +19,14 @@ use kyverno_policy_core::response::{RuleResponse, RuleStatus};
 use kyverno_policy_core::wildcard;
 use kyverno_runtime::config::Requester;
 use kyverno_runtime::policy_cache::{CachedPolicy, Snapshot};
-use kyverno_runtime::reports::{PolicyResults, ReportedPolicy};
+use kyverno_runtime::reports::ReportedPolicy;
 use kyverno_runtime::watch::Stores;
 use serde_json::Value;
 
 use crate::message::{blocked_message, warning};
 use crate::metrics::{Metrics, PolicyLabels};
 use crate::review::{AdmissionRequest, AdmissionResponse};
-use crate::side_effects::{Answered, Outputs};
+use crate::side_effects::{Answered, EvaluatedPolicy, Outputs};
 
 /// Kinds of Kyverno's own bookkeeping that are never evaluated (upstream's
 /// `ExcludeKyvernoResources`).
@@ -360,22 +360,17 @@ impl Evaluator {
             .filter(|cached| cached.has_background_work())
             .cloned()
             .collect();
-        let results: Vec<PolicyResults<'_>> = results
-            .iter()
-            .map(|(cached, rules)| PolicyResults {
-                policy: ReportedPolicy::kyverno(&cached.policy),
-                resource_version: &cached.resource_version,
-                rules,
-            })
+        let results = results
+            .into_iter()
+            .map(|(cached, rules)| (EvaluatedPolicy::Kyverno(cached), rules))
             .collect();
         let answered = Answered {
             request: review.request,
             operation: review.operation,
             resource_request: &review.resource_request,
-            results: &results,
             blocked,
         };
-        outputs.after_validation(&answered, &self.stores.config.get());
+        outputs.after_validation(&answered, results, &self.stores.config.get());
         outputs.trigger_background(&answered, triggering, snapshot, &self.provider);
     }
 

@@ -41,20 +41,30 @@ pub fn policy_events(
     blocked: bool,
     success_events: bool,
 ) -> Vec<Event> {
-    let failing =
-        |rule: &&RuleResponse| matches!(rule.status, RuleStatus::Fail | RuleStatus::Error);
     let mut events = Vec::new();
-    if rules.iter().any(|rule| failing(&rule)) {
-        for rule in rules.iter().filter(failing) {
+    if rules.iter().any(failing) {
+        for rule in rules.iter().filter(|rule| failing(rule)) {
             events.push(policy_fail_event(policy, rule, subject, blocked));
             if !blocked {
                 events.push(resource_violation_event(policy, rule, subject));
             }
         }
-    } else if success_events && rules.iter().any(|rule| rule.status != RuleStatus::Skip) {
+    } else if leaves_events(rules, success_events) {
         events.push(policy_applied_event(policy, subject));
     }
     events
+}
+
+/// Whether one policy's validate results give Events ([`policy_events`] gives some).
+pub fn leaves_events(rules: &[RuleResponse], success_events: bool) -> bool {
+    rules
+        .iter()
+        .any(|rule| failing(rule) || (success_events && rule.status != RuleStatus::Skip))
+}
+
+/// Whether a rule failed or erred.
+fn failing(rule: &RuleResponse) -> bool {
+    matches!(rule.status, RuleStatus::Fail | RuleStatus::Error)
 }
 
 /// `Kind namespace/name` (`Kind name` for a cluster-scoped resource).

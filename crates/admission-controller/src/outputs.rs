@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use futures::StreamExt;
+use futures::future::Either;
 use k8s_openapi::api::events::v1::Event;
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
@@ -22,6 +23,7 @@ use kyverno_runtime::policy_cache::CachedPolicy;
 use tokio::sync::mpsc;
 
 use crate::metrics::Metrics;
+use crate::side_effects::Validated;
 use crate::update_requests::{
     CelTriggered, CheckedRule, TriggerContext, cel_update_request, update_requests,
 };
@@ -36,10 +38,9 @@ const CONCURRENCY: usize = 8;
 /// Something to write once the request is answered.
 #[derive(Debug)]
 pub enum Output {
-    /// An EphemeralReport or ClusterEphemeralReport.
-    Report(Box<DynamicObject>),
-    /// An Event.
-    Event(Box<Event>),
+    /// The validate results of a request, which become Events and an EphemeralReport or
+    /// ClusterEphemeralReport.
+    Validated(Box<Validated>),
     /// The background checks of an admitted request, whose triggered rules become
     /// UpdateRequests.
     Triggered(Box<Triggered>),
@@ -52,8 +53,7 @@ impl Output {
     /// The `output` label of the metrics.
     fn name(&self) -> &'static str {
         match self {
-            Output::Report(_) => "report",
-            Output::Event(_) => "event",
+            Output::Validated(validated) => validated.output_name(),
             Output::Triggered(_) | Output::CelTriggered(_) => "update_request",
         }
     }
@@ -202,8 +202,32 @@ pub async fn write_outputs(
 async fn write(client: &Client, output: Output, metrics: &Metrics) {
     let name = output.name();
     match output {
-        Output::Report(report) => record(metrics, name, write_report(client, *report).await),
-        Output::Event(event) => record(metrics, name, write_event(client, *event).await),
+        Output::Validated(validated) => {
+            let (events, report) =
+                match tokio::task::spawn_blocking(move || validated.build()).await {
+                    Ok(built) => built,
+                    Err(error) => {
+                        tracing::error!(%error, "admission outputs could not be built");
+                        metrics.output(name, "failed");
+                        return;
+                    }
+                };
+            let writes = events
+                .into_iter()
+                .map(|event| {
+                    Either::Left(async move {
+                        record(metrics, "event", write_event(client, event).await);
+                    })
+                })
+                .chain(report.map(|report| {
+                    Either::Right(async move {
+                        record(metrics, "report", write_report(client, report).await);
+                    })
+                }));
+            futures::stream::iter(writes)
+                .for_each_concurrent(CONCURRENCY, |write| write)
+                .await;
+        }
         Output::Triggered(triggered) => {
             let namespace = triggered.namespace.clone();
             let requests =
@@ -286,8 +310,9 @@ mod tests {
 
     use super::*;
 
+    /// Results with Events to write but no report.
     fn event() -> Output {
-        Output::Event(Box::default())
+        Output::Validated(Box::default())
     }
 
     /// The UpdateRequests of a ClusterPolicy generating a ConfigMap in every new Namespace

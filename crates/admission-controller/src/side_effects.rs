@@ -2,20 +2,26 @@
 //! [`crate::outputs`]): the ephemeral report of an admitted resource, the `PolicyViolation`
 //! Events, and the background checks that become UpdateRequests. Dry-run requests leave
 //! nothing.
+//!
+//! The request path only queues the rule results: the writer builds the Events and the report
+//! from them, as building a report of many results costs as much as evaluating the policies.
 use std::sync::Arc;
 
+use k8s_openapi::api::events::v1::Event;
 use kube::api::DynamicObject;
 use kyverno_api::kyverno::v1::match_resources::AdmissionOperation;
 use kyverno_policy_core::engine::ContextProvider;
 use kyverno_policy_core::request::ResourceRequest;
+use kyverno_policy_core::response::RuleResponse;
+use kyverno_runtime::cel_policies::CachedCelPolicy;
 use kyverno_runtime::config::KyvernoConfig;
 use kyverno_runtime::policy_cache::{CachedPolicy, Snapshot};
 use kyverno_runtime::reports::{
-    PolicyResults, SOURCE_ADMISSION, Subject, policies_report, resource_hash,
+    PolicyResults, ReportedPolicy, SOURCE_ADMISSION, Subject, policies_report, resource_hash,
 };
 use serde_json::Value;
 
-use crate::events::{EventSubject, policy_events};
+use crate::events::{EventSubject, leaves_events, policy_events};
 use crate::outputs::{CelTriggers, Output, OutputQueue, Triggered};
 use crate::review::AdmissionRequest;
 use crate::update_requests::{CelTriggered, TriggerContext};
@@ -42,42 +48,148 @@ pub struct Answered<'a> {
     pub operation: AdmissionOperation,
     /// The engine's view of it.
     pub resource_request: &'a ResourceRequest,
-    /// The validate results of each policy evaluated (ClusterPolicies and Policies, or the
-    /// `policies.kyverno.io` validating kinds).
-    pub results: &'a [PolicyResults<'a>],
     /// Whether the request was denied.
     pub blocked: bool,
 }
 
+/// A policy evaluated by the validating webhooks.
+#[derive(Clone, Debug)]
+pub enum EvaluatedPolicy {
+    /// A ClusterPolicy or Policy.
+    Kyverno(Arc<CachedPolicy>),
+    /// A `policies.kyverno.io` validating kind.
+    Cel(Arc<CachedCelPolicy>),
+}
+
+impl EvaluatedPolicy {
+    /// The policy's `rules` as reports and Events take them.
+    fn results<'a>(&'a self, rules: &'a [RuleResponse]) -> PolicyResults<'a> {
+        match self {
+            EvaluatedPolicy::Kyverno(cached) => PolicyResults {
+                policy: ReportedPolicy::kyverno(&cached.policy),
+                resource_version: &cached.resource_version,
+                rules,
+            },
+            EvaluatedPolicy::Cel(cached) => PolicyResults {
+                policy: ReportedPolicy::cel(cached),
+                resource_version: &cached.resource_version,
+                rules,
+            },
+        }
+    }
+}
+
+/// The validate results of each policy evaluated for a request.
+pub type ValidateResults = Vec<(EvaluatedPolicy, Vec<RuleResponse>)>;
+
+/// The results of a validated request, which the background writer turns into Events and the
+/// resource's ephemeral report.
+#[derive(Debug, Default)]
+pub struct Validated {
+    results: ValidateResults,
+    resource: Arc<Value>,
+    request_uid: String,
+    plural: String,
+    reported: bool,
+    blocked: bool,
+    success_events: bool,
+    instance: String,
+}
+
+impl Validated {
+    /// What is lost when it is dropped: `report` when it has a report to write, else `event`.
+    pub fn output_name(&self) -> &'static str {
+        if self.reported { "report" } else { "event" }
+    }
+
+    /// Its Events (only those of the policies that blocked the request when denied) and, when
+    /// the request was admitted, the ephemeral report of the resource.
+    pub fn build(&self) -> (Vec<Event>, Option<DynamicObject>) {
+        let results: Vec<PolicyResults<'_>> = self
+            .results
+            .iter()
+            .map(|(policy, rules)| policy.results(rules))
+            .collect();
+        let subject = EventSubject {
+            resource: reference(&self.resource),
+            instance: self.instance.clone(),
+        };
+        let events = results
+            .iter()
+            .flat_map(|entry| {
+                policy_events(
+                    &entry.policy,
+                    entry.rules,
+                    &subject,
+                    self.blocked,
+                    self.success_events,
+                )
+            })
+            .collect();
+        let report = if self.reported {
+            self.report(&results)
+        } else {
+            None
+        };
+        (events, report)
+    }
+
+    /// The ephemeral report of the admitted resource, named after the request (as upstream):
+    /// none for resources without a uid (not stored yet).
+    fn report(&self, results: &[PolicyResults<'_>]) -> Option<DynamicObject> {
+        let subject = Subject::of(&self.resource, &self.plural)?;
+        let evaluated: Vec<PolicyResults<'_>> = results
+            .iter()
+            .filter(|entry| !entry.rules.is_empty())
+            .copied()
+            .collect();
+        Some(policies_report(
+            &self.request_uid,
+            &subject,
+            SOURCE_ADMISSION,
+            &evaluated,
+            Some(&resource_hash(&self.resource)),
+        ))
+    }
+}
+
 impl Outputs {
-    /// Queues what `answered` leaves behind: Events for failing results (only those of the
-    /// policies that blocked it when denied), and, when admitted, the ephemeral report of the
-    /// resource.
-    pub fn after_validation(&self, answered: &Answered<'_>, config: &KyvernoConfig) {
+    /// Queues what `answered` leaves behind given the validate `results` of its policies
+    /// (only those that blocked it when denied): Events for failing results, and, when
+    /// admitted, the ephemeral report of the resource. Nothing is queued when there is neither.
+    pub fn after_validation(
+        &self,
+        answered: &Answered<'_>,
+        mut results: ValidateResults,
+        config: &KyvernoConfig,
+    ) {
         if answered.request.dry_run == Some(true) {
             return;
         }
-        let subject = EventSubject {
-            resource: reference(answered.resource_request.resource()),
-            instance: self.instance.clone(),
-        };
-        for entry in answered.results {
-            for event in policy_events(
-                &entry.policy,
-                entry.rules,
-                &subject,
-                answered.blocked,
-                config.generate_success_events,
-            ) {
-                self.queue.push(Output::Event(Box::new(event)));
+        let resource = answered.resource_request.resource();
+        // Deletions and resources without a uid (not stored yet) get no report.
+        let reported = !answered.blocked
+            && answered.operation != AdmissionOperation::Delete
+            && resource.pointer("/metadata/uid").is_some()
+            && results.iter().any(|(_, rules)| !rules.is_empty());
+        let success_events = config.generate_success_events;
+        if !reported {
+            // Only the policies with Events to write are kept for the writer.
+            results.retain(|(_, rules)| leaves_events(rules, success_events));
+            if results.is_empty() {
+                return;
             }
         }
-        if answered.blocked {
-            return;
-        }
-        if let Some(report) = admission_report(answered) {
-            self.queue.push(Output::Report(Box::new(report)));
-        }
+        self.queue.push(Output::Validated(Box::new(Validated {
+            results,
+            resource: Arc::clone(resource),
+            request_uid: answered.request.uid.clone(),
+            plural: answered.request.resource.resource.clone(),
+            reported,
+            blocked: answered.blocked,
+            success_events,
+            instance: self.instance.clone(),
+        })));
     }
 
     /// Queues the background checks of the `triggering` policies (generate and mutate-existing
@@ -135,31 +247,6 @@ fn trigger_context(answered: &Answered<'_>) -> TriggerContext {
     )
 }
 
-/// The ephemeral report of an admitted resource, named after the request (as upstream): none
-/// for deletions, for resources without a uid (not stored yet) or without results.
-fn admission_report(answered: &Answered<'_>) -> Option<DynamicObject> {
-    if answered.operation == AdmissionOperation::Delete
-        || answered.results.iter().all(|entry| entry.rules.is_empty())
-    {
-        return None;
-    }
-    let resource = answered.resource_request.resource();
-    let subject = Subject::of(resource, &answered.request.resource.resource)?;
-    let evaluated: Vec<PolicyResults<'_>> = answered
-        .results
-        .iter()
-        .filter(|entry| !entry.rules.is_empty())
-        .copied()
-        .collect();
-    Some(policies_report(
-        &answered.request.uid,
-        &subject,
-        SOURCE_ADMISSION,
-        &evaluated,
-        Some(&resource_hash(resource)),
-    ))
-}
-
 /// The reference of `resource` in Events.
 fn reference(resource: &Value) -> k8s_openapi::api::core::v1::ObjectReference {
     let text = |pointer: &str| {
@@ -176,5 +263,96 @@ fn reference(resource: &Value) -> k8s_openapi::api::core::v1::ObjectReference {
         namespace: text("/metadata/namespace"),
         uid: text("/metadata/uid"),
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kyverno_policy_core::response::{RuleStatus, RuleType};
+    use kyverno_runtime::policy_cache::PolicyCache;
+    use prometheus_client::registry::Registry;
+    use serde_json::json;
+
+    use super::*;
+    use crate::metrics::Metrics;
+
+    /// What a CREATE of a Pod (with `uid` when given) with one rule of status `status` queues.
+    fn queued(uid: Option<&str>, status: RuleStatus) -> Vec<Output> {
+        let cache = PolicyCache::default();
+        cache.apply_cluster_policy(
+            serde_json::from_value(json!({
+                "apiVersion": "kyverno.io/v1", "kind": "ClusterPolicy",
+                "metadata": {"name": "require-team"},
+                "spec": {"rules": [{"name": "team",
+                    "match": {"any": [{"resources": {"kinds": ["Pod"]}}]},
+                    "validate": {"pattern": {"metadata": {"labels": {"team": "?*"}}}}}]}
+            }))
+            .expect("a valid policy"),
+        );
+        let mut pod = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "default"}});
+        if let Some(uid) = uid {
+            pod["metadata"]["uid"] = uid.into();
+        }
+        let request: AdmissionRequest = serde_json::from_value(json!({
+            "uid": "req-1",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "name": "p", "namespace": "default", "operation": "CREATE",
+            "userInfo": {"username": "someone"}, "object": pod
+        }))
+        .expect("a valid request");
+        let metrics = Arc::new(Metrics::register(&mut Registry::default()));
+        let (queue, mut receiver) = OutputQueue::new(8, metrics);
+        let outputs = Outputs {
+            queue,
+            namespace: "kyverno".into(),
+            instance: "kyverno-admission-a".into(),
+            background_user: "background".into(),
+        };
+        let rules = vec![RuleResponse {
+            name: "team".into(),
+            rule_type: RuleType::Validation,
+            status,
+            message: "label team is required".into(),
+        }];
+        let policy = EvaluatedPolicy::Kyverno(Arc::clone(&cache.snapshot().policies[0]));
+        outputs.after_validation(
+            &Answered {
+                request: &request,
+                operation: AdmissionOperation::Create,
+                resource_request: &ResourceRequest::new(pod)
+                    .with_operation(AdmissionOperation::Create),
+                blocked: false,
+            },
+            vec![(policy, rules)],
+            &KyvernoConfig::with_defaults("kyverno"),
+        );
+        std::iter::from_fn(|| receiver.try_recv().ok()).collect()
+    }
+
+    #[test]
+    fn results_are_queued_only_when_they_leave_something() {
+        // Passing, and no uid for a report: nothing to write, nothing queued.
+        assert!(queued(None, RuleStatus::Pass).is_empty());
+        // A failure leaves Events.
+        let outputs = queued(None, RuleStatus::Fail);
+        let [Output::Validated(validated)] = outputs.as_slice() else {
+            panic!("one validated request expected, got {outputs:?}");
+        };
+        let (events, report) = validated.build();
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert!(report.is_none());
+        // A stored resource gets its report, built by the writer.
+        let outputs = queued(Some("pod-uid"), RuleStatus::Pass);
+        let [Output::Validated(validated)] = outputs.as_slice() else {
+            panic!("one validated request expected, got {outputs:?}");
+        };
+        assert_eq!(validated.output_name(), "report");
+        let (events, report) = validated.build();
+        assert!(events.is_empty());
+        let report = report.expect("a report");
+        assert_eq!(report.metadata.name.as_deref(), Some("req-1"));
+        assert_eq!(report.data["spec"]["results"][0]["result"], "pass");
     }
 }

@@ -260,7 +260,11 @@ fn hooks(
                 .policies
                 .iter()
                 .map(AsRef::as_ref)
-                .filter(|cached| cached.failure_policy == failure_policy && picks_policy(cached))
+                .filter(|cached| {
+                    cached.admission
+                        && cached.failure_policy == failure_policy
+                        && picks_policy(cached)
+                })
                 .collect();
             let rules = webhook_rules(&policies, resources, relevant, default_operations);
             let timeouts = policies.iter().map(|cached| cached.timeout_seconds);
@@ -750,6 +754,18 @@ mod tests {
             json!([{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"], "resources": ["configmaps"], "scope": "*"}])
         );
         cache.delete_cluster_policy("labels");
+        let validating =
+            validating_configuration(&cache.snapshot(), &config, &resources(), &target());
+        assert_eq!(validating.webhooks, Some(Vec::new()));
+        // A policy with `admission: false` gets no webhook.
+        let mut background_only: kyverno_api::kyverno::v1::policy::ClusterPolicy = policy(
+            "labels",
+            "Fail",
+            json!({"name": "r", "match": {"any": [{"resources": {"kinds": ["Pod"]}}]},
+                "validate": {"pattern": {"metadata": {"labels": {"app": "?*"}}}}}),
+        );
+        background_only.spec.0.admission = Some(false);
+        cache.apply_cluster_policy(background_only);
         let validating =
             validating_configuration(&cache.snapshot(), &config, &resources(), &target());
         assert_eq!(validating.webhooks, Some(Vec::new()));

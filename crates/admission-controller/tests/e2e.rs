@@ -9,7 +9,6 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,6 +24,7 @@ use kube::Client;
 use kube::api::{Api, DeleteParams, PostParams};
 use kyverno_admission_controller::{Options, Replica, start};
 use kyverno_api::kyverno::v1::policy::ClusterPolicy;
+use kyverno_e2e_support::{ensure_namespace, repo_crds};
 use serde_json::{Value, json};
 
 /// The upper bound of any single wait.
@@ -132,20 +132,6 @@ struct Harness {
     ns: String,
 }
 
-fn repo_crds() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../crds")
-}
-
-async fn create_namespace(client: &Client, name: &str) {
-    let api: Api<Namespace> = Api::all(client.clone());
-    let namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
-    match api.create(&PostParams::default(), &namespace).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(status)) if status.code == 409 => {}
-        Err(error) => panic!("namespace {name}: {error}"),
-    }
-}
-
 impl Harness {
     /// A simulator with `replicas` admission controllers behind the `kyverno-svc` Service, or
     /// the real cluster of `KYVERNO_E2E_KUBECONFIG`; a fresh namespace for the test.
@@ -179,12 +165,12 @@ impl Harness {
             ns: format!("e2e-{}", &apiserver_sim::new_uid()[..8]),
         };
         if harness.sim.is_some() {
-            create_namespace(&harness.client, "kyverno").await;
+            ensure_namespace(&harness.client, "kyverno").await;
             for index in 0..replicas {
                 harness.start_replica(index).await;
             }
         }
-        create_namespace(&harness.client, &harness.ns).await;
+        ensure_namespace(&harness.client, &harness.ns).await;
         harness
     }
 

@@ -13,27 +13,8 @@ use kyverno_api::policies::validating::ValidatingPolicy;
 use kyverno_api::policy_report::v1alpha2::{PolicyReport, PolicyResult};
 use kyverno_api::reports::v1::EphemeralReport;
 use kyverno_background_scan_controller::{scanner, telemetry};
-use kyverno_e2e_support::{cluster, create, delete, eventually, pod};
+use kyverno_e2e_support::{cluster, create, delete, eventually, pod, require_team};
 use kyverno_reports_controller::controller;
-
-/// An Audit ValidatingPolicy requiring label `team` on the pods of namespace `ns` (background
-/// scans on, as by default).
-fn require_team(name: &str, ns: &str) -> serde_json::Value {
-    serde_json::json!({
-        "apiVersion": "policies.kyverno.io/v1",
-        "kind": "ValidatingPolicy",
-        "metadata": {"name": name, "annotations": {"policies.kyverno.io/severity": "medium"}},
-        "spec": {
-            "validationActions": ["Audit"],
-            "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
-                "operations": ["CREATE", "UPDATE"], "resources": ["pods"]}]},
-            "matchConditions": [{"name": "in-test-namespace",
-                "expression": format!("object.metadata.namespace == '{ns}'")}],
-            "validations": [{"expression": "has(object.metadata.labels.team)",
-                "message": "label 'team' is required"}]
-        }
-    })
-}
 
 /// What the EphemeralReports of `ns` say of `policy`, by resource name: the result, the rule
 /// and the value of the policy's label.

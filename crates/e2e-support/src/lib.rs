@@ -232,3 +232,22 @@ pub fn pod(ns: &str, name: &str, labels: serde_json::Value) -> serde_json::Value
         "spec": {"containers": [{"name": "c", "image": "busybox"}]}
     })
 }
+
+/// An Audit ValidatingPolicy requiring label `team` on the pods of namespace `ns` (background
+/// scans on, as by default; severity `medium`).
+pub fn require_team(name: &str, ns: &str) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "policies.kyverno.io/v1",
+        "kind": "ValidatingPolicy",
+        "metadata": {"name": name, "annotations": {"policies.kyverno.io/severity": "medium"}},
+        "spec": {
+            "validationActions": ["Audit"],
+            "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
+                "operations": ["CREATE", "UPDATE"], "resources": ["pods"]}]},
+            "matchConditions": [{"name": "in-test-namespace",
+                "expression": format!("object.metadata.namespace == '{ns}'")}],
+            "validations": [{"expression": "has(object.metadata.labels.team)",
+                "message": "label 'team' is required"}]
+        }
+    })
+}

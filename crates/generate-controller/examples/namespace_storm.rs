@@ -18,57 +18,16 @@ use kyverno_api::kyverno::v2::update_request::UpdateRequest;
 use kyverno_generate_controller::controller::{self, Settings};
 use kyverno_generate_controller::metrics::Metrics;
 use kyverno_generate_controller::workers::WorkerSettings;
-use serde_json::{Value, json};
+use serde_json::json;
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::{SETUP_RULES, admission_update_request, setup_policy};
 
 /// How many creations are in flight at once.
 const CONCURRENT_CREATES: usize = 64;
 /// How long to wait at most.
 const DEADLINE: Duration = Duration::from_secs(1800);
-
-fn setup_policy(name: &str, run: &str, source_ns: &str) -> Value {
-    let matching = json!({"any": [{"resources": {"kinds": ["Namespace"], "selector": {"matchLabels": {"bench-run": run}}}}]});
-    json!({
-        "apiVersion": "kyverno.io/v1", "kind": "ClusterPolicy",
-        "metadata": {"name": name},
-        "spec": {"rules": [
-            {"name": "default-deny", "match": matching, "generate": {
-                "synchronize": true,
-                "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "name": "default-deny",
-                "namespace": "{{request.object.metadata.name}}",
-                "data": {"spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}}}},
-            {"name": "quota", "match": matching, "generate": {
-                "apiVersion": "v1", "kind": "ResourceQuota", "name": "default-quota",
-                "namespace": "{{request.object.metadata.name}}",
-                "data": {"spec": {"hard": {"pods": "10"}}}}},
-            {"name": "registry-secret", "match": matching, "generate": {
-                "synchronize": true,
-                "apiVersion": "v1", "kind": "Secret", "name": "regcred",
-                "namespace": "{{request.object.metadata.name}}",
-                "clone": {"namespace": source_ns, "name": "regcred"}}}
-        ]}
-    })
-}
-
-fn update_request(ns: &str, policy: &str, trigger: &Value) -> Value {
-    let trigger_ref = json!({"apiVersion": "v1", "kind": "Namespace",
-        "name": trigger["metadata"]["name"], "uid": trigger["metadata"]["uid"]});
-    let contexts: Vec<Value> = ["default-deny", "quota", "registry-secret"]
-        .iter()
-        .map(|rule| json!({"rule": rule, "deleteDownstream": false, "synchronize": true, "trigger": trigger_ref}))
-        .collect();
-    json!({
-        "apiVersion": "kyverno.io/v2", "kind": "UpdateRequest",
-        "metadata": {"generateName": "ur-", "namespace": ns,
-                     "labels": {"generate.kyverno.io/policy-name": policy}},
-        "spec": {
-            "requestType": "generate", "policy": policy, "rule": "default-deny",
-            "ruleContext": contexts, "resource": trigger_ref,
-            "synchronize": true, "deleteDownstream": false,
-            "context": {"admissionRequestInfo": {"operation": "CREATE", "admissionRequest": {
-                "operation": "CREATE", "name": trigger["metadata"]["name"], "object": trigger}}}
-        }
-    })
-}
 
 async fn count(client: &kube::Client, api_version: &str, kind: &str, selector: &str) -> usize {
     let object = json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": "x"}});
@@ -124,11 +83,15 @@ async fn main() {
                 let created = kyverno_e2e_support::create(
                     &client,
                     json!({"apiVersion": "v1", "kind": "Namespace",
-                           "metadata": {"name": name, "labels": {"bench-run": ns}}}),
+                           "metadata": {"name": name, "labels": {"e2e-run": ns}}}),
                 )
                 .await;
                 let trigger = serde_json::to_value(created).unwrap();
-                kyverno_e2e_support::create(&client, update_request(&ns, &policy, &trigger)).await;
+                kyverno_e2e_support::create(
+                    &client,
+                    admission_update_request(&ns, &policy, &SETUP_RULES, &trigger),
+                )
+                .await;
             }
         })
         .await;

@@ -18,6 +18,9 @@ use kyverno_runtime::leader::LeaderElection;
 use kyverno_runtime::singleton::run_while_leading;
 use serde_json::{Value, json};
 
+mod common;
+use common::{SETUP_RULES, admission_update_request, setup_policy};
+
 /// Settings with the UpdateRequests in the test namespace.
 fn settings(ns: &str, workers: usize) -> Settings {
     Settings {
@@ -54,46 +57,6 @@ impl Drop for Running {
 fn namespace(name: &str, run: &str) -> Value {
     json!({"apiVersion": "v1", "kind": "Namespace",
            "metadata": {"name": name, "labels": {"e2e-run": run}}})
-}
-
-/// The UpdateRequest the admission controller writes for a CREATE of `trigger`.
-fn admission_update_request(ns: &str, policy: &str, rules: &[&str], trigger: &Value) -> Value {
-    let spec = |field: &str| trigger["metadata"][field].clone();
-    let trigger_ref = json!({
-        "apiVersion": trigger["apiVersion"], "kind": trigger["kind"],
-        "namespace": spec("namespace"), "name": spec("name"), "uid": spec("uid")
-    });
-    json!({
-        "apiVersion": "kyverno.io/v2", "kind": "UpdateRequest",
-        "metadata": {"generateName": "ur-", "namespace": ns,
-                     "labels": {"generate.kyverno.io/policy-name": policy}},
-        "spec": {
-            "requestType": "generate",
-            "policy": policy,
-            "rule": rules[0],
-            "ruleContext": rules.iter().map(|rule| json!({
-                "rule": rule, "deleteDownstream": false, "synchronize": true, "trigger": trigger_ref
-            })).collect::<Vec<_>>(),
-            "resource": trigger_ref,
-            "synchronize": true,
-            "deleteDownstream": false,
-            "context": {
-                "userInfo": {"userInfo": {"username": "kubernetes-admin", "groups": ["system:masters"]}},
-                "admissionRequestInfo": {
-                    "operation": "CREATE",
-                    "admissionRequest": {
-                        "uid": "00000000-0000-0000-0000-000000000001",
-                        "kind": {"group": "", "version": "v1", "kind": trigger["kind"]},
-                        "resource": {"group": "", "version": "v1", "resource": "namespaces"},
-                        "name": spec("name"),
-                        "operation": "CREATE",
-                        "userInfo": {"username": "kubernetes-admin"},
-                        "object": trigger
-                    }
-                }
-            }
-        }
-    })
 }
 
 /// Creates the namespace `name` labelled for the run of `ns` and the UpdateRequest the
@@ -189,34 +152,6 @@ async fn merge_patch(client: &kube::Client, object: &Value, patch: Value) {
     .await
     .unwrap();
 }
-
-/// The security setup of every new namespace: a default-deny NetworkPolicy, a ResourceQuota and
-/// the registry Secret cloned from the test namespace.
-fn setup_policy(name: &str, run: &str, source_ns: &str) -> Value {
-    let matching = json!({"any": [{"resources": {"kinds": ["Namespace"], "selector": {"matchLabels": {"e2e-run": run}}}}]});
-    json!({
-        "apiVersion": "kyverno.io/v1", "kind": "ClusterPolicy",
-        "metadata": {"name": name},
-        "spec": {"rules": [
-            {"name": "default-deny", "match": matching, "generate": {
-                "synchronize": true,
-                "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "name": "default-deny",
-                "namespace": "{{request.object.metadata.name}}",
-                "data": {"spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}}}},
-            {"name": "quota", "match": matching, "generate": {
-                "apiVersion": "v1", "kind": "ResourceQuota", "name": "default-quota",
-                "namespace": "{{request.object.metadata.name}}",
-                "data": {"spec": {"hard": {"pods": "10"}}}}},
-            {"name": "registry-secret", "match": matching, "generate": {
-                "synchronize": true,
-                "apiVersion": "v1", "kind": "Secret", "name": "regcred",
-                "namespace": "{{request.object.metadata.name}}",
-                "clone": {"namespace": source_ns, "name": "regcred"}}}
-        ]}
-    })
-}
-
-const SETUP_RULES: [&str; 3] = ["default-deny", "quota", "registry-secret"];
 
 #[tokio::test]
 async fn a_new_namespace_gets_its_security_setup_kept_in_sync() {
@@ -1071,5 +1006,29 @@ async fn same_named_generating_policies_keep_their_downstream_apart() {
         &of_cluster_wide,
     )
     .await;
+    cluster.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_background_only_policy_generates_for_existing_triggers() {
+    let cluster = cluster().await;
+    let (client, ns) = (cluster.client.clone(), cluster.ns.clone());
+    let trigger = format!("{ns}-bg");
+    create(&client, namespace(&trigger, &ns)).await;
+    let name = format!("background-only-{ns}");
+    let mut policy = configmap_policy(&name, &ns, false);
+    policy["spec"]["admission"] = json!(false);
+    create(&client, policy.clone()).await;
+    let _controller = Running::start(&client, settings(&ns, 2), Metrics::unexported());
+    let generated = reference("v1", "ConfigMap", &trigger, &name);
+    appears(
+        &client,
+        "generateExisting runs a policy with admission: false",
+        &generated,
+    )
+    .await;
+    delete(&client, &policy).await;
+    disappears(&client, "the policy's downstream goes with it", &generated).await;
+    queue_drained(&client, &ns, "no UpdateRequest left").await;
     cluster.cleanup().await;
 }

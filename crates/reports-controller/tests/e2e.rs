@@ -14,7 +14,7 @@ use kyverno_background_scan_controller::{scanner, telemetry as scan_telemetry};
 use kyverno_e2e_support::kubectl::{Kubectl, kubectl_or_skip};
 use kyverno_e2e_support::reports::{ephemeral_reports, namespace_report};
 use kyverno_e2e_support::{
-    Cluster, cluster, create, delete, eventually, pod, require_label_policy, until,
+    Cluster, cluster, create, delete, eventually, pod, require_label_policy, require_team, until,
 };
 use kyverno_reports_controller::{controller, telemetry as reports_telemetry};
 
@@ -392,24 +392,6 @@ async fn namespace_labels_and_exceptions_trigger_rescans() {
     delete(&client, &selecting_policy).await;
     delete(&client, &plain_policy).await;
     cluster.cleanup().await;
-}
-
-/// An Audit ValidatingPolicy requiring label `team` on the pods of namespace `ns`.
-fn require_team(name: &str, ns: &str) -> serde_json::Value {
-    serde_json::json!({
-        "apiVersion": "policies.kyverno.io/v1",
-        "kind": "ValidatingPolicy",
-        "metadata": {"name": name},
-        "spec": {
-            "validationActions": ["Audit"],
-            "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
-                "operations": ["CREATE", "UPDATE"], "resources": ["pods"]}]},
-            "matchConditions": [{"name": "in-test-namespace",
-                "expression": format!("object.metadata.namespace == '{ns}'")}],
-            "validations": [{"expression": "has(object.metadata.labels.team)",
-                "message": "label 'team' is required"}]
-        }
-    })
 }
 
 /// The `source` of each policy's results in the namespace's report.

@@ -13,7 +13,9 @@ use kyverno_api::policy_report::v1alpha2::PolicyResult;
 use kyverno_api::reports::v1::EphemeralReport;
 use kyverno_background_scan_controller::{scanner, telemetry as scan_telemetry};
 use kyverno_e2e_support::reports::namespace_report;
-use kyverno_e2e_support::{cluster, create, delete, pod, require_label_policy, until};
+use kyverno_e2e_support::{
+    cluster, create, delete, pod, require_label_policy, require_team, until,
+};
 use kyverno_policy_core::engine::LoadedPolicy;
 use kyverno_policy_core::response::{RuleResponse, RuleStatus, RuleType};
 use kyverno_reports_controller::{controller, telemetry};
@@ -52,24 +54,6 @@ async fn results(client: &kube::Client, ns: &str) -> BTreeMap<(String, String), 
             )
         })
         .collect()
-}
-
-/// An Audit ValidatingPolicy requiring label `team` on the pods of namespace `ns`.
-fn require_team(name: &str, ns: &str) -> serde_json::Value {
-    serde_json::json!({
-        "apiVersion": "policies.kyverno.io/v1",
-        "kind": "ValidatingPolicy",
-        "metadata": {"name": name},
-        "spec": {
-            "validationActions": ["Audit"],
-            "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
-                "operations": ["CREATE", "UPDATE"], "resources": ["pods"]}]},
-            "matchConditions": [{"name": "in-test-namespace",
-                "expression": format!("object.metadata.namespace == '{ns}'")}],
-            "validations": [{"expression": "has(object.metadata.labels.team)",
-                "message": "label 'team' is required"}]
-        }
-    })
 }
 
 fn rule(name: &str, status: RuleStatus) -> Vec<RuleResponse> {

@@ -91,6 +91,9 @@ pub struct CachedPolicy {
     /// Whether some rule needs the requester's roles (`roles`/`clusterRoles` in `match` or
     /// `exclude`, `request.roles`/`request.clusterRoles` in variables).
     pub uses_roles: bool,
+    /// Whether admission requests are evaluated (`spec.admission`, true when unset): a policy
+    /// with `admission: false` only runs in the background (scans, generateExisting).
+    pub admission: bool,
     /// The operations its rules match; `None` when some rule matches every operation.
     operations: Option<OperationSet>,
 }
@@ -115,12 +118,14 @@ impl CachedPolicy {
                 Some(all.union(rule_operations(&rule.match_resources)?))
             });
         let uses_roles = uses_roles(&policy.rules);
+        let admission = policy.spec.admission != Some(false);
         Self {
             policy,
             resource_version,
             failure_policy,
             timeout_seconds,
             uses_roles,
+            admission,
             operations,
         }
     }
@@ -276,7 +281,8 @@ pub fn rule_kind_names(rule: &Rule) -> Option<BTreeSet<String>> {
 /// One immutable state of the cache.
 #[derive(Debug, Default)]
 pub struct Snapshot {
-    /// Every policy used in admission, in key order.
+    /// Every loaded policy, in key order, with `admission: false` ones (see
+    /// [`CachedPolicy::admission`]; [`Self::policies_for`] leaves them out).
     pub policies: Vec<Arc<CachedPolicy>>,
     /// The PolicyExceptions in force.
     pub exceptions: Arc<[PolicyException]>,
@@ -409,7 +415,7 @@ impl State {
     fn snapshot(&self) -> Snapshot {
         let mut by_kind: HashMap<String, Vec<Arc<CachedPolicy>>> = HashMap::new();
         let mut any_kind = Vec::new();
-        for cached in self.policies.values() {
+        for cached in self.policies.values().filter(|cached| cached.admission) {
             let mut names = BTreeSet::new();
             let mut any = false;
             for rule in &cached.policy.rules {
@@ -878,8 +884,7 @@ fn retain_policies(state: &mut State, keep: impl Fn(&PolicyKey) -> bool) {
 }
 
 /// Puts a loaded policy in the state; a policy that failed to load is left out (any older
-/// version of it too), logged and remembered as a failure. Policies with `admission: false` are
-/// left out of admission.
+/// version of it too), logged and remembered as a failure.
 fn load_into(
     state: &mut State,
     key: PolicyKey,
@@ -889,14 +894,10 @@ fn load_into(
     match loaded {
         Ok(policy) => {
             state.failures.remove(&key);
-            if policy.spec.admission == Some(false) {
-                state.policies.remove(&key);
-            } else {
-                state.policies.insert(
-                    key,
-                    Arc::new(CachedPolicy::new(policy, resource_version, &state.defaults)),
-                );
-            }
+            state.policies.insert(
+                key,
+                Arc::new(CachedPolicy::new(policy, resource_version, &state.defaults)),
+            );
         }
         Err(error) => {
             tracing::warn!(policy = %key, %error, "policy skipped: it cannot be loaded");
@@ -1066,12 +1067,28 @@ mod tests {
     }
 
     #[test]
-    fn admission_false_keeps_a_policy_out() {
+    fn admission_false_keeps_a_policy_out_of_admission_only() {
         let cache = PolicyCache::default();
         let mut policy = require_labels("p", r#"["Pod"]"#, "[]");
         policy.spec.0.admission = Some(false);
         cache.apply_cluster_policy(policy);
-        assert!(cache.snapshot().policies.is_empty());
+        let snapshot = cache.snapshot();
+        assert_eq!(snapshot.policies.len(), 1);
+        assert!(!snapshot.policies[0].admission);
+        assert!(
+            snapshot
+                .policies_for("Pod", "default", AdmissionOperation::Create)
+                .is_empty()
+        );
+        cache.apply_cluster_policy(require_labels("p", r#"["Pod"]"#, "[]"));
+        let snapshot = cache.snapshot();
+        assert!(snapshot.policies[0].admission);
+        assert_eq!(
+            snapshot
+                .policies_for("Pod", "default", AdmissionOperation::Create)
+                .len(),
+            1
+        );
     }
 
     #[test]
