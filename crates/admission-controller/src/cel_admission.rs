@@ -436,9 +436,7 @@ mod tests {
     const BACKGROUND_USER: &str = "system:serviceaccount:kyverno:kyverno-background-controller";
 
     /// Gives `evaluator` outputs; the receiver gets what it queues.
-    fn queue_outputs(
-        evaluator: &mut Evaluator,
-    ) -> tokio::sync::mpsc::Receiver<crate::outputs::Output> {
+    fn queue_outputs(evaluator: &mut Evaluator) -> crate::outputs::OutputReceiver {
         let (queue, receiver) =
             crate::outputs::OutputQueue::new(16, Arc::clone(&evaluator.metrics));
         evaluator.outputs = Some(Outputs {
@@ -451,10 +449,8 @@ mod tests {
     }
 
     /// What was queued so far.
-    fn drain(
-        receiver: &mut tokio::sync::mpsc::Receiver<crate::outputs::Output>,
-    ) -> Vec<crate::outputs::Output> {
-        std::iter::from_fn(|| receiver.try_recv().ok()).collect()
+    fn drain(receiver: &mut crate::outputs::OutputReceiver) -> Vec<crate::outputs::Output> {
+        std::iter::from_fn(|| receiver.try_recv()).collect()
     }
 
     fn pod_request(labels: Value) -> AdmissionRequest {

@@ -1,9 +1,12 @@
 //! The admission outputs (ephemeral reports, Events, UpdateRequests), written off the request
 //! path: evaluation pushes them into a bounded queue that never blocks (when it is full the
-//! output is dropped, counted and logged), and a background writer drains it in batches, writing
+//! output is dropped, counted and logged; the queue is bounded both in outputs and in the rule
+//! results and policies they hold, so that a burst of requests evaluated against many policies
+//! cannot grow memory without limit), and a background writer drains it in batches, writing
 //! each batch's objects concurrently. The generate and mutate-existing checks of an admitted
 //! request also run there (as upstream runs them in a goroutine), becoming UpdateRequests.
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures::StreamExt;
 use futures::future::Either;
@@ -30,6 +33,9 @@ use crate::update_requests::{
 
 /// How many outputs wait at most; more are dropped.
 pub const DEFAULT_CAPACITY: usize = 4096;
+/// How many rule results (and triggered policies) the waiting outputs hold at most; more are
+/// dropped. A request evaluated against 1,000 policies holds 1,000 results (a few hundred KiB).
+pub const DEFAULT_RESULT_CAPACITY: usize = 100_000;
 /// How many outputs the writer takes at once.
 const BATCH: usize = 64;
 /// How many writes of a batch run at once.
@@ -55,6 +61,16 @@ impl Output {
         match self {
             Output::Validated(validated) => validated.output_name(),
             Output::Triggered(_) | Output::CelTriggered(_) => "update_request",
+        }
+    }
+
+    /// What it holds, counted against [`DEFAULT_RESULT_CAPACITY`]: its rule results or
+    /// triggered policies, and one for itself.
+    fn weight(&self) -> usize {
+        1 + match self {
+            Output::Validated(validated) => validated.result_count(),
+            Output::Triggered(triggered) => triggered.policies.len(),
+            Output::CelTriggered(triggers) => triggers.policies.len(),
         }
     }
 }
@@ -156,27 +172,98 @@ impl CelTriggers {
     }
 }
 
+/// The weight ([`Output::weight`]) of the outputs queued or being written, and its bound.
+#[derive(Debug)]
+struct Held {
+    weight: AtomicUsize,
+    limit: usize,
+}
+
+impl Held {
+    /// Counts `weight` more, unless that would pass the limit (an output heavier than the limit
+    /// still passes when nothing else is held).
+    fn take(&self, weight: usize) -> bool {
+        self.weight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                (held == 0 || held + weight <= self.limit).then_some(held + weight)
+            })
+            .is_ok()
+    }
+
+    /// Counts `weight` less.
+    fn release(&self, weight: usize) {
+        self.weight.fetch_sub(weight, Ordering::AcqRel);
+    }
+}
+
 /// The sending end of the queue; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct OutputQueue {
     sender: mpsc::Sender<Output>,
+    held: Arc<Held>,
     metrics: Arc<Metrics>,
 }
 
+/// The receiving end of the queue, for [`write_outputs`].
+#[derive(Debug)]
+pub struct OutputReceiver {
+    receiver: mpsc::Receiver<Output>,
+    held: Arc<Held>,
+}
+
+impl OutputReceiver {
+    /// The next queued output, if one is waiting (it no longer counts against the bound).
+    pub fn try_recv(&mut self) -> Option<Output> {
+        let output = self.receiver.try_recv().ok()?;
+        self.held.release(output.weight());
+        Some(output)
+    }
+}
+
 impl OutputQueue {
-    /// A queue holding at most `capacity` outputs, and its receiving end for [`write_outputs`].
-    pub fn new(capacity: usize, metrics: Arc<Metrics>) -> (Self, mpsc::Receiver<Output>) {
+    /// A queue holding at most `capacity` outputs and [`DEFAULT_RESULT_CAPACITY`] results, and
+    /// its receiving end.
+    pub fn new(capacity: usize, metrics: Arc<Metrics>) -> (Self, OutputReceiver) {
+        Self::bounded(capacity, DEFAULT_RESULT_CAPACITY, metrics)
+    }
+
+    /// A queue holding at most `capacity` outputs and `results` rule results, and its
+    /// receiving end.
+    pub fn bounded(
+        capacity: usize,
+        results: usize,
+        metrics: Arc<Metrics>,
+    ) -> (Self, OutputReceiver) {
         let (sender, receiver) = mpsc::channel(capacity.max(1));
-        (Self { sender, metrics }, receiver)
+        let held = Arc::new(Held {
+            weight: AtomicUsize::new(0),
+            limit: results.max(1),
+        });
+        let queue = Self {
+            sender,
+            held: Arc::clone(&held),
+            metrics,
+        };
+        (queue, OutputReceiver { receiver, held })
     }
 
     /// Queues `output` without waiting: when the queue is full (or the writer is gone) it is
     /// dropped, counted and logged. Returns whether it was queued.
     pub fn push(&self, output: Output) -> bool {
         let name = output.name();
+        let weight = output.weight();
+        if !self.held.take(weight) {
+            self.metrics.output(name, "dropped");
+            tracing::warn!(
+                output = name,
+                "admission output dropped: the queued outputs hold too many results"
+            );
+            return false;
+        }
         match self.sender.try_send(output) {
             Ok(()) => true,
             Err(error) => {
+                self.held.release(weight);
                 self.metrics.output(name, "dropped");
                 tracing::warn!(output = name, %error, "admission output dropped");
                 false
@@ -185,16 +272,23 @@ impl OutputQueue {
     }
 }
 
-/// Drains the queue until every [`OutputQueue`] is gone, writing with `client`.
-pub async fn write_outputs(
-    client: Client,
-    mut receiver: mpsc::Receiver<Output>,
-    metrics: Arc<Metrics>,
-) {
+/// Drains the queue until every [`OutputQueue`] is gone, writing with `client`; an output counts
+/// against the queue's bound until it is written.
+pub async fn write_outputs(client: Client, mut receiver: OutputReceiver, metrics: Arc<Metrics>) {
     let mut batch = Vec::with_capacity(BATCH);
-    while receiver.recv_many(&mut batch, BATCH).await > 0 {
+    let held = Arc::clone(&receiver.held);
+    while receiver.receiver.recv_many(&mut batch, BATCH).await > 0 {
         futures::stream::iter(batch.drain(..))
-            .for_each_concurrent(CONCURRENCY, |output| write(&client, output, &metrics))
+            .for_each_concurrent(CONCURRENCY, |output| {
+                let held = &held;
+                let metrics = &metrics;
+                let client = &client;
+                async move {
+                    let weight = output.weight();
+                    write(client, output, metrics).await;
+                    held.release(weight);
+                }
+            })
             .await;
     }
 }
@@ -315,15 +409,39 @@ mod tests {
         Output::Validated(Box::default())
     }
 
+    /// The Namespace `team-a`, created.
+    fn created_namespace() -> serde_json::Value {
+        serde_json::json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": "team-a", "uid": "ns-uid"}})
+    }
+
+    /// The creation of [`created_namespace`] as UpdateRequests record it.
+    fn generate_trigger() -> TriggerContext {
+        use kyverno_policy_core::request::RequestInfo;
+        let namespace = created_namespace();
+        let request: crate::review::AdmissionRequest = serde_json::from_value(serde_json::json!({
+            "uid": "req-1",
+            "kind": {"group": "", "version": "v1", "kind": "Namespace"},
+            "resource": {"group": "", "version": "v1", "resource": "namespaces"},
+            "name": "team-a", "operation": "CREATE",
+            "userInfo": {"username": "someone"}, "object": namespace
+        }))
+        .expect("a valid request");
+        let requester = RequestInfo {
+            user_info: request.user_info.clone(),
+            ..RequestInfo::default()
+        };
+        TriggerContext::of(&request, AdmissionOperation::Create, &namespace, &requester)
+    }
+
     /// The UpdateRequests of a ClusterPolicy generating a ConfigMap in every new Namespace
-    /// (`skip` as its rule's `skipBackgroundRequests`), for a Namespace created by `username`
-    /// (`from_background_controller` telling whether that is the background controller).
+    /// (`skip` as its rule's `skipBackgroundRequests`) for [`generate_trigger`]
+    /// (`from_background_controller` telling whether the background controller sent it).
     fn generate_requests(
         skip: Option<bool>,
         from_background_controller: bool,
     ) -> Vec<UpdateRequest> {
         use kyverno_policy_core::engine::NoExternalData;
-        use kyverno_policy_core::request::RequestInfo;
         use kyverno_runtime::policy_cache::PolicyCache;
         let cache = PolicyCache::default();
         cache.apply_cluster_policy(
@@ -338,31 +456,12 @@ mod tests {
             }))
             .expect("a valid policy"),
         );
-        let namespace = serde_json::json!({"apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": "team-a", "uid": "ns-uid"}});
-        let request: crate::review::AdmissionRequest = serde_json::from_value(serde_json::json!({
-            "uid": "req-1",
-            "kind": {"group": "", "version": "v1", "kind": "Namespace"},
-            "resource": {"group": "", "version": "v1", "resource": "namespaces"},
-            "name": "team-a", "operation": "CREATE",
-            "userInfo": {"username": "someone"}, "object": namespace
-        }))
-        .expect("a valid request");
-        let requester = RequestInfo {
-            user_info: request.user_info.clone(),
-            ..RequestInfo::default()
-        };
         let snapshot = cache.snapshot();
         Triggered {
             policies: snapshot.policies.to_vec(),
-            request: ResourceRequest::new(namespace.clone())
+            request: ResourceRequest::new(created_namespace())
                 .with_operation(AdmissionOperation::Create),
-            trigger: TriggerContext::of(
-                &request,
-                AdmissionOperation::Create,
-                &namespace,
-                &requester,
-            ),
+            trigger: generate_trigger(),
             exceptions: Arc::clone(&snapshot.exceptions),
             provider: Arc::new(NoExternalData),
             namespace: "kyverno".to_owned(),
@@ -396,8 +495,50 @@ mod tests {
             "{text}"
         );
         // Drained, it takes outputs again.
-        assert!(receiver.try_recv().is_ok());
+        assert!(receiver.try_recv().is_some());
         assert!(queue.push(event()));
+    }
+
+    #[test]
+    fn the_results_held_bound_the_queue() {
+        let mut registry = Registry::default();
+        let metrics = Arc::new(Metrics::register(&mut registry));
+        let (queue, mut receiver) = OutputQueue::bounded(100, 10, Arc::clone(&metrics));
+        let triggers = |policies: usize| {
+            Output::CelTriggered(Box::new(CelTriggers {
+                policies: vec![
+                    CelTriggered {
+                        policy: kyverno_runtime::policy_cache::PolicyKey {
+                            namespace: None,
+                            name: "p".to_owned(),
+                        },
+                        request_type:
+                            kyverno_api::kyverno::v2::update_request::RequestType::CelGenerate,
+                        synchronize: false,
+                        skip_background_requests: true,
+                    };
+                    policies
+                ],
+                trigger: generate_trigger(),
+                namespace: "kyverno".to_owned(),
+            }))
+        };
+        assert!(queue.push(triggers(5)));
+        assert!(
+            !queue.push(triggers(5)),
+            "6 + 6 results pass the bound of 10"
+        );
+        assert!(queue.push(triggers(3)));
+        // An output heavier than the bound passes only when nothing else is held.
+        assert!(receiver.try_recv().is_some());
+        assert!(receiver.try_recv().is_some());
+        assert!(queue.push(triggers(50)));
+        assert!(!queue.push(triggers(0)));
+        assert!(
+            Admin::new(registry)
+                .encode_metrics()
+                .contains("output=\"update_request\",outcome=\"dropped\"} 2")
+        );
     }
 
     #[test]

@@ -102,6 +102,11 @@ impl Validated {
         if self.reported { "report" } else { "event" }
     }
 
+    /// How many rule results it holds.
+    pub fn result_count(&self) -> usize {
+        self.results.iter().map(|(_, rules)| rules.len()).sum()
+    }
+
     /// Its Events (only those of the policies that blocked the request when denied) and, when
     /// the request was admitted, the ephemeral report of the resource.
     pub fn build(&self) -> (Vec<Event>, Option<DynamicObject>) {
@@ -328,7 +333,7 @@ mod tests {
             vec![(policy, rules)],
             &KyvernoConfig::with_defaults("kyverno"),
         );
-        std::iter::from_fn(|| receiver.try_recv().ok()).collect()
+        std::iter::from_fn(|| receiver.try_recv()).collect()
     }
 
     #[test]
