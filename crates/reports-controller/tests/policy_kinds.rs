@@ -173,25 +173,12 @@ async fn a_cluster_policy_and_a_validating_policy_of_the_same_name_keep_their_ow
     cluster.cleanup().await;
 }
 
-/// A ClusterPolicy in Audit requiring label `label` on the `kind`s of namespace `ns`.
+/// [`require_label_policy`] restricted to namespace `ns`.
 fn require_label_in(name: &str, kind: &str, label: &str, ns: &str) -> serde_json::Value {
-    serde_json::json!({
-        "apiVersion": "kyverno.io/v1",
-        "kind": "ClusterPolicy",
-        "metadata": {"name": name},
-        "spec": {
-            "validationFailureAction": "Audit",
-            "background": true,
-            "rules": [{
-                "name": format!("require-{label}"),
-                "match": {"any": [{"resources": {"kinds": [kind], "namespaces": [ns]}}]},
-                "validate": {
-                    "message": format!("label '{label}' is required"),
-                    "pattern": {"metadata": {"labels": {label: "?*"}}}
-                }
-            }]
-        }
-    })
+    let mut policy = require_label_policy(name, kind, label);
+    policy["spec"]["rules"][0]["match"]["any"][0]["resources"]["namespaces"] =
+        serde_json::json!([ns]);
+    policy
 }
 
 #[tokio::test]
